@@ -1,0 +1,44 @@
+# pianorhythm-tui: `make run` plays, `make test` checks everything. Both set up the machine first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# System packages: the synth library, a GM soundfont, JACK (its dummy driver carries MIDI in tests),
+# Redis (multi-server tests) and tmux (end-to-end terminal tests).
+APT_PACKAGES := libfluidsynth3 timgm6mb-soundfont jackd2 redis-server tmux
+
+.PHONY: run server test lint bench proto system venv clean
+
+system:
+	@scripts/install_system.sh $(APT_PACKAGES)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: system venv
+	$(BIN)/pianorhythm-tui $(ARGS)
+
+server: system venv
+	$(BIN)/pianorhythm-tui --server $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test; make fails on any non-zero exit, so that fails too.
+test: system venv lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: system venv
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+proto: venv
+	PYTHON=$(BIN)/python scripts/proto_codegen.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""The `pianorhythm-tui` command: the one place that reaches both the client and the server.
+
+`pianorhythm-tui` opens the TUI (on an in-process server unless --connect names one), `--server` hosts the
+relay, `--headless` runs the client engine without a UI. Heavy modules are imported only for the mode
+that needs them, so `--help` and `--server` stay fast and the server never loads Textual or FluidSynth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pianorhythm import __version__
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LATENCY_PRESETS = ("low", "balanced", "safe")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pianorhythm-tui",
+        description="A terminal multiplayer piano. With no options it starts a local server and opens the "
+        "TUI in its lobby.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="logging level")
+
+    mode = parser.add_argument_group("mode")
+    exclusive = mode.add_mutually_exclusive_group()
+    exclusive.add_argument("--server", action="store_true", help="host a relay server instead of playing")
+    exclusive.add_argument("--headless", action="store_true", help="run the client without a UI (bots, scripts)")
+    exclusive.add_argument("--list-midi", action="store_true", help="print the MIDI input ports and exit")
+
+    host = parser.add_argument_group("server (with --server)")
+    host.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    host.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    host.add_argument("--db", metavar="PATH", help="SQLite database (default: in the user data dir)")
+    host.add_argument("--admin-token", metavar="TOKEN", help="token that authorises admin commands")
+    host.add_argument(
+        "--max-connections-per-ip", type=int, default=20, metavar="N", help="connections per IP (default 20)"
+    )
+    host.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="heartbeat (default 20 s)")
+    host.add_argument("--ping-timeout", type=float, default=20.0, metavar="S", help="pong timeout (default 20 s)")
+
+    client = parser.add_argument_group("client")
+    client.add_argument("--connect", metavar="URL", help="server to join, e.g. ws://host:8765/api/websocket")
+    client.add_argument("--room", metavar="NAME", help="room to join (default: the lobby)")
+    client.add_argument("--name", metavar="NAME", help="your display name")
+    client.add_argument("--color", metavar="#RRGGBB", help="your colour")
+    client.add_argument("--midi-in", metavar="PORT", help="MIDI input port (substring of its name)")
+    client.add_argument("--midi-api", choices=("alsa", "jack"), help="MIDI system (default: ALSA on Linux)")
+    client.add_argument("--soundfont", metavar="PATH", help="SoundFont (.sf2) to play with")
+    client.add_argument("--audio-driver", metavar="NAME", help="FluidSynth audio driver (default: auto)")
+    client.add_argument("--no-audio", action="store_true", help="do not make sound (notes still flow and show)")
+    client.add_argument("--latency", choices=LATENCY_PRESETS, help="playout delay preset (default balanced)")
+    client.add_argument("--record", metavar="FILE.mid", help="record everything played to a MIDI file")
+    client.add_argument("--play", metavar="FILE.mid", help="play a MIDI file into the room")
+    client.add_argument("--exit-after-play", action="store_true", help="exit when --play finishes")
+    client.add_argument("--duration", type=float, metavar="S", help="headless: exit after S seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or ("info" if args.server or args.headless else "warning")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.server:
+        from server.main import run_from_args
+
+        return run_from_args(args)
+    if args.list_midi:
+        from tui.midi.ports import print_ports
+
+        return print_ports(args.midi_api)
+    if args.headless:
+        from tui.headless import run_from_args as run_headless
+
+        return run_headless(args)
+    from tui.app import run_from_args as run_app
+
+    return run_app(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
