@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode = parser.add_argument_group("mode")
     exclusive = mode.add_mutually_exclusive_group()
     exclusive.add_argument("--server", action="store_true", help="host a relay server instead of playing")
-    exclusive.add_argument("--headless", action="store_true", help="run the client without a UI (bots, scripts)")
+    exclusive.add_argument(
+        "--headless", action="store_true", help="run the client without a UI (bots, scripts)"
+    )
     exclusive.add_argument("--list-midi", action="store_true", help="print the MIDI input ports and exit")
 
     host = parser.add_argument_group("server (with --server)")
@@ -41,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument(
         "--max-connections-per-ip", type=int, default=20, metavar="N", help="connections per IP (default 20)"
     )
-    host.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="heartbeat (default 20 s)")
-    host.add_argument("--ping-timeout", type=float, default=20.0, metavar="S", help="pong timeout (default 20 s)")
+    host.add_argument(
+        "--ping-interval", type=float, default=20.0, metavar="S", help="heartbeat (default 20 s)"
+    )
+    host.add_argument(
+        "--ping-timeout", type=float, default=20.0, metavar="S", help="pong timeout (default 20 s)"
+    )
 
     client = parser.add_argument_group("client")
     client.add_argument("--connect", metavar="URL", help="server to join, e.g. ws://host:8765/api/websocket")
@@ -53,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--midi-api", choices=("alsa", "jack"), help="MIDI system (default: ALSA on Linux)")
     client.add_argument("--soundfont", metavar="PATH", help="SoundFont (.sf2) to play with")
     client.add_argument("--audio-driver", metavar="NAME", help="FluidSynth audio driver (default: auto)")
-    client.add_argument("--no-audio", action="store_true", help="do not make sound (notes still flow and show)")
+    client.add_argument(
+        "--no-audio", action="store_true", help="do not make sound (notes still flow and show)"
+    )
     client.add_argument("--latency", choices=LATENCY_PRESETS, help="playout delay preset (default balanced)")
     client.add_argument("--record", metavar="FILE.mid", help="record everything played to a MIDI file")
     client.add_argument("--play", metavar="FILE.mid", help="play a MIDI file into the room")

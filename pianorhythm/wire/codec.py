@@ -119,7 +119,35 @@ def unframe(frame: bytes, config: CodecConfig = DEFAULT_CONFIG) -> bytes:
     return _decompress(bytes(payload), config.max_payload)
 
 
+_LZ4_MAGIC: Final = b"\x04\x22\x4d\x18"
+_LZ4_BLOCK_SIZES: Final = {4: 64 * 1024, 5: 256 * 1024, 6: 1024 * 1024, 7: 4 * 1024 * 1024}
+_LZ4_CONTENT_SIZE_FLAG: Final = 0x08
+
+
+def _check_lz4_header(payload: bytes, cap: int) -> None:
+    """Reject before decompressing what would make the decoder allocate past the cap.
+
+    The decoder buffers a whole block, so a frame declaring blocks larger than the cap (or larger than
+    64 KiB, the size every encoder here uses) is refused, as is a declared content size over the cap.
+    """
+    if len(payload) < 7 or payload[:4] != _LZ4_MAGIC:
+        raise ProtocolError(pb.ERROR_CODE_CORRUPT_COMPRESSION, "payload is not an lz4 frame")
+    flags, block_descriptor = payload[4], payload[5]
+    block_size = _LZ4_BLOCK_SIZES.get(block_descriptor >> 4 & 0x07)
+    if block_size is None:
+        raise ProtocolError(pb.ERROR_CODE_CORRUPT_COMPRESSION, "lz4 frame has an invalid block size")
+    if block_size > max(cap, _LZ4_BLOCK_SIZES[4]):
+        raise ProtocolError(pb.ERROR_CODE_FRAME_TOO_LARGE, f"lz4 blocks of {block_size} bytes exceed the cap")
+    if flags & _LZ4_CONTENT_SIZE_FLAG and len(payload) >= 14:
+        declared = int.from_bytes(payload[6:14], "little")
+        if declared > cap:
+            raise ProtocolError(
+                pb.ERROR_CODE_FRAME_TOO_LARGE, f"declared size {declared} exceeds {cap} bytes"
+            )
+
+
 def _decompress(payload: bytes, cap: int) -> bytes:
+    _check_lz4_header(payload, cap)
     decompressor = lz4.frame.LZ4FrameDecompressor()
     try:
         # Asking for at most cap + 1 bytes bounds the allocation whatever the frame header claims.
