@@ -1,0 +1,139 @@
+"""Clock-offset estimation from Ping/Pong exchanges (NTP-style). Pure: timestamps in, estimate out.
+
+One exchange gives four timestamps: t0 the client sends the ping (client clock), t1 the server receives it
+and t2 the server answers (server clock), t3 the client receives the pong (client clock). With the offset
+theta = server clock - client clock and one-way delays up/down:
+
+    t1 = t0 + theta + up        ->  theta = t1 - t0 - up    <= t1 - t0
+    t3 = t2 - theta + down      ->  theta = t2 - t3 + down  >= t2 - t3
+
+so every sample bounds the offset to [t2 - t3, t1 - t0]; its midpoint is the classic NTP offset
+((t1 - t0) + (t2 - t3)) / 2 and its width is the round trip (t3 - t0) - (t2 - t1).
+
+The estimator keeps a sliding window of samples and intersects their bounds: the lower bound comes from the
+sample with the shortest way back, the upper bound from the one with the shortest way out. That is the
+lowest-RTT filter applied to each direction separately, which converges faster than picking the single
+lowest-RTT sample when both directions jitter independently, and a one-sided spike (a slow way out or a
+slow way back) only loosens the bound on its own side, which the intersection ignores. If clock drift or a
+server clock step makes the bounds cross, the estimate falls back to the mean offset of the lowest-RTT
+quarter of the window.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+DEFAULT_WINDOW: Final = 64
+BURST_PINGS: Final = 8
+PING_INTERVAL_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSample:
+    """One ping/pong exchange, all in microseconds (t0/t3 on the client clock, t1/t2 on the server's)."""
+
+    t0: int
+    t1: int
+    t2: int
+    t3: int
+
+    @property
+    def offset_us(self) -> float:
+        return ((self.t1 - self.t0) + (self.t2 - self.t3)) / 2
+
+    @property
+    def rtt_us(self) -> int:
+        return (self.t3 - self.t0) - (self.t2 - self.t1)
+
+    @property
+    def upper_us(self) -> int:
+        """The offset is at most this (the way out took no time)."""
+        return self.t1 - self.t0
+
+    @property
+    def lower_us(self) -> int:
+        """The offset is at least this (the way back took no time)."""
+        return self.t2 - self.t3
+
+
+@dataclass(frozen=True, slots=True)
+class ClockEstimate:
+    offset_us: float  # server time = client time + offset
+    rtt_us: float  # median round trip over the window
+    min_rtt_us: int
+    jitter_us: float  # mean absolute change between consecutive round trips (RFC 3550 style)
+    uncertainty_us: float  # half the width of the intersected bounds (0 once the bounds cross)
+    samples: int
+
+
+class ClockEstimator:
+    """Sliding window of ping samples -> offset, RTT and jitter."""
+
+    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+        if window < 1:
+            raise ValueError("window must hold at least one sample")
+        self._samples: deque[ClockSample] = deque(maxlen=window)
+        self._estimate: ClockEstimate | None = None
+
+    def add(self, sample: ClockSample) -> ClockEstimate | None:
+        """Add a sample; returns the new estimate (None if the sample is impossible and was dropped)."""
+        if sample.rtt_us < 0 or sample.t3 < sample.t0 or sample.t2 < sample.t1:
+            return None
+        self._samples.append(sample)
+        self._estimate = self._compute()
+        return self._estimate
+
+    def add_pong(self, t0: int, t1: int, t2: int, t3: int) -> ClockEstimate | None:
+        return self.add(ClockSample(t0, t1, t2, t3))
+
+    def reset(self) -> None:
+        """Forget everything (e.g. after reconnecting to a different server)."""
+        self._samples.clear()
+        self._estimate = None
+
+    @property
+    def estimate(self) -> ClockEstimate | None:
+        return self._estimate
+
+    @property
+    def ready(self) -> bool:
+        return self._estimate is not None
+
+    @property
+    def offset_us(self) -> float:
+        return self._estimate.offset_us if self._estimate else 0.0
+
+    def to_server_us(self, client_us: int) -> int:
+        return round(client_us + self.offset_us)
+
+    def to_client_us(self, server_us: int) -> int:
+        return round(server_us - self.offset_us)
+
+    def _compute(self) -> ClockEstimate:
+        samples = list(self._samples)
+        rtts = [s.rtt_us for s in samples]
+        lower = max(s.lower_us for s in samples)
+        upper = min(s.upper_us for s in samples)
+        if lower <= upper:
+            offset = (lower + upper) / 2
+            uncertainty = (upper - lower) / 2
+        else:
+            best = sorted(samples, key=lambda s: s.rtt_us)[: max(1, len(samples) // 4)]
+            offset = statistics.fmean(s.offset_us for s in best)
+            uncertainty = 0.0
+        jitter = (
+            statistics.fmean(abs(b - a) for a, b in zip(rtts, rtts[1:], strict=False))
+            if len(rtts) > 1
+            else 0.0
+        )
+        return ClockEstimate(
+            offset_us=offset,
+            rtt_us=statistics.median(rtts),
+            min_rtt_us=min(rtts),
+            jitter_us=jitter,
+            uncertainty_us=uncertainty,
+            samples=len(samples),
+        )
