@@ -1,0 +1,1 @@
+"""Audio output: SoundFont discovery and the synth (FluidSynth or silent)."""

@@ -1,0 +1,129 @@
+"""Choosing and starting the synth: SoundFont, audio driver (explicit or auto), or silent mode.
+
+`open_synth()` never fails for want of sound: with --no-audio, no SoundFont or no driver that starts, it
+returns a `NullSynth` whose `reason` is the one-line warning to show. Only a SoundFont the user named that
+does not exist raises (SoundfontError), because that is a typo the user should fix.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Final
+
+from .soundfont import SoundfontError, find_soundfont
+from .synth import AudioDriverError, FluidSynthSynth, NullSynth, Synth
+
+log = logging.getLogger(__name__)
+
+# Tried in turn by auto: the desktop sound servers first, then the raw devices, then the OS natives.
+AUTO_DRIVERS: Final[tuple[str, ...]] = (
+    "pulseaudio", "pipewire", "alsa", "jack", "coreaudio", "wasapi", "dsound",
+)  # fmt: skip
+
+
+def compiled_drivers() -> list[str]:
+    """The audio drivers this libfluidsynth was built with (e.g. alsa, file, jack, oss, pulseaudio, sdl2).
+
+    Empty when FluidSynth is not installed.
+    """
+    try:
+        import fluidsynth
+
+        lib = ctypes.CDLL(fluidsynth.find_libfluidsynth())
+    except (ImportError, OSError):
+        return []
+    lib.new_fluid_settings.restype = ctypes.c_void_p
+    lib.delete_fluid_settings.argtypes = [ctypes.c_void_p]
+    lib.fluid_settings_foreach_option.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
+    names: list[str] = []
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)(
+        lambda _data, _name, option: names.append((option or b"").decode())
+    )
+    settings = lib.new_fluid_settings()
+    try:
+        lib.fluid_settings_foreach_option(
+            settings, b"audio.driver", None, ctypes.cast(callback, ctypes.c_void_p)
+        )
+    finally:
+        lib.delete_fluid_settings(settings)
+    return names
+
+
+def audio_driver_choices() -> list[str]:
+    """For a settings screen: "auto" then the drivers auto may pick that this FluidSynth has."""
+    compiled = compiled_drivers()
+    return ["auto"] + [name for name in AUTO_DRIVERS if name in compiled]
+
+
+def open_synth(
+    soundfont: str | os.PathLike[str] | None = None,
+    driver: str | None = None,
+    *,
+    no_audio: bool = False,
+) -> Synth:
+    """Start the synth the user asked for: `driver` None or "auto" tries AUTO_DRIVERS in turn.
+
+    Returns a FluidSynthSynth, or a NullSynth whose `reason` says why it is silent. Raises SoundfontError
+    when `soundfont` (or $PIANORHYTHM_SOUNDFONT) names a missing file.
+    """
+    if no_audio:
+        return NullSynth("audio off (--no-audio); notes still show")
+    choice = find_soundfont(soundfont)
+    if choice.path is None:
+        return NullSynth(f"playing silently: {choice.reason}")
+    compiled = compiled_drivers()
+    if not compiled:
+        return NullSynth("playing silently: FluidSynth is not installed (apt install libfluidsynth3)")
+    # Never let a JACK probe launch a JACK server of its own (slow, and fails without a sound card).
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    if driver and driver != "auto":
+        candidates = [driver]
+    else:
+        candidates = [name for name in AUTO_DRIVERS if name in compiled]
+    failures: list[str] = []
+    for name in candidates:
+        try:
+            synth = FluidSynthSynth(choice.path, driver=name)
+        except AudioDriverError:
+            failures.append(name)
+            log.info("audio driver %s did not start", name)
+            continue
+        except SoundfontError as error:
+            return NullSynth(f"playing silently: {error}")
+        log.info("audio: %s (%s)", synth.description, choice.reason)
+        return synth
+    if driver and driver != "auto":
+        hint = (
+            f"choose one of {', '.join(compiled)}"
+            if driver not in compiled
+            else "is its sound server running?"
+        )
+        return NullSynth(f"playing silently: audio driver {driver!r} did not start ({hint})")
+    return NullSynth(f"playing silently: no audio driver started (tried {', '.join(failures) or 'none'})")
+
+
+def open_synth_from_args(args: object) -> Synth:
+    """open_synth() from the `pianorhythm-tui` argparse namespace: --soundfont, --audio-driver, --no-audio."""
+    return open_synth(
+        getattr(args, "soundfont", None),
+        getattr(args, "audio_driver", None),
+        no_audio=bool(getattr(args, "no_audio", False)),
+    )
+
+
+def default_soundfont_path() -> Path | None:
+    """The SoundFont open_synth() would load with no --soundfont (None when there is none)."""
+    try:
+        return find_soundfont(None).path
+    except SoundfontError as error:
+        print(error, file=sys.stderr)
+        return None

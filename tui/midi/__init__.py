@@ -1,0 +1,1 @@
+"""MIDI devices and files: input ports (with hot-plug), the recorder and the file player."""
