@@ -1,0 +1,21 @@
+"""The sans-I/O relay core: rooms, sessions, permissions, quotas and timers as a pure state machine."""
+
+from server.core.actions import Action, Close, FetchHistory, Persist, Send
+from server.core.base import CoreOptions
+from server.core.limits import Limits
+from server.core.relay import CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED, CLOSE_SLOW, RelayCore
+
+__all__ = [
+    "CLOSE_POLICY",
+    "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_REPLACED",
+    "CLOSE_SLOW",
+    "Action",
+    "Close",
+    "CoreOptions",
+    "FetchHistory",
+    "Limits",
+    "Persist",
+    "RelayCore",
+    "Send",
+]

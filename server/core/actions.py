@@ -1,0 +1,82 @@
+"""What the relay core asks its shell to do. Frozen, plain data: the core never performs I/O itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from server.core.records import ChatRecord, RoomRecord, UserRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Enqueue one serialized ServerMessage for each target session (the same bytes for all of them)."""
+
+    targets: Sequence[int]
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close a session's connection with a WebSocket close code (after flushing what is queued)."""
+
+    session_id: int
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveUser:
+    user: UserRecord
+    token_hash: str | None = None  # set when the user is new (or its token changed)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveRoom:
+    room: RoomRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRoom:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveChat:
+    messages: Sequence[ChatRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class ClearChat:
+    room: str
+
+
+Store = SaveUser | SaveRoom | DeleteRoom | SaveChat | ClearChat
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Run `store` and wait for it to be durable, then carry out `then`.
+
+    If storage fails, `session_id` gets an INTERNAL error (echoing `ref`) and `then` is dropped.
+    """
+
+    store: Store
+    then: Sequence[Action] = field(default_factory=tuple)
+    session_id: int = 0
+    ref: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchHistory:
+    """Answer a ChatHistoryRequest from storage (the shell builds the ChatHistoryPage)."""
+
+    session_id: int
+    ref: int
+    room: str
+    before_id: int
+    after_id: int
+    limit: int
+
+
+Action = Send | Close | Persist | FetchHistory | Store

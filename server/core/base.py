@@ -1,0 +1,114 @@
+"""State and helpers shared by the relay core's parts (rooms, social, sessions)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core.actions import Action, Persist, SaveRoom, Send
+from server.core.limits import Limits
+from server.core.models import Room, Session, summary_pb
+from server.core.records import ChatRecord, RoomRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CoreOptions:
+    limits: Limits
+    started_us: int
+    next_user_id: int = 1
+    next_chat_id: int = 1
+    admin_token: str = ""
+    server_version: str = ""
+    token_factory: Callable[[], str] = lambda: ""
+    salt_factory: Callable[[], bytes] = lambda: b"\x00" * 16
+
+
+class CoreBase:
+    """Holds the state; subclasses add handlers. Every public entry point resets `_out` and returns it."""
+
+    def __init__(self, options: CoreOptions, rooms: Iterable[RoomRecord] = ()) -> None:
+        self.options = options
+        self.limits = options.limits
+        self.sessions: dict[int, Session] = {}
+        self.by_user: dict[int, Session] = {}
+        self.rooms: dict[str, Room] = {}
+        self.persisted: dict[str, RoomRecord] = {r.name: r for r in rooms}
+        self.preloaded_chat: dict[str, list[ChatRecord]] = {}
+        self.ip_counts: Counter[str] = Counter()
+        self.subscribers: set[int] = set()
+        self.listed: dict[str, tuple[str, int, int, bool, str, bool]] = {}  # what subscribers last saw
+        self.dirty_rooms: set[str] = set()
+        self.recent_rooms: dict[int, tuple[str, int]] = {}  # user id -> (room, left at us)
+        self.next_session_id = 1
+        self.next_user_id = options.next_user_id
+        self.next_chat_id = options.next_chat_id
+        self.counters: Counter[str] = Counter()
+        self._out: list[Action] = []
+
+    # -- output helpers ------------------------------------------------------------------------------
+
+    def _emit(self, targets: list[int] | tuple[int, ...], message: pb.ServerMessage) -> None:
+        if targets:
+            self._out.append(Send(targets, message.SerializeToString()))
+
+    def _to(self, session: Session, message: pb.ServerMessage) -> None:
+        self._out.append(Send((session.id,), message.SerializeToString()))
+
+    def _error(self, session: Session, ref: int, code: pb.ErrorCode.ValueType, text: str) -> None:
+        self._to(session, pb.ServerMessage(ref=ref, error=pb.Error(code=code, message=text)))
+
+    def _limited(self, session: Session, ref: int, now: int, *, quiet: bool = False) -> None:
+        raise NotImplementedError
+
+    def _others(self, room: Room, session: Session) -> list[int]:
+        sid = session.id
+        return [m for m in room.members if m != sid]
+
+    def _everyone(self, room: Room) -> list[int]:
+        return list(room.members)
+
+    def _save_room(self, room: Room) -> None:
+        if not room.is_lobby:
+            self.persisted[room.name] = room.record
+            self._out.append(Persist(SaveRoom(room.record)))
+
+    def _room_updated(self, room: Room) -> None:
+        self._emit(self._everyone(room), pb.ServerMessage(room_updated=room.updated_pb()))
+        self.dirty_rooms.add(room.name)
+
+    # -- room list deltas ----------------------------------------------------------------------------
+
+    def _flush_room_list(self) -> None:
+        if not self.dirty_rooms:
+            return
+        dirty, self.dirty_rooms = self.dirty_rooms, set()
+        if not self.subscribers:
+            for name in dirty:
+                self._refresh_listing(name)
+            return
+        delta = pb.RoomListDelta()
+        for name in sorted(dirty):
+            before = self.listed.get(name)
+            after = self._refresh_listing(name)
+            if after is None and before is not None:
+                delta.removed.append(name)
+            elif after is not None and after != before:
+                delta.upserted.append(summary_pb(after))
+        if delta.upserted or delta.removed:
+            self._emit(sorted(self.subscribers), pb.ServerMessage(room_list_delta=delta))
+
+    def _refresh_listing(self, name: str) -> tuple[str, int, int, bool, str, bool] | None:
+        room = self.rooms.get(name)
+        if room is None or not room.record.visible:
+            self.listed.pop(name, None)
+            return None
+        summary = room.summary()
+        self.listed[name] = summary
+        return summary
+
+    def _finish(self) -> list[Action]:
+        self._flush_room_list()
+        out, self._out = self._out, []
+        return out

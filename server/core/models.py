@@ -1,0 +1,128 @@
+"""The core's live state: sessions and rooms. Mutated only by RelayCore."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core.limits import TokenBucket
+from server.core.records import ChatRecord, RoomRecord
+
+LOBBY = "lobby"
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One connection. `user_id` is 0 until Hello."""
+
+    id: int
+    ip: str
+    opened_us: int
+    notes: TokenBucket
+    chat: TokenBucket
+    other: TokenBucket
+    pings: TokenBucket
+    user_id: int = 0
+    name: str = ""
+    color: str = ""
+    status: int = pb.STATUS_ONLINE
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    instrument: int = 0
+    room: Room | None = None
+    joined_room_us: int = 0
+    typing_until_us: int = 0  # 0 = not typing
+    subscribed: bool = False
+    bad_frames: deque[int] = field(default_factory=deque)
+    limited_since_us: int = 0  # start of the current run of rate-limited messages (0 = none)
+    limited_last_us: int = 0
+    note_error_us: int = -(10**18)  # last time a note error was sent (one per second at most)
+    closed: bool = False
+
+    def user_pb(self, now_us: int) -> pb.User:
+        x, y, z = self.position
+        room = self.room
+        return pb.User(
+            id=self.user_id,
+            name=self.name,
+            color=self.color,
+            status=self.status,  # type: ignore[arg-type]
+            position=pb.Position(x=x, y=y, z=z),
+            instrument=self.instrument,
+            muted=room is not None and room.is_muted(self.user_id, now_us),
+            joined_room_us=self.joined_room_us,
+        )
+
+
+@dataclass(slots=True, eq=False)
+class Room:
+    record: RoomRecord
+    is_lobby: bool = False
+    members: dict[int, Session] = field(default_factory=dict)  # session id -> session, in join order
+    history: deque[ChatRecord] = field(default_factory=lambda: deque(maxlen=50))
+    owner_id: int = 0  # 0 while the crown is unclaimed
+    away_owner_id: int = 0  # the owner who left; gets the crown back if they return in time
+    crown_claimable_at_us: int = 0
+    mutes: dict[int, int] = field(default_factory=dict)  # user id -> end (us); -1 = until they leave
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def is_muted(self, user_id: int, now_us: int) -> bool:
+        until = self.mutes.get(user_id)
+        return until is not None and (until < 0 or until > now_us)
+
+    def settings_pb(self) -> pb.RoomSettings:
+        r = self.record
+        return pb.RoomSettings(
+            visible=r.visible,
+            locked=bool(r.password_hash),
+            user_limit=0 if self.is_lobby else r.user_limit,
+            chat_enabled=r.chat_enabled,
+            owner_only_play=r.owner_only_play,
+        )
+
+    def owner_session(self) -> Session | None:
+        if not self.owner_id:
+            return None
+        for member in self.members.values():
+            if member.user_id == self.owner_id:
+                return member
+        return None
+
+    def summary(self) -> tuple[str, int, int, bool, str, bool]:
+        owner = self.owner_session()
+        return (
+            self.name,
+            len(self.members),
+            0 if self.is_lobby else self.record.user_limit,
+            bool(self.record.password_hash),
+            owner.name if owner else "",
+            self.is_lobby,
+        )
+
+    def updated_pb(self) -> pb.RoomUpdated:
+        return pb.RoomUpdated(
+            settings=self.settings_pb(),
+            owner_id=self.owner_id,
+            crown_claimable_at_us=self.crown_claimable_at_us,
+        )
+
+
+def summary_pb(summary: tuple[str, int, int, bool, str, bool]) -> pb.RoomSummary:
+    name, count, limit, locked, owner, lobby = summary
+    return pb.RoomSummary(
+        name=name, member_count=count, user_limit=limit, locked=locked, owner_name=owner, is_lobby=lobby
+    )
+
+
+def chat_pb(record: ChatRecord) -> pb.ChatMessage:
+    return pb.ChatMessage(
+        id=record.id,
+        user_id=record.user_id,
+        user_name=record.user_name,
+        user_color=record.user_color,
+        content=record.content,
+        server_time_us=record.server_time_us,
+    )

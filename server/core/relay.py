@@ -1,0 +1,311 @@
+"""The relay core: a state machine fed (session, decoded message, now) that returns actions.
+
+No I/O, no clock, no randomness of its own: time is passed in (server microseconds) and tokens and salts
+come from factories in CoreOptions, so every rule can be tested exactly without an event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core import validate
+from server.core.actions import Action, Close, Persist, SaveUser, Send
+from server.core.base import CoreOptions
+from server.core.crypto import hash_token
+from server.core.limits import US, TokenBucket
+from server.core.models import Session
+from server.core.records import ChatRecord, RoomRecord, UserRecord
+from server.core.social import SocialOps
+
+CLOSE_PROTOCOL_ERROR: Final = 1002
+CLOSE_POLICY: Final = 1008
+CLOSE_REPLACED: Final = 4001
+CLOSE_SLOW: Final = 4008
+
+PALETTE: Final = (
+    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
+    "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff",
+)  # fmt: skip
+
+Handler = Callable[[Session, Any, int, int], None]
+
+
+class RelayCore(SocialOps):
+    def __init__(self, options: CoreOptions, rooms: Iterable[RoomRecord] = ()) -> None:
+        super().__init__(options, rooms)
+        self._handlers: dict[str, Handler] = {
+            "join_room": self._join_handler,
+            "leave_room": self._leave_msg,
+            "room_list_subscribe": self._subscribe,
+            "room_list_unsubscribe": self._unsubscribe,
+            "update_room_settings": self._update_settings,
+            "give_ownership": self._give,
+            "claim_crown": self._claim,
+            "kick_user": self._kick,
+            "ban_user": self._ban,
+            "unban_user": self._unban,
+            "mute_user": self._mute,
+            "chat_send": self._chat,
+            "typing_start": self._typing_start,
+            "typing_stop": self._typing_stop,
+            "chat_history_request": self._history,
+            "update_status": self._status,
+            "update_position": self._position,
+            "update_instrument": self._instrument,
+            "update_profile": self._profile,
+            "server_command": self._command,
+        }
+
+    # -- connections ---------------------------------------------------------------------------------
+
+    def ip_allowed(self, ip: str) -> bool:
+        return self.ip_counts[ip] < self.limits.max_connections_per_ip
+
+    def open_session(self, ip: str, now: int) -> Session:
+        lim = self.limits
+        session = Session(
+            id=self.next_session_id,
+            ip=ip,
+            opened_us=now,
+            notes=TokenBucket(lim.note_burst, now),
+            chat=TokenBucket(lim.chat_messages, now),
+            other=TokenBucket(lim.other_burst, now),
+            pings=TokenBucket(lim.ping_burst, now),
+        )
+        self.next_session_id += 1
+        self.sessions[session.id] = session
+        self.ip_counts[ip] += 1
+        return session
+
+    def disconnect(self, session_id: int, reason: pb.LeaveReason.ValueType, now: int) -> list[Action]:
+        """The connection is gone (closed, timed out, too slow): tell its room. Idempotent."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._drop(session, reason, now)
+        return self._finish()
+
+    def _drop(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
+        del self.sessions[session.id]
+        session.closed = True
+        self.ip_counts[session.ip] -= 1
+        if self.ip_counts[session.ip] <= 0:
+            del self.ip_counts[session.ip]
+        self.subscribers.discard(session.id)
+        if not session.user_id:
+            return
+        room = session.room
+        self._leave(session, reason, now)
+        if self.by_user.get(session.user_id) is session:
+            del self.by_user[session.user_id]
+            record = self._user_record(session, now)
+            record.last_room = room.name if room is not None and not room.is_lobby else ""
+            self._out.append(Persist(SaveUser(record)))
+
+    # -- messages ------------------------------------------------------------------------------------
+
+    def handle(
+        self, session_id: int, msg: pb.ClientMessage, now: int, resumed: UserRecord | None = None
+    ) -> list[Action]:
+        """One decoded client message. `resumed` is the stored user matching Hello.resume_token, if any."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return []
+        which = msg.WhichOneof("action")
+        ref = msg.ref
+        if not session.user_id:
+            if which == "hello":
+                self._hello(session, msg.hello, ref, now, resumed)
+            else:
+                self._error(session, ref, pb.ERROR_CODE_HELLO_REQUIRED, "hello required")
+        elif which == "note_batch":
+            self._notes(session, msg.note_batch, ref, now)
+        elif which == "ping":
+            if session.pings.take(1, now, self.limits.ping_rate, self.limits.ping_burst):
+                pong = pb.Pong(
+                    client_send_us=msg.ping.client_send_us, server_receive_us=now, server_send_us=now
+                )
+                self._to(session, pb.ServerMessage(ref=ref, pong=pong))
+            else:
+                self._limited(session, ref, now)
+        elif not session.other.take(1, now, self.limits.other_rate, self.limits.other_burst):
+            self._limited(session, ref, now)
+        elif which == "hello":
+            self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "This connection already said hello.")
+        elif which is not None and which in self._handlers:
+            self._handlers[which](session, getattr(msg, which), ref, now)
+        return self._finish()
+
+    def bad_frame(self, session_id: int, code: pb.ErrorCode.ValueType, detail: str, now: int) -> list[Action]:
+        """A frame failed to decode: answer it, and close the connection after too many in a row."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return []
+        window = int(self.limits.bad_frames_window_s * US)
+        frames = session.bad_frames
+        while frames and frames[0] <= now - window:
+            frames.popleft()
+        frames.append(now)
+        if len(frames) >= self.limits.bad_frames_max:
+            self._out.append(Close(session.id, CLOSE_PROTOCOL_ERROR, "too many bad frames"))
+        else:
+            self._error(session, 0, code, f"bad frame: {detail}")
+        return self._finish()
+
+    def _limited(self, session: Session, ref: int, now: int, *, quiet: bool = False) -> None:
+        if not session.limited_since_us or now - session.limited_last_us > US:
+            session.limited_since_us = now
+        session.limited_last_us = now
+        self.counters["rate_limited"] += 1
+        if now - session.limited_since_us >= self.limits.abuse_close_s * US:
+            self._out.append(Close(session.id, CLOSE_POLICY, "rate limits exceeded for too long"))
+        elif not quiet:
+            self._error(session, ref, pb.ERROR_CODE_RATE_LIMITED, "rate limited")
+
+    def _note_error(
+        self, session: Session, ref: int, code: pb.ErrorCode.ValueType, text: str, now: int
+    ) -> None:
+        if now - session.note_error_us >= US:
+            session.note_error_us = now
+            self._error(session, ref, code, text)
+
+    def _notes(self, session: Session, batch: pb.NoteBatch, ref: int, now: int) -> None:
+        room = session.room
+        if room is None:
+            self._note_error(session, ref, pb.ERROR_CODE_NOT_IN_ROOM, "Join a room to play.", now)
+            return
+        owner = room.owner_id == session.user_id
+        if room.record.owner_only_play and not owner:
+            self._note_error(
+                session, ref, pb.ERROR_CODE_OWNER_ONLY_PLAY, "Only the owner may play here.", now
+            )
+            return
+        try:
+            validate.note_batch(batch, self.limits.max_events_per_batch)
+        except validate.Invalid as exc:
+            self._note_error(session, ref, pb.ERROR_CODE_INVALID_NOTES, str(exc), now)
+            return
+        lim = self.limits
+        rate, burst = (
+            (lim.owner_note_rate, lim.owner_note_burst) if owner else (lim.note_rate, lim.note_burst)
+        )
+        count = len(batch.events)
+        if not session.notes.take(count, now, rate, burst):
+            quiet = now - session.note_error_us < US
+            if not quiet:
+                session.note_error_us = now
+            self._limited(session, ref, now, quiet=quiet)
+            return
+        targets = [m for m in room.members if m != session.id]
+        self.counters["note_events"] += count
+        if targets:
+            relayed = pb.RelayedNotes(
+                user_id=session.user_id,
+                base_time_us=batch.base_time_us,
+                events=batch.events,
+                server_receive_us=now,
+            )
+            self._out.append(Send(targets, pb.ServerMessage(notes=relayed).SerializeToString()))
+
+    # -- hello ---------------------------------------------------------------------------------------
+
+    def _hello(
+        self, session: Session, hello: pb.Hello, ref: int, now: int, resumed: UserRecord | None
+    ) -> None:
+        token_hash: str | None = None
+        if resumed is not None:
+            token = hello.resume_token
+            name, color, uid = resumed.name, resumed.color, resumed.id
+        else:
+            try:
+                name = validate.user_name(hello.name)
+                color = validate.color(hello.color) if hello.color else ""
+            except validate.Invalid as exc:
+                self._error(
+                    session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, f"{exc} Fix it and say hello again."
+                )
+                return
+            uid = self.next_user_id
+            self.next_user_id += 1
+            color = color or PALETTE[uid % len(PALETTE)]
+            token = self.options.token_factory()
+            token_hash = hash_token(token)
+        target = self._resume_target(resumed, now)
+        previous = self.by_user.get(uid)
+        if previous is not None and previous is not session:
+            self._drop(previous, pb.LEAVE_REASON_REPLACED, now)
+            self._out.append(
+                Close(previous.id, CLOSE_REPLACED, "replaced by a newer connection of the same user")
+            )
+        session.user_id, session.name, session.color = uid, name, color
+        self.by_user[uid] = session
+        start = len(self._out)
+        welcome = pb.Welcome(
+            user=session.user_pb(now),
+            resume_token=token,
+            server_time_us=now,
+            limits=self.limits.to_pb(),
+            resumed=resumed is not None,
+            server_version=self.options.server_version,
+        )
+        self._to(session, pb.ServerMessage(ref=ref, welcome=welcome))
+        if not target or not self._join(session, pb.JoinRoom(name=target), 0, now, resuming=True):
+            self._enter(session, self._lobby(), now)
+        if token_hash is not None:
+            then = self._out[start:]
+            del self._out[start:]
+            self._out.append(
+                Persist(SaveUser(UserRecord(uid, name, color), token_hash), then, session.id, ref)
+            )
+
+    def _resume_target(self, resumed: UserRecord | None, now: int) -> str:
+        """The room a resuming user goes back to: theirs if they left it under 2 minutes ago."""
+        if resumed is None:
+            return ""
+        window = int(self.limits.resume_room_s * US)
+        live = self.by_user.get(resumed.id)
+        if live is not None and live.room is not None:
+            return "" if live.room.is_lobby else live.room.name
+        recent = self.recent_rooms.get(resumed.id)
+        if recent is not None:
+            return recent[0] if now - recent[1] < window else ""
+        if resumed.last_room and now - resumed.last_seen_us < window:
+            return resumed.last_room
+        return ""
+
+    def resume_room(self, resumed: UserRecord, now: int) -> str:
+        """For the shell: which room's chat to preload before feeding this resuming Hello."""
+        return self._resume_target(resumed, now)
+
+    def _join_handler(self, session: Session, msg: pb.JoinRoom, ref: int, now: int) -> None:
+        self._join(session, msg, ref, now)
+
+    # -- storage preloading and timers ---------------------------------------------------------------
+
+    def needs_chat(self, name: str) -> bool:
+        """True when joining `name` would create the room and its chat history is not loaded yet."""
+        return name not in self.rooms and name not in self.preloaded_chat
+
+    def preload_chat(self, name: str, records: list[ChatRecord]) -> None:
+        if name not in self.rooms:
+            if len(self.preloaded_chat) > 256:
+                self.preloaded_chat.pop(next(iter(self.preloaded_chat)))
+            self.preloaded_chat[name] = records
+
+    def start(self, now: int) -> list[Action]:
+        self._lobby()
+        return self._finish()
+
+    def tick(self, now: int) -> list[Action]:
+        """Run what is due at `now`: typing expiry, crown hand-over."""
+        self._typing_due(now)
+        self._crowns_due(now)
+        return self._finish()
+
+    def next_deadline(self) -> int | None:
+        due = [d for d in (self._typing_deadline(), self._crown_deadline()) if d is not None]
+        return min(due) if due else None
+
+    def send_to(self, session_id: int, message: pb.ServerMessage) -> Send:
+        return Send((session_id,), message.SerializeToString())

@@ -1,0 +1,100 @@
+"""Drives RelayCore directly with an injected clock: no event loop, no sockets."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from typing import Any
+
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core import Close, CoreOptions, FetchHistory, Limits, Persist, RelayCore, Send
+from server.core.actions import Action
+from server.core.records import UserRecord
+
+START_US = 1_700_000_000_000_000
+SEC = 1_000_000
+
+
+class Harness:
+    def __init__(self, **limits: Any) -> None:
+        self.now = START_US
+        counter = itertools.count(1)
+        self.core = RelayCore(
+            CoreOptions(
+                Limits(**limits),
+                started_us=START_US,
+                admin_token="secret",
+                server_version="test",
+                token_factory=lambda: f"token-{next(counter)}",
+                salt_factory=lambda: b"\x01" * 16,
+            )
+        )
+        self.inbox: dict[int, list[pb.ServerMessage]] = defaultdict(list)
+        self.closed: dict[int, tuple[int, str]] = {}
+        self.stored: list[Any] = []
+        self.history_requests: list[FetchHistory] = []
+        self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
+        self.run(self.core.start(self.now))
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * SEC)
+
+    def run(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                for target in action.targets:
+                    message = pb.ServerMessage()
+                    message.ParseFromString(action.payload)
+                    self.inbox[target].append(message)
+            elif isinstance(action, Close):
+                self.closed[action.session_id] = (action.code, action.reason)
+            elif isinstance(action, Persist):
+                self.stored.append(action.store)
+                self.run(list(action.then))
+            elif isinstance(action, FetchHistory):
+                self.history_requests.append(action)
+
+    def open(self, ip: str = "10.0.0.1") -> int:
+        return self.core.open_session(ip, self.now).id
+
+    def send(self, sid: int, resumed: UserRecord | None = None, ref: int = 0, **action: Any) -> None:
+        self.run(self.core.handle(sid, pb.ClientMessage(ref=ref, **action), self.now, resumed))
+
+    def connect(self, name: str, token: str = "") -> int:
+        sid = self.open()
+        resumed = self.users.get(token) if token else None
+        self.send(sid, resumed, hello=pb.Hello(name=name, resume_token=token))
+        welcome = self.take(sid, "welcome")[0].welcome
+        self.users[welcome.resume_token] = UserRecord(welcome.user.id, welcome.user.name, welcome.user.color)
+        return sid
+
+    def user_id(self, sid: int) -> int:
+        return self.core.sessions[sid].user_id
+
+    def take(self, sid: int, kind: str | None = None) -> list[pb.ServerMessage]:
+        """Remove and return the messages of `kind` (all if None) queued for `sid`."""
+        inbox = self.inbox[sid]
+        picked = [m for m in inbox if kind is None or m.WhichOneof("event") == kind]
+        self.inbox[sid] = [m for m in inbox if m not in picked]
+        return picked
+
+    def kinds(self, sid: int) -> list[str]:
+        return [str(m.WhichOneof("event")) for m in self.inbox[sid]]
+
+    def clear(self, *sids: int) -> None:
+        for sid in sids:
+            self.inbox[sid] = []
+
+    def disconnect(self, sid: int, reason: int = pb.LEAVE_REASON_DISCONNECTED) -> None:
+        self.run(self.core.disconnect(sid, reason, self.now))  # type: ignore[arg-type]
+
+    def tick(self) -> None:
+        self.run(self.core.tick(self.now))
+
+
+def notes(*events: tuple[int, int, int], base: int = 0) -> pb.NoteBatch:
+    """(offset_us, key, velocity) triples -> a NoteBatch."""
+    return pb.NoteBatch(
+        base_time_us=base,
+        events=[pb.NoteEvent(offset_us=o, note=pb.Note(key=k, velocity=v)) for o, k, v in events],
+    )
