@@ -1,0 +1,70 @@
+"""The players list: name in their colour, crown, status, instrument, RTT and playout delay, mute, typing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from pianorhythm.gm import program_name
+from tui.messages import PlayerView
+from tui.widgets.safe_text import plain, safe_color
+
+CROWN = "♛"
+STATUS_MARK = {"online": ("●", "green"), "away": ("◐", "yellow"), "busy": ("⊘", "red")}
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def render_player(player: PlayerView) -> Text:
+    """Two lines: "♛ name (you) typing…" and "● instrument · rtt/delay ms · muted"."""
+    mark, mark_style = STATUS_MARK.get(player.status, ("●", "dim"))
+    text = Text(end="")
+    text.append(mark + " ", style=mark_style)
+    if player.owner:
+        text.append(CROWN + " ", style="bold yellow")
+    text.append_text(plain(player.name, f"bold {safe_color(player.color)}"))
+    if player.is_self:
+        text.append(" (you)", style="dim")
+    if player.muted:
+        text.append(" ✕muted", style="red")
+    if player.typing:
+        text.append(" typing…", style="italic dim")
+    text.append("\n  ")
+    details = [program_name(player.instrument)]
+    if player.is_self:
+        details.append(f"rtt {_ms(player.rtt_ms)} ms")
+    else:
+        details.append(f"rtt {_ms(player.rtt_ms)} · +{_ms(player.delay_ms)} ms")
+    if player.status != "online":
+        details.append(player.status)
+    text.append(" · ".join(details), style="dim")
+    return text
+
+
+class PlayersList(Widget):
+    """The people in the room, owner first, then in joining order."""
+
+    DEFAULT_CSS = """
+    PlayersList {
+        height: auto;
+        max-height: 50%;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+
+    players: reactive[tuple[PlayerView, ...]] = reactive((), layout=True)
+
+    def set_players(self, players: Iterable[PlayerView]) -> None:
+        ordered = sorted(players, key=lambda p: not p.owner)
+        self.players = tuple(ordered)
+
+    def render(self) -> Text:
+        if not self.players:
+            return Text("nobody here", style="dim")
+        return Text("\n", end="").join(render_player(p) for p in self.players)

@@ -1,0 +1,82 @@
+"""The lobby's live room list: name, players, lock, owner. Select a row to join it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from tui.messages import RoomView
+from tui.widgets.safe_text import plain
+
+LOCK = "🔒"
+
+
+class RoomList(DataTable[Text]):
+    """Rooms sorted by players (most first), then name. Keys of rows are room names."""
+
+    DEFAULT_CSS = """
+    RoomList {
+        height: 1fr;
+    }
+    """
+
+    @dataclass
+    class Chosen(Message):
+        room: RoomView
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, id=id)
+        self.rooms: dict[str, RoomView] = {}
+
+    def on_mount(self) -> None:
+        self.add_column("Room", key="name")
+        self.add_column("Players", key="players")
+        self.add_column("", key="locked")
+        self.add_column("Owner", key="owner")
+
+    def set_rooms(self, rooms: Iterable[RoomView]) -> None:
+        self.rooms = {room.name: room for room in rooms}
+        self._redraw()
+
+    def update_rooms(self, upserted: Iterable[RoomView], removed: Iterable[str]) -> None:
+        for name in removed:
+            self.rooms.pop(name, None)
+        for room in upserted:
+            self.rooms[room.name] = room
+        self._redraw()
+
+    def _redraw(self) -> None:
+        selected = self.selected_name
+        self.clear()
+        ordered = sorted(self.rooms.values(), key=lambda r: (not r.is_lobby, -r.players, r.name.lower()))
+        for room in ordered:
+            name = plain(room.name, "bold" if room.is_lobby else "")
+            self.add_row(
+                name,
+                Text(f"{room.players}/{room.limit}", justify="right"),
+                Text(LOCK if room.locked else ""),
+                plain(room.owner) if room.owner else Text("–", style="dim"),
+                key=room.name,
+            )
+        if selected in self.rooms:
+            self.move_cursor(row=self.get_row_index(selected))
+
+    @property
+    def selected_name(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return key.value
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        name = event.row_key.value
+        if name is not None and name in self.rooms:
+            self.post_message(self.Chosen(self.rooms[name]))

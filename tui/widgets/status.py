@@ -1,0 +1,57 @@
+"""The status bar: connection, RTT, MIDI input, audio, notes per second, keyboard octave and velocity."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from tui.widgets.safe_text import plain
+
+STATE_STYLE = {
+    "connected": ("●", "green"),
+    "connecting": ("◌", "yellow"),
+    "reconnecting": ("◌", "yellow"),
+    "gave_up": ("✕", "red"),
+    "closed": ("✕", "red"),
+}
+
+
+class StatusBar(Widget):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $text;
+        padding: 0 1;
+    }
+    """
+
+    connection: reactive[str] = reactive("connecting")
+    retry_in_s: reactive[float | None] = reactive(None)
+    rtt_ms: reactive[float | None] = reactive(None)
+    midi_in: reactive[str] = reactive("")
+    audio: reactive[str] = reactive("silent")
+    notes_per_s: reactive[float] = reactive(0.0)
+    keys: reactive[str] = reactive("")  # e.g. "C3 v96"
+
+    def connection_text(self) -> Text:
+        mark, style = STATE_STYLE.get(self.connection, ("?", "dim"))
+        text = Text(mark + " ", style=style, end="")
+        if self.connection == "reconnecting" and self.retry_in_s is not None:
+            text.append(f"reconnecting in {self.retry_in_s:.0f} s", style=style)
+        elif self.connection == "gave_up":
+            text.append("gave up — press R to retry", style=style)
+        else:
+            text.append(self.connection.replace("_", " "), style=style)
+        return text
+
+    def render(self) -> Text:
+        parts = [self.connection_text()]
+        parts.append(Text("rtt " + ("–" if self.rtt_ms is None else f"{self.rtt_ms:.0f} ms"), end=""))
+        parts.append(Text("midi ", end="") + plain(self.midi_in or "none"))
+        parts.append(Text("audio ", end="") + plain(self.audio or "silent"))
+        parts.append(Text(f"{self.notes_per_s:.0f} notes/s", end=""))
+        if self.keys:
+            parts.append(Text(self.keys, end=""))
+        return Text(" │ ", style="dim", end="").join(parts)
