@@ -1,0 +1,497 @@
+"""The client engine: session + scheduler + synth + recorder, with no UI. The TUI and headless mode use it.
+
+    engine = Engine(EngineConfig(url, name, room="jam"), synth=open_synth(...))
+    await engine.start()
+    async for event in engine.events():      # or engine.subscribe(callback)
+        ...                                  # ConnectionChanged, RoomEntered, ChatReceived, NotesPlayed ...
+    engine.play_local(music_event)           # from the MIDI adapter, the computer keyboard or a file
+    engine.send_chat("hello")
+    await engine.close()
+
+Local events go to the server at once (the session stamps them with their capture time in server time) and
+to our own synth channel at once. Remote events go through the player's PlayoutState (pianorhythm.playout)
+to the dispatch thread, which plays them on the player's own synth channel at their due time and feeds the
+recorder. When a player leaves, when we change rooms and when our connection drops, every note and pedal
+they hold is released. Event types are in tui.net.model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from pianorhythm.channels import ChannelAllocator
+from pianorhythm.events import MusicEvent
+from pianorhythm.notes import HeldNotes, unpack_relayed
+from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset, PlayoutState
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from tui.audio.synth import NullSynth, Synth
+from tui.net import model as m
+from tui.net.backoff import Backoff
+from tui.net.dispatcher import Dispatcher
+from tui.net.session import CATCHUP_REF, ClientSession, ConnectionState, SessionConfig
+from tui.net.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+LOCAL: Final = "local"  # the player key of our own notes (the dispatcher and channel allocator)
+_LEAVE_REASONS: Final = {0: "left", 1: "disconnected", 2: "kicked", 3: "banned", 4: "slow", 5: "replaced"}
+_REMOVAL_REASONS: Final = {0: "kicked", 1: "banned", 2: "room_closed"}
+
+
+class Recorder(Protocol):
+    """What the engine feeds (tui.midi.recorder): one track per player, events at their synth time."""
+
+    def add(self, track: str, event: MusicEvent) -> None: ...
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    url: str
+    name: str
+    color: str = ""
+    room: str | None = None
+    password: str = ""
+    preset: LatencyPreset = DEFAULT_PRESET
+    token_dir: str | None = None  # None: the platform config dir
+    save_token: bool = True
+    ping_interval_s: float = 5.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass(slots=True)
+class _Player:
+    user_id: int
+    name: str
+    instrument: int
+    playout: PlayoutState
+    held: HeldNotes = field(default_factory=HeldNotes)
+    channel: int | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        synth: Synth | None = None,
+        recorder: Recorder | None = None,
+        now_ns: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
+        self.config = config
+        self.synth: Synth = synth if synth is not None else NullSynth()
+        self.recorder = recorder
+        self.preset = config.preset
+        self._now_ns = now_ns
+        tokens = TokenStore(config.token_dir) if config.save_token else None
+        self.session = ClientSession(
+            SessionConfig(
+                url=config.url,
+                name=config.name,
+                color=config.color,
+                room=config.room,
+                password=config.password,
+                tokens=tokens,
+                ping_interval_s=config.ping_interval_s,
+                backoff=config.backoff,
+            ),
+            on_message=self._on_message,
+            on_state=self._on_state,
+            now_ns=now_ns,
+        )
+        self.dispatcher = Dispatcher(self._play_scheduled, now_ns=now_ns)
+        self.channels = ChannelAllocator(self.synth.channels)
+        self.me: m.UserInfo | None = None
+        self.room: m.RoomInfo | None = None
+        self.rooms: dict[str, m.RoomSummaryInfo] = {}
+        self._players: dict[int, _Player] = {}
+        self._lock = threading.Lock()  # players' held notes and the recorder, shared with the dispatch thread
+        self._subscribers: list[Callable[[m.EngineEvent], None]] = []
+        self._played: deque[tuple[int, MusicEvent]] = deque()
+        self._played_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.local_events = 0
+        self._local_held = HeldNotes()
+        self._instrument = 0
+        self._resuming_room: str | None = None
+
+    # ---- lifecycle and events --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        channel, _ = self.channels.acquire(LOCAL)
+        self.synth.set_program(channel, self._instrument)
+        self.dispatcher.start()
+        await self.session.start()
+
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        return await self.session.wait_connected(timeout)
+
+    async def close(self) -> None:
+        await self.session.close()
+        self._release_everyone()
+        self._release_local()
+        self.dispatcher.stop()
+
+    def subscribe(self, callback: Callable[[m.EngineEvent], None]) -> Callable[[], None]:
+        """Call `callback` (on the event loop) for every engine event; returns the unsubscribe function."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    async def events(self) -> AsyncIterator[m.EngineEvent]:
+        """Every engine event from now on, in order."""
+        queue: asyncio.Queue[m.EngineEvent] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            unsubscribe()
+
+    def _emit(self, event: m.EngineEvent) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("an engine subscriber failed on %s", type(event).__name__)
+
+    # ---- properties --------------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.session.state
+
+    @property
+    def rtt_ms(self) -> float | None:
+        estimate = self.session.clock.estimate
+        return estimate.rtt_us / 1000 if estimate else None
+
+    @property
+    def clock_jitter_ms(self) -> float | None:
+        estimate = self.session.clock.estimate
+        return estimate.jitter_us / 1000 if estimate else None
+
+    def player_stats(self, user_id: int) -> m.PlayerStats | None:
+        player = self._players.get(user_id)
+        if player is None:
+            return None
+        p = player.playout
+        transit = p.transit_p50_us
+        return m.PlayerStats(
+            user_id=user_id,
+            delay_ms=p.delay_us / 1000,
+            target_ms=p.target_us / 1000,
+            transit_ms=None if transit is None else transit / 1000,
+            late_count=p.late_count,
+            events=p.event_count,
+        )
+
+    def all_player_stats(self) -> list[m.PlayerStats]:
+        return [s for uid in list(self._players) if (s := self.player_stats(uid)) is not None]
+
+    def set_latency_preset(self, preset: LatencyPreset | str) -> None:
+        self.preset = LatencyPreset(preset)
+        for player in self._players.values():
+            player.playout.set_preset(self.preset)
+
+    # ---- local play -------------------------------------------------------------------------------------
+
+    def play_local(self, event: MusicEvent) -> None:
+        """A local key/pedal event (stamped with its capture time): send it, sound it, record it."""
+        self.session.queue_event(event)
+        channel = self.channels.channel_of(LOCAL)
+        if channel is not None:
+            self.synth.play(channel, event)
+        self.local_events += 1
+        with self._lock:
+            self._local_held.apply(event)
+            self._record(self._my_track(), event)
+        self._note_played(self.session.user_id, event)
+
+    def set_instrument(self, program: int) -> bool:
+        self._instrument = max(0, min(127, program))
+        channel = self.channels.channel_of(LOCAL)
+        if channel is not None:
+            self.synth.set_program(channel, self._instrument)
+        return self._send(update_instrument=pb.UpdateInstrument(program=self._instrument))
+
+    # ---- requests ----------------------------------------------------------------------------------------
+
+    def _send(self, **action: object) -> bool:
+        message = pb.ClientMessage(ref=self.session.next_ref(), **action)  # type: ignore[arg-type]
+        return self.session.send(message)
+
+    def join_room(self, name: str, password: str = "", settings: pb.RoomSettingsChange | None = None) -> bool:
+        return self.session.join_room(name, password, settings)
+
+    def leave(self) -> bool:
+        return self.session.leave_room()
+
+    def send_chat(self, text: str) -> bool:
+        return self._send(chat_send=pb.ChatSend(content=text))
+
+    def typing_start(self) -> bool:
+        return self._send(typing_start=pb.TypingStart())
+
+    def typing_stop(self) -> bool:
+        return self._send(typing_stop=pb.TypingStop())
+
+    def set_status(self, status: str) -> bool:
+        value = {v: k for k, v in m.STATUS_NAMES.items()}[status]
+        return self._send(update_status=pb.UpdateStatus(status=value))
+
+    def set_profile(self, name: str | None = None, color: str | None = None) -> bool:
+        return self._send(update_profile=pb.UpdateProfile(name=name, color=color))
+
+    def set_position(self, x: float, y: float, z: float = 0.0) -> bool:
+        return self._send(update_position=pb.UpdatePosition(position=pb.Position(x=x, y=y, z=z)))
+
+    def request_history(self, before_id: int = 0, limit: int = 50) -> bool:
+        return self._send(chat_history_request=pb.ChatHistoryRequest(before_id=before_id, limit=limit))
+
+    def subscribe_rooms(self, on: bool = True) -> bool:
+        if on:
+            return self._send(room_list_subscribe=pb.RoomListSubscribe())
+        return self._send(room_list_unsubscribe=pb.RoomListUnsubscribe())
+
+    def update_room_settings(self, change: pb.RoomSettingsChange) -> bool:
+        return self._send(update_room_settings=pb.UpdateRoomSettings(settings=change))
+
+    def give_crown(self, user_id: int) -> bool:
+        return self._send(give_ownership=pb.GiveOwnership(user_id=user_id))
+
+    def claim_crown(self) -> bool:
+        return self._send(claim_crown=pb.ClaimCrown())
+
+    def kick(self, user_id: int) -> bool:
+        return self._send(kick_user=pb.KickUser(user_id=user_id))
+
+    def ban(self, user_id: int, duration_s: int = 0) -> bool:
+        return self._send(ban_user=pb.BanUser(user_id=user_id, duration_s=duration_s))
+
+    def unban(self, user_id: int) -> bool:
+        return self._send(unban_user=pb.UnbanUser(user_id=user_id))
+
+    def mute(self, user_id: int, duration_s: int = 0, unmute: bool = False) -> bool:
+        return self._send(mute_user=pb.MuteUser(user_id=user_id, duration_s=duration_s, unmute=unmute))
+
+    def server_command(self, name: str, args: Iterable[str] = (), admin_token: str = "") -> bool:
+        command = pb.ServerCommand(name=name, args=list(args), admin_token=admin_token)
+        return self._send(server_command=command)
+
+    def retry(self) -> None:
+        self.session.retry()
+
+    # ---- incoming -----------------------------------------------------------------------------------------
+
+    def _on_state(self, state: ConnectionState, detail: str) -> None:
+        if state is not ConnectionState.CONNECTED:
+            self._release_everyone()  # our own disconnect: nothing may hang
+            if self.room is not None and self._resuming_room is None:
+                self._resuming_room = self.room.name
+        self._emit(m.ConnectionChanged(state, detail))
+
+    def _on_message(self, message: pb.ServerMessage, received_ns: int) -> None:
+        kind = message.WhichOneof("event")
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(message, received_ns)
+
+    def _on_notes(self, message: pb.ServerMessage, received_ns: int) -> None:
+        notes = message.notes
+        player = self._players.get(notes.user_id)
+        if player is None or notes.user_id == self.session.user_id:
+            return
+        offset_us = self.session.offset_us
+        arrival_us = received_ns // 1000
+        scheduled: list[MusicEvent] = []
+        late = 0
+        for remote in unpack_relayed(notes):
+            slot = player.playout.schedule(round(remote.capture_server_us - offset_us), arrival_us)
+            late += slot.late
+            event = remote.at(slot.due_us * 1000)
+            self.dispatcher.schedule(event.time_ns, notes.user_id, event)
+            scheduled.append(event)
+        if scheduled:
+            self._emit(m.NotesScheduled(notes.user_id, tuple(scheduled), late))
+
+    def _play_scheduled(self, due_ns: int, player_key: Hashable, event: MusicEvent) -> None:
+        """On the dispatch thread, at the due time."""
+        assert isinstance(player_key, int)
+        player = self._players.get(player_key)
+        if player is None or player.channel is None:
+            return
+        self.synth.play(player.channel, event)
+        with self._lock:
+            player.held.apply(event)
+            self._record(player.name, event)
+        if self._loop is not None:
+            self._played.append((player_key, event))
+            if not self._played_pending:
+                self._played_pending = True
+                self._loop.call_soon_threadsafe(self._flush_played)
+
+    def _note_played(self, user_id: int, event: MusicEvent) -> None:
+        self._emit(m.NotesPlayed(user_id, (event,), local=True))
+
+    def _flush_played(self) -> None:
+        self._played_pending = False
+        by_player: dict[int, list[MusicEvent]] = {}
+        while self._played:
+            uid, event = self._played.popleft()
+            by_player.setdefault(uid, []).append(event)
+        for uid, events in by_player.items():
+            self._emit(m.NotesPlayed(uid, tuple(events), local=False))
+
+    def _on_welcome(self, message: pb.ServerMessage, received_ns: int) -> None:
+        welcome = message.welcome
+        self.me = m.UserInfo.from_pb(welcome.user)
+        self._emit(
+            m.Welcomed(self.me, welcome.resumed, welcome.server_version, welcome.limits.max_chat_chars)
+        )
+        if self._instrument:
+            self._send(update_instrument=pb.UpdateInstrument(program=self._instrument))
+
+    def _on_room_state(self, message: pb.ServerMessage, received_ns: int) -> None:
+        state = message.room_state
+        resumed = state.name == self._resuming_room
+        if resumed or not state.is_lobby:
+            self._resuming_room = None
+        self._release_everyone()
+        for uid in list(self._players):
+            self._remove_player(uid)
+        self.room = m.RoomInfo.from_pb(state)
+        for user in state.users:
+            self._add_player(user)
+        self._emit(m.RoomEntered(self.room, resumed))
+
+    def _add_player(self, user: pb.User) -> None:
+        if user.id == self.session.user_id:
+            if self.me is not None:
+                self.me = m.UserInfo.from_pb(user)
+            return
+        player = self._players.get(user.id)
+        if player is None:
+            player = _Player(user.id, user.name, user.instrument, PlayoutState(self.preset))
+            player.channel, _ = self.channels.acquire(user.id)
+            self.synth.set_program(player.channel, user.instrument)
+            self._players[user.id] = player
+        else:
+            player.name = user.name
+            if player.instrument != user.instrument and player.channel is not None:
+                self.synth.set_program(player.channel, user.instrument)
+            player.instrument = user.instrument
+
+    def _remove_player(self, user_id: int) -> _Player | None:
+        player = self._players.pop(user_id, None)
+        if player is not None:
+            self._release(player)
+            self.channels.release(user_id)
+        return player
+
+    def _release(self, player: _Player) -> None:
+        self.dispatcher.cancel(player.user_id)
+        if player.channel is not None:
+            self.synth.release_all(player.channel)
+        with self._lock:
+            for event in player.held.release(self._now_ns()):
+                self._record(player.name, event)
+
+    def _release_everyone(self) -> None:
+        for player in self._players.values():
+            self._release(player)
+
+    def _release_local(self) -> None:
+        channel = self.channels.channel_of(LOCAL)
+        if channel is not None:
+            self.synth.release_all(channel)
+        with self._lock:
+            for event in self._local_held.release(self._now_ns()):
+                self._record(self._my_track(), event)
+
+    def _on_user_joined(self, message: pb.ServerMessage, received_ns: int) -> None:
+        self._add_player(message.user_joined.user)
+        self._emit(m.UserJoined(m.UserInfo.from_pb(message.user_joined.user)))
+
+    def _on_user_left(self, message: pb.ServerMessage, received_ns: int) -> None:
+        left = message.user_left
+        player = self._remove_player(left.user_id)
+        name = player.name if player else str(left.user_id)
+        self._emit(m.UserLeft(left.user_id, name, _LEAVE_REASONS.get(left.reason, "left")))
+
+    def _on_user_updated(self, message: pb.ServerMessage, received_ns: int) -> None:
+        self._add_player(message.user_updated.user)
+        self._emit(m.UserUpdated(m.UserInfo.from_pb(message.user_updated.user)))
+
+    def _on_chat_message(self, message: pb.ServerMessage, received_ns: int) -> None:
+        self._emit(m.ChatReceived(m.ChatLine.from_pb(message.chat_message)))
+
+    def _on_chat_history_page(self, message: pb.ServerMessage, received_ns: int) -> None:
+        page = message.chat_history_page
+        lines = tuple(m.ChatLine.from_pb(c) for c in page.messages)
+        self._emit(m.ChatHistory(lines, page.has_more, catch_up=message.ref == CATCHUP_REF))
+
+    def _on_typing(self, message: pb.ServerMessage, received_ns: int) -> None:
+        self._emit(m.TypingChanged(message.typing.user_id, message.typing.typing))
+
+    def _on_room_updated(self, message: pb.ServerMessage, received_ns: int) -> None:
+        u = message.room_updated
+        self._emit(m.RoomChanged(m.RoomSettingsInfo.from_pb(u.settings), u.owner_id, u.crown_claimable_at_us))
+
+    def _on_room_list(self, message: pb.ServerMessage, received_ns: int) -> None:
+        self.rooms = {r.name: m.RoomSummaryInfo.from_pb(r) for r in message.room_list.rooms}
+        self._emit(m.RoomListChanged(tuple(self.rooms.values())))
+
+    def _on_room_list_delta(self, message: pb.ServerMessage, received_ns: int) -> None:
+        delta = message.room_list_delta
+        for r in delta.upserted:
+            self.rooms[r.name] = m.RoomSummaryInfo.from_pb(r)
+        for name in delta.removed:
+            self.rooms.pop(name, None)
+        self._emit(m.RoomListChanged(tuple(self.rooms.values()), tuple(delta.removed)))
+
+    def _on_removed(self, message: pb.ServerMessage, received_ns: int) -> None:
+        r = message.removed
+        self._emit(m.Removed(_REMOVAL_REASONS.get(r.reason, "kicked"), r.room, r.by_user_id, r.duration_s))
+
+    def _on_error(self, message: pb.ServerMessage, received_ns: int) -> None:
+        e = message.error
+        name = pb.ErrorCode.Name(e.code) if e.code in pb.ErrorCode.values() else str(e.code)
+        self._emit(m.ServerError(e.code, name, e.message, message.ref))
+
+    def _on_command_result(self, message: pb.ServerMessage, received_ns: int) -> None:
+        self._emit(m.CommandOutput(message.command_result.ok, message.command_result.output))
+
+    # ---- recording ---------------------------------------------------------------------------------------
+
+    def _my_track(self) -> str:
+        return self.me.name if self.me else self.config.name
+
+    def _record(self, track: str, event: MusicEvent) -> None:
+        if self.recorder is not None:
+            self.recorder.add(track, event)
+
+
+async def play_file_events(
+    engine: Engine, events: Iterable[MusicEvent], now_ns: Callable[[], int] = time.perf_counter_ns
+) -> int:
+    """Play timed events (time_ns relative to the start of the file) into the room as if from a keyboard.
+
+    Each event is stamped with its intended time, so the rhythm that goes on the wire is the file's even if
+    the event loop wakes a little late. Returns how many events were played.
+    """
+    start_ns = now_ns() + 50_000_000
+    count = 0
+    for event in events:
+        due_ns = start_ns + event.time_ns
+        delay = (due_ns - now_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        engine.play_local(MusicEvent(event.kind, event.number, event.value, due_ns))
+        count += 1
+    return count

@@ -1,0 +1,245 @@
+"""`pianorhythm-tui --headless`: the client engine without a UI, logging room events as lines on stdout.
+
+    pianorhythm-tui --headless --connect ws://host:8765/api/websocket --room jam --name bot \
+        [--play in.mid [--exit-after-play]] [--record out.mid] [--midi-in PORT] [--duration S]
+
+Lines look like `12:00:01.234 chat alice: hi`; one `notes` line per second while notes flow. It exits on
+SIGINT/SIGTERM, after --duration, or when --play finishes with --exit-after-play, and then writes the
+recording. Exit status: 0 ok, 1 could not connect (or the server gave up on us), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pianorhythm.events import MusicEvent
+from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
+from tui.engine import Engine, EngineConfig, play_file_events
+from tui.net import model as m
+from tui.net.session import ConnectionState
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 15.0
+DRAIN_S = 0.5  # after --play ends: let the last notes reach the server before leaving
+
+
+def _line(text: str) -> None:
+    stamp = time.strftime("%H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}"
+    print(f"{stamp} {text}", flush=True)
+
+
+class _Printer:
+    """Turns engine events into log lines; counts notes per second."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.names: dict[int, str] = {}
+        self.sent = 0
+        self.received = 0
+        self.late = 0
+        self._window_sent = 0
+        self._window_received = 0
+
+    def __call__(self, event: m.EngineEvent) -> None:
+        match event:
+            case m.ConnectionChanged(state=state, detail=detail):
+                _line(f"connection {state.value}" + (f" ({detail})" if detail else ""))
+            case m.Welcomed(me=me, resumed=resumed):
+                _line(f"welcome id={me.id} name={me.name}" + (" resumed" if resumed else ""))
+            case m.RoomEntered(room=room, resumed=resumed):
+                self.names = {u.id: u.name for u in room.users}
+                users = ", ".join(u.name for u in room.users)
+                _line(f"room {room.name} users={len(room.users)} [{users}]" + (" resumed" if resumed else ""))
+            case m.UserJoined(user=user):
+                self.names[user.id] = user.name
+                _line(f"join {user.name} id={user.id}")
+            case m.UserLeft(user_id=uid, name=name, reason=reason):
+                _line(f"leave {name} id={uid} ({reason})")
+            case m.UserUpdated(user=user):
+                self.names[user.id] = user.name
+            case m.ChatReceived(line=chat):
+                _line(f"chat {chat.user_name}: {chat.content}")
+            case m.ChatHistory(lines=lines, catch_up=True):
+                for chat in lines:
+                    _line(f"chat {chat.user_name}: {chat.content} (missed)")
+            case m.NotesScheduled(events=events, late=late):
+                self.received += len(events)
+                self._window_received += len(events)
+                self.late += late
+            case m.NotesPlayed(events=events, local=True):
+                self.sent += len(events)
+                self._window_sent += len(events)
+            case m.Removed(reason=reason, room=room):
+                _line(f"removed from {room} ({reason})")
+            case m.ServerError(code_name=code, message=message):
+                _line(f"error {code}: {message}")
+            case m.CommandOutput(ok=ok, output=output):
+                _line(f"command {'ok' if ok else 'failed'}: {output}")
+            case _:
+                pass
+
+    def tick(self) -> None:
+        if self._window_sent or self._window_received:
+            rtt = self.engine.rtt_ms
+            _line(
+                f"notes sent/s={self._window_sent} received/s={self._window_received}"
+                + (f" rtt={rtt:.1f}ms" if rtt is not None else "")
+            )
+        self._window_sent = self._window_received = 0
+
+    def summary(self) -> None:
+        delays = " ".join(
+            f"{self.names.get(s.user_id, s.user_id)}:{s.delay_ms:.1f}ms/late{s.late_count}"
+            for s in self.engine.all_player_stats()
+        )
+        _line(f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]")
+
+
+def _open_recorder(path: str) -> Any:
+    from tui.midi.recorder import Recorder
+
+    return Recorder()
+
+
+def _save_recorder(recorder: Any, path: str) -> None:
+    recorder.save(path)
+
+
+def _read_file(path: str) -> list[MusicEvent]:
+    from tui.midi.fileplayer import read_events
+
+    return list(read_events(path))
+
+
+def _open_midi_input(args: argparse.Namespace, on_event: Callable[[MusicEvent], None]) -> Any:
+    from tui.midi.input import open_midi_input_from_args
+
+    return open_midi_input_from_args(args, on_event, lambda status: _line(f"midi {status}"))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from tui.audio.drivers import open_synth_from_args
+
+    synth = open_synth_from_args(args)
+    recorder = _open_recorder(args.record) if args.record else None
+    name = args.name or f"bot-{random.randint(1000, 9999)}"
+    config = EngineConfig(
+        url=args.connect,
+        name=name,
+        color=args.color or "",
+        room=args.room,
+        preset=LatencyPreset(args.latency) if args.latency else DEFAULT_PRESET,
+        token_dir=os.environ.get("PIANORHYTHM_CONFIG_DIR"),
+    )
+    engine = Engine(config, synth=synth, recorder=recorder)
+    printer = _Printer(engine)
+    engine.subscribe(printer)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    in_room = asyncio.Event()
+
+    def watch(event: m.EngineEvent) -> None:
+        if isinstance(event, m.RoomEntered) and (not args.room or event.room.name == args.room):
+            in_room.set()
+        elif isinstance(event, m.ConnectionChanged) and event.state is ConnectionState.GAVE_UP:
+            stop.set()
+
+    engine.subscribe(watch)
+    status = 0
+    midi = None
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await engine.start()
+        if args.duration is not None:
+            tasks.append(asyncio.create_task(_stop_after(args.duration, stop)))
+        waiter = asyncio.create_task(in_room.wait())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiter, stopper}, timeout=CONNECT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+        if not in_room.is_set():
+            if not stop.is_set() or engine.state is ConnectionState.GAVE_UP:
+                print(
+                    f"error: could not join {args.room or 'the lobby'} on {args.connect} "
+                    f"({engine.session.detail or 'no answer'}); check the URL and that the server runs.",
+                    file=sys.stderr,
+                )
+                status = 1
+            return status
+        if args.midi_in:
+            midi = _open_midi_input(args, engine.play_local)
+        tick = asyncio.create_task(_ticker(printer))
+        tasks.append(tick)
+        if args.play:
+            tasks.append(
+                asyncio.create_task(_play(engine, args.play, stop if args.exit_after_play else None))
+            )
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if midi is not None:
+            with contextlib.suppress(Exception):
+                midi.close()
+        printer.summary()
+        await engine.close()
+        synth.close()
+        if recorder is not None:
+            _save_recorder(recorder, args.record)
+            _line(f"recorded {args.record}")
+    return status
+
+
+async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
+    await asyncio.sleep(seconds)
+    stop.set()
+
+
+async def _ticker(printer: _Printer) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        printer.tick()
+
+
+async def _play(engine: Engine, path: str, stop: asyncio.Event | None) -> None:
+    events = _read_file(path)
+    _line(f"play {path} events={len(events)}")
+    count = await play_file_events(engine, events)
+    _line(f"played {path} events={count}")
+    if stop is not None:
+        await asyncio.sleep(DRAIN_S)
+        stop.set()
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    if not args.connect:
+        print(
+            "error: --headless needs --connect URL (e.g. ws://127.0.0.1:8765/api/websocket); "
+            "start a server with `pianorhythm-tui --server`.",
+            file=sys.stderr,
+        )
+        return 2
+    for path_arg in ("play",):
+        path = getattr(args, path_arg)
+        if path and not os.path.isfile(path):
+            print(f"error: --{path_arg} {path}: no such file.", file=sys.stderr)
+            return 2
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 130
