@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.core import validate
@@ -12,6 +13,8 @@ from server.core.crypto import check_password, hash_password
 from server.core.limits import US
 from server.core.models import LOBBY, Room, Session, chat_pb, summary_pb
 from server.core.records import RoomRecord
+
+log = logging.getLogger("server.rooms")
 
 
 class RoomOps(CoreBase):
@@ -61,6 +64,9 @@ class RoomOps(CoreBase):
         if restored:
             self._emit(self._others(room, session), pb.ServerMessage(room_updated=room.updated_pb()))
         self.dirty_rooms.add(room.name)
+        log.info(
+            "join room=%r user=%d name=%r session=%d", room.name, session.user_id, session.name, session.id
+        )
 
     def _state_pb(self, room: Room, now: int) -> pb.RoomState:
         return pb.RoomState(
@@ -94,6 +100,8 @@ class RoomOps(CoreBase):
         if not room.members and not room.is_lobby:
             del self.rooms[room.name]
         self.dirty_rooms.add(room.name)
+        why = pb.LeaveReason.Name(reason).removeprefix("LEAVE_REASON_").lower()
+        log.info("leave room=%r user=%d session=%d reason=%s", room.name, uid, session.id, why)
 
     def _to_lobby(self, session: Session, reason: pb.LeaveReason.ValueType, now: int, ref: int = 0) -> None:
         self._leave(session, reason, now)

@@ -1,0 +1,164 @@
+"""Run the relay: in-process (`start_server`, used by the TUI's embedded default and by tests) or as the
+`pianorhythm-tui --server` command (`run_from_args`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from websockets.asyncio.server import Server, serve
+
+from pianorhythm import __version__
+from server.clock import ServerClock
+from server.core import CoreOptions, Limits, RelayCore
+from server.shell import WS_PATH, RelayShell
+from server.storage import Storage
+
+log = logging.getLogger("server")
+
+SHUTDOWN_REASON = "server shutting down"
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("pianorhythm-tui")) / "server.db"
+
+
+@dataclass
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 8765  # 0 picks a free port
+    db_path: Path | None = None  # None: the platformdirs user data dir / "server.db"
+    admin_token: str | None = None
+    max_connections_per_ip: int = 20
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    hello_timeout: float = 10.0
+    close_timeout: float = 3.0
+    max_frame_bytes: int = 64 * 1024
+    limits: Limits | None = None  # overrides the quota defaults (tests); the fields above win
+
+
+class RunningServer:
+    def __init__(self, server: Server, shell: RelayShell, storage: Storage, host: str, port: int) -> None:
+        self._server = server
+        self.shell = shell
+        self._storage = storage
+        self.host = host
+        self.port = port
+        self.url = f"ws://{_url_host(host)}:{port}{WS_PATH}"
+        self._closed = False
+
+    async def close(self) -> None:
+        """Stop accepting, close every client with 1001 "server shutting down", flush storage."""
+        if self._closed:
+            return
+        self._closed = True
+        self.shell.mailer.flush()
+        self._server.close(code=1001, reason=SHUTDOWN_REASON)
+        await self._server.wait_closed()
+        await self.shell.stop()
+        await self._storage.close()
+        log.info("server stopped")
+
+
+async def start_server(options: ServerOptions) -> RunningServer:
+    clock = ServerClock()
+    storage = Storage(options.db_path or default_db_path())
+    startup = await storage.open()
+    base = options.limits or Limits()
+    limits = _with(
+        base,
+        max_connections_per_ip=options.max_connections_per_ip,
+        hello_timeout_s=options.hello_timeout,
+        ping_interval_s=int(options.ping_interval),
+        max_frame_bytes=options.max_frame_bytes,
+    )
+    core = RelayCore(
+        CoreOptions(
+            limits,
+            started_us=clock.now_us(),
+            next_user_id=startup.next_user_id,
+            next_chat_id=startup.next_chat_id,
+            admin_token=options.admin_token or "",
+            server_version=f"pianorhythm-tui/{__version__}",
+            token_factory=lambda: secrets.token_urlsafe(32),
+            salt_factory=lambda: secrets.token_bytes(16),
+        ),
+        startup.rooms,
+    )
+    lobby = await storage.recent_chat("lobby", limits.chat_history)
+    core.preload_chat("lobby", lobby)
+    shell = RelayShell(core, storage, clock)
+    shell.start()
+    server = await serve(
+        shell.handler,
+        options.host,
+        options.port,
+        process_request=shell.process_request,
+        compression=None,
+        max_size=options.max_frame_bytes,
+        ping_interval=options.ping_interval,
+        ping_timeout=options.ping_timeout,
+        close_timeout=options.close_timeout,
+        write_limit=64 * 1024,
+        server_header=f"pianorhythm-tui/{__version__}",
+    )
+    port = next(iter(server.sockets)).getsockname()[1]
+    running = RunningServer(server, shell, storage, options.host, port)
+    log.info("listening on %s (database %s)", running.url, storage.path)
+    return running
+
+
+def _with(limits: Limits, **changes: object) -> Limits:
+    from dataclasses import replace
+
+    return replace(limits, **changes)  # type: ignore[arg-type]
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1" if host != "::" else "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """`pianorhythm-tui --server`: serve until SIGINT/SIGTERM, then shut down gracefully; returns 0."""
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        db_path=Path(args.db).expanduser() if args.db else None,
+        admin_token=args.admin_token,
+        max_connections_per_ip=args.max_connections_per_ip,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+    )
+    try:
+        return asyncio.run(_serve_until_signal(options))
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%s: %s. Pick another --port or stop the other server.",
+            args.host,
+            args.port,
+            exc,
+        )
+        return 1
+
+
+async def _serve_until_signal(options: ServerOptions) -> int:
+    running = await start_server(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await running.close()
+    return 0

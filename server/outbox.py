@@ -1,0 +1,158 @@
+"""One bounded outgoing queue per client, flushed once per event-loop turn.
+
+Everything queued for a client during one turn of the loop leaves as one frame (a ServerBatch built from
+the already-serialized envelopes); there is no batching timer. A note batch fanned out to N members is the
+same bytes object in N queues, and its single-envelope frame is built once per turn. When a client's
+socket stops draining, its queue grows; past `max_bytes` the client is reported slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+from pianorhythm.wire import codec
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 60 * 1024  # payload bytes per batch frame, below the 64 KiB cap with room for framing
+
+
+class Outbox:
+    __slots__ = ("conn", "items", "size", "dirty", "closed", "draining", "session_id")
+
+    def __init__(self, session_id: int, conn: ServerConnection) -> None:
+        self.session_id = session_id
+        self.conn = conn
+        self.items: list[bytes] = []
+        self.size = 0
+        self.dirty = False
+        self.closed = False
+        self.draining = False
+
+
+class Mailer:
+    """Owns every client's outbox; `on_slow(session_id)` is called when a queue overflows."""
+
+    def __init__(self, max_bytes: int, on_slow: Callable[[int], None]) -> None:
+        self.max_bytes = max_bytes
+        self.on_slow = on_slow
+        self.boxes: dict[int, Outbox] = {}
+        self._dirty: list[Outbox] = []
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+        self._drains: set[asyncio.Task[None]] = set()
+
+    def add(self, session_id: int, conn: ServerConnection) -> Outbox:
+        box = Outbox(session_id, conn)
+        self.boxes[session_id] = box
+        return box
+
+    def remove(self, session_id: int) -> None:
+        box = self.boxes.pop(session_id, None)
+        if box is not None:
+            box.closed = True
+            box.items.clear()
+
+    def send(self, targets: Sequence[int], payload: bytes) -> None:
+        boxes = self.boxes
+        size = len(payload)
+        dirty = self._dirty
+        for sid in targets:
+            box = boxes.get(sid)
+            if box is None or box.closed:
+                continue
+            box.items.append(payload)
+            box.size += size
+            if not box.dirty:
+                box.dirty = True
+                dirty.append(box)
+            elif box.draining and box.size + _buffered(box) > self.max_bytes:
+                self._slow(box)
+        if not self._scheduled and dirty:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        frames: dict[int, bytes] = {}  # single-envelope frames by payload identity, built once per turn
+        for box in dirty:
+            box.dirty = False
+            if box.closed or not box.items:
+                continue
+            conn = box.conn
+            if conn.protocol.state is not State.OPEN:
+                box.items.clear()
+                box.size = 0
+                continue
+            if box.draining or conn.paused:
+                if box.size + _buffered(box) > self.max_bytes:
+                    self._slow(box)
+                elif not box.draining:
+                    self._drain(box)
+                continue
+            items = box.items
+            try:
+                if len(items) == 1:
+                    payload = items[0]
+                    frame = frames.get(id(payload))
+                    if frame is None:
+                        frame = frames[id(payload)] = codec.frame_payload(payload)
+                    conn.protocol.send_binary(frame)
+                else:
+                    for chunk in _chunks(items):
+                        conn.protocol.send_binary(codec.encode_serialized(chunk))
+                conn.send_data()
+            except Exception as exc:  # the connection broke under us; its handler cleans up
+                log.debug("write to session %d failed: %s", box.session_id, exc)
+            box.items = []
+            box.size = 0
+
+    def _drain(self, box: Outbox) -> None:
+        box.draining = True
+        task = self._loop.create_task(self._wait_drain(box))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _wait_drain(self, box: Outbox) -> None:
+        try:
+            await box.conn.drain()
+        except Exception:
+            return
+        finally:
+            box.draining = False
+        if not box.closed and box.items and not box.dirty:
+            box.dirty = True
+            self._dirty.append(box)
+            if not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self.flush)
+
+    def _slow(self, box: Outbox) -> None:
+        if not box.closed:
+            log.info("session %d is too slow (%d bytes queued)", box.session_id, box.size + _buffered(box))
+            box.closed = True
+            box.items.clear()
+            self.on_slow(box.session_id)
+
+
+def _buffered(box: Outbox) -> int:
+    transport = box.conn.transport
+    return transport.get_write_buffer_size() if transport is not None else 0
+
+
+def _chunks(items: list[bytes]) -> list[list[bytes]]:
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for item in items:
+        if chunks[-1] and size + len(item) + 8 > CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += len(item) + 8
+    return chunks

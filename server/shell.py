@@ -1,0 +1,269 @@
+"""The thin asyncio/websockets shell around the relay core: reads frames, feeds the core, carries out its
+actions (queue bytes, close connections, storage), runs its timers and answers /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine, Sequence
+from http import HTTPStatus
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from pianorhythm.wire import codec
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.clock import ServerClock
+from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send
+from server.core.crypto import hash_token
+from server.core.models import chat_pb
+from server.core.records import UserRecord
+from server.outbox import Mailer
+from server.storage import Storage
+
+log = logging.getLogger("server")
+
+WS_PATH = "/api/websocket"
+MAX_QUEUE_BYTES = 1024 * 1024
+_ASYNC = (Persist, FetchHistory)
+
+
+class RelayShell:
+    def __init__(self, core: RelayCore, storage: Storage, clock: ServerClock) -> None:
+        self.core = core
+        self.storage = storage
+        self.clock = clock
+        self.mailer = Mailer(MAX_QUEUE_BYTES, self._on_slow)
+        self.connections: dict[int, ServerConnection] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+        self._deadline: int | None = None
+        self.codec_config = codec.CodecConfig(max_payload=core.limits.max_frame_bytes)
+
+    def start(self) -> None:
+        self._perform_nowait(self.core.start(self.clock.now_us()))
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+
+    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            now = self.clock.now_us()
+            body = {
+                "status": "ok",
+                "uptime_s": round((now - self.core.options.started_us) / 1e6, 1),
+                "connections": len(self.core.sessions),
+                "rooms": len(self.core.rooms),
+            }
+            response = conn.respond(HTTPStatus.OK, json.dumps(body) + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
+        if path != WS_PATH:
+            return conn.respond(HTTPStatus.NOT_FOUND, f"Not found: the WebSocket endpoint is {WS_PATH}\n")
+        if not self.core.ip_allowed(_ip(conn)):
+            return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, "Too many connections from your address.\n")
+        return None
+
+    # -- connections ---------------------------------------------------------------------------------
+
+    async def handler(self, conn: ServerConnection) -> None:
+        ip = _ip(conn)
+        now = self.clock.now_us()
+        session = self.core.open_session(ip, now)
+        sid = session.id
+        self.connections[sid] = conn
+        self.mailer.add(sid, conn)
+        log.info("connect session=%d ip=%s", sid, ip)
+        loop = asyncio.get_running_loop()
+        hello_deadline = loop.time() + self.core.limits.hello_timeout_s
+        reason: pb.LeaveReason.ValueType = pb.LEAVE_REASON_DISCONNECTED
+        try:
+            while not session.closed:
+                if session.user_id:
+                    data = await conn.recv()
+                else:
+                    try:
+                        async with asyncio.timeout_at(hello_deadline):
+                            data = await conn.recv()
+                    except TimeoutError:
+                        self._close(sid, 1008, "no hello in time: send Hello first")
+                        break
+                await self._receive(sid, data, self.clock.now_us())
+        except ConnectionClosed:
+            pass
+        finally:
+            closing = self._closing.pop(sid, None)
+            if closing is not None:
+                await asyncio.shield(closing)
+            self.mailer.remove(sid)
+            self.connections.pop(sid, None)
+            self._perform_nowait(self.core.disconnect(sid, reason, self.clock.now_us()))
+            self._wake.set()
+            log.info("disconnect session=%d user=%d code=%s", sid, session.user_id, conn.close_code)
+
+    async def _receive(self, sid: int, data: str | bytes, now: int) -> None:
+        core = self.core
+        if isinstance(data, str):
+            self._perform_nowait(
+                core.bad_frame(sid, pb.ERROR_CODE_EMPTY_FRAME, "text messages are not accepted", now)
+            )
+            return
+        try:
+            messages = codec.decode_client(data, self.codec_config)
+        except codec.ProtocolError as exc:
+            self._perform_nowait(core.bad_frame(sid, exc.code, exc.detail, now))
+            return
+        for msg in messages:
+            which = msg.WhichOneof("action")
+            if which == "note_batch" or which == "ping":
+                actions = core.handle(sid, msg, now)
+            else:
+                resumed = None
+                if which == "hello" and msg.hello.resume_token:
+                    resumed = await self._resumed(sid, msg.hello.resume_token)
+                    now = self.clock.now_us()
+                elif which == "join_room":
+                    await self._preload(msg.join_room.name.strip())
+                    now = self.clock.now_us()
+                actions = core.handle(sid, msg, now, resumed)
+                self._maybe_wake()
+            if actions:
+                await self._perform(actions)
+
+    async def _resumed(self, sid: int, token: str) -> UserRecord | None:
+        session = self.core.sessions.get(sid)
+        if session is None or session.user_id:
+            return None
+        record = await self.storage.user_by_token(hash_token(token))
+        if record is not None:
+            room = self.core.resume_room(record, self.clock.now_us())
+            if room:
+                await self._preload(room)
+        return record
+
+    async def _preload(self, name: str) -> None:
+        if name and self.core.needs_chat(name):
+            records = await self.storage.recent_chat(name, self.core.limits.chat_history)
+            self.core.preload_chat(name, records)
+
+    def _on_slow(self, sid: int) -> None:
+        self._perform_nowait(self.core.disconnect(sid, pb.LEAVE_REASON_SLOW, self.clock.now_us()))
+        self._close(sid, CLOSE_SLOW, "too slow: the outgoing queue passed 1 MiB")
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    async def _perform(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.mailer.send(action.targets, action.payload)
+            elif isinstance(action, Close):
+                self._close(action.session_id, action.code, action.reason)
+            elif isinstance(action, Persist):
+                if not action.then:
+                    self._submit(action)
+                    continue
+                try:
+                    await self.storage.apply(action.store)
+                except Exception:
+                    log.exception("storage failed")
+                    self._internal_error(action.session_id, action.ref)
+                else:
+                    await self._perform(action.then)
+            elif isinstance(action, FetchHistory):
+                await self._history(action)
+            else:  # a bare store
+                self._submit(Persist(action))
+
+    def _perform_nowait(self, actions: Sequence[Action]) -> None:
+        for index, action in enumerate(actions):
+            if isinstance(action, _ASYNC) and (not isinstance(action, Persist) or action.then):
+                self._spawn(self._perform(actions[index:]))
+                return
+            if isinstance(action, Send):
+                self.mailer.send(action.targets, action.payload)
+            elif isinstance(action, Close):
+                self._close(action.session_id, action.code, action.reason)
+            elif isinstance(action, Persist):
+                self._submit(action)
+
+    def _submit(self, action: Persist) -> None:
+        self._spawn(self._store(action))
+
+    async def _store(self, action: Persist) -> None:
+        try:
+            await self.storage.apply(action.store)
+        except Exception:
+            log.exception("storage failed")
+
+    async def _history(self, action: FetchHistory) -> None:
+        try:
+            records, more = await self.storage.history(
+                action.room, action.before_id, action.after_id, action.limit
+            )
+        except Exception:
+            log.exception("history query failed")
+            self._internal_error(action.session_id, action.ref)
+            return
+        page = pb.ChatHistoryPage(messages=[chat_pb(r) for r in records], has_more=more)
+        self.mailer.send(
+            (action.session_id,), pb.ServerMessage(ref=action.ref, chat_history_page=page).SerializeToString()
+        )
+
+    def _internal_error(self, sid: int, ref: int) -> None:
+        error = pb.Error(code=pb.ERROR_CODE_INTERNAL, message="The server could not save that; try again.")
+        self.mailer.send((sid,), pb.ServerMessage(ref=ref, error=error).SerializeToString())
+
+    def _close(self, sid: int, code: int, reason: str) -> None:
+        session = self.core.sessions.get(sid)
+        if session is not None:
+            session.closed = True
+        conn = self.connections.get(sid)
+        if conn is not None and sid not in self._closing:
+            task = asyncio.get_running_loop().create_task(self._close_conn(conn, code, reason))
+            self._closing[sid] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _close_conn(self, conn: ServerConnection, code: int, reason: str) -> None:
+        await asyncio.sleep(0)  # let this turn's queued messages go out first
+        await conn.close(code, reason)
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- timers --------------------------------------------------------------------------------------
+
+    def _maybe_wake(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline is not None and (self._deadline is None or deadline < self._deadline):
+            self._wake.set()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            deadline = self._deadline = self.core.next_deadline()
+            timeout = None if deadline is None else max(0.0, (deadline - self.clock.now_us()) / 1e6)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self._perform_nowait(self.core.tick(self.clock.now_us()))
+
+
+def _ip(conn: ServerConnection) -> str:
+    address = conn.remote_address
+    return str(address[0]) if address else "?"

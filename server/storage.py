@@ -1,0 +1,215 @@
+"""SQLite storage: users, persistent room settings and bans, chat. WAL mode, versioned migrations.
+
+Every call runs on one dedicated thread (the connection never leaves it), so the event loop never blocks
+on disk. Notes never come here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, TypeVar
+
+from server.core.actions import ClearChat, DeleteRoom, SaveChat, SaveRoom, SaveUser, Store
+from server.core.records import ChatRecord, RoomRecord, UserRecord
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        color TEXT NOT NULL,
+        last_room TEXT NOT NULL DEFAULT '',
+        last_seen_us INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE rooms (
+        name TEXT PRIMARY KEY,
+        visible INTEGER NOT NULL,
+        password_hash TEXT NOT NULL,
+        user_limit INTEGER NOT NULL,
+        chat_enabled INTEGER NOT NULL,
+        owner_only_play INTEGER NOT NULL,
+        owner_id INTEGER NOT NULL
+    );
+    CREATE TABLE bans (
+        room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL,
+        until_us INTEGER NOT NULL,
+        PRIMARY KEY (room, user_id)
+    );
+    CREATE TABLE chat (
+        id INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        user_color TEXT NOT NULL,
+        content TEXT NOT NULL,
+        server_time_us INTEGER NOT NULL
+    );
+    CREATE INDEX chat_room_id ON chat (room, id);
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+@dataclass(slots=True)
+class Startup:
+    next_user_id: int
+    next_chat_id: int
+    rooms: list[RoomRecord] = field(default_factory=list)
+
+
+class Storage:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def open(self) -> Startup:
+        return await self._run(self._open)
+
+    async def close(self) -> None:
+        await self._run(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _open(self) -> Startup:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema {version}, newer than this server ({SCHEMA_VERSION})."
+            )
+        for number in range(version, SCHEMA_VERSION):
+            log.info("migrating %s to schema %d", self.path, number + 1)
+            db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
+        self._db = db
+        users = db.execute("SELECT COALESCE(MAX(id), 0) FROM users").fetchone()[0]
+        chats = db.execute("SELECT COALESCE(MAX(id), 0) FROM chat").fetchone()[0]
+        return Startup(users + 1, chats + 1, self._rooms())
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("storage is not open")
+        return self._db
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    async def user_by_token(self, token_hash: str) -> UserRecord | None:
+        return await self._run(self._user_by_token, token_hash)
+
+    def _user_by_token(self, token_hash: str) -> UserRecord | None:
+        row = self.db.execute(
+            "SELECT id, name, color, last_room, last_seen_us FROM users WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return UserRecord(*row) if row else None
+
+    def _rooms(self) -> list[RoomRecord]:
+        rooms = {
+            row[0]: RoomRecord(row[0], bool(row[1]), row[2], row[3], bool(row[4]), bool(row[5]), row[6])
+            for row in self.db.execute(
+                "SELECT name, visible, password_hash, user_limit, chat_enabled, owner_only_play, owner_id"
+                " FROM rooms"
+            )
+        }
+        for room, user_id, until in self.db.execute("SELECT room, user_id, until_us FROM bans"):
+            if room in rooms:
+                rooms[room].bans[user_id] = until
+        return list(rooms.values())
+
+    async def recent_chat(self, room: str, limit: int) -> list[ChatRecord]:
+        records, _ = await self._run(self._history, room, 0, 0, limit)
+        return records
+
+    async def history(
+        self, room: str, before_id: int, after_id: int, limit: int
+    ) -> tuple[list[ChatRecord], bool]:
+        return await self._run(self._history, room, before_id, after_id, limit)
+
+    def _history(self, room: str, before_id: int, after_id: int, limit: int) -> tuple[list[ChatRecord], bool]:
+        columns = "id, room, user_id, user_name, user_color, content, server_time_us"
+        if after_id:
+            sql = f"SELECT {columns} FROM chat WHERE room = ? AND id > ? ORDER BY id ASC LIMIT ?"
+            rows = self.db.execute(sql, (room, after_id, limit + 1)).fetchall()
+            return [ChatRecord(*r) for r in rows[:limit]], len(rows) > limit
+        before = before_id or (1 << 62)
+        sql = f"SELECT {columns} FROM chat WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?"
+        rows = self.db.execute(sql, (room, before, limit + 1)).fetchall()
+        return [ChatRecord(*r) for r in reversed(rows[:limit])], len(rows) > limit
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    async def apply(self, store: Store) -> None:
+        await self._run(self._apply, store)
+
+    def _apply(self, store: Store) -> None:
+        db = self.db
+        with db:  # one transaction, committed before the caller goes on
+            db.execute("BEGIN")
+            if isinstance(store, SaveChat):
+                db.executemany(
+                    "INSERT INTO chat VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (c.id, c.room, c.user_id, c.user_name, c.user_color, c.content, c.server_time_us)
+                        for c in store.messages
+                    ],
+                )
+            elif isinstance(store, SaveUser):
+                u = store.user
+                if store.token_hash is not None:
+                    db.execute(
+                        "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
+                        (u.id, store.token_hash, u.name, u.color, u.last_room, u.last_seen_us),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE users SET name = ?, color = ?, last_room = ?, last_seen_us = ? WHERE id = ?",
+                        (u.name, u.color, u.last_room, u.last_seen_us, u.id),
+                    )
+            elif isinstance(store, SaveRoom):
+                r = store.room
+                db.execute(
+                    "INSERT OR REPLACE INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.name,
+                        r.visible,
+                        r.password_hash,
+                        r.user_limit,
+                        r.chat_enabled,
+                        r.owner_only_play,
+                        r.owner_id,
+                    ),
+                )
+                db.execute("DELETE FROM bans WHERE room = ?", (r.name,))
+                db.executemany(
+                    "INSERT INTO bans VALUES (?, ?, ?)", [(r.name, u, t) for u, t in r.bans.items()]
+                )
+            elif isinstance(store, DeleteRoom):
+                db.execute("DELETE FROM rooms WHERE name = ?", (store.name,))
+            elif isinstance(store, ClearChat):
+                db.execute("DELETE FROM chat WHERE room = ?", (store.room,))
