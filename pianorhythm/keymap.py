@@ -80,7 +80,7 @@ def handle_key(state: KeymapState, key: str, character: str | None) -> KeyAction
     """What a key press does: a note, a state change, or nothing (`None`: let the key through).
 
     `key` is the key's name (e.g. "left", "z", "comma") and `character` the printable character it typed,
-    if any. Upper case letters (Shift or Caps Lock) play like lower case ones.
+    if any. Upper case letters do not play: Shift+letter is left to the app for its commands.
     """
     if key in OCTAVE_DOWN_KEYS or key in OCTAVE_UP_KEYS:
         step = -12 if key in OCTAVE_DOWN_KEYS else 12
@@ -90,7 +90,7 @@ def handle_key(state: KeymapState, key: str, character: str | None) -> KeyAction
         return StateChange(replace(state, velocity=_step_velocity(state.velocity, key in VELOCITY_UP_KEYS)))
     if character is None or len(character) != 1:
         return None
-    offset = NOTE_KEYS.get(character.lower())
+    offset = NOTE_KEYS.get(character)
     if offset is None:
         return None
     note = state.base + offset

@@ -37,9 +37,10 @@ def test_two_octaves_are_covered_without_gaps():
     assert set(range(48, 48 + 32)) == played
 
 
-def test_shift_or_caps_lock_plays_the_same_note():
+def test_shifted_letters_are_left_for_app_commands():
     state = KeymapState()
-    assert handle_key(state, "Z", "Z") == handle_key(state, "z", "z")
+    assert handle_key(state, "R", "R") is None
+    assert handle_key(state, "Z", "Z") is None
 
 
 def test_other_keys_pass_through():

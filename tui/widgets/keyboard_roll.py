@@ -84,6 +84,7 @@ class KeyboardRoll(Widget, can_focus=True):
         self.model = RollModel()
         self.player_colors: dict[int, str] = {}
         self.local_player = 0
+        self.echo_local = True  # light local presses at once (off when the engine echoes them back)
         self._renderer: RollRenderer | None = None
         self._last_slice = -1
         self._mouse_key: int | None = None
@@ -181,11 +182,13 @@ class KeyboardRoll(Widget, can_focus=True):
     # -- playing ----------------------------------------------------------------------------------------
 
     def _press(self, key: int, velocity: int) -> None:
-        self.note_on(self.local_player, key, velocity)
+        if self.echo_local:
+            self.note_on(self.local_player, key, velocity)
         self.post_message(self.LocalNote(key, velocity))
 
     def _release(self, key: int) -> None:
-        self.note_off(self.local_player, key)
+        if self.echo_local:
+            self.note_off(self.local_player, key)
         self.post_message(self.LocalNote(key, 0))
 
     def play_key(self, note: PlayNote) -> None:

@@ -1,0 +1,467 @@
+"""The Textual app: composes the lobby and room screens and routes engine events and user requests.
+
+    run_from_args(args, start_embedded_server)   # tui.cli calls this
+
+With no --connect, `start_embedded_server()` (given by tui.cli, the only module that may import the
+server) starts a relay on 127.0.0.1 and a free port inside the app's event loop, and the app joins its
+lobby. The engine (tui.engine) does all networking; this module only turns its events into screen updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from tui import config as cfg
+from tui.messages import JoinRoomRequest, LeaveRoomRequest, RoomView, SettingsChanged
+from tui.net import model as m
+from tui.net.backoff import Backoff
+from tui.screens.dialogs import HelpScreen
+from tui.screens.lobby import LobbyScreen
+from tui.screens.room import RoomScreen
+from tui.screens.settings import SettingsScreen
+from tui.widgets.keyboard_roll import KeyboardRoll
+from tui.widgets.status import StatusBar
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedServer(Protocol):
+    """What the embedded-server starter returns (server.main.RunningServer fits)."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+ServerStarter = Callable[[], Awaitable[EmbeddedServer]]
+
+
+class ObservedBackoff(Backoff):
+    """The session's backoff, remembering its last delay so the status bar can count down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_delay: float | None = None
+        self.chosen_at = 0.0
+
+    def next_delay(self) -> float | None:
+        delay = super().next_delay()
+        self.last_delay, self.chosen_at = delay, time.monotonic()
+        return delay
+
+
+@dataclass
+class AppOptions:
+    """Everything the app needs from the command line and the config file."""
+
+    config: cfg.Config  # the saved settings
+    effective: cfg.Config  # with flags applied
+    connect: str | None = None
+    no_audio: bool = False
+    midi_api: str | None = None
+    config_file: Path | None = None
+    record: str | None = None
+
+
+def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
+    path = config_file or cfg.config_path()
+    saved = cfg.load(path)
+    effective = cfg.with_flags(saved, args)
+    if not effective.name:
+        effective = replace(effective, name=_default_name())
+    return AppOptions(
+        config=saved,
+        effective=effective,
+        connect=getattr(args, "connect", None),
+        no_audio=bool(getattr(args, "no_audio", False)),
+        midi_api=getattr(args, "midi_api", None),
+        config_file=path,
+        record=getattr(args, "record", None),
+    )
+
+
+def _default_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()[:32] or "player"
+    except Exception:
+        return "player"
+
+
+class PianoApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "pianorhythm"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        options: AppOptions,
+        start_embedded_server: ServerStarter | None = None,
+        *,
+        engine_factory: Callable[[AppOptions, str, Backoff], Any] | None = None,
+        room_screen_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.start_embedded_server = start_embedded_server
+        self.engine_factory = engine_factory or _make_engine
+        self.room_screen_kwargs = room_screen_kwargs or {}
+        self.engine: Any = None
+        self.server: EmbeddedServer | None = None
+        self.midi: Any = None
+        self.backoff = ObservedBackoff()
+        self.lobby = LobbyScreen()
+        self.room_screen: RoomScreen | None = None
+        self.connection = "connecting"
+        self.url = ""
+        if options.effective.theme:
+            self.theme = options.effective.theme
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(self.lobby)
+        self.set_interval(1.0, self._tick_status)
+        self.run_worker(self._start(), exclusive=True, group="engine")
+
+    async def _start(self) -> None:
+        url = self.options.connect
+        if not url:
+            if self.start_embedded_server is None:
+                self.notify("No server: pass --connect ws://HOST:PORT/api/websocket.", severity="error")
+                return
+            try:
+                self.server = await self.start_embedded_server()
+            except Exception as error:  # the port, the database...
+                log.exception("embedded server failed")
+                self.notify(f"The local server did not start ({error}); use --connect.", severity="error")
+                return
+            url = self.server.url
+        self.url = url
+        self.engine = await self.engine_factory(self.options, url, self.backoff)
+        self.engine.subscribe(self.on_engine_event)
+        await self.engine.start()
+        self._open_midi()
+        self._set_audio_status()
+
+    def _open_midi(self) -> None:
+        from tui.midi.input import open_midi_input
+
+        try:
+            self.midi = open_midi_input(
+                self._on_midi_event,
+                self._on_midi_status,
+                api=self.options.midi_api or self.options.effective.midi_api or None,
+                wanted=self.options.effective.midi_device or None,
+            )
+        except Exception as error:
+            log.warning("MIDI input did not open: %s", error)
+        self._set_midi_status()
+
+    def _on_midi_event(self, event: Any) -> None:
+        if self.engine is not None:
+            self.engine.play_local(event)
+
+    def _on_midi_status(self, message: str) -> None:
+        self._set_midi_status()
+        if "unplugged" in message.lower() or "lost" in message.lower() or "gone" in message.lower():
+            self.notify(message, severity="warning")
+
+    def _set_midi_status(self) -> None:
+        name = self.midi.port_name if self.midi is not None and self.midi.connected else None
+        self._status(midi_in=name or "none")
+
+    def _set_audio_status(self) -> None:
+        synth = getattr(self.engine, "synth", None)
+        if synth is None:
+            return
+        if synth.silent:
+            reason = getattr(synth, "reason", "silent")
+            self._status(audio="silent")
+            if not self.options.no_audio:
+                self.notify(reason, severity="warning", timeout=8)
+        else:
+            self._status(audio=synth.description)
+
+    async def action_quit(self) -> None:
+        await self._shutdown()
+        self.exit(0)
+
+    async def on_unmount(self) -> None:
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self.midi is not None:
+            self.midi.close()
+            self.midi = None
+        if self.engine is not None:
+            engine, self.engine = self.engine, None
+            await engine.close()
+            engine.synth.close()
+        if self.server is not None:
+            server, self.server = self.server, None
+            await server.close()
+
+    # ---- status ------------------------------------------------------------------------------------------
+
+    def _status_bars(self) -> Iterable[StatusBar]:
+        for screen in (self.lobby, self.room_screen):
+            if screen is not None and screen.is_mounted:
+                yield from screen.query(StatusBar)
+
+    def _status(self, **values: object) -> None:
+        for bar in self._status_bars():
+            for key, value in values.items():
+                setattr(bar, key, value)
+
+    def _tick_status(self) -> None:
+        retry_in = None
+        if self.connection == "reconnecting" and self.backoff.last_delay is not None:
+            retry_in = max(0.0, self.backoff.last_delay - (time.monotonic() - self.backoff.chosen_at))
+        rtt = self.engine.rtt_ms if self.engine is not None else None
+        self._status(connection=self.connection, retry_in_s=retry_in, rtt_ms=rtt)
+
+    # ---- engine events ---------------------------------------------------------------------------------
+
+    def on_engine_event(self, event: m.EngineEvent) -> None:
+        match event:
+            case m.ConnectionChanged(state=state, detail=detail):
+                previous, self.connection = self.connection, state.value
+                self._tick_status()
+                if state.value == "reconnecting" and previous == "connected":
+                    self.notify(f"Connection lost ({detail}); reconnecting…", severity="warning")
+                elif state.value == "gave_up":
+                    self.notify(f"Could not reach the server ({detail}). Press R to retry.", severity="error")
+                elif state.value == "connected" and previous in ("reconnecting", "gave_up"):
+                    self.notify("Reconnected.")
+            case m.RoomEntered(room=room, resumed=resumed):
+                self._enter(room, resumed)
+            case m.RoomListChanged(rooms=rooms):
+                self.lobby.set_rooms(_room_view(r) for r in rooms)
+            case m.Removed(reason=reason, room=room):
+                words = {"kicked": "You were kicked from", "banned": "You were banned from"}
+                self.notify(f"{words.get(reason, 'You left')} {room}.", severity="warning")
+            case m.ServerError(message=message):
+                self.notify(message or "The server refused that.", severity="error")
+                if self.room_screen is not None:
+                    self.room_screen.handle_engine_event(event)
+            case _:
+                if self.room_screen is not None and self.room_screen.is_mounted:
+                    self.room_screen.handle_engine_event(event)
+
+    def _enter(self, room: m.RoomInfo, resumed: bool) -> None:
+        me = self.engine.me.id if self.engine is not None and self.engine.me is not None else 0
+        if room.is_lobby:
+            self._close_room_screen()
+            if self.engine is not None:
+                self.engine.subscribe_rooms(True)
+            return
+        if resumed and self.room_screen is not None and self.room_screen.state.name == room.name:
+            return  # a reconnect into the same room: keep the screen, the catch-up fills the chat
+        self._close_room_screen()
+        if self.engine is not None:
+            self.engine.subscribe_rooms(False)
+        kwargs: dict[str, Any] = {"now_us": self.engine.session.server_now_us} if self.engine else {}
+        kwargs.update(self.room_screen_kwargs)
+        self.room_screen = RoomScreen(room, me, self.engine, **kwargs)
+        self.push_screen(self.room_screen)
+        self.call_after_refresh(self._after_room_mount)
+
+    def _after_room_mount(self) -> None:
+        screen = self.room_screen
+        if screen is None or not screen.is_mounted:
+            return
+        self._tick_status()
+        self._set_midi_status()
+        self._set_audio_status_quiet()
+        roll = screen.query_one(KeyboardRoll)
+        roll.keymap = replace(roll.keymap, note_length_s=self.options.effective.note_length_s)
+
+    def _set_audio_status_quiet(self) -> None:
+        synth = getattr(self.engine, "synth", None)
+        if synth is not None:
+            self._status(audio="silent" if synth.silent else synth.description)
+
+    def _close_room_screen(self) -> None:
+        if self.room_screen is None:
+            return
+        while self.screen is not self.lobby and len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.room_screen = None
+
+    # ---- requests from screens -------------------------------------------------------------------------
+
+    def on_join_room_request(self, message: JoinRoomRequest) -> None:
+        if self.engine is None:
+            self.notify("Not connected yet.", severity="warning")
+            return
+        settings = None
+        if message.new_room is not None:
+            from pianorhythm.wire import pianorhythm_pb2 as pb
+
+            new = message.new_room
+            settings = pb.RoomSettingsChange(
+                visible=not new.private,
+                password=new.password or None,
+                user_limit=new.user_limit,
+                chat_enabled=new.chat_enabled,
+                owner_only_play=new.owner_only_play,
+            )
+        self.engine.join_room(message.name, message.password, settings)
+
+    def on_leave_room_request(self, message: LeaveRoomRequest) -> None:
+        if self.engine is not None:
+            self.engine.leave()
+
+    def on_settings_changed(self, message: SettingsChanged) -> None:
+        self.apply_settings(message.changes)
+
+    def apply_settings(self, changes: dict[str, object]) -> None:
+        if not changes:
+            return
+        opts = self.options
+        opts.config = replace(opts.config, **changes)  # type: ignore[arg-type]
+        opts.effective = replace(opts.effective, **changes)  # type: ignore[arg-type]
+        try:
+            cfg.save(opts.config, opts.config_file)
+        except OSError as error:
+            self.notify(f"Settings not saved: {error}", severity="error")
+        engine = self.engine
+        if engine is not None:
+            if "name" in changes or "color" in changes:
+                engine.set_profile(name=changes.get("name"), color=changes.get("color") or None)
+            if "instrument" in changes:
+                engine.set_instrument(int(changes["instrument"]))  # type: ignore[call-overload]
+            if "latency" in changes:
+                engine.set_latency_preset(str(changes["latency"]))
+            for level in ("volume", "reverb", "chorus"):
+                if level in changes:
+                    getattr(engine.synth, f"set_{level}")(float(changes[level]))  # type: ignore[arg-type]
+        if "midi_device" in changes and self.midi is not None:
+            self.midi.close()
+            self._open_midi()
+        if self.room_screen is not None and self.room_screen.is_mounted and "note_length_s" in changes:
+            roll = self.room_screen.query_one(KeyboardRoll)
+            roll.keymap = replace(roll.keymap, note_length_s=opts.effective.note_length_s)
+
+    def watch_theme(self, theme: str) -> None:
+        if theme != self.options.effective.theme and self.is_running:
+            self.apply_settings({"theme": theme})
+
+    # ---- actions (bindings and the command palette) -------------------------------------------------------
+
+    def action_settings(self) -> None:
+        from tui.audio.drivers import audio_driver_choices
+        from tui.audio.soundfont import list_soundfonts
+
+        def ports() -> list[str]:
+            from tui.midi.ports import list_input_ports
+
+            try:
+                return list_input_ports(self.options.midi_api)
+            except Exception:
+                return []
+
+        screen = SettingsScreen(
+            self.options.effective,
+            midi_ports=ports,
+            audio_drivers=audio_driver_choices(),
+            soundfonts=[str(p) for p in list_soundfonts()],
+        )
+        self.push_screen(screen, lambda changes: self.apply_settings(changes or {}))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_retry(self) -> None:
+        if self.engine is not None:
+            self.engine.retry()
+            self.notify("Retrying the connection…")
+
+    def action_leave_room(self) -> None:
+        if self.engine is not None:
+            self.engine.leave()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Settings", "MIDI, audio, instrument, latency, name and colour", self.action_settings
+        )
+        yield SystemCommand("Help", "Keys, chat commands and how to play", self.action_help)
+        yield SystemCommand("Retry connection", "Reconnect to the server now", self.action_retry)
+        yield SystemCommand("New room", "Create a room with settings", self.lobby.action_create_room)
+        if self.room_screen is not None:
+            yield SystemCommand("Leave room", "Back to the lobby", self.action_leave_room)
+
+
+def _room_view(room: m.RoomSummaryInfo) -> RoomView:
+    return RoomView(
+        name=room.name,
+        players=room.member_count,
+        limit=room.user_limit,
+        locked=room.locked,
+        owner=room.owner_name,
+        is_lobby=room.is_lobby,
+    )
+
+
+async def _make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
+    """The real engine with the synth the settings ask for (opened off the event loop: it may be slow)."""
+    from pianorhythm.playout import LatencyPreset
+    from tui.audio.drivers import open_synth
+    from tui.engine import Engine, EngineConfig
+
+    eff = options.effective
+    synth = await asyncio.to_thread(
+        open_synth, eff.soundfont or None, eff.audio_driver or None, no_audio=options.no_audio
+    )
+    synth.set_volume(eff.volume)
+    synth.set_reverb(eff.reverb)
+    synth.set_chorus(eff.chorus)
+    config = EngineConfig(
+        url=url,
+        name=eff.name,
+        color=eff.color,
+        room=eff.room or None,
+        preset=LatencyPreset(eff.latency)
+        if eff.latency in ("low", "balanced", "safe")
+        else LatencyPreset.BALANCED,
+        token_dir=str(cfg.config_dir()),
+        backoff=backoff,
+    )
+    engine = Engine(config, synth=synth)
+    if eff.instrument:
+        engine.set_instrument(eff.instrument)
+    return engine
+
+
+def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
+    """Run the TUI until the user quits. Returns the exit status."""
+    options = options_from_args(args)
+    if options.connect:
+        options.config = replace(options.config, last_server=options.connect)
+        try:
+            cfg.save(options.config, options.config_file)
+        except OSError as error:
+            log.warning("config not saved: %s", error)
+    app = PianoApp(options, start_embedded_server)
+    result = app.run()
+    return result if isinstance(result, int) else 0
+
+
+__all__ = ["AppOptions", "EmbeddedServer", "PianoApp", "ServerStarter", "run_from_args"]

@@ -1,0 +1,170 @@
+"""The user's settings: a flat TOML file in the platform config dir, flags on top, UI changes saved back.
+
+    ~/.config/pianorhythm-tui/config.toml   (PIANORHYTHM_CONFIG_DIR overrides the directory)
+
+Read with tomllib; written by `dumps`, which handles exactly the flat values this file holds (strings,
+integers, floats, booleans), so no TOML-writing dependency is needed. Unknown keys are kept as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Final
+
+from platformdirs import user_config_dir
+
+log = logging.getLogger(__name__)
+
+ENV_DIR: Final = "PIANORHYTHM_CONFIG_DIR"
+APP_NAME: Final = "pianorhythm-tui"
+FILE_NAME: Final = "config.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    name: str = ""
+    color: str = ""
+    last_server: str = ""
+    room: str = ""
+    midi_device: str = ""
+    midi_api: str = ""
+    audio_driver: str = "auto"
+    soundfont: str = ""
+    instrument: int = 0
+    latency: str = "balanced"
+    volume: float = 0.8
+    reverb: float = 0.2
+    chorus: float = 0.0
+    note_length_s: float = 0.3
+    theme: str = ""
+
+
+def config_dir() -> Path:
+    env = os.environ.get(ENV_DIR)
+    return Path(env).expanduser() if env else Path(user_config_dir(APP_NAME))
+
+
+def config_path() -> Path:
+    return config_dir() / FILE_NAME
+
+
+def _coerce(default: object, value: object) -> object | None:
+    """`value` as the type of `default`, or None when it does not fit."""
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else None
+    if isinstance(default, int):
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return float(value) if ok else None  # type: ignore[arg-type]
+    if isinstance(default, str):
+        return value if isinstance(value, str) else None
+    return None
+
+
+def from_mapping(data: dict[str, Any]) -> Config:
+    base = Config()
+    values: dict[str, object] = {}
+    for f in fields(Config):
+        if f.name in data:
+            coerced = _coerce(getattr(base, f.name), data[f.name])
+            if coerced is None:
+                log.warning("config: ignoring %s = %r (wrong type)", f.name, data[f.name])
+            else:
+                values[f.name] = coerced
+    return replace(base, **values)  # type: ignore[arg-type]
+
+
+def load(path: Path | None = None) -> Config:
+    """The saved config, or defaults when the file is missing or unreadable (logged, never fatal)."""
+    path = path or config_path()
+    try:
+        with path.open("rb") as file:
+            return from_mapping(tomllib.load(file))
+    except FileNotFoundError:
+        return Config()
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        log.warning("config: cannot read %s (%s); using defaults", path, error)
+        return Config()
+
+
+def _toml_string(value: str) -> str:
+    out = ['"']
+    for char in value:
+        code = ord(char)
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\":
+            out.append("\\\\")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("config values must be finite")
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    raise TypeError(f"cannot write {type(value).__name__} to the config")
+
+
+def dumps(values: dict[str, object]) -> str:
+    lines = ["# pianorhythm-tui settings (edited by the app; flags override them)"]
+    for key, value in values.items():
+        if not key.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"bad config key {key!r}")
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def save(config: Config, path: Path | None = None) -> Path:
+    """Write `config` (atomically: a temp file then rename), keeping keys this version does not know."""
+    path = path or config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, object] = {}
+    try:
+        with path.open("rb") as file:
+            extra = {k: v for k, v in tomllib.load(file).items() if k not in Config.__dataclass_fields__}
+            extra = {k: v for k, v in extra.items() if isinstance(v, str | int | float | bool)}
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(dumps({**asdict(config), **extra}), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def with_flags(config: Config, args: object) -> Config:
+    """The config with command-line flags applied on top (flags win; they are not saved)."""
+    flag_map = {
+        "name": "name",
+        "color": "color",
+        "connect": "last_server",
+        "room": "room",
+        "midi_in": "midi_device",
+        "midi_api": "midi_api",
+        "audio_driver": "audio_driver",
+        "soundfont": "soundfont",
+        "latency": "latency",
+    }
+    values = {
+        field_name: getattr(args, attr)
+        for attr, field_name in flag_map.items()
+        if isinstance(getattr(args, attr, None), str) and getattr(args, attr)
+    }
+    return replace(config, **values)

@@ -1,0 +1,79 @@
+"""The lobby: the live room list; join by selecting a room or typing a name (which creates it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label
+
+from tui.messages import JoinRoomRequest, NewRoom, RoomView
+from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
+from tui.widgets.room_list import RoomList
+from tui.widgets.status import StatusBar
+
+
+class LobbyScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "create_room", "New room"),
+        Binding("f2", "app.settings", "Settings"),
+        Binding("f1", "app.help", "Help"),
+        Binding("ctrl+r", "app.retry", "Retry", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="lobby"):
+            yield Label("Rooms — Enter joins the selected room", id="rooms-title")
+            yield RoomList(id="rooms")
+            with Horizontal(id="join-row"):
+                yield Input(
+                    placeholder="room name: Enter joins it (or creates it)", max_length=64, id="room-name"
+                )
+                yield Button("New room…", id="create")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(RoomList).focus()
+
+    def set_rooms(self, rooms: Iterable[RoomView], removed: Iterable[str] = ()) -> None:
+        self.query_one(RoomList).set_rooms(rooms)
+
+    def _join(self, name: str) -> None:
+        room = self.query_one(RoomList).rooms.get(name)
+        if room is not None and room.locked:
+            self.app.push_screen(PasswordScreen(name), lambda pw: self._join_with(name, pw))
+        else:
+            self.post_message(JoinRoomRequest(name))
+
+    def _join_with(self, name: str, password: str | None) -> None:
+        if password is not None:
+            self.post_message(JoinRoomRequest(name, password))
+
+    def on_room_list_chosen(self, event: RoomList.Chosen) -> None:
+        self._join(event.room.name)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        name = event.value.strip()
+        if name:
+            event.input.value = ""
+            self._join(name)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "create":
+            event.stop()
+            self.action_create_room()
+
+    def action_create_room(self) -> None:
+        name = self.query_one("#room-name", Input).value.strip()
+        self.app.push_screen(CreateRoomScreen(name), self._created)
+
+    def _created(self, room: NewRoom | None) -> None:
+        if room is not None:
+            self.post_message(JoinRoomRequest(room.name, room.password, new_room=room))

@@ -1,0 +1,230 @@
+"""The room: keyboard roll on top, chat and players below, status bar and footer.
+
+Focus rules (as in Multiplayer Piano): the room opens with the keyboard focused, so the computer keyboard
+plays; Enter moves to the chat input; Enter there sends and gives focus back to the keyboard; Escape leaves
+the input without sending. Keys typed in the chat input never play notes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import ClassVar, Protocol
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from pianorhythm.commands import CommandError, parse_command
+from pianorhythm.events import EventKind, MusicEvent
+from tui.messages import ChatLine, ChatSubmitted, LeaveRoomRequest, SettingsChanged, TypingChanged
+from tui.net import model as m
+from tui.screens import room_commands
+from tui.screens.room_state import RoomState
+from tui.widgets.chat import ChatInput, ChatLog
+from tui.widgets.keyboard_roll import Clock, KeyboardRoll
+from tui.widgets.players import PlayersList
+from tui.widgets.status import StatusBar
+
+
+class EngineLike(room_commands.EngineActions, Protocol):
+    """What the room screen calls on the engine (tui.engine.Engine satisfies it)."""
+
+    def play_local(self, event: MusicEvent) -> None: ...
+    def send_chat(self, text: str) -> bool: ...
+    def typing_start(self) -> bool: ...
+    def typing_stop(self) -> bool: ...
+    def player_stats(self, user_id: int) -> m.PlayerStats | None: ...
+    @property
+    def rtt_ms(self) -> float | None: ...
+
+
+def _chat_line(line: m.ChatLine) -> ChatLine:
+    return ChatLine(
+        time_us=line.server_time_us,
+        text=line.content,
+        author=line.user_name,
+        color=line.user_color,
+        id=line.id,
+    )
+
+
+class RoomScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "focus_chat", "Chat"),
+        Binding("ctrl+l", "leave_room", "Leave room"),
+        Binding("f2", "app.settings", "Settings"),
+        Binding("f1", "app.help", "Help"),
+        Binding("R", "app.retry", "Retry", show=False),
+    ]
+
+    def __init__(
+        self,
+        room: m.RoomInfo,
+        me_id: int,
+        engine: EngineLike | None = None,
+        *,
+        clock: Clock = time.perf_counter,
+        now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        tz: dt.tzinfo | None = None,
+        stats_interval_s: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.state = RoomState.from_room(room, me_id)
+        self.history = room.chat_history
+        self.engine = engine
+        self.clock = clock
+        self.now_us = now_us
+        self.tz = tz
+        self.stats_interval_s = stats_interval_s
+        self._note_ons = 0
+        self.sub_title = room.name
+
+    # ---- layout ------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield KeyboardRoll(clock=self.clock, id="roll")
+        with Horizontal(id="room-bottom"):
+            with Vertical(id="chat"):
+                yield ChatLog(tz=self.tz, id="chat-log")
+                yield ChatInput(id="chat-input")
+            yield PlayersList(id="players")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def roll(self) -> KeyboardRoll:
+        return self.query_one(KeyboardRoll)
+
+    def on_mount(self) -> None:
+        self.title = "pianorhythm"
+        roll = self.roll
+        roll.local_player = self.state.me_id
+        roll.echo_local = self.engine is None
+        roll.set_colors(self.state.colors())
+        self.query_one(ChatLog).reset([_chat_line(line) for line in self.history])
+        self._refresh_players()
+        roll.focus()
+        if self.stats_interval_s > 0:
+            self.set_interval(self.stats_interval_s, self._update_stats)
+
+    def save_settings(self, changes: dict[str, object]) -> None:
+        self.post_message(SettingsChanged(changes))
+
+    def say(self, text: str) -> None:
+        self.query_one(ChatLog).system(self.now_us(), text)
+
+    def _refresh_players(self) -> None:
+        self.query_one(PlayersList).set_players(self.state.players())
+        self.roll.set_colors(self.state.colors())
+
+    def _update_stats(self) -> None:
+        status = self.query_one(StatusBar)
+        status.notes_per_s = self._note_ons / self.stats_interval_s
+        self._note_ons = 0
+        if self.engine is None:
+            return
+        self.state.my_rtt_ms = self.engine.rtt_ms
+        status.rtt_ms = self.engine.rtt_ms
+        for uid in self.state.users:
+            stats = self.engine.player_stats(uid)
+            if stats is not None:
+                self.state.stats[uid] = stats
+        self._refresh_players()
+
+    # ---- engine events -------------------------------------------------------------------------------------
+
+    def handle_engine_event(self, event: m.EngineEvent) -> None:
+        match event:
+            case m.NotesPlayed(user_id=uid, events=events):
+                self._play(uid, events)
+            case m.ChatReceived(line=line):
+                self.query_one(ChatLog).add(_chat_line(line))
+                self.state.apply(event, self.say)
+                self._refresh_players()
+            case m.ChatHistory(lines=lines, catch_up=True):
+                log = self.query_one(ChatLog)
+                shown = {line.id for line in log.lines_shown}
+                for line in lines:
+                    if line.id not in shown:
+                        log.add(_chat_line(line))
+            case m.UserLeft(user_id=uid):
+                self.roll.release_player(uid)
+                self.state.apply(event, self.say)
+                self._refresh_players()
+            case m.ServerError(message=message):
+                self.say(message)
+            case m.CommandOutput(output=output):
+                self.say(output)
+            case _:
+                if self.state.apply(event, self.say):
+                    self._refresh_players()
+
+    def _play(self, user_id: int, events: tuple[MusicEvent, ...]) -> None:
+        roll = self.roll
+        for event in events:
+            if event.kind is EventKind.NOTE:
+                if event.value > 0:
+                    self._note_ons += 1
+                    roll.note_on(user_id, event.number, event.value)
+                else:
+                    roll.note_off(user_id, event.number)
+            elif event.number == 64:
+                roll.pedal(user_id, event.value >= 64)
+
+    # ---- local input ---------------------------------------------------------------------------------------
+
+    def on_keyboard_roll_local_note(self, message: KeyboardRoll.LocalNote) -> None:
+        if self.engine is not None:
+            self.engine.play_local(
+                MusicEvent(EventKind.NOTE, message.key, message.velocity, time.perf_counter_ns())
+            )
+        elif message.velocity:
+            self._note_ons += 1
+
+    def on_keyboard_roll_keymap_changed(self, message: KeyboardRoll.KeymapChanged) -> None:
+        self.query_one(StatusBar).keys = f"{message.state.octave_label} v{message.state.velocity}"
+
+    def action_focus_chat(self) -> None:
+        self.query_one(ChatInput).focus()
+
+    def action_leave_room(self) -> None:
+        self.post_message(LeaveRoomRequest())
+
+    def on_chat_input_leave(self, message: ChatInput.Leave) -> None:
+        self.roll.focus()
+
+    def on_typing_changed(self, message: TypingChanged) -> None:
+        message.stop()
+        if self.engine is not None:
+            if message.typing:
+                self.engine.typing_start()
+            else:
+                self.engine.typing_stop()
+
+    def on_chat_submitted(self, message: ChatSubmitted) -> None:
+        message.stop()
+        self.roll.focus()
+        text = message.text
+        if not text:
+            return
+        command = parse_command(text)
+        if command is None:
+            if text.startswith("//"):
+                text = text[1:]
+            if self.engine is None:
+                self.say("Not connected.")
+            else:
+                self.engine.send_chat(text)
+            return
+        if isinstance(command, CommandError):
+            self.say(command.message)
+            return
+        error = room_commands.run(command, self.state, self.engine, self.say, self.save_settings)
+        if error:
+            self.say(error)
+            self.notify(error, severity="warning")

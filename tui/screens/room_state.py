@@ -1,0 +1,132 @@
+"""What the room screen knows about the room: members, owner, typing, settings (plain state, no widgets).
+
+Fed with the engine's events (tui.net.model); produces `PlayerView`s for the players list and system lines
+for the chat. Kept apart from the screen so it can be read and tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from tui.messages import PlayerView
+from tui.net import model as m
+
+LEAVE_WORDS = {
+    "left": "left",
+    "disconnected": "disconnected",
+    "kicked": "was kicked",
+    "banned": "was banned",
+    "slow": "was dropped (too slow)",
+    "replaced": "reconnected",
+}
+
+
+@dataclass
+class RoomState:
+    name: str = ""
+    me_id: int = 0
+    owner_id: int = 0
+    settings: m.RoomSettingsInfo | None = None
+    users: dict[int, m.UserInfo] = field(default_factory=dict)  # in joining order
+    typing: set[int] = field(default_factory=set)
+    stats: dict[int, m.PlayerStats] = field(default_factory=dict)
+    my_rtt_ms: float | None = None
+
+    @classmethod
+    def from_room(cls, room: m.RoomInfo, me_id: int) -> RoomState:
+        users = sorted(room.users, key=lambda u: u.joined_room_us)
+        return cls(room.name, me_id, room.owner_id, room.settings, {u.id: u for u in users})
+
+    @property
+    def am_owner(self) -> bool:
+        return self.owner_id != 0 and self.owner_id == self.me_id
+
+    def name_of(self, user_id: int) -> str:
+        user = self.users.get(user_id)
+        return user.name if user else f"#{user_id}"
+
+    def color_of(self, user_id: int) -> str:
+        user = self.users.get(user_id)
+        return user.color if user else "#888888"
+
+    def colors(self) -> dict[int, str]:
+        return {uid: u.color for uid, u in self.users.items()}
+
+    def players(self) -> list[PlayerView]:
+        views = []
+        for uid, user in self.users.items():
+            stats = self.stats.get(uid)
+            views.append(
+                PlayerView(
+                    id=uid,
+                    name=user.name,
+                    color=user.color,
+                    status=user.status,
+                    instrument=user.instrument,
+                    muted=user.muted,
+                    owner=uid == self.owner_id,
+                    typing=uid in self.typing,
+                    is_self=uid == self.me_id,
+                    rtt_ms=self.my_rtt_ms if uid == self.me_id else (stats.transit_ms if stats else None),
+                    delay_ms=stats.delay_ms if stats else None,
+                )
+            )
+        return views
+
+    def find_user(self, query: str) -> int | str:
+        """A member's id from a name, a unique name prefix, or "#id"; else one sentence saying why not."""
+        text = query.strip()
+        if text.startswith("#") and text[1:].isdigit():
+            return int(text[1:])
+        lowered = text.casefold()
+        exact = [uid for uid, u in self.users.items() if u.name.casefold() == lowered]
+        if len(exact) == 1:
+            return exact[0]
+        prefix = [uid for uid, u in self.users.items() if u.name.casefold().startswith(lowered)]
+        if len(exact) > 1 or len(prefix) > 1:
+            return f"More than one player matches {text!r}; use #id (e.g. #{(exact or prefix)[0]})."
+        if prefix:
+            return prefix[0]
+        return f"No player called {text!r} is in this room."
+
+    # ---- events -> system lines (None: nothing to say) ---------------------------------------------------
+
+    def apply(self, event: m.EngineEvent, say: Callable[[str], None]) -> bool:
+        """Update from one engine event; `say` system lines. True when the players list changed."""
+        match event:
+            case m.UserJoined(user=user):
+                self.users[user.id] = user
+                say(f"{user.name} joined")
+            case m.UserLeft(user_id=uid, name=name, reason=reason):
+                gone = self.users.pop(uid) if uid in self.users else None
+                self.typing.discard(uid)
+                if reason != "replaced":
+                    say(f"{gone.name if gone else name} {LEAVE_WORDS.get(reason, 'left')}")
+            case m.UserUpdated(user=user):
+                old = self.users.get(user.id)
+                if old is not None and old.name != user.name:
+                    say(f"{old.name} is now known as {user.name}")
+                if old is not None and old.muted != user.muted:
+                    say(f"{user.name} was {'muted' if user.muted else 'unmuted'}")
+                self.users[user.id] = (
+                    user if old is None else replace(user, joined_room_us=old.joined_room_us)
+                )
+            case m.RoomChanged(settings=settings, owner_id=owner_id):
+                self.settings = settings
+                if owner_id != self.owner_id:
+                    self.owner_id = owner_id
+                    if owner_id:
+                        say(f"♛ {self.name_of(owner_id)} now holds the crown")
+                    else:
+                        say("The crown is free: anyone may /crown it soon")
+            case m.TypingChanged(user_id=uid, typing=typing):
+                if typing and uid != self.me_id:
+                    self.typing.add(uid)
+                else:
+                    self.typing.discard(uid)
+            case m.ChatReceived(line=line):
+                self.typing.discard(line.user_id)
+            case _:
+                return False
+        return True
