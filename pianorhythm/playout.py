@@ -13,13 +13,14 @@ never below a floor and never above 500 ms. An event that arrives after its due 
 counted as late.
 
 Changing the delay must not reorder or squash a player's events. Growing is applied at once: an event that
-would otherwise be late is worth a slightly stretched interval. Shrinking only happens across a pause (a
-capture gap of at least PHRASE_GAP_US) and by at most a quarter of that pause, so a shorter delay never
-pulls an event before its predecessor and the rhythm inside a phrase is untouched. Small differences are
-ignored (hysteresis) so the delay does not wobble at every rest.
+would otherwise be late is worth a slightly stretched interval. Shrinking only happens across a gap of at
+least PHRASE_GAP_US between captures and by at most SHRINK_STEP_US (1 ms) per gap, so a shorter delay never
+pulls an event before its predecessor (or squashes a chord) and no interval changes by more than 1 ms: the
+delay glides down over a few rests instead of jumping.
 
-Until WARMUP_EVENTS transits are known, the target carries extra headroom (half the largest transit seen):
-a handful of samples says little about the tail, and every step up costs a stretched interval.
+Until WARMUP_EVENTS transits are known, the target carries WARMUP_HEADROOM_US of extra room over the
+largest transit seen: a handful of samples says little about the tail, every step up costs a stretched
+interval, and the extra room goes again 1 ms per rest once the window knows better.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from typing import Final
 HISTORY: Final = 200
 FLOOR_US: Final = 3_000
 CEILING_US: Final = 500_000
-PHRASE_GAP_US: Final = 250_000
-SHRINK_FRACTION: Final = 0.25
-WARMUP_EVENTS: Final = 24
-HYSTERESIS_US: Final = 2_000
+PHRASE_GAP_US: Final = 100_000
+SHRINK_STEP_US: Final = 1_000
+WARMUP_EVENTS: Final = 32
+WARMUP_HEADROOM_US: Final = 15_000
 
 
 class LatencyPreset(StrEnum):
@@ -81,7 +82,7 @@ def target_delay_us(
     rule = PRESET_RULES[preset]
     target = quantile(sorted_transits, rule.quantile) + rule.margin_us
     if len(sorted_transits) < warmup:
-        target = max(target, sorted_transits[-1] * 3 // 2 + rule.margin_us)
+        target = max(target, sorted_transits[-1] + rule.margin_us + WARMUP_HEADROOM_US)
     return max(floor_us, min(ceiling_us, target))
 
 
@@ -154,10 +155,14 @@ class PlayoutState:
         self.event_count += 1
         target = self.target_us
         gap = None if self._last_capture_us is None else capture_us - self._last_capture_us
-        if target > self.delay_us or gap is None:
+        if gap is None:
             self.delay_us = target
-        elif self.delay_us - target > HYSTERESIS_US and gap >= PHRASE_GAP_US:
-            self.delay_us = max(target, self.delay_us - int(gap * SHRINK_FRACTION))
+        elif gap <= 0:
+            pass  # the same instant as the previous event (a chord): same delay, so it stays a chord
+        elif target > self.delay_us:
+            self.delay_us = target
+        elif target < self.delay_us and gap >= PHRASE_GAP_US:
+            self.delay_us = max(target, self.delay_us - SHRINK_STEP_US)
         due = capture_us + self.delay_us
         if self._last_due_us is not None and due < self._last_due_us:
             due = self._last_due_us  # never reorder a player's events

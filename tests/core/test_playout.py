@@ -7,8 +7,10 @@ import pytest
 from pianorhythm.playout import (
     CEILING_US,
     FLOOR_US,
-    HYSTERESIS_US,
     PHRASE_GAP_US,
+    SHRINK_STEP_US,
+    WARMUP_EVENTS,
+    WARMUP_HEADROOM_US,
     LatencyPreset,
     PlayoutState,
     TransitWindow,
@@ -73,7 +75,7 @@ def test_delay_follows_the_preset_on_steady_jitter(preset):
     recent = sorted(transits[-200:])
     target = target_delay_us(recent, preset)
     assert state.target_us == target
-    assert target <= state.delay_us <= target + HYSTERESIS_US  # small shrinks wait (hysteresis)
+    assert target <= state.delay_us <= target + SHRINK_STEP_US  # it glides down 1 ms per rest
 
 
 def test_delay_grows_at_once_and_nothing_reorders():
@@ -85,24 +87,46 @@ def test_delay_grows_at_once_and_nothing_reorders():
     assert state.late_count == 0
 
 
-def test_shrinks_only_across_a_pause_and_by_part_of_it():
+def test_shrinks_only_across_a_pause_and_by_one_step():
     state = PlayoutState(LatencyPreset.LOW)
     feed(state, [50_000] + [1_000] * 250, ioi_us=50_000)  # no pause: the early spike keeps the delay up
     before = state.delay_us
-    assert before > 50_000  # inside phrases it does not shrink
+    assert before > 50_000 > state.target_us  # inside a phrase it does not shrink
     capture = 250 * 50_000 + PHRASE_GAP_US  # a pause of exactly PHRASE_GAP_US after the last capture
     slot = state.schedule(capture, capture + 1_000)
-    assert state.delay_us == before - PHRASE_GAP_US // 4 > state.target_us
+    assert state.delay_us == before - SHRINK_STEP_US
     assert slot.due_us - capture == state.delay_us
-    capture += 4 * PHRASE_GAP_US
-    state.schedule(capture, capture + 1_000)
+    for _ in range(100):
+        capture += PHRASE_GAP_US
+        state.schedule(capture, capture + 1_000)
     assert state.delay_us == state.target_us == FLOOR_US
+
+
+def test_warmup_headroom_then_glide_to_the_rule():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    (_, first), *_ = feed(state, [10_000])
+    assert first.due_us == 10_000 + 5_000 + WARMUP_HEADROOM_US
+    feed(state, [10_000] * (WARMUP_EVENTS + 30), start=200_000, ioi_us=PHRASE_GAP_US)
+    assert state.delay_us == 10_000 + 5_000
+
+
+def test_a_chord_is_never_squashed_or_reordered():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    rng = random.Random(9)
+    dues = []
+    capture = 0
+    for _ in range(100):
+        arrival = capture + rng.randint(1_000, 30_000)
+        chord = [state.schedule(capture, arrival) for _ in range(4)]
+        assert len({slot.due_us for slot in chord}) == 1  # same capture, same arrival: same due time
+        dues += [slot.due_us for slot in chord]
+        capture += rng.choice([20_000, 150_000, 400_000])
+    assert dues == sorted(dues)
 
 
 def test_late_events_play_at_once_and_are_counted():
     state = PlayoutState(LatencyPreset.LOW)
-    rng = random.Random(1)
-    feed(state, [rng.randint(1_000, 3_000) for _ in range(300)], ioi_us=300_000)
+    feed(state, [2_000] * 300, ioi_us=300_000)
     delay = state.delay_us
     capture = 10_000_000_000
     slot = state.schedule(capture, capture + 200_000)  # one event 200 ms late: above p95 of the window

@@ -2,9 +2,9 @@
 
 asyncio's timers wake up to a millisecond late (epoll rounds its timeout up to whole milliseconds) and the
 event loop may be busy drawing the screen, so due events are played from a thread of their own. It sleeps
-on a condition variable until SPIN_NS before the earliest due time, then yields in a tight loop
-(time.sleep(0) releases the GIL) until the moment comes. The interpreter's switch interval is lowered so
-the thread gets the GIL promptly when another thread is busy.
+on a condition variable until SPIN_NS before the earliest due time (a condition wait may overshoot by a
+millisecond or more), then halves the remaining time with short sleeps and spins for the last ~0.15 ms.
+The interpreter's switch interval is lowered so the thread gets the GIL promptly when another is busy.
 
 Events of one player keep their order: the heap breaks ties on due time by insertion order.
 """
@@ -24,7 +24,8 @@ from pianorhythm.events import MusicEvent
 
 log = logging.getLogger(__name__)
 
-SPIN_NS: Final = 1_500_000
+SPIN_NS: Final = 2_000_000
+FINAL_SPIN_NS: Final = 150_000
 SWITCH_INTERVAL_S: Final = 0.0005
 
 Sink = Callable[[int, Hashable, MusicEvent], None]  # (due_ns, player, event), called on the thread
@@ -92,9 +93,17 @@ class Dispatcher:
                     self._cond.wait(wait_ns / 1e9)
                     continue
                 due_ns = self._heap[0][0]
-            while self._now_ns() < due_ns:
-                time.sleep(0)
+            self._wait_until(due_ns)
             self._play_due()
+
+    def _wait_until(self, due_ns: int) -> None:
+        """The last stretch: short sleeps (they release the GIL and the CPU), then a spin of ~0.15 ms."""
+        while True:
+            remaining = due_ns - self._now_ns()
+            if remaining <= 0:
+                return
+            if remaining > FINAL_SPIN_NS:
+                time.sleep(remaining / 2e9)
 
     def _play_due(self) -> None:
         while True:
