@@ -140,3 +140,26 @@ def test_unicode_names_survive(tmp_path):
     rec.close()
     assert mido.MidiFile(path, charset="utf-8").tracks[1].name == "Zoë 🎹"
     assert read_midi_file(path).track_names[1] == "Zoë 🎹"
+
+
+def test_engine_protocol_add_and_save(tmp_path):
+    """tui.engine feeds `add(track_name, event)`; tui.headless saves to the --record path at the end."""
+    from tui.midi.fileplayer import read_events
+    from tui.midi.recorder import Recorder
+
+    rec = Recorder()
+    rec.add("Alice", note(60, 100, 0))
+    rec.add("Bob", note(64, 100, 250))
+    rec.add("Alice", note(60, 0, 500))
+    path = tmp_path / "engine.mid"
+    rec.save(path)
+    assert [t.name for t in mido.MidiFile(path).tracks] == ["pianorhythm-tui", "Alice", "Bob"]
+    events = read_events(path)
+    assert [(e.number, e.value, round(e.time_ns / 1e6)) for e in events] == [
+        (60, 100, 0),
+        (64, 100, 250),
+        (60, 0, 500),
+        (64, 0, 500),
+    ]
+    with pytest.raises(ValueError):
+        Recorder().save()

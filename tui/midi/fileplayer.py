@@ -124,6 +124,11 @@ def read_midi_file(
     return data
 
 
+def read_events(path: str | os.PathLike[str]) -> list[MusicEvent]:
+    """The file's note and pedal events, `time_ns` = offset from the file's start. Raises MidiFileError."""
+    return [timed.event for timed in read_midi_file(path).events]
+
+
 async def play_events(
     events: Sequence[TimedEvent],
     on_event: Callable[[MusicEvent], None],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +52,11 @@ class MidiRecorder:
     `name` if given to add_player(), else str(key).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, start_ns: int | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, start_ns: int | None = None) -> None:
+        self.path = Path(path) if path is not None else None
         self.start_ns = start_ns
         self.closed = False
+        self._lock = threading.Lock()  # the engine records from its dispatch thread
         self._tracks: dict[Hashable, _Track] = {}
         self._order = 0
         self._dirty = False
@@ -65,10 +67,11 @@ class MidiRecorder:
 
     def add_player(self, player: Hashable, name: str, program: int | None = None) -> None:
         """Name a player's track (and its starting program) before or after their first event."""
-        track = self._track(player)
-        track.name = _clean_name(name)
-        if program is not None and track.program is None:
-            track.program = min(127, max(0, program))
+        with self._lock:
+            track = self._track(player)
+            track.name = _clean_name(name)
+            if program is not None and track.program is None:
+                track.program = min(127, max(0, program))
 
     def record(self, player: Hashable, event: MusicEvent) -> None:
         """A note or control event of `player`, at `event.time_ns` (when it was scheduled to the synth)."""
@@ -77,16 +80,32 @@ class MidiRecorder:
         kind = "note" if event.kind is EventKind.NOTE else "control"
         self._add(player, event.time_ns, kind, event.number, min(127, max(0, event.value)))
 
+    def add(self, track: Hashable, event: MusicEvent) -> None:
+        """Same as record(): the engine's Recorder protocol, keyed by track (player) name."""
+        self.record(track, event)
+
     def set_program(self, player: Hashable, program: int, time_ns: int) -> None:
         """The player switched to General MIDI `program` (0-127) at `time_ns`."""
         if not self.closed:
             self._add(player, time_ns, "program", min(127, max(0, program)), 0)
 
     def flush(self) -> None:
-        """Write everything recorded so far (atomically). Does nothing if nothing changed."""
-        if self._dirty:
-            self._write()
+        """Write everything recorded so far to `path` (atomically). Does nothing if nothing changed."""
+        with self._lock:
+            if self._dirty and self.path is not None:
+                self._write(self.path)
+                self._dirty = False
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Write everything recorded to `path` (default: the recorder's own path) and stop recording."""
+        if path is not None:
+            self.path = Path(path)
+        if self.path is None:
+            raise ValueError("MidiRecorder.save() needs a path")
+        with self._lock:
+            self._write(self.path)
             self._dirty = False
+        self.closed = True
 
     def close(self) -> None:
         """Write the file and stop recording. Idempotent; safe on the SIGINT path."""
@@ -107,9 +126,10 @@ class MidiRecorder:
         return track
 
     def _add(self, player: Hashable, time_ns: int, kind: str, number: int, value: int) -> None:
-        self._track(player).items.append((time_ns, self._order, kind, number, value))
-        self._order += 1
-        self._dirty = True
+        with self._lock:
+            self._track(player).items.append((time_ns, self._order, kind, number, value))
+            self._order += 1
+            self._dirty = True
 
     def _origin(self) -> int:
         if self.start_ns is not None:
@@ -117,7 +137,7 @@ class MidiRecorder:
         times = [item[0] for track in self._tracks.values() for item in track.items]
         return min(times, default=0)
 
-    def _write(self) -> None:
+    def _write(self, path: Path) -> None:
         origin = self._origin()
         mid = mido.MidiFile(type=1, ticks_per_beat=PPQ, charset="utf-8")
         mid.tracks.append(
@@ -138,11 +158,11 @@ class MidiRecorder:
         end_tick = max((timed[-1][0] for _, timed in timed_tracks if timed), default=0)
         for track, timed in timed_tracks:
             mid.tracks.append(_build_track(track, timed, end_tick))
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
         mid.save(tmp)
-        os.replace(tmp, self.path)
-        log.info("recorded %d events to %s", self.event_count, self.path)
+        os.replace(tmp, path)
+        log.info("recorded %d events to %s", self.event_count, path)
 
 
 def _clean_name(name: str) -> str:
@@ -190,3 +210,6 @@ def _build_track(track: _Track, timed: list[tuple[int, Any]], end_tick: int) -> 
         last = end_tick
     out.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - last)))
     return out
+
+
+Recorder = MidiRecorder  # the name tui.engine and tui.headless use
