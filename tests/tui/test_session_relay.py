@@ -1,0 +1,125 @@
+"""The client session and engine against the real relay on loopback (the relay_server fixture)."""
+
+import asyncio
+import time
+
+from pianorhythm.events import EventKind, MusicEvent
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from tui.engine import Engine, EngineConfig
+from tui.net import model as m
+from tui.net.session import ClientSession, ConnectionState, SessionConfig
+from tui.net.tokens import TokenStore
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[pb.ServerMessage] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, message, received_ns):
+        self.messages.append(message)
+        self.changed.set()
+
+    async def wait_for(self, predicate, timeout=5.0):
+        async with asyncio.timeout(timeout):
+            while True:
+                for message in self.messages:
+                    if predicate(message):
+                        return message
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def open_session(url, name, room=None, tokens=None, **kwargs):
+    inbox = Inbox()
+    session = ClientSession(SessionConfig(url=url, name=name, room=room, tokens=tokens, **kwargs), inbox)
+    await session.start()
+    assert await session.wait_connected(5)
+    return session, inbox
+
+
+def in_room(name):
+    return lambda msg: msg.WhichOneof("event") == "room_state" and msg.room_state.name == name
+
+
+async def test_hello_join_chat_and_token(relay_server, tmp_path):
+    tokens = TokenStore(tmp_path)
+    alice, alice_in = await open_session(relay_server.url, "alice", room="jam", tokens=tokens)
+    bob, bob_in = await open_session(relay_server.url, "bob", room="jam")
+    try:
+        assert alice.welcome.user.name == "alice"
+        assert tokens.get(relay_server.url) == alice.welcome.resume_token != ""
+        await alice_in.wait_for(in_room("jam"))
+        state = (await bob_in.wait_for(in_room("jam"))).room_state
+        assert {u.name for u in state.users} == {"alice", "bob"}
+        assert alice.send(pb.ClientMessage(chat_send=pb.ChatSend(content="hello bob")))
+        chat = await bob_in.wait_for(lambda msg: msg.WhichOneof("event") == "chat_message")
+        assert chat.chat_message.content == "hello bob"
+        assert chat.chat_message.user_name == "alice"
+        # The clock burst has run: loopback RTT is small and the offset maps our clock to the server's.
+        await asyncio.sleep(0.4)
+        estimate = alice.clock.estimate
+        assert estimate is not None and estimate.samples >= 8
+        assert estimate.rtt_us < 50_000
+    finally:
+        await alice.close()
+        await bob.close()
+    assert alice.state is ConnectionState.CLOSED
+
+    # The saved token restores the same user.
+    again, again_in = await open_session(relay_server.url, "someone-else", tokens=tokens)
+    try:
+        assert again.welcome.resumed
+        assert again.welcome.user.id == alice.welcome.user.id
+        assert again.welcome.user.name == "alice"
+    finally:
+        await again.close()
+
+
+async def test_notes_reach_the_other_engine_with_offsets_preserved(relay_server):
+    a = Engine(EngineConfig(relay_server.url, "alice", room="band", save_token=False))
+    b = Engine(EngineConfig(relay_server.url, "bob", room="band", save_token=False))
+    scheduled: list[m.NotesScheduled] = []
+    played: list[m.NotesPlayed] = []
+    entered = asyncio.Event()
+
+    def on_b(event):
+        if isinstance(event, m.NotesScheduled):
+            scheduled.append(event)
+        elif isinstance(event, m.NotesPlayed):
+            played.append(event)
+        elif isinstance(event, m.RoomEntered) and len(event.room.users) == 2:
+            entered.set()
+
+    b.subscribe(on_b)
+    await a.start()
+    await b.start()
+    try:
+        assert await a.wait_connected(5) and await b.wait_connected(5)
+        async with asyncio.timeout(5):
+            while b.player_stats(a.session.user_id) is None:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # the clock bursts
+        t0 = time.perf_counter_ns()
+        offsets_us = [0, 1_234, 2_500, 40_000]
+        events = [
+            MusicEvent(EventKind.NOTE, 60 + i, 100 - i, t0 + off * 1000) for i, off in enumerate(offsets_us)
+        ]
+        for event in events:
+            a.play_local(event)  # same loop turn: one batch
+        async with asyncio.timeout(5):
+            while sum(len(p.events) for p in played) < len(events):
+                await asyncio.sleep(0.01)
+        got = [e for s in scheduled for e in s.events]
+        assert [(e.number, e.value) for e in got] == [(e.number, e.value) for e in events]
+        due = [e.time_ns for e in got]
+        assert [(d - due[0]) // 1000 for d in due] == offsets_us
+        stats = b.player_stats(a.session.user_id)
+        assert stats is not None and stats.events == 4 and stats.late_count == 0
+        assert 3.0 <= stats.delay_ms < 100
+        # Dispatched at (about) the due time, on the remote player's own channel, in order.
+        dispatched = [e for p in played if p.user_id == a.session.user_id for e in p.events]
+        assert [e.number for e in dispatched] == [60, 61, 62, 63]
+    finally:
+        await a.close()
+        await b.close()
