@@ -42,6 +42,7 @@ class ServerOptions:
     hello_timeout: float = 10.0
     close_timeout: float = 3.0
     max_frame_bytes: int = 64 * 1024
+    max_queue_bytes: int = 1024 * 1024  # a client whose outgoing queue passes this is disconnected as slow
     limits: Limits | None = None  # overrides the quota defaults (tests); the fields above win
 
 
@@ -95,7 +96,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
     )
     lobby = await storage.recent_chat("lobby", limits.chat_history)
     core.preload_chat("lobby", lobby)
-    shell = RelayShell(core, storage, clock)
+    shell = RelayShell(core, storage, clock, options.max_queue_bytes)
     shell.start()
     server = await serve(
         shell.handler,

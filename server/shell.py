@@ -31,11 +31,13 @@ _ASYNC = (Persist, FetchHistory)
 
 
 class RelayShell:
-    def __init__(self, core: RelayCore, storage: Storage, clock: ServerClock) -> None:
+    def __init__(
+        self, core: RelayCore, storage: Storage, clock: ServerClock, max_queue_bytes: int = MAX_QUEUE_BYTES
+    ) -> None:
         self.core = core
         self.storage = storage
         self.clock = clock
-        self.mailer = Mailer(MAX_QUEUE_BYTES, self._on_slow)
+        self.mailer = Mailer(max_queue_bytes, self._on_slow)
         self.connections: dict[int, ServerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
@@ -159,7 +161,7 @@ class RelayShell:
 
     def _on_slow(self, sid: int) -> None:
         self._perform_nowait(self.core.disconnect(sid, pb.LEAVE_REASON_SLOW, self.clock.now_us()))
-        self._close(sid, CLOSE_SLOW, "too slow: the outgoing queue passed 1 MiB")
+        self._close(sid, CLOSE_SLOW, "too slow: the outgoing queue overflowed")
 
     # -- actions -------------------------------------------------------------------------------------
 

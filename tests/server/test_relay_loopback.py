@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import secrets
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core import Limits
 from server.main import RunningServer
 from tests.fixtures.server import ADMIN_TOKEN, TestClient, start_test_server
 
@@ -295,3 +299,52 @@ async def test_close_tells_every_client_1001(tmp_path: Path) -> None:
     assert (code, reason) == (1001, "server shutting down")
     with pytest.raises((ConnectionClosed, OSError)):
         await TestClient.connect(server.url)
+
+
+async def test_a_dead_peer_is_cleaned_up_by_the_heartbeat(tmp_path: Path) -> None:
+    server = await start_test_server(tmp_path / "db", ping_interval=0.2, ping_timeout=0.3)
+    a = await TestClient.connect(server.url)
+    b = await TestClient.connect(server.url)
+    try:
+        await a.hello("a")
+        await b.hello("b")
+        await a.recv("user_joined")
+        b.ws.transport.pause_reading()  # b stops answering pings, as a vanished peer would
+        left = await a.recv("user_left", timeout=5)
+        assert (left.user_left.user_id, left.user_left.reason) == (b.user_id, pb.LEAVE_REASON_DISCONNECTED)
+    finally:
+        await a.close()
+        b.ws.transport.abort()
+        await server.close()
+
+
+async def test_a_client_that_stops_reading_is_disconnected_as_slow(tmp_path: Path) -> None:
+    generous = Limits(other_rate=10_000, other_burst=10_000, chat_messages=100, chat_window_s=1)
+    server = await start_test_server(tmp_path / "db", max_queue_bytes=256 * 1024, limits=generous)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    a = await TestClient.connect(server.url)
+    slow = await TestClient.connect(server.url, sock=sock)
+    try:
+        await a.hello("a")
+        await slow.hello("slow")
+        await a.recv("user_joined")
+        for i in range(50):  # random text, so that the lz4 frame flag cannot shrink the pages
+            await a.act(ref=i + 1, chat_send=pb.ChatSend(content=secrets.token_urlsafe(375)))
+        await a.recv("chat_message", where=lambda m: m.ref == 50)
+        slow.ws.transport.pause_reading()
+        for _ in range(400):  # each answer is a page of 50 lines of 500 characters
+            await slow.act(chat_history_request=pb.ChatHistoryRequest())
+        for _ in range(50):
+            await slow.act(chat_history_request=pb.ChatHistoryRequest())
+            with contextlib.suppress(TimeoutError):
+                left = await a.recv("user_left", timeout=0.1)
+                break
+        else:
+            raise AssertionError("the slow client was never disconnected")
+        assert (left.user_left.user_id, left.user_left.reason) == (slow.user_id, pb.LEAVE_REASON_SLOW)
+    finally:
+        await a.close()
+        slow.ws.transport.abort()
+        await server.close()
