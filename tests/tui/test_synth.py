@@ -228,9 +228,11 @@ def test_open_synth_silent_modes(tmp_path):
 
 
 def test_driver_lists():
-    assert "jack" in compiled_drivers()
+    compiled = compiled_drivers()
+    assert compiled  # FluidSynth is installed (the SoundFont skip above aside, the suite needs it)
     choices = audio_driver_choices()
-    assert choices[0] == "auto" and "jack" in choices and "file" not in choices
+    assert choices[0] == "auto" and set(choices[1:]) <= set(compiled)
+    assert "file" not in choices  # writes a WAV file: never a sensible "auto" pick
 
 
 def test_fluidsynth_plays_through_the_jack_driver(jackd):
