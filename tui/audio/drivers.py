@@ -10,8 +10,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
-from pathlib import Path
 from typing import Final
 
 from .soundfont import SoundfontError, find_soundfont
@@ -119,11 +117,3 @@ def open_synth_from_args(args: object) -> Synth:
         no_audio=bool(getattr(args, "no_audio", False)),
     )
 
-
-def default_soundfont_path() -> Path | None:
-    """The SoundFont open_synth() would load with no --soundfont (None when there is none)."""
-    try:
-        return find_soundfont(None).path
-    except SoundfontError as error:
-        print(error, file=sys.stderr)
-        return None
