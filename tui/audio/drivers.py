@@ -116,4 +116,3 @@ def open_synth_from_args(args: object) -> Synth:
         getattr(args, "audio_driver", None),
         no_audio=bool(getattr(args, "no_audio", False)),
     )
-
