@@ -46,9 +46,11 @@ _REMOVAL_REASONS: Final = {0: "kicked", 1: "banned", 2: "room_closed"}
 
 
 class Recorder(Protocol):
-    """What the engine feeds (tui.midi.recorder): one track per player, events at their synth time."""
+    """What the engine feeds (tui.midi.recorder.MidiRecorder): a track per player, events at synth time."""
 
-    def add(self, track: str, event: MusicEvent) -> None: ...
+    def add_player(self, player: Hashable, name: str, program: int | None = None) -> None: ...
+    def record(self, player: Hashable, event: MusicEvent) -> None: ...
+    def set_program(self, player: Hashable, program: int, time_ns: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -210,7 +212,7 @@ class Engine:
         self.local_events += 1
         with self._lock:
             self._local_held.apply(event)
-            self._record(self._my_track(), event)
+            self._record(LOCAL, event)
         self._note_played(self.session.user_id, event)
 
     def set_instrument(self, program: int) -> bool:
@@ -218,6 +220,8 @@ class Engine:
         channel = self.channels.channel_of(LOCAL)
         if channel is not None:
             self.synth.set_program(channel, self._instrument)
+        if self.recorder is not None:
+            self.recorder.set_program(LOCAL, self._instrument, self._now_ns())
         return self._send(update_instrument=pb.UpdateInstrument(program=self._instrument))
 
     # ---- requests ----------------------------------------------------------------------------------------
@@ -329,7 +333,7 @@ class Engine:
         self.synth.play(player.channel, event)
         with self._lock:
             player.held.apply(event)
-            self._record(player.name, event)
+            self._record(player_key, event)
         if self._loop is not None:
             self._played.append((player_key, event))
             if not self._played_pending:
@@ -351,6 +355,8 @@ class Engine:
     def _on_welcome(self, message: pb.ServerMessage, received_ns: int) -> None:
         welcome = message.welcome
         self.me = m.UserInfo.from_pb(welcome.user)
+        if self.recorder is not None:
+            self.recorder.add_player(LOCAL, self.me.name, self._instrument)
         self._emit(
             m.Welcomed(self.me, welcome.resumed, welcome.server_version, welcome.limits.max_chat_chars)
         )
@@ -381,10 +387,15 @@ class Engine:
             player.channel, _ = self.channels.acquire(user.id)
             self.synth.set_program(player.channel, user.instrument)
             self._players[user.id] = player
+            if self.recorder is not None:
+                self.recorder.add_player(user.id, user.name, user.instrument)
         else:
             player.name = user.name
-            if player.instrument != user.instrument and player.channel is not None:
-                self.synth.set_program(player.channel, user.instrument)
+            if player.instrument != user.instrument:
+                if player.channel is not None:
+                    self.synth.set_program(player.channel, user.instrument)
+                if self.recorder is not None:
+                    self.recorder.set_program(user.id, user.instrument, self._now_ns())
             player.instrument = user.instrument
 
     def _remove_player(self, user_id: int) -> _Player | None:
@@ -400,7 +411,7 @@ class Engine:
             self.synth.release_all(player.channel)
         with self._lock:
             for event in player.held.release(self._now_ns()):
-                self._record(player.name, event)
+                self._record(player.user_id, event)
 
     def _release_everyone(self) -> None:
         for player in self._players.values():
@@ -412,7 +423,7 @@ class Engine:
             self.synth.release_all(channel)
         with self._lock:
             for event in self._local_held.release(self._now_ns()):
-                self._record(self._my_track(), event)
+                self._record(LOCAL, event)
 
     def _on_user_joined(self, message: pb.ServerMessage, received_ns: int) -> None:
         self._add_player(message.user_joined.user)
@@ -469,12 +480,9 @@ class Engine:
 
     # ---- recording ---------------------------------------------------------------------------------------
 
-    def _my_track(self) -> str:
-        return self.me.name if self.me else self.config.name
-
-    def _record(self, track: str, event: MusicEvent) -> None:
+    def _record(self, player: Hashable, event: MusicEvent) -> None:
         if self.recorder is not None:
-            self.recorder.add(track, event)
+            self.recorder.record(player, event)
 
 
 async def play_file_events(

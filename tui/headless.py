@@ -20,13 +20,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pianorhythm.events import MusicEvent
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
 from tui.engine import Engine, EngineConfig, play_file_events
 from tui.net import model as m
 from tui.net.session import ConnectionState
+
+if TYPE_CHECKING:
+    from tui.midi.recorder import MidiRecorder
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +109,17 @@ class _Printer:
         _line(f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]")
 
 
-def _open_recorder(path: str) -> Any:
-    from tui.midi.recorder import Recorder
+def _open_recorder(path: str) -> MidiRecorder:
+    from tui.midi.recorder import MidiRecorder
 
-    return Recorder()
-
-
-def _save_recorder(recorder: Any, path: str) -> None:
-    recorder.save(path)
+    return MidiRecorder(path)
 
 
-def _read_file(path: str) -> list[MusicEvent]:
-    from tui.midi.fileplayer import read_events
+def _read_file(path: str) -> tuple[list[MusicEvent], int | None]:
+    from tui.midi.fileplayer import read_midi_file
 
-    return list(read_events(path))
+    data = read_midi_file(path)
+    return [timed.event for timed in data.events], data.first_program()
 
 
 def _open_midi_input(args: argparse.Namespace, on_event: Callable[[MusicEvent], None]) -> Any:
@@ -130,7 +130,15 @@ def _open_midi_input(args: argparse.Namespace, on_event: Callable[[MusicEvent], 
 
 async def _run(args: argparse.Namespace) -> int:
     from tui.audio.drivers import open_synth_from_args
+    from tui.midi.fileplayer import MidiFileError
 
+    song: tuple[list[MusicEvent], int | None] | None = None
+    if args.play:
+        try:
+            song = _read_file(args.play)
+        except MidiFileError as error:
+            print(f"error: --play {args.play}: {error}", file=sys.stderr)
+            return 2
     synth = open_synth_from_args(args)
     recorder = _open_recorder(args.record) if args.record else None
     name = args.name or f"bot-{random.randint(1000, 9999)}"
@@ -184,10 +192,9 @@ async def _run(args: argparse.Namespace) -> int:
             midi = _open_midi_input(args, engine.play_local)
         tick = asyncio.create_task(_ticker(printer))
         tasks.append(tick)
-        if args.play:
-            tasks.append(
-                asyncio.create_task(_play(engine, args.play, stop if args.exit_after_play else None))
-            )
+        if song is not None:
+            done = stop if args.exit_after_play else None
+            tasks.append(asyncio.create_task(_play(engine, args.play, song, done)))
         await stop.wait()
     finally:
         for task in tasks:
@@ -200,8 +207,8 @@ async def _run(args: argparse.Namespace) -> int:
         await engine.close()
         synth.close()
         if recorder is not None:
-            _save_recorder(recorder, args.record)
-            _line(f"recorded {args.record}")
+            recorder.close()
+            _line(f"recorded {args.record} events={recorder.event_count}")
     return status
 
 
@@ -216,8 +223,12 @@ async def _ticker(printer: _Printer) -> None:
         printer.tick()
 
 
-async def _play(engine: Engine, path: str, stop: asyncio.Event | None) -> None:
-    events = _read_file(path)
+async def _play(
+    engine: Engine, path: str, song: tuple[list[MusicEvent], int | None], stop: asyncio.Event | None
+) -> None:
+    events, program = song
+    if program is not None:
+        engine.set_instrument(program)
     _line(f"play {path} events={len(events)}")
     count = await play_file_events(engine, events)
     _line(f"played {path} events={count}")

@@ -1,0 +1,81 @@
+"""Helpers for end-to-end tests with real processes: a --server process and --headless clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data"
+CLI = [sys.executable, "-m", "tui.cli"]
+
+
+class Proc:
+    """A child process whose stdout and stderr go to files we can poll."""
+
+    def __init__(self, args: list[str], workdir: Path, name: str, env: dict[str, str] | None = None) -> None:
+        self.out_path = workdir / f"{name}.out"
+        self.err_path = workdir / f"{name}.err"
+        self._out = self.out_path.open("wb")
+        self._err = self.err_path.open("wb")
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.popen = subprocess.Popen(CLI + args, cwd=REPO, stdout=self._out, stderr=self._err, env=full_env)
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def wait_for(
+        self, pattern: str, timeout: float = 15.0, stream: str = "stdout", after: int = 0
+    ) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = (self.stdout if stream == "stdout" else self.stderr)[after:]
+            match = re.search(pattern, text, re.MULTILINE)
+            if match:
+                return match
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no {pattern!r} in {stream} (exit {self.popen.poll()}):\n{self.stdout}\n{self.stderr}"
+                )
+            time.sleep(0.05)
+
+    def interrupt(self, timeout: float = 10.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.popen.wait(timeout)
+        finally:
+            self._out.close()
+            self._err.close()
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(5)
+        self._out.close()
+        self._err.close()
+
+
+def start_server(workdir: Path, port: int = 0, name: str = "server") -> tuple[Proc, str]:
+    """A `pianorhythm-tui --server` process; returns it and its WebSocket URL (from its log line)."""
+    proc = Proc(["--server", "--port", str(port), "--db", str(workdir / "server.db")], workdir, name)
+    match = proc.wait_for(r"listening on (ws://\S+)", stream="stderr")
+    return proc, match.group(1)
+
+
+def headless(workdir: Path, url: str, name: str, *extra: str) -> Proc:
+    args = ["--headless", "--connect", url, "--name", name, "--no-audio", *extra]
+    return Proc(args, workdir, name, env={"PIANORHYTHM_CONFIG_DIR": str(workdir / f"cfg-{name}")})

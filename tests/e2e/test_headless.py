@@ -1,0 +1,60 @@
+"""End to end with real processes: a server, headless A playing a MIDI file, headless B recording it.
+
+B's recording must hold the same notes as the file (pitch, velocity, order, count), with inter-onset
+intervals within 3 ms at the 99th percentile.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.headless_procs import DATA, headless, start_server
+from tui.midi.fileplayer import read_midi_file
+
+SONG = DATA / "m21-test02.mid"
+
+pytestmark = pytest.mark.slow
+
+
+def onsets(path, track=None):
+    data = read_midi_file(path)
+    return [(t.seconds, t.event.number, t.event.value) for t in data.events if t.event.is_note_on]
+
+
+def test_a_plays_a_file_and_b_records_the_same_notes_in_time(tmp_path):
+    server, url = start_server(tmp_path)
+    recording = tmp_path / "out.mid"
+    b = a = None
+    try:
+        b = headless(tmp_path, url, "bob", "--room", "e2e", "--record", str(recording))
+        b.wait_for(r"room e2e users=1")
+        a = headless(tmp_path, url, "alice", "--room", "e2e", "--play", str(SONG), "--exit-after-play")
+        a.wait_for(r"room e2e users=2")
+        b.wait_for(r"join alice")
+        assert a.wait(90) == 0, a.stderr
+        assert "played" in a.stdout
+        b.wait_for(r"leave alice")
+        assert b.interrupt() == 0, b.stderr
+    finally:
+        for proc in (a, b, server):
+            if proc is not None:
+                proc.kill()
+    assert "recorded" in b.stdout
+
+    want = onsets(SONG)
+    got = onsets(recording)
+    assert len(got) == len(want) == 163
+    assert [(k, v) for _, k, v in got] == [(k, v) for _, k, v in want]
+    errors = sorted(
+        abs((g1[0] - g0[0]) - (w1[0] - w0[0]))
+        for g0, g1, w0, w1 in zip(got, got[1:], want, want[1:], strict=False)
+    )
+    p99 = errors[int(0.99 * (len(errors) - 1))]
+    median = errors[len(errors) // 2]
+    print(f"IOI error p50 {median * 1e3:.2f} ms p99 {p99 * 1e3:.2f} ms max {errors[-1] * 1e3:.2f} ms")
+    assert p99 <= 0.003, errors[-5:]
+    # Every note that went down came up again in the recording (no stuck notes).
+    data = read_midi_file(recording)
+    assert sum(1 for t in data.events if t.event.is_note_off) == sum(
+        1 for t in data.events if t.event.is_note_on
+    )
