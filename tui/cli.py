@@ -11,8 +11,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pianorhythm import __version__
+
+if TYPE_CHECKING:
+    from server.main import RunningServer
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LATENCY_PRESETS = ("low", "balanced", "safe")
@@ -91,7 +95,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_headless(args)
     from tui.app import run_from_args as run_app
 
-    return run_app(args)
+    return run_app(args, None if args.connect else start_embedded_server)
+
+
+async def start_embedded_server() -> RunningServer:
+    """The embedded default: a relay on a free loopback port, inside the TUI's process.
+
+    Its database sits beside a hosted server's, in a file of its own, so a local room keeps its chat
+    history and your identity between runs.
+    """
+    from server.main import ServerOptions, default_db_path, start_server
+
+    db_path = default_db_path().with_name("embedded.db")
+    return await start_server(ServerOptions(host="127.0.0.1", port=0, db_path=db_path))
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def frame_payload(payload: bytes, config: CodecConfig = DEFAULT_CONFIG) -> bytes
             pb.ERROR_CODE_FRAME_TOO_LARGE, f"payload of {len(payload)} bytes exceeds {config.max_payload}"
         )
     if len(payload) >= config.compress_threshold:
-        packed = lz4.frame.compress(payload, store_size=True)
+        packed: bytes = lz4.frame.compress(payload, store_size=True)
         if len(packed) < len(payload):
             return _COMPRESSED + packed
     return _UNCOMPRESSED + payload
@@ -172,18 +172,24 @@ def _parse(kind: type[Envelope], payload: bytes) -> Envelope:
     return message
 
 
-def _envelopes(kind: type[Envelope], payload: bytes, oneof: str) -> list[Envelope]:
+def _which(envelope: pb.ClientMessage | pb.ServerMessage) -> str | None:
+    if isinstance(envelope, pb.ClientMessage):
+        return envelope.WhichOneof("action")
+    return envelope.WhichOneof("event")
+
+
+def _envelopes(kind: type[Envelope], payload: bytes) -> list[Envelope]:
     envelope = _parse(kind, payload)
-    which = envelope.WhichOneof(oneof)
+    which = _which(envelope)
     if which is None:
-        raise ProtocolError(pb.ERROR_CODE_NO_ACTION, f"{kind.__name__} has no {oneof} set")
+        raise ProtocolError(pb.ERROR_CODE_NO_ACTION, f"{kind.__name__} has nothing set")
     if which != "batch":
         return [envelope]
     items: list[Envelope] = list(envelope.batch.messages)
     for item in items:
-        inner = item.WhichOneof(oneof)
+        inner = _which(item)
         if inner is None:
-            raise ProtocolError(pb.ERROR_CODE_NO_ACTION, f"a batched {kind.__name__} has no {oneof} set")
+            raise ProtocolError(pb.ERROR_CODE_NO_ACTION, f"a batched {kind.__name__} has nothing set")
         if inner == "batch":
             raise ProtocolError(pb.ERROR_CODE_NESTED_BATCH, "a batch may not contain a batch")
     return items
@@ -191,9 +197,9 @@ def _envelopes(kind: type[Envelope], payload: bytes, oneof: str) -> list[Envelop
 
 def decode_client(frame: bytes, config: CodecConfig = DEFAULT_CONFIG) -> list[pb.ClientMessage]:
     """A client frame -> its ClientMessages (one, or the contents of a batch). Raises ProtocolError."""
-    return _envelopes(pb.ClientMessage, unframe(frame, config), "action")
+    return _envelopes(pb.ClientMessage, unframe(frame, config))
 
 
 def decode_server(frame: bytes, config: CodecConfig = DEFAULT_CONFIG) -> list[pb.ServerMessage]:
     """A server frame -> its ServerMessages (one, or the contents of a batch). Raises ProtocolError."""
-    return _envelopes(pb.ServerMessage, unframe(frame, config), "event")
+    return _envelopes(pb.ServerMessage, unframe(frame, config))
