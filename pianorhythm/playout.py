@@ -14,13 +14,15 @@ counted as late.
 
 Changing the delay must not reorder or squash a player's events. Growing is applied at once: an event that
 would otherwise be late is worth a slightly stretched interval. Shrinking only happens across a gap of at
-least PHRASE_GAP_US between captures and by at most SHRINK_STEP_US (1 ms) per gap, so a shorter delay never
-pulls an event before its predecessor (or squashes a chord) and no interval changes by more than 1 ms: the
+least PHRASE_GAP_US between captures, by a quarter of the excess but 1-2 ms per gap, so a shorter delay never
+pulls an event before its predecessor (or squashes a chord) and no interval changes by more than 2 ms: the
 delay glides down over a few rests instead of jumping.
 
 Until WARMUP_EVENTS transits are known, the target carries WARMUP_HEADROOM_US of extra room over the
 largest transit seen: a handful of samples says little about the tail, every step up costs a stretched
-interval, and the extra room goes again 1 ms per rest once the window knows better.
+interval, and the extra room goes again, gliding, once the window knows better. (A trade-off measured in
+bench/e2e_latency.py: more headroom protects the rhythm of a jittery player's first notes, less keeps a
+nearby player's first notes quick.)
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ HISTORY: Final = 200
 FLOOR_US: Final = 3_000
 CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
-SHRINK_STEP_US: Final = 1_000
-WARMUP_EVENTS: Final = 32
-WARMUP_HEADROOM_US: Final = 15_000
+SHRINK_STEP_MIN_US: Final = 1_000
+SHRINK_STEP_MAX_US: Final = 2_000
+WARMUP_EVENTS: Final = 16
+WARMUP_HEADROOM_US: Final = 10_000
 
 
 class LatencyPreset(StrEnum):
@@ -162,7 +165,8 @@ class PlayoutState:
         elif target > self.delay_us:
             self.delay_us = target
         elif target < self.delay_us and gap >= PHRASE_GAP_US:
-            self.delay_us = max(target, self.delay_us - SHRINK_STEP_US)
+            step = min(SHRINK_STEP_MAX_US, max(SHRINK_STEP_MIN_US, (self.delay_us - target) // 4))
+            self.delay_us = max(target, self.delay_us - step)
         due = capture_us + self.delay_us
         if self._last_due_us is not None and due < self._last_due_us:
             due = self._last_due_us  # never reorder a player's events

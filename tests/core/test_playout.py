@@ -8,7 +8,8 @@ from pianorhythm.playout import (
     CEILING_US,
     FLOOR_US,
     PHRASE_GAP_US,
-    SHRINK_STEP_US,
+    SHRINK_STEP_MAX_US,
+    SHRINK_STEP_MIN_US,
     WARMUP_EVENTS,
     WARMUP_HEADROOM_US,
     LatencyPreset,
@@ -75,7 +76,7 @@ def test_delay_follows_the_preset_on_steady_jitter(preset):
     recent = sorted(transits[-200:])
     target = target_delay_us(recent, preset)
     assert state.target_us == target
-    assert target <= state.delay_us <= target + SHRINK_STEP_US  # it glides down 1 ms per rest
+    assert target <= state.delay_us <= target + SHRINK_STEP_MAX_US  # it glides down 1-2 ms per rest
 
 
 def test_delay_grows_at_once_and_nothing_reorders():
@@ -94,7 +95,7 @@ def test_shrinks_only_across_a_pause_and_by_one_step():
     assert before > 50_000 > state.target_us  # inside a phrase it does not shrink
     capture = 250 * 50_000 + PHRASE_GAP_US  # a pause of exactly PHRASE_GAP_US after the last capture
     slot = state.schedule(capture, capture + 1_000)
-    assert state.delay_us == before - SHRINK_STEP_US
+    assert state.delay_us == before - SHRINK_STEP_MAX_US  # far above the target: the larger step
     assert slot.due_us - capture == state.delay_us
     for _ in range(100):
         capture += PHRASE_GAP_US
@@ -106,8 +107,11 @@ def test_warmup_headroom_then_glide_to_the_rule():
     state = PlayoutState(LatencyPreset.BALANCED)
     (_, first), *_ = feed(state, [10_000])
     assert first.due_us == 10_000 + 5_000 + WARMUP_HEADROOM_US
-    feed(state, [10_000] * (WARMUP_EVENTS + 30), start=200_000, ioi_us=PHRASE_GAP_US)
+    slots = feed(state, [10_000] * (WARMUP_EVENTS + 30), start=200_000, ioi_us=PHRASE_GAP_US)
     assert state.delay_us == 10_000 + 5_000
+    steps = [(b.due_us - a.due_us) - (cb - ca) for (ca, a), (cb, b) in zip(slots, slots[1:], strict=False)]
+    assert min(steps) >= -SHRINK_STEP_MAX_US  # no interval shrank by more than one step
+    assert -SHRINK_STEP_MIN_US in steps  # and the last bit of the glide used the small step
 
 
 def test_a_chord_is_never_squashed_or_reordered():
