@@ -199,13 +199,13 @@ class PianoApp(App[int]):
             self._status(audio=synth.description)
 
     async def action_quit(self) -> None:
-        await self._shutdown()
+        await self._close_services()
         self.exit(0)
 
     async def on_unmount(self) -> None:
-        await self._shutdown()
+        await self._close_services()
 
-    async def _shutdown(self) -> None:
+    async def _close_services(self) -> None:
         if self.midi is not None:
             self.midi.close()
             self.midi = None
