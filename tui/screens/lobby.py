@@ -38,11 +38,20 @@ class LobbyScreen(Screen[None]):
         yield StatusBar(id="status")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one(RoomList).focus()
+    def __init__(self) -> None:
+        super().__init__()
+        self._rooms: list[RoomView] = []
 
-    def set_rooms(self, rooms: Iterable[RoomView], removed: Iterable[str] = ()) -> None:
-        self.query_one(RoomList).set_rooms(rooms)
+    def on_mount(self) -> None:
+        room_list = self.query_one(RoomList)
+        room_list.set_rooms(self._rooms)
+        room_list.focus()
+
+    def set_rooms(self, rooms: Iterable[RoomView]) -> None:
+        """The whole current room list (kept until the screen is mounted if it is not yet)."""
+        self._rooms = list(rooms)
+        if self.is_mounted:
+            self.query_one(RoomList).set_rooms(self._rooms)
 
     def _join(self, name: str) -> None:
         room = self.query_one(RoomList).rooms.get(name)

@@ -35,13 +35,14 @@ def render_player(player: PlayerView) -> Text:
     if player.typing:
         text.append(" typing…", style="italic dim")
     text.append("\n  ")
-    details = [program_name(player.instrument)]
+    # Figures first: a narrow panel cuts the instrument name, not the latency.
     if player.is_self:
-        details.append(f"rtt {_ms(player.rtt_ms)} ms")
+        details = [f"rtt {_ms(player.rtt_ms)} ms"]
     else:
-        details.append(f"rtt {_ms(player.rtt_ms)} · +{_ms(player.delay_ms)} ms")
+        details = [f"rtt {_ms(player.rtt_ms)} · +{_ms(player.delay_ms)} ms"]
     if player.status != "online":
         details.append(player.status)
+    details.append(program_name(player.instrument))
     text.append(" · ".join(details), style="dim")
     return text
 
@@ -55,6 +56,8 @@ class PlayersList(Widget):
         max-height: 50%;
         background: $surface;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -67,4 +70,7 @@ class PlayersList(Widget):
     def render(self) -> Text:
         if not self.players:
             return Text("nobody here", style="dim")
-        return Text("\n", end="").join(render_player(p) for p in self.players)
+        text = Text("\n", end="").join(render_player(p) for p in self.players)
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        return text
