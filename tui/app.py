@@ -261,7 +261,7 @@ class PianoApp(App[int]):
                 if self.room_screen is not None:
                     self.room_screen.handle_engine_event(event)
             case _:
-                if self.room_screen is not None and self.room_screen.is_mounted:
+                if self.room_screen is not None:
                     self.room_screen.handle_engine_event(event)
 
     def _enter(self, room: m.RoomInfo, resumed: bool) -> None:

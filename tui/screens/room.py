@@ -81,6 +81,8 @@ class RoomScreen(Screen[None]):
         self.tz = tz
         self.stats_interval_s = stats_interval_s
         self._note_ons = 0
+        self._ready = False
+        self._pending: list[m.EngineEvent] = []  # events that came before the widgets existed
         self.sub_title = room.name
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -111,6 +113,10 @@ class RoomScreen(Screen[None]):
         roll.focus()
         if self.stats_interval_s > 0:
             self.set_interval(self.stats_interval_s, self._update_stats)
+        self._ready = True
+        pending, self._pending = self._pending, []
+        for event in pending:
+            self.handle_engine_event(event)
 
     def save_settings(self, changes: dict[str, object]) -> None:
         self.post_message(SettingsChanged(changes))
@@ -139,6 +145,9 @@ class RoomScreen(Screen[None]):
     # ---- engine events -------------------------------------------------------------------------------------
 
     def handle_engine_event(self, event: m.EngineEvent) -> None:
+        if not self._ready:
+            self._pending.append(event)
+            return
         match event:
             case m.NotesPlayed(user_id=uid, events=events):
                 self._play(uid, events)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import events
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
@@ -96,19 +97,34 @@ class KeyboardRoll(Widget, can_focus=True):
 
     def note_on(self, player: int, key: int, velocity: int) -> None:
         self.model.note_on(player, key, velocity, self.clock())
-        self.refresh()
+        self._refresh_keys()
 
     def note_off(self, player: int, key: int) -> None:
         self.model.note_off(player, key, self.clock())
-        self.refresh()
+        self._refresh_keys()
 
     def pedal(self, player: int, down: bool) -> None:
         self.model.pedal(player, down, self.clock())
-        self.refresh()
+        self._refresh_keys()
 
     def release_player(self, player: int) -> None:
         self.model.release_player(player, self.clock())
-        self.refresh()
+        self._refresh_keys()
+
+    def _roll_rows(self) -> int:
+        return max(0, self.size.height - self.keyboard_rows)
+
+    def _refresh_keys(self) -> None:
+        """A key changed: only the keyboard and the newest roll row need drawing again."""
+        if self._current_slice() != self._last_slice:
+            self.refresh()  # the roll is due to scroll anyway: keep its rows in step
+            return
+        rows = self._roll_rows()
+        self.refresh(Region(0, max(0, rows - 1), self.size.width, self.size.height - max(0, rows - 1)))
+
+    def _refresh_roll(self) -> None:
+        """The roll scrolled: every roll row changes, the keyboard does not."""
+        self.refresh(Region(0, 0, self.size.width, max(1, self._roll_rows())))
 
     def set_colors(self, colors: dict[int, str]) -> None:
         if colors != self.player_colors:
@@ -158,7 +174,7 @@ class KeyboardRoll(Widget, can_focus=True):
         t0 = (now_slice - rows) * self.seconds_per_row
         t1 = (now_slice + 1) * self.seconds_per_row
         if self.model.sounding_count() or next(self.model.bars(t0, t1), None) is not None:
-            self.refresh()
+            self._refresh_roll()
         else:
             self._last_slice = now_slice
 

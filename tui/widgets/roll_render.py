@@ -49,6 +49,7 @@ class RollRenderer:
         self._pad_right = max(0, width - geometry.width - self.pad_left)
         self._slices: dict[int, Strip] = {}
         self._keyboard: tuple[int, int, list[Strip]] | None = None  # (version, rows, strips)
+        self._base: list[list[_Cell | None]] | None = None
         self._styles: dict[str, tuple[Style, Style, Style, Style]] = {}
         self._blank = Strip.blank(width, palette.roll)
 
@@ -141,22 +142,34 @@ class RollRenderer:
         lit = model.lit_keys()
         geometry = self.geometry
         upper_rows = max(1, rows - 1)
+        base = self._base_keyboard(rows)
         strips: list[Strip] = []
         for row in range(rows):
             upper = row < upper_rows
-            key_of = geometry.top_key if upper else geometry.bottom_key
-            cells: list[_Cell | None] = []
-            position: dict[int, int] = {}
-            for col, key in enumerate(key_of):
-                if key is None:
-                    cells.append(None)
-                    continue
-                index = position.get(key, 0)
-                position[key] = index + 1
-                cells.append(self._key_cell(key, row, index, lit.get(key), colors, upper, col))
+            cells = list(base[row])
+            for key, holders in lit.items():
+                cols = geometry.top.get(key, ()) if upper else geometry.bottom.get(key, ())
+                for index, col in enumerate(cols):
+                    cells[col] = self._key_cell(key, row, index, holders, colors, upper, col)
             strips.append(self._strip(cells, self.palette.roll))
         self._keyboard = (model.version, rows, strips)
         return strips
+
+    def _base_keyboard(self, rows: int) -> list[list[_Cell | None]]:
+        """The cells of the keyboard at rest (cached: only lit keys are drawn per change)."""
+        if self._base is not None and len(self._base) == rows:
+            return self._base
+        upper_rows = max(1, rows - 1)
+        base: list[list[_Cell | None]] = []
+        for row in range(rows):
+            upper = row < upper_rows
+            key_of = self.geometry.top_key if upper else self.geometry.bottom_key
+            cells: list[_Cell | None] = []
+            for col, key in enumerate(key_of):
+                cells.append(None if key is None else self._key_cell(key, row, 0, None, {}, upper, col))
+            base.append(cells)
+        self._base = base
+        return base
 
     def _key_cell(
         self,
