@@ -98,3 +98,34 @@ async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, con
         # Ctrl+L goes back to the lobby.
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: isinstance(app.screen, LobbyScreen))
+
+
+async def test_embedded_server_starts_and_stops_with_the_app(tmp_path, config_dir):
+    from server.main import ServerOptions, start_server
+
+    started = []
+
+    async def starter():
+        server = await start_server(ServerOptions(port=0, db_path=tmp_path / "embedded.db"))
+        started.append(server)
+        return server
+
+    app = make_app(config_dir, "--name", "solo", starter=starter)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        assert app.engine.room.is_lobby and app.url.startswith("ws://127.0.0.1:")
+        assert isinstance(app.screen, LobbyScreen)
+    assert started and app.server is None  # closed on exit
+
+
+async def test_settings_changed_in_the_ui_are_saved(relay_server, config_dir):
+    from tui import config as cfg
+
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "flagname")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        app.apply_settings({"latency": "safe", "volume": 0.5, "note_length_s": 0.6})
+    saved = cfg.load(config_dir / "config.toml")
+    assert (saved.latency, saved.volume, saved.note_length_s) == ("safe", 0.5, 0.6)
+    assert saved.name == ""  # a flag is not a setting: it is not written back
+    assert saved.last_server == "" or saved.last_server == relay_server.url
