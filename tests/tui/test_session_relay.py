@@ -5,7 +5,10 @@ import time
 
 from pianorhythm.events import EventKind, MusicEvent
 from pianorhythm.wire import pianorhythm_pb2 as pb
+from tui.audio.synth import NullSynth
 from tui.engine import Engine, EngineConfig
+from tui.midi.fileplayer import read_midi_file
+from tui.midi.recorder import MidiRecorder
 from tui.net import model as m
 from tui.net.session import ClientSession, ConnectionState, SessionConfig
 from tui.net.tokens import TokenStore
@@ -36,6 +39,19 @@ async def open_session(url, name, room=None, tokens=None, **kwargs):
     await session.start()
     assert await session.wait_connected(5)
     return session, inbox
+
+
+async def together(a, b):
+    """Wait until both engines are in the same (non-lobby) room and B knows A."""
+    async with asyncio.timeout(5):
+        while not (
+            a.room is not None
+            and b.room is not None
+            and a.room.name == b.room.name
+            and not a.room.is_lobby
+            and b.player_stats(a.session.user_id) is not None
+        ):
+            await asyncio.sleep(0.02)
 
 
 def in_room(name):
@@ -96,9 +112,7 @@ async def test_notes_reach_the_other_engine_with_offsets_preserved(relay_server)
     await b.start()
     try:
         assert await a.wait_connected(5) and await b.wait_connected(5)
-        async with asyncio.timeout(5):
-            while b.player_stats(a.session.user_id) is None:
-                await asyncio.sleep(0.02)
+        await together(a, b)
         await asyncio.sleep(0.3)  # the clock bursts
         t0 = time.perf_counter_ns()
         offsets_us = [0, 1_234, 2_500, 40_000]
@@ -123,3 +137,77 @@ async def test_notes_reach_the_other_engine_with_offsets_preserved(relay_server)
     finally:
         await a.close()
         await b.close()
+
+
+class CountingSynth(NullSynth):
+    def __init__(self):
+        super().__init__("test")
+        self.played: list[tuple[int, MusicEvent]] = []
+        self.released: list[int] = []
+        self.programs: dict[int, int] = {}
+
+    def play(self, channel, event):
+        self.played.append((channel, event))
+
+    def release_all(self, channel):
+        self.released.append(channel)
+
+    def set_program(self, channel, program):
+        self.programs[channel] = program
+
+
+async def test_leaver_is_released_and_both_sides_are_recorded(relay_server, tmp_path):
+    a_rec, b_rec = MidiRecorder(), MidiRecorder()
+    b_synth = CountingSynth()
+    a = Engine(EngineConfig(relay_server.url, "ann", room="rec", save_token=False), recorder=a_rec)
+    b = Engine(
+        EngineConfig(relay_server.url, "ben", room="rec", save_token=False), synth=b_synth, recorder=b_rec
+    )
+    left = asyncio.Event()
+    b.subscribe(lambda e: left.set() if isinstance(e, m.UserLeft) and e.reason == "disconnected" else None)
+    await a.start()
+    await b.start()
+    try:
+        assert await a.wait_connected(5) and await b.wait_connected(5)
+        await together(a, b)
+        a.set_instrument(19)  # church organ: B's channel for ann follows her presence
+        now = time.perf_counter_ns()
+        a.play_local(MusicEvent(EventKind.CONTROL, 64, 127, now))
+        a.play_local(MusicEvent(EventKind.NOTE, 60, 90, now + 1_000_000))
+        a.play_local(MusicEvent(EventKind.NOTE, 64, 90, now + 2_000_000))
+        async with asyncio.timeout(5):
+            while len(b_synth.played) < 3:
+                await asyncio.sleep(0.01)
+        channel = b.channels.channel_of(a.session.user_id)
+        assert channel is not None
+        assert {ch for ch, _ in b_synth.played} == {channel}
+        async with asyncio.timeout(5):
+            while b_synth.programs.get(channel) != 19:
+                await asyncio.sleep(0.01)
+        await a.close()  # ann goes away holding two keys and the pedal
+        async with asyncio.timeout(5):
+            await left.wait()
+        assert channel in b_synth.released
+        assert b.channels.channel_of(a.session.user_id) is None
+    finally:
+        await a.close()
+        await b.close()
+    a_path, b_path = tmp_path / "a.mid", tmp_path / "b.mid"
+    a_rec.save(a_path)
+    b_rec.save(b_path)
+    for path in (a_path, b_path):
+        events = [t.event for t in read_midi_file(path).events]
+        # The three events, then the releases: both keys up and the pedal up, nothing left hanging.
+        assert [(e.kind, e.number, e.value) for e in events[:3]] == [
+            (EventKind.CONTROL, 64, 127),
+            (EventKind.NOTE, 60, 90),
+            (EventKind.NOTE, 64, 90),
+        ]
+        assert sorted((e.kind, e.number, e.value) for e in events[3:]) == [
+            (EventKind.NOTE, 60, 0),
+            (EventKind.NOTE, 64, 0),
+            (EventKind.CONTROL, 64, 0),
+        ]
+    b_data = read_midi_file(b_path)
+    assert b_data.track_names[1:] == ["ben", "ann"]  # a track per player, named after them
+    assert 19 in [p.program for p in b_data.programs if b_data.track_names[p.track] == "ann"]
