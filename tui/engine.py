@@ -35,6 +35,7 @@ from tui.audio.synth import NullSynth, Synth
 from tui.net import model as m
 from tui.net.backoff import Backoff
 from tui.net.dispatcher import Dispatcher
+from tui.net.requests import Requests
 from tui.net.session import CATCHUP_REF, ClientSession, ConnectionState, SessionConfig
 from tui.net.tokens import TokenStore
 
@@ -77,7 +78,7 @@ class _Player:
     channel: int | None = None
 
 
-class Engine:
+class Engine(Requests):
     def __init__(
         self,
         config: EngineConfig,
@@ -223,73 +224,6 @@ class Engine:
         if self.recorder is not None:
             self.recorder.set_program(LOCAL, self._instrument, self._now_ns())
         return self._send(update_instrument=pb.UpdateInstrument(program=self._instrument))
-
-    # ---- requests ----------------------------------------------------------------------------------------
-
-    def _send(self, **action: object) -> bool:
-        message = pb.ClientMessage(ref=self.session.next_ref(), **action)  # type: ignore[arg-type]
-        return self.session.send(message)
-
-    def join_room(self, name: str, password: str = "", settings: pb.RoomSettingsChange | None = None) -> bool:
-        return self.session.join_room(name, password, settings)
-
-    def leave(self) -> bool:
-        return self.session.leave_room()
-
-    def send_chat(self, text: str) -> bool:
-        return self._send(chat_send=pb.ChatSend(content=text))
-
-    def typing_start(self) -> bool:
-        return self._send(typing_start=pb.TypingStart())
-
-    def typing_stop(self) -> bool:
-        return self._send(typing_stop=pb.TypingStop())
-
-    def set_status(self, status: str) -> bool:
-        value = {v: k for k, v in m.STATUS_NAMES.items()}[status]
-        return self._send(update_status=pb.UpdateStatus(status=value))
-
-    def set_profile(self, name: str | None = None, color: str | None = None) -> bool:
-        return self._send(update_profile=pb.UpdateProfile(name=name, color=color))
-
-    def set_position(self, x: float, y: float, z: float = 0.0) -> bool:
-        return self._send(update_position=pb.UpdatePosition(position=pb.Position(x=x, y=y, z=z)))
-
-    def request_history(self, before_id: int = 0, limit: int = 50) -> bool:
-        return self._send(chat_history_request=pb.ChatHistoryRequest(before_id=before_id, limit=limit))
-
-    def subscribe_rooms(self, on: bool = True) -> bool:
-        if on:
-            return self._send(room_list_subscribe=pb.RoomListSubscribe())
-        return self._send(room_list_unsubscribe=pb.RoomListUnsubscribe())
-
-    def update_room_settings(self, change: pb.RoomSettingsChange) -> bool:
-        return self._send(update_room_settings=pb.UpdateRoomSettings(settings=change))
-
-    def give_crown(self, user_id: int) -> bool:
-        return self._send(give_ownership=pb.GiveOwnership(user_id=user_id))
-
-    def claim_crown(self) -> bool:
-        return self._send(claim_crown=pb.ClaimCrown())
-
-    def kick(self, user_id: int) -> bool:
-        return self._send(kick_user=pb.KickUser(user_id=user_id))
-
-    def ban(self, user_id: int, duration_s: int = 0) -> bool:
-        return self._send(ban_user=pb.BanUser(user_id=user_id, duration_s=duration_s))
-
-    def unban(self, user_id: int) -> bool:
-        return self._send(unban_user=pb.UnbanUser(user_id=user_id))
-
-    def mute(self, user_id: int, duration_s: int = 0, unmute: bool = False) -> bool:
-        return self._send(mute_user=pb.MuteUser(user_id=user_id, duration_s=duration_s, unmute=unmute))
-
-    def server_command(self, name: str, args: Iterable[str] = (), admin_token: str = "") -> bool:
-        command = pb.ServerCommand(name=name, args=list(args), admin_token=admin_token)
-        return self._send(server_command=command)
-
-    def retry(self) -> None:
-        self.session.retry()
 
     # ---- incoming -----------------------------------------------------------------------------------------
 
