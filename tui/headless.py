@@ -5,7 +5,8 @@
 
 Lines look like `12:00:01.234 chat alice: hi`; one `notes` line per second while notes flow. It exits on
 SIGINT/SIGTERM, after --duration, or when --play finishes with --exit-after-play, and then writes the
-recording. Exit status: 0 ok, 1 could not connect (or the server gave up on us), 2 bad arguments.
+recording. Exit status: 0 ok, 1 could not join (within 15 s or --duration), 2 bad arguments, 130
+interrupted before joining.
 """
 
 from __future__ import annotations
@@ -154,10 +155,12 @@ async def _run(args: argparse.Namespace) -> int:
     printer = _Printer(engine)
     engine.subscribe(printer)
     stop = asyncio.Event()
+    interrupted = asyncio.Event()  # SIGINT/SIGTERM
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_relay(interrupted, stop))]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, interrupted.set)
     in_room = asyncio.Event()
 
     def watch(event: m.EngineEvent) -> None:
@@ -169,18 +172,20 @@ async def _run(args: argparse.Namespace) -> int:
     engine.subscribe(watch)
     status = 0
     midi = None
-    tasks: list[asyncio.Task[Any]] = []
     try:
         await engine.start()
         if args.duration is not None:
             tasks.append(asyncio.create_task(_stop_after(args.duration, stop)))
         waiter = asyncio.create_task(in_room.wait())
         stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({waiter, stopper}, timeout=CONNECT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        timeout = CONNECT_TIMEOUT_S if args.duration is None else min(CONNECT_TIMEOUT_S, args.duration)
+        await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
         if not in_room.is_set():
-            if not stop.is_set() or engine.state is ConnectionState.GAVE_UP:
+            if interrupted.is_set():
+                status = 130
+            else:
                 print(
                     f"error: could not join {args.room or 'the lobby'} on {args.connect} "
                     f"({engine.session.detail or 'no answer'}); check the URL and that the server runs.",
@@ -210,6 +215,11 @@ async def _run(args: argparse.Namespace) -> int:
             recorder.close()
             _line(f"recorded {args.record} events={recorder.event_count}")
     return status
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:

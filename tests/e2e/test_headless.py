@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.headless_procs import DATA, headless, start_server
+from tests.e2e.headless_procs import DATA, Proc, headless, start_server
 from tui.midi.fileplayer import read_midi_file
 
 SONG = DATA / "m21-test02.mid"
@@ -58,3 +58,27 @@ def test_a_plays_a_file_and_b_records_the_same_notes_in_time(tmp_path):
     assert sum(1 for t in data.events if t.event.is_note_off) == sum(
         1 for t in data.events if t.event.is_note_on
     )
+
+
+def test_headless_needs_connect(tmp_path):
+    proc = Proc(["--headless", "--name", "x"], tmp_path, "noconnect")
+    assert proc.wait(30) == 2
+    assert proc.stderr.count("\n") == 1 and "--connect" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_duration_ends_the_session_by_itself(tmp_path):
+    server, url = start_server(tmp_path)
+    try:
+        client = headless(tmp_path, url, "brief", "--room", "short", "--duration", "1")
+        assert client.wait(20) == 0, client.stderr
+        assert "room short users=1" in client.stdout
+        assert "stats sent=0 received=0" in client.stdout
+    finally:
+        server.kill()
+
+
+def test_unreachable_server_is_one_clear_error(tmp_path):
+    client = headless(tmp_path, "ws://127.0.0.1:9/api/websocket", "lost", "--duration", "2")
+    assert client.wait(30) == 1
+    assert "error: could not join the lobby on ws://127.0.0.1:9/api/websocket" in client.stderr
