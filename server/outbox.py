@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from pianorhythm.wire import codec
@@ -80,7 +81,7 @@ class Mailer:
     def flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
-        frames: dict[int, bytes] = {}  # single-envelope frames by payload identity, built once per turn
+        wire: dict[int, bytes] = {}  # one-envelope WebSocket frames by payload identity, built once a turn
         for box in dirty:
             box.dirty = False
             if box.closed or not box.items:
@@ -99,15 +100,16 @@ class Mailer:
             items = box.items
             try:
                 if len(items) == 1:
+                    # A server frame is never masked and compression is off, so the WebSocket frame bytes
+                    # are the same for every member: build them once, write them to each socket.
                     payload = items[0]
-                    frame = frames.get(id(payload))
-                    if frame is None:
-                        frame = frames[id(payload)] = codec.frame_payload(payload)
-                    conn.protocol.send_binary(frame)
+                    data = wire.get(id(payload))
+                    if data is None:
+                        data = wire[id(payload)] = _ws_frame(codec.frame_payload(payload))
+                    conn.transport.write(data)
                 else:
                     for chunk in _chunks(items):
-                        conn.protocol.send_binary(codec.encode_serialized(chunk))
-                conn.send_data()
+                        conn.transport.write(_ws_frame(codec.encode_serialized(chunk)))
             except Exception as exc:  # the connection broke under us; its handler cleans up
                 log.debug("write to session %d failed: %s", box.session_id, exc)
             box.items = []
@@ -139,6 +141,11 @@ class Mailer:
             box.closed = True
             box.items.clear()
             self.on_slow(box.session_id)
+
+
+def _ws_frame(data: bytes) -> bytes:
+    """The bytes websockets' ServerProtocol.send_binary would write for `data` (no mask, no extensions)."""
+    return Frame(Opcode.BINARY, data).serialize(mask=False, extensions=[])
 
 
 def _buffered(box: Outbox) -> int:

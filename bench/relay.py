@@ -1,0 +1,327 @@
+"""Relay fan-out benchmark: N listeners and 1 sender in one room; the sender plays R notes/s for D s.
+
+Starts `pianorhythm-tui --server` in a subprocess, opens the listeners from 1-2 load processes (a lean
+client on websockets' sans-I/O protocol, so the load side costs little), and prints JSON: delivered, lost,
+relay latency p50/p90/p99/max in ms (sender send -> listener receive, both on CLOCK_MONOTONIC, which every
+process on the machine shares), server CPU seconds while playing, and server peak RSS.
+
+    .venv/bin/python bench/relay.py --listeners 200 --rate 50 --duration 10
+    .venv/bin/python bench/relay.py --idle 1000        # RSS per idle connection
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pianorhythm.wire import codec  # noqa: E402
+from pianorhythm.wire import pianorhythm_pb2 as pb  # noqa: E402
+
+ROOM = "lobby"  # the one room without a user limit (other rooms hold at most 100)
+CLI = Path(sys.executable).with_name("pianorhythm-tui")
+
+
+class LeanClient(asyncio.Protocol):
+    """A WebSocket client on the sans-I/O protocol; `on_frame(payload, recv_ns)` gets every binary frame."""
+
+    def __init__(self, url: str, on_frame: Any = None) -> None:
+        self.proto = ClientProtocol(parse_uri(url), max_size=2**20)
+        self.on_frame = on_frame
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now_ns = time.monotonic_ns()
+        if not self.opened.done():
+            self.proto.receive_data(data)
+            for event in self.proto.events_received():
+                if isinstance(event, Response):
+                    self.opened.set_result(None)
+                elif isinstance(event, Frame) and event.opcode is Opcode.BINARY and self.on_frame is not None:
+                    self.on_frame(event.data, now_ns)
+            self._flush()
+            if self.opened.done():  # from now on, frames are parsed here; keep the protocol's leftovers
+                self.buffer = bytearray(self.proto.reader.buffer)
+            return
+        self.buffer += data
+        self._parse(now_ns)
+
+    def _parse(self, now_ns: int) -> None:
+        """Server frames are unmasked and unfragmented: parse them by hand, which costs far less than the
+        generator-based parser, so the load side adds little to the latency it measures."""
+        buffer = self.buffer
+        offset = 0
+        while len(buffer) - offset >= 2:
+            opcode = buffer[offset] & 0x0F
+            length = buffer[offset + 1] & 0x7F
+            header = 2
+            if length == 126:
+                if len(buffer) - offset < 4:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
+                header = 4
+            elif length == 127:
+                if len(buffer) - offset < 10:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 10], "big")
+                header = 10
+            end = offset + header + length
+            if end > len(buffer):
+                break
+            payload = bytes(buffer[offset + header : end])
+            offset = end
+            if opcode == 0x2 and self.on_frame is not None:
+                self.on_frame(payload, now_ns)
+            elif opcode == 0x9:  # ping: answer it so the server's heartbeat keeps us
+                self.proto.send_pong(payload)
+                self._flush()
+        del buffer[:offset]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("connection lost during the handshake"))
+
+    def send(self, message: pb.ClientMessage) -> None:
+        self.proto.send_binary(codec.encode(message))
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for data in self.proto.data_to_send():
+            if data:
+                self.transport.write(data)
+
+
+async def open_client(url: str, host: str, port: int, on_frame: Any = None) -> LeanClient:
+    loop = asyncio.get_running_loop()
+    _, client = await loop.create_connection(lambda: LeanClient(url, on_frame), host, port)
+    await client.opened
+    return client
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.latencies_us: list[int] = []
+        self.joined = asyncio.get_running_loop().create_future()
+
+    def on_frame(self, payload: bytes, now_ns: int) -> None:
+        for message in codec.decode_server(payload, codec.CodecConfig(max_payload=2**20)):
+            kind = message.WhichOneof("event")
+            if kind == "notes":
+                self.latencies_us.append(now_ns // 1000 - message.notes.base_time_us)
+            elif kind == "room_state" and message.room_state.name == ROOM and not self.joined.done():
+                self.joined.set_result(None)
+
+
+async def _connect_many(url: str, count: int, join: bool) -> tuple[list[Listener], list[LeanClient]]:
+    uri = parse_uri(url)
+    listeners, clients = [], []
+    for index in range(count):
+        listener = Listener()
+        client = await open_client(url, uri.host, uri.port, listener.on_frame)
+        client.send(pb.ClientMessage(hello=pb.Hello(name=f"l{os.getpid() % 1000}-{index}")))
+        if join:
+            await listener.joined
+        listeners.append(listener)
+        clients.append(client)
+    return listeners, clients
+
+
+def load_worker(url: str, count: int, join: bool, pipe: Connection) -> None:
+    """A load process: opens `count` listeners, says ready, and on "stop" sends back its latencies."""
+
+    async def main() -> None:
+        listeners, clients = await _connect_many(url, count, join)
+        pipe.send("ready")
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_reader(pipe.fileno(), stop.set)
+        await stop.wait()
+        pipe.recv()
+        pipe.send([lat for listener in listeners for lat in listener.latencies_us])
+        for client in clients:
+            if client.transport is not None:
+                client.transport.close()
+
+    asyncio.run(main())
+
+
+async def play(url: str, rate: float, duration: float) -> int:
+    uri = parse_uri(url)
+    joined = asyncio.get_running_loop().create_future()
+
+    def on_frame(payload: bytes, _: int) -> None:
+        for message in codec.decode_server(payload, codec.CodecConfig(max_payload=2**20)):
+            if message.WhichOneof("event") == "room_state" and message.room_state.name == ROOM:
+                if not joined.done():
+                    joined.set_result(None)
+
+    sender = await open_client(url, uri.host, uri.port, on_frame)
+    sender.send(pb.ClientMessage(hello=pb.Hello(name="sender")))
+    await joined
+    await asyncio.sleep(0.5)
+    count = int(rate * duration)
+    start = time.monotonic()
+    for index in range(count):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        event = pb.NoteEvent(offset_us=0, note=pb.Note(key=60 + index % 12, velocity=0 if index % 2 else 100))
+        batch = pb.NoteBatch(base_time_us=time.monotonic_ns() // 1000, events=[event])
+        sender.send(pb.ClientMessage(note_batch=batch))
+    await asyncio.sleep(1.0)
+    return count
+
+
+# -- server process ----------------------------------------------------------------------------------
+
+
+def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
+    prefix = os.environ.get("RELAY_BENCH_PREFIX", "").split()  # e.g. "python -m cProfile -o out.prof"
+    proc = subprocess.Popen(
+        [*prefix, str(CLI), "--server", "--port", "0", "--db", str(db), "--log-level", "info",
+         "--max-connections-per-ip", "5000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    while line := proc.stderr.readline().decode():
+        match = re.search(r"listening on (ws://\S+)", line)
+        if match:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+            return proc, match.group(1)
+    raise RuntimeError("the server did not start")
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def memory_kib(pid: int, field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(match.group(1)) if match else 0
+
+
+def percentile(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+
+def spawn_workers(url: str, total: int, procs: int, join: bool) -> list[tuple[Any, Connection]]:
+    ctx = mp.get_context("spawn")
+    workers = []
+    for index in range(procs):
+        count = total // procs + (1 if index < total % procs else 0)
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=load_worker, args=(url, count, join, child), daemon=True)
+        proc.start()
+        workers.append((proc, parent))
+    for _, pipe in workers:
+        if pipe.recv() != "ready":
+            raise RuntimeError("a load process failed")
+    return workers
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server, url = start_server(Path(tmp) / "bench.db")
+        try:
+            time.sleep(0.3)
+            if args.idle:
+                return run_idle(server.pid, url, args)
+            return run_load(server.pid, url, args)
+        finally:
+            server.terminate()
+            server.wait(15)
+
+
+def run_idle(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    before = memory_kib(pid, "VmRSS")
+    workers = spawn_workers(url, args.idle, args.procs or 2, join=False)
+    time.sleep(2.0)
+    after = memory_kib(pid, "VmRSS")
+    for _, pipe in workers:
+        pipe.send("stop")
+        pipe.recv()
+    return {
+        "idle_connections": args.idle,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "rss_per_connection_kib": round((after - before) / args.idle, 1),
+        "server_peak_rss_mib": round(memory_kib(pid, "VmHWM") / 1024, 1),
+    }
+
+
+def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    procs = args.procs or (2 if args.listeners >= 200 else 1)
+    workers = spawn_workers(url, args.listeners, procs, join=True)
+    user0, sys0 = cpu_times(pid)
+    sent = asyncio.run(play(url, args.rate, args.duration))
+    user1, sys1 = cpu_times(pid)
+    latencies: list[int] = []
+    for _, pipe in workers:
+        pipe.send("stop")
+        latencies.extend(pipe.recv())
+    expected = sent * args.listeners
+    return {
+        "listeners": args.listeners,
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "load_processes": procs,
+        "sent": sent,
+        "delivered": len(latencies),
+        "lost": expected - len(latencies),
+        "latency_ms": {
+            "p50": percentile(latencies, 0.50),
+            "p90": percentile(latencies, 0.90),
+            "p99": percentile(latencies, 0.99),
+            "max": max(latencies) / 1000 if latencies else float("nan"),
+        },
+        "server_cpu_s": round(user1 - user0 + sys1 - sys0, 2),
+        "server_cpu_user_s": round(user1 - user0, 2),
+        "server_cpu_system_s": round(sys1 - sys0, 2),
+        "server_peak_rss_mib": round(memory_kib(pid, "VmHWM") / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--listeners", "-n", type=int, default=10)
+    parser.add_argument("--rate", "-r", type=float, default=20.0, help="notes per second")
+    parser.add_argument("--duration", "-d", type=float, default=10.0, help="seconds")
+    parser.add_argument(
+        "--procs", type=int, default=0, help="load processes (default 1, 2 from 200 listeners)"
+    )
+    parser.add_argument("--idle", type=int, default=0, help="measure RSS per idle connection with this many")
+    print(json.dumps(run(parser.parse_args()), indent=2))
+
+
+if __name__ == "__main__":
+    main()
