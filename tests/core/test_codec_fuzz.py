@@ -74,9 +74,7 @@ def test_mutated_frames_only_raise_protocol_error(
     _decode_both(bytes(frame[: cut % (len(frame) + 1)]))
 
 
-@pytest.mark.parametrize("claimed", [DEFAULT_MAX_PAYLOAD + 1, 8 * 1024 * 1024])
-def test_decompression_bomb_is_rejected_without_allocating_past_the_cap(claimed: int) -> None:
-    bomb = b"\x01" + lz4.frame.compress(b"\x00" * claimed, store_size=True)
+def _assert_rejected_within_the_cap(bomb: bytes) -> None:
     tracemalloc.start()
     try:
         with pytest.raises(ProtocolError) as caught:
@@ -86,6 +84,12 @@ def test_decompression_bomb_is_rejected_without_allocating_past_the_cap(claimed:
         tracemalloc.stop()
     assert caught.value.code == pb.ERROR_CODE_FRAME_TOO_LARGE
     assert peak < 4 * DEFAULT_MAX_PAYLOAD + len(bomb)  # the frame copy plus output bounded by the cap
+
+
+@pytest.mark.parametrize("claimed", [DEFAULT_MAX_PAYLOAD + 1, 8 * 1024 * 1024])
+def test_decompression_bomb_is_rejected_without_allocating_past_the_cap(claimed: int) -> None:
+    bomb = b"\x01" + lz4.frame.compress(b"\x00" * claimed, store_size=True)
+    _assert_rejected_within_the_cap(bomb)
 
 
 def test_gigabyte_bomb_does_not_grow_the_process() -> None:
@@ -123,12 +127,4 @@ def test_bomb_without_declared_size_in_64k_blocks_stops_at_the_cap() -> None:
     bomb = (
         b"\x01" + compressor.begin() + compressor.compress(b"\x00" * (32 * 1024 * 1024)) + compressor.flush()
     )
-    tracemalloc.start()
-    try:
-        with pytest.raises(ProtocolError) as caught:
-            decode_client(bomb)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert caught.value.code == pb.ERROR_CODE_FRAME_TOO_LARGE
-    assert peak < 4 * DEFAULT_MAX_PAYLOAD + len(bomb)  # the frame copy plus output bounded by the cap
+    _assert_rejected_within_the_cap(bomb)
