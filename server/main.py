@@ -141,6 +141,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
     )
+    if not log.isEnabledFor(logging.DEBUG):
+        # The relay logs its own line per connect/disconnect; websockets' lines would say it twice.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return asyncio.run(_serve_until_signal(options))
     except OSError as exc:
