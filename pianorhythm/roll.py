@@ -8,12 +8,16 @@ call), never read here, so the model is exact under test.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter
 from typing import Final
 
 DEFAULT_HISTORY_S: Final = 30.0
+_START: Final = attrgetter("start")
+_ORDER: Final = attrgetter("start", "seq")
 
 
 class KeyState(Enum):
@@ -31,6 +35,7 @@ class Bar:
     start: float
     release: float | None = None  # the key came up (None while held)
     end: float | None = None  # the sound stopped (None while sounding)
+    seq: int = 0  # the model's count of bars when this one started (orders bars that start together)
 
     def state_at(self, t: float) -> KeyState | None:
         if t < self.start or (self.end is not None and t >= self.end):
@@ -64,7 +69,9 @@ class RollModel:
     def __init__(self, history_s: float = DEFAULT_HISTORY_S) -> None:
         self.history_s = history_s
         self._players: dict[int, _Player] = {}
-        self._bars: list[Bar] = []
+        self._bars: list[Bar] = []  # in start order
+        self._seq = 0
+        self._longest = 0.0  # the longest finished bar: finished bars before t0 - this are over by t0
         self._last_prune = float("-inf")
         self.version = 0  # bumped whenever the set of sounding keys changes
 
@@ -78,9 +85,13 @@ class RollModel:
         previous = state.sounding.pop(key, None)
         if previous is not None:  # re-struck: the old note stops here
             self._finish(previous, now)
-        bar = Bar(player=player, key=key, velocity=velocity, start=now)
+        self._seq += 1
+        bar = Bar(player=player, key=key, velocity=velocity, start=now, seq=self._seq)
         state.sounding[key] = bar
-        self._bars.append(bar)
+        if self._bars and self._bars[-1].start > now:
+            bisect.insort_right(self._bars, bar, key=_START)  # a clock that went back: keep start order
+        else:
+            self._bars.append(bar)
         self.version += 1
         self._maybe_prune(now)
 
@@ -144,8 +155,26 @@ class RollModel:
         return sum(len(state.sounding) for state in self._players.values())
 
     def bars(self, t0: float, t1: float) -> Iterator[Bar]:
-        """The bars that sound at some time in [t0, t1)."""
-        for bar in self._bars:
+        """The bars that sound at some time in [t0, t1), in start order.
+
+        Only the bars that started late enough to reach t0 are looked at (plus any still sounding from
+        before), so a query costs what is near the window, not the whole history.
+        """
+        bars = self._bars
+        end = bisect.bisect_left(bars, t1, key=_START)
+        cut = t0 - self._longest
+        first = bisect.bisect_left(bars, cut, 0, end, key=_START)
+        if first:
+            early = [
+                bar
+                for state in self._players.values()
+                for bar in state.sounding.values()
+                if bar.start < cut and bar.overlaps(t0, t1)
+            ]
+            early.sort(key=_ORDER)
+            yield from early
+        for index in range(first, end):
+            bar = bars[index]
             if bar.overlaps(t0, t1):
                 yield bar
 
@@ -158,6 +187,7 @@ class RollModel:
         if bar.release is None:
             bar.release = now
         bar.end = now
+        self._longest = max(self._longest, now - bar.start)
 
     def _maybe_prune(self, now: float) -> None:
         if now - self._last_prune < self.history_s / 4:
@@ -165,6 +195,7 @@ class RollModel:
         self._last_prune = now
         cutoff = now - self.history_s
         self._bars = [bar for bar in self._bars if bar.end is None or bar.end >= cutoff]
+        self._longest = max((bar.end - bar.start for bar in self._bars if bar.end is not None), default=0.0)
 
     def prune(self, now: float) -> None:
         """Forget bars that ended more than `history_s` ago."""

@@ -26,6 +26,7 @@ from tui import config as cfg
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, RoomView, SettingsChanged
 from tui.net import model as m
 from tui.net.backoff import Backoff
+from tui.perf import settle_gc
 from tui.screens.dialogs import HelpScreen
 from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen
@@ -136,6 +137,7 @@ class PianoApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(self.lobby)
+        self.call_after_refresh(settle_gc)
         self.set_interval(1.0, self._tick_status)
         self.run_worker(self._start(), exclusive=True, group="engine")
 
@@ -291,6 +293,7 @@ class PianoApp(App[int]):
         self._set_audio_status_quiet()
         roll = screen.query_one(KeyboardRoll)
         roll.keymap = replace(roll.keymap, note_length_s=self.options.effective.note_length_s)
+        settle_gc()
 
     def _set_audio_status_quiet(self) -> None:
         synth = getattr(self.engine, "synth", None)

@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pianorhythm.roll import KeyState, RollModel
 
 
@@ -121,3 +124,36 @@ def test_held_query():
     roll.note_off(1, 62, now=0.1)
     assert roll.held(1) == {60: KeyState.HELD, 62: KeyState.SUSTAINED}
     assert roll.held(9) == {}
+
+
+_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["on", "off", "pedal_down", "pedal_up", "leave"]),
+        st.integers(1, 3),  # player
+        st.integers(58, 63),  # key
+        st.sampled_from([0.0, 0.05, 0.5, 2.0]),  # time step: the clock only moves forward, as the widget's
+    ),
+    max_size=60,
+)
+
+
+@given(_EVENTS, st.floats(0.0, 40.0), st.floats(0.0, 3.0), st.booleans())
+def test_bars_window_matches_a_scan_of_every_bar(events, t0, width, prune):
+    """bars(t0, t1) skips most of the history; it must yield what a plain scan finds, in the same order."""
+    roll = RollModel(history_s=10.0)
+    now = 0.0
+    for kind, player, key, step in events:
+        now += step
+        if kind == "on":
+            roll.note_on(player, key, 90, now)
+        elif kind == "off":
+            roll.note_off(player, key, now)
+        elif kind == "leave":
+            roll.release_player(player, now)
+        else:
+            roll.pedal(player, kind == "pedal_down", now)
+    if prune:
+        roll.prune(now)
+    t1 = t0 + width
+    every = [bar for bar in roll._bars if bar.overlaps(t0, t1)]
+    assert list(roll.bars(t0, t1)) == every

@@ -130,4 +130,5 @@ class SnapApp(App[None]):
         roll.note_on(1, 60, 90)  # shared with nobody yet: ann and bob on one key below
         roll.note_on(2, 60, 90)
         clock.t += 0.3
+        roll.advance()  # the frame tick, so the picture does not depend on when the timer fires
         room._refresh_players()

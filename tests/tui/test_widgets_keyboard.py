@@ -115,6 +115,7 @@ async def test_sustained_notes_look_different_and_bars_scroll_up():
         clock.t += 0.35
         roll.note_off(1, 60)
         clock.t += 0.35
+        roll.advance()
         await pilot.pause()
         geometry = roll.geometry
         col = (80 - geometry.width) // 2 + geometry.top[60][0]
@@ -127,7 +128,7 @@ async def test_sustained_notes_look_different_and_bars_scroll_up():
         assert key_cell[0] == SUSTAINED_BAR and key_cell[1] == "#ff0000"
         # Time passes with nothing new: the bars move up one row per slice.
         clock.t += 0.1
-        roll.refresh()
+        roll.advance()
         await pilot.pause()
         moved = [cell_styles(roll, y)[col][0] for y in range(9)]
         assert moved[:-1] == column[1:]

@@ -83,6 +83,8 @@ class RoomScreen(Screen[None]):
         self._note_ons = 0
         self._ready = False
         self._pending: list[m.EngineEvent] = []  # events that came before the widgets existed
+        self._closed = False  # unmounted: events that still arrive are dropped
+        self._roll: KeyboardRoll | None = None
         self.sub_title = room.name
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -100,7 +102,9 @@ class RoomScreen(Screen[None]):
 
     @property
     def roll(self) -> KeyboardRoll:
-        return self.query_one(KeyboardRoll)
+        if self._roll is None:
+            self._roll = self.query_one(KeyboardRoll)
+        return self._roll
 
     def on_mount(self) -> None:
         self.title = "pianorhythm"
@@ -144,7 +148,12 @@ class RoomScreen(Screen[None]):
 
     # ---- engine events -------------------------------------------------------------------------------------
 
+    def on_unmount(self) -> None:
+        self._closed = True
+
     def handle_engine_event(self, event: m.EngineEvent) -> None:
+        if self._closed:
+            return
         if not self._ready:
             self._pending.append(event)
             return

@@ -6,13 +6,18 @@ plays too: the mouse (click and swipe across the keys) and, while it has focus, 
 so a computer-key note lasts `note_length_s`; holding the key (auto-repeat) keeps it sounding. Every local
 press and release is posted as `KeyboardRoll.LocalNote` for the screen to send, and lit at once for
 `local_player`.
+
+Drawing is decoupled from events: feeding only changes the model; a frame tick (`advance`, FRAME_HZ times a
+second, paused while nothing is in view) refreshes the whole roll when a new slice starts and otherwise only
+the newest row and the keyboard, so 100 events a second cost at most FRAME_HZ frames. `render_lines` hands
+Textual the cached strips (`roll_render`) and reuses last frame's lines for rows that cannot have changed.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,6 +35,7 @@ from tui.widgets.keyboard_layout import KeyboardGeometry, fit
 from tui.widgets.roll_render import RollPalette, RollRenderer
 
 Clock = Callable[[], float]
+FRAME_HZ = 30.0  # the roll draws at most this many frames a second, however many notes arrive
 
 
 class KeyboardRoll(Widget, can_focus=True):
@@ -74,6 +80,7 @@ class KeyboardRoll(Widget, can_focus=True):
         clock: Clock = time.monotonic,
         seconds_per_row: float = 0.1,
         keyboard_rows: int = 3,
+        frame_hz: float = FRAME_HZ,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -82,49 +89,44 @@ class KeyboardRoll(Widget, can_focus=True):
         self.clock = clock
         self.seconds_per_row = seconds_per_row
         self.keyboard_rows = keyboard_rows
+        self.frame_hz = frame_hz
         self.model = RollModel()
         self.player_colors: dict[int, str] = {}
         self.local_player = 0
         self.echo_local = True  # light local presses at once (off when the engine echoes them back)
         self._renderer: RollRenderer | None = None
-        self._last_slice = -1
+        self._frame_slice = self._current_slice()  # the slice the bottom roll row shows
+        self._drawn_version = -1  # the model version last drawn
+        self._last_frame: tuple[Hashable, int, int, list[Strip]] | None = None  # (key, slice, version, lines)
         self._mouse_key: int | None = None
         self._key_timers: dict[int, Timer] = {}
         self._ticker: Timer | None = None
         self.frames = 0  # rendered frames, for the benchmark
 
-    # -- feeding ----------------------------------------------------------------------------------------
+    # -- feeding: the model changes at once, the screen at the next frame tick --------------------------
 
     def note_on(self, player: int, key: int, velocity: int) -> None:
         self.model.note_on(player, key, velocity, self.clock())
-        self._refresh_keys()
+        self._wake()
 
     def note_off(self, player: int, key: int) -> None:
         self.model.note_off(player, key, self.clock())
-        self._refresh_keys()
+        self._wake()
 
     def pedal(self, player: int, down: bool) -> None:
         self.model.pedal(player, down, self.clock())
-        self._refresh_keys()
+        self._wake()
 
     def release_player(self, player: int) -> None:
         self.model.release_player(player, self.clock())
-        self._refresh_keys()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._ticker is not None:
+            self._ticker.resume()
 
     def _roll_rows(self) -> int:
         return max(0, self.size.height - self.keyboard_rows)
-
-    def _refresh_keys(self) -> None:
-        """A key changed: only the keyboard and the newest roll row need drawing again."""
-        if self._current_slice() != self._last_slice:
-            self.refresh()  # the roll is due to scroll anyway: keep its rows in step
-            return
-        rows = self._roll_rows()
-        self.refresh(Region(0, max(0, rows - 1), self.size.width, self.size.height - max(0, rows - 1)))
-
-    def _refresh_roll(self) -> None:
-        """The roll scrolled: every roll row changes, the keyboard does not."""
-        self.refresh(Region(0, 0, self.size.width, max(1, self._roll_rows())))
 
     def set_colors(self, colors: dict[int, str]) -> None:
         if colors != self.player_colors:
@@ -137,13 +139,14 @@ class KeyboardRoll(Widget, can_focus=True):
     def geometry(self) -> KeyboardGeometry:
         return self._get_renderer().geometry
 
-    # -- rendering --------------------------------------------------------------------------------------
+    # -- frames -----------------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self._ticker = self.set_interval(self.seconds_per_row / 2, self._tick)
+        self._ticker = self.set_interval(1 / self.frame_hz, self.advance)
 
     def on_resize(self, event: events.Resize) -> None:
         self._renderer = None
+        self._wake()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -165,35 +168,109 @@ class KeyboardRoll(Widget, can_focus=True):
         # The epsilon keeps float division from landing just below a boundary (1000.7 / 0.1 = 10006.99...).
         return math.floor(self.clock() / self.seconds_per_row + 1e-9)
 
-    def _tick(self) -> None:
-        """Scroll when a new slice starts, but only while some bar is in view (idle costs nothing)."""
+    def _bars_between(self, first_slice: int, last_slice: int) -> bool:
+        t0 = first_slice * self.seconds_per_row
+        t1 = (last_slice + 1) * self.seconds_per_row
+        return next(self.model.bars(t0, t1), None) is not None
+
+    def advance(self) -> None:
+        """One frame tick (FRAME_HZ a second): redraw what changed since the last frame, if anything.
+
+        A new slice scrolls the whole roll (when some bar is in view); otherwise a model change redraws the
+        newest roll row and the keyboard only. With nothing in view and nothing sounding the ticker pauses
+        until the next event, so an idle roll costs nothing.
+        """
         now_slice = self._current_slice()
-        if now_slice == self._last_slice:
-            return
-        rows = max(0, self.size.height - self.keyboard_rows)
-        t0 = (now_slice - rows) * self.seconds_per_row
-        t1 = (now_slice + 1) * self.seconds_per_row
-        if self.model.sounding_count() or next(self.model.bars(t0, t1), None) is not None:
-            self._refresh_roll()
+        rows = self._roll_rows()
+        if now_slice != self._frame_slice:
+            visible = self._bars_between(min(now_slice, self._frame_slice) - rows, now_slice)
+            self._frame_slice = now_slice
+            if visible:
+                self.refresh()
+                return
+        if self.model.version != self._drawn_version:
+            top = max(0, rows - 1)
+            self.refresh(Region(0, top, self.size.width, self.size.height - top))
+        elif not self.model.sounding_count() and not self._bars_between(now_slice - rows, now_slice):
+            if self._ticker is not None:
+                self._ticker.pause()
+
+    def _plain_styles(self) -> bool:
+        """No border, padding, outline, tint, hatch or opacity: the lines are the strips themselves."""
+        styles = self.styles
+        gutter = styles.gutter
+        return (
+            not (gutter.width or gutter.height)
+            and not styles.tint.a
+            and styles.text_opacity == 1.0
+            and not any(edge for edge, _ in styles.outline)
+            and not (styles.has_rule("hatch") and styles.hatch != "none")
+            and self.opacity == 1.0
+        )
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The widget's lines for the compositor: cached strips, filtered through their own caches.
+
+        Textual's default path re-creates every line (and so re-runs the line filters over every segment)
+        whenever the roll scrolls; handing back the same strip objects lets a scroll cost one new row.
+        """
+        if not self._plain_styles():
+            return super().render_lines(crop)
+        lines = self._frame()[crop.y : crop.bottom]
+        x1, x2 = crop.column_span
+        if (x1, x2) != (0, self.size.width):
+            lines = [strip.crop(x1, x2) for strip in lines]
+        return lines
+
+    def _frame(self) -> list[Strip]:
+        """Every line, filtered. Rows that showed a finished slice last frame are reused as they are."""
+        renderer = self._get_renderer()
+        model, colors = self.model, self.player_colors
+        filters = tuple(self.get_line_filters())
+        background = self.background_colors[1]
+        height = self.size.height
+        roll_rows = max(0, height - self.keyboard_rows)
+        frame_slice = self._frame_slice
+        key = (renderer, renderer.generation, filters, background, height)
+        last = self._last_frame if self._last_frame is not None and self._last_frame[0] == key else None
+
+        def filtered(strip: Strip) -> Strip:
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            return strip
+
+        lines: list[Strip] = []
+        shift = frame_slice - last[1] if last is not None else 0
+        for y in range(roll_rows):
+            if last is not None and 0 <= y + shift < roll_rows - 1:
+                lines.append(last[3][y + shift])  # a finished slice last frame: it cannot have changed
+            else:
+                slice_index = frame_slice - (roll_rows - 1 - y)
+                lines.append(filtered(renderer.roll_row(model, colors, slice_index, frame_slice)))
+        if last is not None and last[2] == model.version:
+            lines.extend(last[3][roll_rows:])
         else:
-            self._last_slice = now_slice
+            keyboard = renderer.keyboard_rows(model, colors, min(self.keyboard_rows, height))
+            lines.extend(filtered(strip) for strip in keyboard[: height - roll_rows])
+        self._last_frame = (key, frame_slice, model.version, lines)
+        self._drawn_version = model.version
+        self.frames += 1
+        renderer.forget_before(frame_slice - roll_rows, roll_rows + 2)
+        return lines
 
     def render_line(self, y: int) -> Strip:
+        """One line, unfiltered (Textual's default render path, used when the roll has borders or padding)."""
         renderer = self._get_renderer()
         height = self.size.height
         roll_rows = max(0, height - self.keyboard_rows)
-        if y >= roll_rows:
-            rows = renderer.keyboard_rows(self.model, self.player_colors, min(self.keyboard_rows, height))
-            index = y - roll_rows
-            return rows[index] if 0 <= index < len(rows) else Strip.blank(renderer.width)
-        now_slice = self._current_slice()
-        if y == 0:
-            self._last_slice = now_slice
-            self.frames += 1
-        slice_index = now_slice - (roll_rows - 1 - y)
-        strip = renderer.roll_row(self.model, self.player_colors, slice_index)
-        renderer.retire(slice_index, strip, now_slice, roll_rows + 2)
-        return strip
+        if y < roll_rows:
+            slice_index = self._frame_slice - (roll_rows - 1 - y)
+            return renderer.roll_row(self.model, self.player_colors, slice_index, self._frame_slice)
+        keyboard = renderer.keyboard_rows(self.model, self.player_colors, min(self.keyboard_rows, height))
+        index = y - roll_rows
+        if y == height - 1:
+            self._drawn_version = self.model.version
+        return keyboard[index] if 0 <= index < len(keyboard) else Strip.blank(renderer.width)
 
     # -- playing ----------------------------------------------------------------------------------------
 

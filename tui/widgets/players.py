@@ -61,11 +61,13 @@ class PlayersList(Widget):
     }
     """
 
-    players: reactive[tuple[PlayerView, ...]] = reactive((), layout=True)
+    players: reactive[tuple[PlayerView, ...]] = reactive(())
 
     def set_players(self, players: Iterable[PlayerView]) -> None:
-        ordered = sorted(players, key=lambda p: not p.owner)
-        self.players = tuple(ordered)
+        ordered = tuple(sorted(players, key=lambda p: not p.owner))
+        if len(ordered) != len(self.players):
+            self.refresh(layout=True)  # the height follows the number of players, not their figures
+        self.players = ordered
 
     def render(self) -> Text:
         if not self.players:
