@@ -1,0 +1,274 @@
+"""CPU cost of the client engine in a room receiving 50 notes/s, and the dispatch error it keeps. Prints JSON.
+
+1. headless: a `--server` process, a `--headless --no-audio` listener process in room "bench", and a sender
+   process playing `--rate` note-ons/s, each with its note-off `--hold-ms` later (so 2 x rate events/s, each
+   its own due time). The listener's CPU (utime + stime from /proc/<pid>/stat) over `--seconds` of wall
+   time is reported as % of one core, with the dispatch error (synth call - due time) p50/p99 that the
+   listener prints when it stops.
+2. dispatcher: the Dispatcher alone in this process, fed the same pattern ahead of time through a no-op
+   sink: process CPU % and dispatch error p50/p99 (isolates the dispatch thread from websockets/asyncio).
+
+    .venv/bin/python bench/engine_cpu.py [--seconds 20] [--rate 50] [--part headless dispatcher]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pianorhythm.events import EventKind, MusicEvent  # noqa: E402
+from tui.net.dispatcher import Dispatcher, WakeMargin  # noqa: E402
+
+CLI = [sys.executable, "-m", "tui.cli"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+SENDER = r"""
+import asyncio, sys, time
+from websockets.asyncio.client import connect
+from pianorhythm.wire import codec, pianorhythm_pb2 as pb
+
+async def main(url, room, rate, seconds, hold_us):
+    async with connect(url, compression=None) as ws:
+        await ws.send(codec.encode(pb.ClientMessage(hello=pb.Hello(name="sender"))))
+        await ws.send(codec.encode(pb.ClientMessage(join_room=pb.JoinRoom(name=room))))
+        async def drain():
+            async for _ in ws:
+                pass
+        task = asyncio.create_task(drain())
+        await asyncio.sleep(1.0)
+        print("ready", flush=True)
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() - start < seconds:
+            key = 48 + i % 24
+            events = [pb.NoteEvent(offset_us=0, note=pb.Note(key=key, velocity=90)),
+                      pb.NoteEvent(offset_us=hold_us, note=pb.Note(key=key, velocity=0))]
+            batch = pb.NoteBatch(base_time_us=time.time_ns() // 1000, events=events)
+            await ws.send(codec.encode(pb.ClientMessage(note_batch=batch)))
+            i += 1
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        task.cancel()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_s(pid: int, tid: int | None = None) -> float:
+    path = Path(f"/proc/{pid}/stat") if tid is None else Path(f"/proc/{pid}/task/{tid}/stat")
+    fields = path.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15 of stat)
+
+
+def _thread_cpu_s(pid: int) -> dict[int, float]:
+    return {int(t.name): _cpu_s(pid, int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def _wait_for(path: Path, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(pattern, path.read_text(errors="replace"))
+        if match:
+            return match
+        time.sleep(0.05)
+    raise RuntimeError(f"no {pattern!r} in {path}:\n{path.read_text(errors='replace')}")
+
+
+def bench_headless(seconds: float, rate: float, hold_ms: float) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="pr-cpu-"))
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}/api/websocket"
+    env = {**os.environ, "PIANORHYTHM_CONFIG_DIR": str(tmp), "PYTHONPATH": str(REPO)}
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(args: list[str], name: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        out = (tmp / f"{name}.out").open("wb")
+        err = (tmp / f"{name}.err").open("wb")
+        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=kwargs.get("stdout", out), stderr=err)
+        procs.append(proc)
+        return proc
+
+    try:
+        spawn(
+            [*CLI, "--server", "--port", str(port), "--db", str(tmp / "s.db"), "--log-level", "warning"],
+            "srv",
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        listener = spawn(
+            [*CLI, "--headless", "--connect", url, "--room", "bench", "--name", "me", "--no-audio"], "me"
+        )
+        _wait_for(tmp / "me.out", r"room bench users=1")
+        sender = spawn(
+            [
+                sys.executable,
+                "-c",
+                SENDER,
+                url,
+                "bench",
+                str(rate),
+                str(seconds + 4),
+                str(int(hold_ms * 1000)),
+            ],
+            "sender",
+            stdout=subprocess.PIPE,
+        )
+        assert sender.stdout is not None
+        sender.stdout.readline()
+        time.sleep(2.0)  # the playout delay settles
+        cpu0, threads0, wall0 = _cpu_s(listener.pid), _thread_cpu_s(listener.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, threads1, wall1 = _cpu_s(listener.pid), _thread_cpu_s(listener.pid), time.monotonic()
+        listener.send_signal(2)
+        listener.wait(10)
+        out = (tmp / "me.out").read_text()
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(5)
+    stats = re.search(r"stats sent=\d+ received=(\d+) late=(\d+).*", out)
+    dispatch = re.search(r"dispatch_p50=([\d.]+)ms dispatch_p99=([\d.]+)ms", out)
+    return {
+        "notes_per_s": rate,
+        "events_per_s": 2 * rate,
+        "seconds": seconds,
+        "cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 1),
+        "main_thread_cpu_percent": round(
+            100 * (threads1.get(listener.pid, 0) - threads0.get(listener.pid, 0)) / (wall1 - wall0), 1
+        ),
+        "other_threads_cpu_percent": round(
+            100
+            * sum(v - threads0.get(t, 0) for t, v in threads1.items() if t != listener.pid)
+            / (wall1 - wall0),
+            1,
+        ),
+        "received": int(stats.group(1)) if stats else None,
+        "late": int(stats.group(2)) if stats else None,
+        "dispatch_error_ms": {"p50": float(dispatch.group(1)), "p99": float(dispatch.group(2))}
+        if dispatch
+        else None,
+    }
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "no_guard": {"guard_ns": 0},
+    "no_timer_slack": {"timer_slack": False},
+    "margin_1ms": {"margin": (1_000_000, 1_000_000)},
+    "switch_5ms": {"switch_interval_s": None},
+    "switch_0.5ms": {"switch_interval_s": 0.0005},
+}
+
+
+def _busy_main_thread(stop: threading.Event, work_ms: float, period_ms: float) -> None:
+    """Keep the calling thread running Python for `work_ms` of every `period_ms` (a UI drawing frames)."""
+    while not stop.is_set():
+        end = time.perf_counter() + work_ms / 1000
+        x = 0
+        while time.perf_counter() < end:
+            x += sum(range(50))
+        stop.wait(max(0.0, (period_ms - work_ms) / 1000))
+
+
+def bench_dispatcher(
+    seconds: float, rate: float, hold_ms: float, variant: str = "default", busy_ms: float = 0.0
+) -> dict[str, Any]:
+    lateness: list[int] = []
+    done = threading.Event()
+    total = int(seconds * rate) * 2
+
+    def sink(due_ns: int, player: object, event: MusicEvent) -> None:
+        lateness.append(time.perf_counter_ns() - due_ns)
+        if len(lateness) == total:
+            done.set()
+
+    options = dict(VARIANTS[variant])
+    if "margin" in options:
+        low, high = options.pop("margin")
+        options["margin"] = WakeMargin(low, high)
+    switch_before = sys.getswitchinterval()
+    dispatcher = Dispatcher(sink, **options)
+    dispatcher.start()
+    start = time.perf_counter_ns() + 200_000_000
+    for i in range(total // 2):
+        on = start + round(i * 1e9 / rate)
+        key = 48 + i % 24
+        dispatcher.schedule(on, 1, MusicEvent(EventKind.NOTE, key, 90, on))
+        off = on + round(hold_ms * 1e6)
+        dispatcher.schedule(off, 1, MusicEvent(EventKind.NOTE, key, 0, off))
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    if busy_ms:
+        _busy_main_thread(done, busy_ms, 33.0)
+    done.wait(seconds + 10)
+    cpu1, wall1 = time.process_time(), time.monotonic()
+    dispatcher.stop()
+    sys.setswitchinterval(switch_before)
+    ordered = sorted(lateness)
+
+    def q(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] / 1e6, 3)
+
+    busy_cpu = busy_ms / 33.0 * 100
+    return {
+        "variant": variant,
+        "busy_main_thread_percent": round(busy_cpu, 1),
+        "events": len(ordered),
+        "wakes": dispatcher.wakes,
+        "cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (wall1 - wall0) - busy_cpu, 1),
+        "dispatch_error_ms": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0), "min": q(0.0)},
+        "final_margin_ms": dispatcher.margin.margin_ns / 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="note-ons per second")
+    parser.add_argument("--hold-ms", type=float, default=15.0, help="note-off this long after its note-on")
+    parser.add_argument(
+        "--part", nargs="*", default=["headless", "dispatcher"], choices=["headless", "dispatcher"]
+    )
+    parser.add_argument("--variant", nargs="*", default=["default"], choices=list(VARIANTS))
+    parser.add_argument(
+        "--busy-ms",
+        type=float,
+        default=0.0,
+        help="dispatcher part: main thread runs Python this long per 33 ms",
+    )
+    args = parser.parse_args()
+    result: dict[str, Any] = {"load_before": os.getloadavg()[0]}
+    if "dispatcher" in args.part:
+        result["dispatcher"] = [
+            bench_dispatcher(args.seconds, args.rate, args.hold_ms, variant, args.busy_ms)
+            for variant in args.variant
+        ]
+    if "headless" in args.part:
+        result["headless"] = bench_headless(args.seconds, args.rate, args.hold_ms)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
