@@ -6,6 +6,7 @@
         ...                                  # ConnectionChanged, RoomEntered, ChatReceived, NotesPlayed ...
     engine.play_local(music_event)           # from the MIDI adapter, the computer keyboard or a file
     engine.send_chat("hello")
+    engine.replace_synth(open_synth(...))    # another driver/SoundFont, applied at once
     await engine.close()
 
 Local events go to the server at once (the session stamps them with their capture time in server time) and
@@ -13,6 +14,10 @@ to our own synth channel at once. Remote events go through the player's PlayoutS
 to the dispatch thread, which plays them on the player's own synth channel at their due time and feeds the
 recorder. When a player leaves, when we change rooms and when our connection drops, every note and pedal
 they hold is released. Event types are in tui.net.model.
+
+Every synth call goes through one lock, so `replace_synth()` can swap the synth while the dispatch thread
+plays. A synth call that raises never stops the music: the engine switches to a NullSynth, closes the
+broken one and emits SynthFailed (then SynthChanged); notes keep flowing to the screen and the recorder.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from pianorhythm.channels import ChannelAllocator
-from pianorhythm.events import MusicEvent
+from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
 from pianorhythm.notes import HeldNotes, unpack_relayed
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset, PlayoutState
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -114,6 +119,7 @@ class Engine(Requests):
         self.rooms: dict[str, m.RoomSummaryInfo] = {}
         self._players: dict[int, _Player] = {}
         self._lock = threading.Lock()  # players' held notes and the recorder, shared with the dispatch thread
+        self._synth_lock = threading.RLock()  # every call into self.synth (the dispatch thread plays too)
         self._subscribers: list[Callable[[m.EngineEvent], None]] = []
         self._played: deque[tuple[int, MusicEvent]] = deque()
         self._played_pending = False
@@ -128,7 +134,7 @@ class Engine(Requests):
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         channel, _ = self.channels.acquire(LOCAL)
-        self.synth.set_program(channel, self._instrument)
+        self._synth_program(channel, self._instrument)
         self.dispatcher.start()
         await self.session.start()
 
@@ -170,6 +176,11 @@ class Engine(Requests):
         return self.session.state
 
     @property
+    def next_retry_in_s(self) -> float | None:
+        """While waiting to reconnect: seconds until the next attempt (for a countdown); None otherwise."""
+        return self.session.next_attempt_in_s
+
+    @property
     def rtt_ms(self) -> float | None:
         estimate = self.session.clock.estimate
         return estimate.rtt_us / 1000 if estimate else None
@@ -209,7 +220,7 @@ class Engine(Requests):
         self.session.queue_event(event)
         channel = self.channels.channel_of(LOCAL)
         if channel is not None:
-            self.synth.play(channel, event)
+            self._sound(channel, event)
         self.local_events += 1
         with self._lock:
             self._local_held.apply(event)
@@ -220,7 +231,7 @@ class Engine(Requests):
         self._instrument = max(0, min(127, program))
         channel = self.channels.channel_of(LOCAL)
         if channel is not None:
-            self.synth.set_program(channel, self._instrument)
+            self._synth_program(channel, self._instrument)
         if self.recorder is not None:
             self.recorder.set_program(LOCAL, self._instrument, self._now_ns())
         return self._send(update_instrument=pb.UpdateInstrument(program=self._instrument))
@@ -232,7 +243,7 @@ class Engine(Requests):
             self._release_everyone()  # our own disconnect: nothing may hang
             if self.room is not None and self._resuming_room is None:
                 self._resuming_room = self.room.name
-        self._emit(m.ConnectionChanged(state, detail))
+        self._emit(m.ConnectionChanged(state, detail, self.session.retry_in_s))
 
     def _on_message(self, message: pb.ServerMessage, received_ns: int) -> None:
         kind = message.WhichOneof("event")
@@ -264,7 +275,7 @@ class Engine(Requests):
         player = self._players.get(player_key)
         if player is None or player.channel is None:
             return
-        self.synth.play(player.channel, event)
+        self._sound(player.channel, event)
         with self._lock:
             player.held.apply(event)
             self._record(player_key, event)
@@ -319,7 +330,7 @@ class Engine(Requests):
         if player is None:
             player = _Player(user.id, user.name, user.instrument, PlayoutState(self.preset))
             player.channel, _ = self.channels.acquire(user.id)
-            self.synth.set_program(player.channel, user.instrument)
+            self._synth_program(player.channel, user.instrument)
             self._players[user.id] = player
             if self.recorder is not None:
                 self.recorder.add_player(user.id, user.name, user.instrument)
@@ -327,7 +338,7 @@ class Engine(Requests):
             player.name = user.name
             if player.instrument != user.instrument:
                 if player.channel is not None:
-                    self.synth.set_program(player.channel, user.instrument)
+                    self._synth_program(player.channel, user.instrument)
                 if self.recorder is not None:
                     self.recorder.set_program(user.id, user.instrument, self._now_ns())
             player.instrument = user.instrument
@@ -342,7 +353,7 @@ class Engine(Requests):
     def _release(self, player: _Player) -> None:
         self.dispatcher.cancel(player.user_id)
         if player.channel is not None:
-            self.synth.release_all(player.channel)
+            self._synth_release(player.channel)
         with self._lock:
             for event in player.held.release(self._now_ns()):
                 self._record(player.user_id, event)
@@ -354,7 +365,7 @@ class Engine(Requests):
     def _release_local(self) -> None:
         channel = self.channels.channel_of(LOCAL)
         if channel is not None:
-            self.synth.release_all(channel)
+            self._synth_release(channel)
         with self._lock:
             for event in self._local_held.release(self._now_ns()):
                 self._record(LOCAL, event)
@@ -412,11 +423,111 @@ class Engine(Requests):
     def _on_command_result(self, message: pb.ServerMessage, received_ns: int) -> None:
         self._emit(m.CommandOutput(message.command_result.ok, message.command_result.output))
 
+    # ---- the synth ---------------------------------------------------------------------------------------
+
+    def replace_synth(self, synth: Synth, *, keep_levels: bool = True, close_old: bool = True) -> Synth:
+        """Play into `synth` from now on (another audio driver or SoundFont); returns the old one.
+
+        The new synth gets every channel's program (ours and each player's), the sustain pedal of whoever
+        holds it down and, with `keep_levels`, the old one's volume, reverb and chorus. Every channel of the
+        old synth is released (notes sounding on it stop) and, with `close_old`, it is closed. Call it on
+        the event loop's thread; closing a FluidSynth stops its audio driver, which can take a few ms.
+        """
+        if synth.channels < self.synth.channels:
+            log.warning("the new synth has %d channels; players past them will be silent", synth.channels)
+        if keep_levels:
+            synth.set_volume(self.synth.volume)
+            synth.set_reverb(self.synth.reverb)
+            synth.set_chorus(self.synth.chorus)
+        with self._synth_lock:
+            old, self.synth = self.synth, synth
+            for channel, program, pedal in self._channel_states():
+                self._guarded(synth, synth.set_program, channel, program)
+                if pedal:
+                    self._guarded(synth, synth.play, channel, _pedal_down())
+            try:
+                for channel in range(old.channels):
+                    old.release_all(channel)
+            except Exception:
+                log.exception("releasing the old synth's channels failed")
+        if close_old:
+            _close_quietly(old)
+        self._emit(_synth_changed(synth))
+        return old
+
+    def _channel_states(self) -> list[tuple[int, int, bool]]:
+        """(channel, program, sustain pedal down) for us and every remote player with a channel."""
+        states: list[tuple[int, int, bool]] = []
+        local = self.channels.channel_of(LOCAL)
+        if local is not None:
+            states.append((local, self._instrument, self._local_held.pedal))
+        for player in list(self._players.values()):
+            if player.channel is not None:
+                states.append((player.channel, player.instrument, player.held.pedal))
+        return states
+
+    def _sound(self, channel: int, event: MusicEvent) -> None:
+        with self._synth_lock:
+            self._guarded(self.synth, self.synth.play, channel, event)
+
+    def _synth_program(self, channel: int, program: int) -> None:
+        with self._synth_lock:
+            self._guarded(self.synth, self.synth.set_program, channel, program)
+
+    def _synth_release(self, channel: int) -> None:
+        with self._synth_lock:
+            self._guarded(self.synth, self.synth.release_all, channel)
+
+    def _guarded(self, synth: Synth, call: Callable[..., None], *args: object) -> None:
+        """Call into `synth` (holding _synth_lock); if it raises, fall back to silence, never propagate."""
+        try:
+            call(*args)
+        except Exception as exc:
+            if synth is not self.synth:
+                return  # already replaced
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            message = f"audio stopped: {error}; notes still show"
+            log.error("the synth failed (%s); playing silently from now on", error, exc_info=True)
+            fallback = NullSynth(message, channels=synth.channels)
+            fallback.volume, fallback.reverb, fallback.chorus = synth.volume, synth.reverb, synth.chorus
+            self.synth = fallback
+            self._on_loop(self._synth_failed, synth, error, message)
+
+    def _synth_failed(self, broken: Synth, error: str, message: str) -> None:
+        _close_quietly(broken)
+        self._emit(m.SynthFailed(error, message))
+        self._emit(_synth_changed(self.synth))
+
+    def _on_loop(self, callback: Callable[..., None], *args: object) -> None:
+        """Run `callback` on the event loop (from any thread); at once if the engine has no loop yet."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            callback(*args)
+        else:
+            loop.call_soon_threadsafe(callback, *args)
+
     # ---- recording ---------------------------------------------------------------------------------------
 
     def _record(self, player: Hashable, event: MusicEvent) -> None:
         if self.recorder is not None:
             self.recorder.record(player, event)
+
+
+def _pedal_down() -> MusicEvent:
+    return MusicEvent(EventKind.CONTROL, SUSTAIN_PEDAL, 127, time.perf_counter_ns())
+
+
+def _synth_changed(synth: Synth) -> m.SynthChanged:
+    return m.SynthChanged(
+        synth.description, synth.silent, getattr(synth, "reason", "") if synth.silent else ""
+    )
+
+
+def _close_quietly(synth: Synth) -> None:
+    try:
+        synth.close()
+    except Exception:
+        log.exception("closing the synth failed")
 
 
 async def play_file_events(

@@ -57,8 +57,11 @@ class _Printer:
 
     def __call__(self, event: m.EngineEvent) -> None:
         match event:
-            case m.ConnectionChanged(state=state, detail=detail):
-                _line(f"connection {state.value}" + (f" ({detail})" if detail else ""))
+            case m.ConnectionChanged(state=state, detail=detail, retry_in_s=retry_in):
+                retry = f" retry in {retry_in:.1f} s" if retry_in is not None else ""
+                _line(f"connection {state.value}" + (f" ({detail})" if detail else "") + retry)
+            case m.SynthFailed(message=message):
+                _line(message)
             case m.Welcomed(me=me, resumed=resumed):
                 _line(f"welcome id={me.id} name={me.name}" + (" resumed" if resumed else ""))
             case m.RoomEntered(room=room, resumed=resumed):
@@ -107,7 +110,11 @@ class _Printer:
             f"{self.names.get(s.user_id, s.user_id)}:{s.delay_ms:.1f}ms/late{s.late_count}"
             for s in self.engine.all_player_stats()
         )
-        _line(f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]")
+        dispatch = self.engine.dispatcher.lateness_quantiles_ms(0.5, 0.99)
+        timing = f" dispatch_p50={dispatch[0]:.3f}ms dispatch_p99={dispatch[1]:.3f}ms" if dispatch else ""
+        _line(
+            f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]{timing}"
+        )
 
 
 def _open_recorder(path: str) -> MidiRecorder:

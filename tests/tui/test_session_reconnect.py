@@ -150,3 +150,40 @@ async def test_gives_up_after_five_attempts_and_a_user_retry_works(tmp_path):
         await engine.close()
         if server is not None:
             await server.close()
+
+
+async def test_reconnecting_events_carry_the_delay_before_the_next_attempt(tmp_path):
+    db = tmp_path / "server.db"
+    server = await start_test_server(db)
+    url = server.url
+    await server.close()
+    engine = Engine(EngineConfig(url, "counting", save_token=False, backoff=fast_backoff(max_attempts=3)))
+    events = Events(engine)
+    countdown: list[tuple[float, float | None]] = []
+
+    def watch(event):
+        if isinstance(event, m.ConnectionChanged) and event.retry_in_s is not None:
+            countdown.append((event.retry_in_s, engine.next_retry_in_s))
+
+    engine.subscribe(watch)
+    await engine.start()
+    try:
+        gave_up = await events.wait_for(
+            lambda e: isinstance(e, m.ConnectionChanged) and e.state is ConnectionState.GAVE_UP
+        )
+        assert gave_up.retry_in_s is None and engine.next_retry_in_s is None
+    finally:
+        await engine.close()
+    # The same backoff, replayed: each wait announces exactly the delay the session then waits.
+    twin = fast_backoff(max_attempts=3)
+    expected = []
+    for _ in range(2):
+        twin.failed()
+        expected.append(twin.next_delay())
+    waiting = [e for e in events.items if isinstance(e, m.ConnectionChanged) and e.retry_in_s is not None]
+    assert [e.retry_in_s for e in waiting] == expected
+    assert all(e.state is ConnectionState.RECONNECTING and e.detail for e in waiting)
+    assert all(left is not None and 0 <= left <= delay for delay, left in countdown)
+    # While an attempt is under way there is no countdown.
+    attempts = [e for e in events.items if isinstance(e, m.ConnectionChanged) and e.retry_in_s is None]
+    assert attempts[0].state is ConnectionState.CONNECTING

@@ -128,6 +128,9 @@ class PlayerStats:
 class ConnectionChanged:
     state: ConnectionState
     detail: str  # why (empty when connected)
+    # RECONNECTING while waiting: seconds until the next attempt (from when the event was sent; count down
+    # with Engine.next_retry_in_s). None while an attempt is under way and in every other state.
+    retry_in_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,26 @@ class CommandOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class SynthChanged:
+    """The engine plays into another synth now (Engine.replace_synth, or the fallback after a failure)."""
+
+    description: str  # e.g. "fluidsynth/jack · TimGM6mb.sf2", "silent"
+    silent: bool
+    reason: str  # why it is silent ("" when it is not)
+
+
+@dataclass(frozen=True, slots=True)
+class SynthFailed:
+    """A synth call raised: the engine switched to a silent synth (notes still flow, show and record).
+
+    `message` is the one sentence to show, e.g. "audio stopped: <error>; notes still show".
+    """
+
+    error: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlaybackFinished:
     path: str
     events: int
@@ -258,4 +281,6 @@ EngineEvent = (
     | ServerError
     | CommandOutput
     | PlaybackFinished
+    | SynthChanged
+    | SynthFailed
 )

@@ -93,6 +93,8 @@ class ClientSession:
         self.room: pb.RoomState | None = None
         self.last_chat_id = 0
         self.detail = ""
+        self.retry_in_s: float | None = None  # while waiting to reconnect: the delay chosen for this wait
+        self.retry_at_ns: int | None = None  # ... and when the next attempt starts (our now_ns clock)
         self._on_message = on_message
         self._on_state = on_state
         self._now_ns = now_ns
@@ -207,10 +209,18 @@ class ClientSession:
 
     # ---- the connection loop ---------------------------------------------------------------------------
 
-    def _set_state(self, state: ConnectionState, detail: str) -> None:
-        if state is self.state and detail == self.detail:
+    @property
+    def next_attempt_in_s(self) -> float | None:
+        """Seconds until the next connection attempt while waiting to reconnect; None otherwise."""
+        if self.retry_at_ns is None:
+            return None
+        return max(0.0, (self.retry_at_ns - self._now_ns()) / 1e9)
+
+    def _set_state(self, state: ConnectionState, detail: str, retry_in_s: float | None = None) -> None:
+        if state is self.state and detail == self.detail and retry_in_s == self.retry_in_s:
             return
-        self.state, self.detail = state, detail
+        self.state, self.detail, self.retry_in_s = state, detail, retry_in_s
+        self.retry_at_ns = None if retry_in_s is None else self._now_ns() + round(retry_in_s * 1e9)
         if state is ConnectionState.CONNECTED:
             self._connected.set()
         else:
@@ -247,7 +257,7 @@ class ClientSession:
                 await self._retry.wait()
                 backoff.reset()
                 continue
-            self._set_state(ConnectionState.RECONNECTING, detail)
+            self._set_state(ConnectionState.RECONNECTING, detail, delay)
             self._retry.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._retry.wait(), delay)
