@@ -129,6 +129,9 @@ async def sender(url: str, room: str, song_path: str, jitter_ms: float, out: str
     await play_file_events(a, read_events(song_path))
     await asyncio.sleep(0.3)
     clock = a.session.clock.estimate
+    true_offset_us = (
+        time.time_ns() - time.perf_counter_ns()
+    ) / 1000  # the relay's clock (see server/clock.py)
     await a.close()
     if proxy is not None:
         await proxy.close()
@@ -137,6 +140,8 @@ async def sender(url: str, room: str, song_path: str, jitter_ms: float, out: str
             {
                 "user_id": a.session.user_id,
                 "rtt_ms": clock.rtt_us / 1000 if clock else None,
+                "clock_error_ms": (clock.offset_us - true_offset_us) / 1000 if clock else None,
+                "clock_samples": clock.samples if clock else 0,
                 "events": [(e.time_ns, e.number, e.value, e.is_note_on) for e in sent],
             }
         )
@@ -166,6 +171,10 @@ def run_scenario(
     report = json.loads(out.read_text())
     uid = report["user_id"]
     stats = last_stats.get(uid)
+    b_clock = b.session.clock.estimate
+    b_clock_error = (
+        (b_clock.offset_us - (time.time_ns() - time.perf_counter_ns()) / 1000) / 1000 if b_clock else None
+    )
     mine = b.channels.channel_of(LOCAL)
     got = [(t, e) for t, ch, e in synth.log if ch != mine]
     loop.run(b.close())
@@ -202,6 +211,11 @@ def run_scenario(
         "playout_delay_ms_final": round(stats.delay_ms, 2) if stats else None,
         "late_events": stats.late_count if stats else None,
         "sender_clock_rtt_ms": round(report["rtt_ms"], 2) if report["rtt_ms"] else None,
+        "sender_clock_error_ms": round(report["clock_error_ms"], 3)
+        if report["clock_error_ms"] is not None
+        else None,
+        "sender_clock_samples": report["clock_samples"],
+        "listener_clock_error_ms": round(b_clock_error, 3) if b_clock_error is not None else None,
     }
 
 

@@ -28,6 +28,8 @@ from typing import Final
 
 DEFAULT_WINDOW: Final = 64
 BURST_PINGS: Final = 8
+SETTLE_PINGS: Final = 16  # after the burst, one every SETTLE_INTERVAL_S: the bounds tighten in seconds
+SETTLE_INTERVAL_S: Final = 0.5
 PING_INTERVAL_S: Final = 5.0
 
 

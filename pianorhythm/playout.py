@@ -20,9 +20,12 @@ delay glides down over a few rests instead of jumping.
 
 Until WARMUP_EVENTS transits are known, the target carries WARMUP_HEADROOM_US of extra room over the
 largest transit seen: a handful of samples says little about the tail, every step up costs a stretched
-interval, and the extra room goes again, gliding, once the window knows better. (A trade-off measured in
-bench/e2e_latency.py: more headroom protects the rhythm of a jittery player's first notes, less keeps a
-nearby player's first notes quick.)
+interval, and the extra room goes again, gliding, once the window knows better. A trade-off (simulated in
+bench/README.md, measured by bench/e2e_latency.py): more headroom protects the rhythm of a jittery player's
+first notes, less keeps a nearby player's first notes quick; and every ms of headroom still held when the
+warm-up ends is glided away later in 1-2 ms steps, each a slightly shortened interval. 5 ms for the first 8
+events kept the simulated IOI error p99 at 1.3 ms under ±15 ms jitter (2.0 ms with 10 ms for 16 events)
+and a nearby player's first notes at 11.5 ms p99 (16.9 ms).
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
 SHRINK_STEP_MAX_US: Final = 2_000
-WARMUP_EVENTS: Final = 16
-WARMUP_HEADROOM_US: Final = 10_000
+WARMUP_EVENTS: Final = 8
+WARMUP_HEADROOM_US: Final = 5_000
 
 
 class LatencyPreset(StrEnum):

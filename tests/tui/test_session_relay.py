@@ -210,3 +210,23 @@ async def test_leaver_is_released_and_both_sides_are_recorded(relay_server, tmp_
     b_data = read_midi_file(b_path)
     assert b_data.track_names[1:] == ["ben", "ann"]  # a track per player, named after them
     assert 19 in [p.program for p in b_data.programs if b_data.track_names[p.track] == "ann"]
+
+
+async def test_clock_burst_then_settle_pings_then_the_slow_interval(relay_server):
+    session, _ = await open_session(
+        relay_server.url,
+        "pinger",
+        burst_pings=3,
+        burst_spacing_s=0.01,
+        settle_pings=4,
+        settle_interval_s=0.02,
+        ping_interval_s=60.0,
+    )
+    try:
+        async with asyncio.timeout(5):
+            while session.clock.estimate is None or session.clock.estimate.samples < 7:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # nothing more until the slow interval
+        assert session.clock.estimate.samples == 7
+    finally:
+        await session.close()

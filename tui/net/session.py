@@ -1,9 +1,10 @@
 """The client session: one WebSocket to the relay, kept alive across drops. Asyncio, no UI.
 
-It says Hello (with the saved resume token), keeps the clock in sync (a burst of pings, then one every few
-seconds), rejoins the room it was in after a reconnect and fetches the chat it missed, sends whatever the
-client asks (notes go out at once, coalesced only with events of the same loop turn) and hands every
-incoming ServerMessage except Pong to `on_message` with its local receive time.
+It says Hello (with the saved resume token), keeps the clock in sync (a burst of pings, a ping every half
+second for a few seconds while the estimate settles, then one every few seconds), rejoins the room it was
+in after a reconnect and fetches the chat it missed, sends whatever the client asks (notes go out at once,
+coalesced only with events of the same loop turn) and hands every incoming ServerMessage except Pong to
+`on_message` with its local receive time.
 
 Connection states: connecting -> connected -> reconnecting -> connected ... ; after `max_attempts` failed
 attempts in a row it reports gave_up and waits for `retry()`; `close()` ends it (closed).
@@ -24,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from pianorhythm import __version__
-from pianorhythm.clock import BURST_PINGS, PING_INTERVAL_S, ClockEstimator
+from pianorhythm.clock import BURST_PINGS, PING_INTERVAL_S, SETTLE_INTERVAL_S, SETTLE_PINGS, ClockEstimator
 from pianorhythm.events import MusicEvent
 from pianorhythm.notes import pack_batches
 from pianorhythm.wire import codec
@@ -62,6 +63,8 @@ class SessionConfig:
     client_version: str = f"pianorhythm-tui/{__version__}"
     ping_interval_s: float = PING_INTERVAL_S
     burst_pings: int = BURST_PINGS
+    settle_pings: int = SETTLE_PINGS
+    settle_interval_s: float = SETTLE_INTERVAL_S
     burst_spacing_s: float = 0.025
     open_timeout_s: float = 10.0
     hello_timeout_s: float = 10.0
@@ -320,6 +323,9 @@ class ClientSession:
         for i in range(cfg.burst_pings):
             if i:
                 await asyncio.sleep(cfg.burst_spacing_s)
+            self._send_ping()
+        for _ in range(cfg.settle_pings):
+            await asyncio.sleep(min(cfg.settle_interval_s, cfg.ping_interval_s))
             self._send_ping()
         while True:
             await asyncio.sleep(cfg.ping_interval_s)
