@@ -452,7 +452,7 @@ class Engine(Requests):
                 log.exception("releasing the old synth's channels failed")
         if close_old:
             _close_quietly(old)
-        self._emit(_synth_changed(synth))
+        self._emit(_synth_changed(self.synth))  # the silent fallback if the new one failed at once
         return old
 
     def _channel_states(self) -> list[tuple[int, int, bool]]:

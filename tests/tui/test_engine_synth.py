@@ -6,10 +6,21 @@ Real relay on loopback, two real engines; the listener's synth is a counting sta
 import asyncio
 import time
 
+import numpy as np
+import pytest
+
 from pianorhythm.events import EventKind, MusicEvent
-from tui.audio.synth import NullSynth
+from tui.audio.soundfont import find_soundfont
+from tui.audio.synth import SAMPLE_RATE, FluidSynthSynth, NullSynth
 from tui.engine import LOCAL, Engine, EngineConfig
 from tui.net import model as m
+
+SOUNDFONT = find_soundfont().path
+SILENT, AUDIBLE = 5.0, 100.0  # RMS: an idle synth ~0.5, a piano note at volume 0.5 ~750 (test_synth.py)
+
+
+def rms(samples):
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
 class CountingSynth(NullSynth):
@@ -138,3 +149,24 @@ async def test_a_failing_synth_on_a_local_note_does_not_raise_into_the_caller(re
         assert b.local_events == 2
     finally:
         await b.close()
+
+
+@pytest.mark.skipif(SOUNDFONT is None, reason="no General MIDI SoundFont installed")
+async def test_replace_synth_with_real_fluidsynth_sounds_on_the_new_one_only(relay_server):
+    first = FluidSynthSynth(SOUNDFONT)  # offline: render() pulls the audio
+    a, b, _ = await pair(relay_server.url, "fluid", first)
+    second = FluidSynthSynth(SOUNDFONT)
+    try:
+        a.play_local(note(60, 110))
+        await until(lambda: b.dispatcher.dispatched == 1)
+        assert rms(first.render(SAMPLE_RATE // 10)) > AUDIBLE
+        b.replace_synth(second)
+        assert first.closed
+        assert rms(second.render(SAMPLE_RATE // 10)) < SILENT  # the held note was not carried over
+        a.play_local(note(64, 110))
+        await until(lambda: b.dispatcher.dispatched == 2)
+        assert rms(second.render(SAMPLE_RATE // 10)) > AUDIBLE
+    finally:
+        await a.close()
+        await b.close()
+        second.close()
