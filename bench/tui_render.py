@@ -3,8 +3,9 @@ in a room that receives 50 notes/s. Prints JSON.
 
     .venv/bin/python bench/tui_render.py [--frames 300] [--idle-seconds 10] [--skip-idle]
 
-1. Frames (headless Textual app, 80x24 and 160x48, the roll filling the screen): each frame advances the
-   roll's clock by one row and changes one of the 20 held notes (so the keyboard rows change too), then
+1. Frames (headless Textual app, 80x24 and 160x48, the roll filling the screen): 20 notes held by 4
+   players (player 1 with the sustain pedal, so up to one more bar is sustained); each frame advances the
+   roll's clock by one row and changes one of the 20 notes (so the keyboard rows change too), then
    does what the app does for a frame: the roll's frame tick (`advance()`, which marks what must be
    redrawn) and Textual's render of every line of the widget (`render_lines` over the whole widget, line
    filters included). `roll_*` reports mean, p99 and max ms of that. `screen_*` also times the rest of the
@@ -84,9 +85,9 @@ async def bench_frames(frames: int, size: tuple[int, int]) -> dict[str, Any]:
         held: list[tuple[int, int]] = []
         for i in range(20):
             player, key = 1 + i % 4, 36 + i * 3
-            roll.pedal(player, i % 8 == 0)
             roll.note_on(player, key, 90)
             held.append((player, key))
+        roll.pedal(1, True)  # player 1 plays with the pedal down: a changed note leaves a sustained bar
         await pilot.pause()
         await pilot.pause()  # settle_gc runs after the first refresh
         screen = app.screen
@@ -95,13 +96,18 @@ async def bench_frames(frames: int, size: tuple[int, int]) -> dict[str, Any]:
         widget_ms: list[float] = []
         screen_ms: list[float] = []
         out_bytes = 0
+        sounding = 0
         for frame in range(2 * frames):
             clock.t += roll.seconds_per_row
             player, key = held[frame % 20]
+            if player == 1:  # lift and press the pedal again: the last sustained bar ends, this one starts
+                roll.pedal(1, False)
+                roll.pedal(1, True)
             roll.note_off(player, key)
             new_key = 36 + (key - 36 + 1) % 60
             roll.note_on(player, new_key, 90)
             held[frame % 20] = (player, new_key)
+            sounding = max(sounding, roll.model.sounding_count())
             start = time.perf_counter()
             roll.advance()
             if frame < frames:
@@ -120,6 +126,7 @@ async def bench_frames(frames: int, size: tuple[int, int]) -> dict[str, Any]:
         "height": size[1],
         "roll": _stats(widget_ms),
         "screen": _stats(screen_ms),
+        "sounding_notes_max": sounding,
         "terminal_bytes_per_frame": out_bytes // frames,
     }
 

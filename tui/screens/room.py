@@ -158,8 +158,10 @@ class RoomScreen(Screen[None]):
             self._pending.append(event)
             return
         match event:
-            case m.NotesPlayed(user_id=uid, events=events):
+            case m.NotesPlayed(user_id=uid, events=events, local=local):
                 self._play(uid, events)
+                if local:
+                    self.roll.advance()  # your own key lights now, not at the next frame tick
             case m.ChatReceived(line=line):
                 self.query_one(ChatLog).add(_chat_line(line))
                 self.state.apply(event, self.say)

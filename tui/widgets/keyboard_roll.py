@@ -35,7 +35,10 @@ from tui.widgets.keyboard_layout import KeyboardGeometry, fit
 from tui.widgets.roll_render import RollPalette, RollRenderer
 
 Clock = Callable[[], float]
-FRAME_HZ = 30.0  # the roll draws at most this many frames a second, however many notes arrive
+# The roll draws at most this many frames a second, however many notes arrive. A frame costs 1-2 ms (most of
+# it Textual's compositor); at 20 Hz every other frame is a scroll anyway, and a remote key lights at most
+# 50 ms late (your own keys light at once). bench/tui_render.py measures it.
+FRAME_HZ = 20.0
 
 
 class KeyboardRoll(Widget, can_focus=True):
@@ -277,11 +280,13 @@ class KeyboardRoll(Widget, can_focus=True):
     def _press(self, key: int, velocity: int) -> None:
         if self.echo_local:
             self.note_on(self.local_player, key, velocity)
+            self.advance()
         self.post_message(self.LocalNote(key, velocity))
 
     def _release(self, key: int) -> None:
         if self.echo_local:
             self.note_off(self.local_player, key)
+            self.advance()
         self.post_message(self.LocalNote(key, 0))
 
     def play_key(self, note: PlayNote) -> None:

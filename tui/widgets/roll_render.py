@@ -188,14 +188,16 @@ class RollRenderer:
         t1 = (slice_index + 1) * self.dt  # not t0 + dt: that can round past the next slice's start
         top = self.geometry.top
         cells: dict[int, _Run] = {}  # key -> (bar char, style); a later bar on a key wins
-        for bar in model.bars(t0, t1):
+        styles: dict[int, Style] = {}
+        for bar in model.bars(t0, t1):  # each of them sounds in [t0, t1)
             if bar.key not in top:
                 continue
-            state = bar.state_in(t0, t1)
-            if state is None:
-                continue
-            style = self.player_styles(colors.get(bar.player, UNKNOWN_COLOR)).bar
-            cells[bar.key] = (HELD_BAR if state is KeyState.HELD else SUSTAINED_BAR, style)
+            style = styles.get(bar.player)
+            if style is None:
+                style = styles[bar.player] = self.player_styles(colors.get(bar.player, UNKNOWN_COLOR)).bar
+            release = bar.release
+            held = release is None or release > (t0 if t0 > bar.start else bar.start)  # as Bar.state_in
+            cells[bar.key] = (HELD_BAR if held else SUSTAINED_BAR, style)
         self.built_rows += 1
         if not cells:
             return self._blank
