@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import re
 import subprocess
@@ -46,6 +47,7 @@ from tui.midi.fileplayer import read_events  # noqa: E402
 from tui.net.model import EngineEvent, NotesScheduled, PlayerStats  # noqa: E402
 
 WARMUP = 32
+FREEZE_GC = True  # --no-freeze-gc: the listener leaves the cyclic GC as it is (to compare)
 T = TypeVar("T")
 
 
@@ -148,12 +150,37 @@ async def sender(url: str, room: str, song_path: str, jitter_ms: float, out: str
     )
 
 
+class GcPauses:
+    """The longest cyclic-GC pauses in this process (they hold the GIL: the dispatch thread waits)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], (time.perf_counter() - self._start) * 1000))
+
+    def summary(self) -> dict[str, float]:
+        full = [ms for gen, ms in self.pauses if gen == 2]
+        return {
+            "collections": len(self.pauses),
+            "full": len(full),
+            "max_ms": round(max((ms for _, ms in self.pauses), default=0.0), 2),
+        }
+
+
 def run_scenario(
     url: str, song: str, room: str, jitter_ms: float, preset: LatencyPreset, tmp: Path
 ) -> dict[str, Any]:
+    gc_pauses = GcPauses()
+    gc.callbacks.append(gc_pauses)
     loop = LoopThread("B")
     synth = TimingSynth()
-    b = Engine(EngineConfig(url, "listener", room=room, save_token=False, preset=preset), synth=synth)
+    config = EngineConfig(url, "listener", room=room, save_token=False, preset=preset, freeze_gc=FREEZE_GC)
+    b = Engine(config, synth=synth)
     last_stats: dict[int, PlayerStats | None] = {}
 
     def on_event(event: EngineEvent) -> None:
@@ -179,6 +206,7 @@ def run_scenario(
     got = [(t, e) for t, ch, e in synth.log if ch != mine]
     loop.run(b.close())
     loop.stop()
+    gc.callbacks.remove(gc_pauses)
 
     sent = report["events"]
     assert len(got) == len(sent), f"B played {len(got)} of {len(sent)} events"
@@ -210,6 +238,7 @@ def run_scenario(
         "dispatch_error_ms": summary(dispatch_error),
         "playout_delay_ms_final": round(stats.delay_ms, 2) if stats else None,
         "late_events": stats.late_count if stats else None,
+        "listener_gc": gc_pauses.summary(),
         "sender_clock_rtt_ms": round(report["rtt_ms"], 2) if report["rtt_ms"] else None,
         "sender_clock_error_ms": round(report["clock_error_ms"], 3)
         if report["clock_error_ms"] is not None
@@ -231,11 +260,14 @@ def main() -> None:
     parser.add_argument("--room", help=argparse.SUPPRESS)
     parser.add_argument("--jitter-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--no-freeze-gc", action="store_true", help="listener: do not gc.freeze() at start")
     args = parser.parse_args()
+    global FREEZE_GC
+    FREEZE_GC = not args.no_freeze_gc
     if args.role == "sender":
         asyncio.run(sender(args.url, args.room, args.song, args.jitter_ms, args.out))
         return
-    results: dict[str, Any] = {"song": Path(args.song).name, "warmup_events": WARMUP}
+    results: dict[str, Any] = {"song": Path(args.song).name, "warmup_events": WARMUP, "freeze_gc": FREEZE_GC}
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_relay(Path(tmp))
         try:

@@ -23,6 +23,7 @@ broken one and emits SynthFailed (then SynthChanged); notes keep flowing to the 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -71,6 +72,10 @@ class EngineConfig:
     save_token: bool = True
     ping_interval_s: float = 5.0
     backoff: Backoff = field(default_factory=Backoff)
+    # Move everything alive at start() out of the cyclic GC's reach (gc.freeze): a full collection
+    # otherwise scans every module, class and widget, holding the GIL 15-30 ms, and the dispatch thread
+    # cannot play a note meanwhile. Process-wide, like the switch interval the dispatcher lowers.
+    freeze_gc: bool = True
 
 
 @dataclass(slots=True)
@@ -133,6 +138,9 @@ class Engine(Requests):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.config.freeze_gc:
+            gc.collect()
+            gc.freeze()
         channel, _ = self.channels.acquire(LOCAL)
         self._synth_program(channel, self._instrument)
         self.dispatcher.start()
