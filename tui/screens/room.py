@@ -54,7 +54,9 @@ def _chat_line(line: m.ChatLine) -> ChatLine:
 
 class RoomScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "focus_chat", "Chat"),
+        # A priority binding runs before the key goes to the focused widget, so keys typed right after
+        # Enter reach the chat input instead of queueing at the keyboard (where they would play notes).
+        Binding("enter", "focus_chat", "Chat", priority=True),
         Binding("ctrl+l", "leave_room", "Leave room"),
         Binding("f2", "app.settings", "Settings"),
         Binding("f1", "app.help", "Help"),
@@ -209,14 +211,21 @@ class RoomScreen(Screen[None]):
     def on_keyboard_roll_keymap_changed(self, message: KeyboardRoll.KeymapChanged) -> None:
         self.query_one(StatusBar).keys = f"{message.state.octave_label} v{message.state.velocity}"
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "focus_chat":
+            return self.is_mounted and self.focused is self.roll  # elsewhere Enter is the widget's own
+        return True
+
     def action_focus_chat(self) -> None:
-        self.query_one(ChatInput).focus()
+        # Screen.set_focus acts at once (Widget.focus waits a turn), so keys typed right after Enter
+        # already go to the input instead of playing notes.
+        self.set_focus(self.query_one(ChatInput))
 
     def action_leave_room(self) -> None:
         self.post_message(LeaveRoomRequest())
 
     def on_chat_input_leave(self, message: ChatInput.Leave) -> None:
-        self.roll.focus()
+        self.set_focus(self.roll)
 
     def on_typing_changed(self, message: TypingChanged) -> None:
         message.stop()
@@ -228,7 +237,7 @@ class RoomScreen(Screen[None]):
 
     def on_chat_submitted(self, message: ChatSubmitted) -> None:
         message.stop()
-        self.roll.focus()
+        self.set_focus(self.roll)
         text = message.text
         if not text:
             return
