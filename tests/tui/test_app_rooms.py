@@ -1,0 +1,133 @@
+"""Rooms in the real app, on the real relay and engine: a locked room's password prompt, creating a room
+with settings, and being kicked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.widgets import Checkbox, Input
+
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from tests.tui.app_helpers import make_app, wait_for
+from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
+from tui.screens.lobby import LobbyScreen
+from tui.screens.room import RoomScreen
+from tui.widgets.room_list import RoomList
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    directory = tmp_path / "config"
+    monkeypatch.setenv("PIANORHYTHM_CONFIG_DIR", str(directory))
+    return directory
+
+
+def toasts(app: Any) -> list[str]:
+    return [str(notification.message) for notification in app._notifications]
+
+
+async def choose_room(pilot: Any, name: str) -> None:
+    rooms = pilot.app.lobby.query_one(RoomList)
+    await wait_for(pilot, lambda: name in rooms.rooms)
+    rooms.focus()
+    rooms.move_cursor(row=rooms.get_row_index(name))
+    await pilot.press("enter")
+
+
+async def test_locked_room_asks_for_the_password(relay_server, relay_clients, config_dir):
+    bob = await relay_clients("bob")
+    settings = pb.RoomSettingsChange(password="s3cret")
+    await bob.act(join_room=pb.JoinRoom(name="vault", settings=settings))
+    await bob.recv("room_state")
+
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        await wait_for(pilot, lambda: "vault" in app.lobby.query_one(RoomList).rooms)
+        assert app.lobby.query_one(RoomList).rooms["vault"].locked
+
+        # A wrong password: the server's sentence shows and Ann stays in the lobby.
+        await choose_room(pilot, "vault")
+        assert isinstance(app.screen, PasswordScreen)
+        await pilot.press(*"nope", "enter")
+        await wait_for(pilot, lambda: any("needs a password" in text for text in toasts(app)))
+        assert isinstance(app.screen, LobbyScreen)
+
+        # The right one: she is in.
+        await choose_room(pilot, "vault")
+        await pilot.press(*"s3cret", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
+        assert app.screen.state.name == "vault"
+
+        # Escape in the prompt joins nothing.
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LobbyScreen))
+        await choose_room(pilot, "vault")
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, LobbyScreen)
+
+
+async def test_create_room_with_settings(relay_server, relay_clients, config_dir):
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        await pilot.press("ctrl+n")
+        assert isinstance(app.screen, CreateRoomScreen)
+        dialog = app.screen
+        dialog.query_one("#name", Input).value = "club"
+        dialog.query_one("#private", Checkbox).value = True
+        dialog.query_one("#password", Input).value = "pw"
+        dialog.query_one("#limit", Input).value = "3"
+        dialog.query_one("#chat", Checkbox).value = False
+        dialog.query_one("#ownerplay", Checkbox).value = True
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
+        room = app.screen
+        assert room.state.name == "club" and room.state.am_owner
+        settings = room.state.settings
+        assert settings is not None
+        assert (settings.visible, settings.locked, settings.user_limit) == (False, True, 3)
+        assert (settings.chat_enabled, settings.owner_only_play) == (False, True)
+
+        # What others get: not listed, a password, no chat, no playing.
+        bob = await relay_clients("bob")
+        await bob.act(room_list_subscribe=pb.RoomListSubscribe())
+        listed = await bob.recv("room_list")
+        assert "club" not in {r.name for r in listed.room_list.rooms}
+        await bob.act(join_room=pb.JoinRoom(name="club"))
+        assert (await bob.recv("error")).error.code == pb.ERROR_CODE_WRONG_PASSWORD
+        await bob.act(join_room=pb.JoinRoom(name="club", password="pw"))
+        await bob.recv("room_state", where=lambda m: m.room_state.name == "club")
+        await bob.act(chat_send=pb.ChatSend(content="hi"))
+        assert (await bob.recv("error")).error.code == pb.ERROR_CODE_CHAT_DISABLED
+        batch = pb.NoteBatch(events=[pb.NoteEvent(note=pb.Note(key=60, velocity=90))])
+        await bob.act(note_batch=batch)
+        assert (await bob.recv("error")).error.code == pb.ERROR_CODE_OWNER_ONLY_PLAY
+
+        # The form refuses a bad limit with a sentence instead of sending it.
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LobbyScreen))
+        await pilot.press("ctrl+n")
+        app.screen.query_one("#name", Input).value = "big"
+        app.screen.query_one("#limit", Input).value = "500"
+        await pilot.click("#ok")
+        assert isinstance(app.screen, CreateRoomScreen)
+        assert "1 to 100" in str(app.screen.query_one("#error").render())
+
+
+async def test_kicked_player_sees_why_and_is_back_in_the_lobby(relay_server, relay_clients, config_dir):
+    bob = await relay_clients("bob")
+    await bob.act(join_room=pb.JoinRoom(name="den"))
+    await bob.recv("room_state")
+
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann", "--room", "den")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
+        room = app.screen
+        joined = await bob.recv("user_joined")
+        await bob.act(kick_user=pb.KickUser(user_id=joined.user_joined.user.id))
+        await wait_for(pilot, lambda: "You were kicked from den." in toasts(app))
+        await wait_for(pilot, lambda: isinstance(app.screen, LobbyScreen))
+        assert app.room_screen is None and not room.is_attached
