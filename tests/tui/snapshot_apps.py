@@ -61,7 +61,7 @@ class SnapApp(App[None]):
             self.push_screen(screen)
             screen.set_rooms(
                 [
-                    RoomView("lobby", 3, 100, False, "", is_lobby=True),
+                    RoomView("lobby", 3, 0, False, "", is_lobby=True),
                     RoomView("jam session", 4, 20, False, "bob"),
                     RoomView("secret [red]club", 1, 5, True, "eve"),
                     RoomView("practice", 0, 10, False, ""),

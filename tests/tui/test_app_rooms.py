@@ -45,7 +45,9 @@ async def test_locked_room_asks_for_the_password(relay_server, relay_clients, co
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
         await wait_for(pilot, lambda: "vault" in app.lobby.query_one(RoomList).rooms)
-        assert app.lobby.query_one(RoomList).rooms["vault"].locked
+        rooms = app.lobby.query_one(RoomList)
+        assert rooms.rooms["vault"].locked
+        assert str(rooms.get_row("lobby")[1]) == "1"  # the lobby has no limit: no "1/0"
 
         # A wrong password: the server's sentence shows and Ann stays in the lobby.
         await choose_room(pilot, "vault")

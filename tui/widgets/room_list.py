@@ -15,6 +15,11 @@ from tui.widgets.safe_text import plain
 LOCK = "🔒"
 
 
+def players_text(room: RoomView) -> str:
+    """ "3/20" for a room with a limit; just "3" for one without (the lobby has none: its limit is 0)."""
+    return f"{room.players}/{room.limit}" if room.limit > 0 else str(room.players)
+
+
 class RoomList(DataTable[Text]):
     """Rooms sorted by players (most first), then name. Keys of rows are room names."""
 
@@ -57,7 +62,7 @@ class RoomList(DataTable[Text]):
             name = plain(room.name, "bold" if room.is_lobby else "")
             self.add_row(
                 name,
-                Text(f"{room.players}/{room.limit}", justify="right"),
+                Text(players_text(room), justify="right"),
                 Text(LOCK if room.locked else ""),
                 plain(room.owner) if room.owner else Text("–", style="dim"),
                 key=room.name,
