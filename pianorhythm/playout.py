@@ -20,12 +20,12 @@ delay glides down over a few rests instead of jumping.
 
 Until WARMUP_EVENTS transits are known, the target carries WARMUP_HEADROOM_US of extra room over the
 largest transit seen: a handful of samples says little about the tail, every step up costs a stretched
-interval, and the extra room goes again, gliding, once the window knows better. A trade-off (simulated in
-bench/README.md, measured by bench/e2e_latency.py): more headroom protects the rhythm of a jittery player's
-first notes, less keeps a nearby player's first notes quick; and every ms of headroom still held when the
-warm-up ends is glided away later in 1-2 ms steps, each a slightly shortened interval. 5 ms for the first 8
-events kept the simulated IOI error p99 at 1.3 ms under ±15 ms jitter (2.0 ms with 10 ms for 16 events)
-and a nearby player's first notes at 11.5 ms p99 (16.9 ms).
+interval, and the extra room goes again, gliding, once the window knows better. A trade-off (simulated by
+bench/playout_sim.py, measured by bench/e2e_latency.py; figures in bench/README.md): more headroom
+protects the rhythm of a jittery player's first notes, less keeps a nearby player's first notes quick;
+and every ms of headroom still held when the warm-up ends is glided away later in 1-2 ms steps, each a
+slightly shortened interval. 5 ms for the first 8 events kept the simulated IOI error p99 at 1.3 ms under
+±15 ms jitter (2.0 ms with 10 ms for 16 events) and a nearby player's first notes at 11.5 ms p99 (16.9).
 """
 
 from __future__ import annotations

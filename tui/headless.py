@@ -112,9 +112,7 @@ class _Printer:
         )
         dispatch = self.engine.dispatcher.lateness_quantiles_ms(0.5, 0.99)
         timing = f" dispatch_p50={dispatch[0]:.3f}ms dispatch_p99={dispatch[1]:.3f}ms" if dispatch else ""
-        _line(
-            f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]{timing}"
-        )
+        _line(f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]{timing}")
 
 
 def _open_recorder(path: str) -> MidiRecorder:
