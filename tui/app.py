@@ -233,8 +233,10 @@ class PianoApp(App[int]):
 
     def _tick_status(self) -> None:
         retry_in = None
-        if self.connection == "reconnecting" and self.backoff.last_delay is not None:
-            retry_in = max(0.0, self.backoff.last_delay - (time.monotonic() - self.backoff.chosen_at))
+        if self.connection == "reconnecting":
+            retry_in = getattr(self.engine, "next_retry_in_s", None)
+            if retry_in is None and self.backoff.last_delay is not None:
+                retry_in = max(0.0, self.backoff.last_delay - (time.monotonic() - self.backoff.chosen_at))
         rtt = self.engine.rtt_ms if self.engine is not None else None
         self._status(connection=self.connection, retry_in_s=retry_in, rtt_ms=rtt)
 
@@ -258,6 +260,10 @@ class PianoApp(App[int]):
             case m.Removed(reason=reason, room=room):
                 words = {"kicked": "You were kicked from", "banned": "You were banned from"}
                 self.notify(f"{words.get(reason, 'You left')} {room}.", severity="warning")
+            case m.SynthChanged(description=description, silent=silent):
+                self._status(audio="silent" if silent else description)
+            case m.SynthFailed(message=message):
+                self.notify(message, severity="error", timeout=10)
             case m.ServerError(message=message):
                 self.notify(message or "The server refused that.", severity="error")
                 if self.room_screen is not None:
@@ -355,12 +361,33 @@ class PianoApp(App[int]):
             for level in ("volume", "reverb", "chorus"):
                 if level in changes:
                     getattr(engine.synth, f"set_{level}")(float(changes[level]))  # type: ignore[arg-type]
+        if ("audio_driver" in changes or "soundfont" in changes) and not opts.no_audio:
+            self.run_worker(self._swap_synth(), group="synth", exclusive=True)
         if "midi_device" in changes and self.midi is not None:
             self.midi.close()
             self._open_midi()
         if self.room_screen is not None and self.room_screen.is_mounted and "note_length_s" in changes:
             roll = self.room_screen.query_one(KeyboardRoll)
             roll.keymap = replace(roll.keymap, note_length_s=opts.effective.note_length_s)
+
+    async def _swap_synth(self) -> None:
+        """Open the synth the settings now ask for (off the event loop: it may be slow) and play into it."""
+        from tui.audio.drivers import open_synth
+
+        eff = self.options.effective
+        try:
+            synth = await asyncio.to_thread(open_synth, eff.soundfont or None, eff.audio_driver or None)
+        except Exception as error:  # a missing SoundFont file, a driver that does not start
+            self.notify(
+                f"The new audio settings did not work ({error}); the sound is unchanged.", severity="error"
+            )
+            return
+        if self.engine is None:
+            synth.close()
+            return
+        self.engine.replace_synth(synth)  # emits SynthChanged: the status bar follows
+        if synth.silent:
+            self.notify(getattr(synth, "reason", "Playing silently."), severity="warning", timeout=8)
 
     def watch_theme(self, theme: str) -> None:
         if theme != self.options.effective.theme and self.is_running:

@@ -1,5 +1,5 @@
 """The settings screen in the real app, on the real relay and engine: changes are checked, saved to the
-config file and applied at once (name and colour, instrument, latency preset)."""
+config file and applied at once (name and colour, instrument, latency preset, audio driver)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from textual.widgets import Input, Label, Select
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import make_app, wait_for
 from tui import config as cfg
+from tui.net import model as m
 from tui.screens.room import RoomScreen
 from tui.screens.settings import SettingsScreen
 from tui.widgets.players import PlayersList
+from tui.widgets.status import StatusBar
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +79,27 @@ async def test_settings_are_saved_and_applied(relay_server, relay_clients, confi
         assert isinstance(again, SettingsScreen)
         assert again.query_one("#instrument", Select).value == 40
         assert again.query_one("#latency", Select).value == "safe"
+
+
+async def test_a_new_audio_driver_applies_at_once(jackd, relay_server, config_dir):
+    """Choosing JACK in the settings swaps the running engine onto a FluidSynth playing through JACK."""
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        assert app.engine.synth.silent  # started with --no-audio (fast) ...
+        app.options.no_audio = False  # ... as if started with sound: new audio settings apply
+        app.apply_settings({"audio_driver": "jack"})
+        await wait_for(pilot, lambda: not app.engine.synth.silent, timeout=15)
+        assert app.engine.synth.description.startswith("fluidsynth/jack")
+        status = app.lobby.query_one(StatusBar)
+        await wait_for(pilot, lambda: status.audio.startswith("fluidsynth/jack"))
+        assert cfg.load(config_dir / "config.toml").audio_driver == "jack"
+
+        # If the synth fails later, the engine falls back to silence: a toast says so, the bar follows.
+        app.on_engine_event(m.SynthFailed("OSError: gone", "audio stopped: OSError: gone; notes still show"))
+        app.on_engine_event(m.SynthChanged("silent", True, "audio stopped"))
+        await pilot.pause()
+        assert "audio stopped: OSError: gone; notes still show" in [
+            str(n.message) for n in app._notifications
+        ]
+        assert status.audio == "silent"

@@ -85,14 +85,14 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
             yield Select(
                 self._midi_options(ports), value=cfg.midi_device, allow_blank=False, id="midi_device"
             )
-            yield Label("Audio driver (applies after a restart)")
+            yield Label("Audio driver")
             yield Select(
                 [(d, d) for d in drivers],
                 value=cfg.audio_driver or "auto",
                 allow_blank=False,
                 id="audio_driver",
             )
-            yield Label("SoundFont (applies after a restart)")
+            yield Label("SoundFont")
             font_options = [("automatic", "")] + [(f, f) for f in fonts]
             yield Select(font_options, value=cfg.soundfont, allow_blank=False, id="soundfont")
             yield Label("Instrument")
