@@ -14,8 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, ClassVar, Protocol
 
 from textual.app import App, SystemCommand
@@ -23,7 +22,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from tui import config as cfg
-from tui.messages import JoinRoomRequest, LeaveRoomRequest, RoomView, SettingsChanged
+from tui.app_setup import AppOptions, ObservedBackoff, make_engine, options_from_args, room_view
+from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import model as m
 from tui.net.backoff import Backoff
 from tui.perf import settle_gc
@@ -49,59 +49,6 @@ class EmbeddedServer(Protocol):
 ServerStarter = Callable[[], Awaitable[EmbeddedServer]]
 
 
-class ObservedBackoff(Backoff):
-    """The session's backoff, remembering its last delay so the status bar can count down."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last_delay: float | None = None
-        self.chosen_at = 0.0
-
-    def next_delay(self) -> float | None:
-        delay = super().next_delay()
-        self.last_delay, self.chosen_at = delay, time.monotonic()
-        return delay
-
-
-@dataclass
-class AppOptions:
-    """Everything the app needs from the command line and the config file."""
-
-    config: cfg.Config  # the saved settings
-    effective: cfg.Config  # with flags applied
-    connect: str | None = None
-    no_audio: bool = False
-    midi_api: str | None = None
-    config_file: Path | None = None
-    record: str | None = None
-
-
-def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
-    path = config_file or cfg.config_path()
-    saved = cfg.load(path)
-    effective = cfg.with_flags(saved, args)
-    if not effective.name:
-        effective = replace(effective, name=_default_name())
-    return AppOptions(
-        config=saved,
-        effective=effective,
-        connect=getattr(args, "connect", None),
-        no_audio=bool(getattr(args, "no_audio", False)),
-        midi_api=getattr(args, "midi_api", None),
-        config_file=path,
-        record=getattr(args, "record", None),
-    )
-
-
-def _default_name() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()[:32] or "player"
-    except Exception:
-        return "player"
-
-
 class PianoApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "pianorhythm"
@@ -120,7 +67,7 @@ class PianoApp(App[int]):
         super().__init__()
         self.options = options
         self.start_embedded_server = start_embedded_server
-        self.engine_factory = engine_factory or _make_engine
+        self.engine_factory = engine_factory or make_engine
         self.room_screen_kwargs = room_screen_kwargs or {}
         self.engine: Any = None
         self.server: EmbeddedServer | None = None
@@ -256,7 +203,7 @@ class PianoApp(App[int]):
             case m.RoomEntered(room=room, resumed=resumed):
                 self._enter(room, resumed)
             case m.RoomListChanged(rooms=rooms):
-                self.lobby.set_rooms(_room_view(r) for r in rooms)
+                self.lobby.set_rooms(room_view(r) for r in rooms)
             case m.Removed(reason=reason, room=room):
                 words = {"kicked": "You were kicked from", "banned": "You were banned from"}
                 self.notify(f"{words.get(reason, 'You left')} {room}.", severity="warning")
@@ -439,47 +386,6 @@ class PianoApp(App[int]):
             yield SystemCommand("Leave room", "Back to the lobby", self.action_leave_room)
 
 
-def _room_view(room: m.RoomSummaryInfo) -> RoomView:
-    return RoomView(
-        name=room.name,
-        players=room.member_count,
-        limit=room.user_limit,
-        locked=room.locked,
-        owner=room.owner_name,
-        is_lobby=room.is_lobby,
-    )
-
-
-async def _make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
-    """The real engine with the synth the settings ask for (opened off the event loop: it may be slow)."""
-    from pianorhythm.playout import LatencyPreset
-    from tui.audio.drivers import open_synth
-    from tui.engine import Engine, EngineConfig
-
-    eff = options.effective
-    synth = await asyncio.to_thread(
-        open_synth, eff.soundfont or None, eff.audio_driver or None, no_audio=options.no_audio
-    )
-    synth.set_volume(eff.volume)
-    synth.set_reverb(eff.reverb)
-    synth.set_chorus(eff.chorus)
-    config = EngineConfig(
-        url=url,
-        name=eff.name,
-        color=eff.color,
-        room=eff.room or None,
-        preset=LatencyPreset(eff.latency)
-        if eff.latency in ("low", "balanced", "safe")
-        else LatencyPreset.BALANCED,
-        token_dir=str(cfg.config_dir()),
-        backoff=backoff,
-    )
-    engine = Engine(config, synth=synth)
-    if eff.instrument:
-        engine.set_instrument(eff.instrument)
-    return engine
-
-
 def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
     """Run the TUI until the user quits. Returns the exit status."""
     options = options_from_args(args)
@@ -494,4 +400,4 @@ def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter
     return result if isinstance(result, int) else 0
 
 
-__all__ = ["AppOptions", "EmbeddedServer", "PianoApp", "ServerStarter", "run_from_args"]
+__all__ = ["AppOptions", "EmbeddedServer", "PianoApp", "ServerStarter", "options_from_args", "run_from_args"]

@@ -1,0 +1,113 @@
+"""What the app starts from: options from the command line and the config file, and the real engine.
+
+options = options_from_args(args)          # the saved config with the flags on top
+engine = await make_engine(options, url, backoff)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tui import config as cfg
+from tui.messages import RoomView
+from tui.net import model as m
+from tui.net.backoff import Backoff
+
+
+class ObservedBackoff(Backoff):
+    """The session's backoff, remembering its last delay so the status bar can count down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_delay: float | None = None
+        self.chosen_at = 0.0
+
+    def next_delay(self) -> float | None:
+        delay = super().next_delay()
+        self.last_delay, self.chosen_at = delay, time.monotonic()
+        return delay
+
+
+@dataclass
+class AppOptions:
+    """Everything the app needs from the command line and the config file."""
+
+    config: cfg.Config  # the saved settings
+    effective: cfg.Config  # with flags applied
+    connect: str | None = None
+    no_audio: bool = False
+    midi_api: str | None = None
+    config_file: Path | None = None
+    record: str | None = None
+
+
+def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
+    path = config_file or cfg.config_path()
+    saved = cfg.load(path)
+    effective = cfg.with_flags(saved, args)
+    if not effective.name:
+        effective = replace(effective, name=_default_name())
+    return AppOptions(
+        config=saved,
+        effective=effective,
+        connect=getattr(args, "connect", None),
+        no_audio=bool(getattr(args, "no_audio", False)),
+        midi_api=getattr(args, "midi_api", None),
+        config_file=path,
+        record=getattr(args, "record", None),
+    )
+
+
+def _default_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()[:32] or "player"
+    except Exception:
+        return "player"
+
+
+def room_view(room: m.RoomSummaryInfo) -> RoomView:
+    return RoomView(
+        name=room.name,
+        players=room.member_count,
+        limit=room.user_limit,
+        locked=room.locked,
+        owner=room.owner_name,
+        is_lobby=room.is_lobby,
+    )
+
+
+async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
+    """The real engine with the synth the settings ask for (opened off the event loop: it may be slow)."""
+    from pianorhythm.playout import LatencyPreset
+    from tui.audio.drivers import open_synth
+    from tui.engine import Engine, EngineConfig
+
+    eff = options.effective
+    synth = await asyncio.to_thread(
+        open_synth, eff.soundfont or None, eff.audio_driver or None, no_audio=options.no_audio
+    )
+    synth.set_volume(eff.volume)
+    synth.set_reverb(eff.reverb)
+    synth.set_chorus(eff.chorus)
+    config = EngineConfig(
+        url=url,
+        name=eff.name,
+        color=eff.color,
+        room=eff.room or None,
+        preset=LatencyPreset(eff.latency)
+        if eff.latency in ("low", "balanced", "safe")
+        else LatencyPreset.BALANCED,
+        token_dir=str(cfg.config_dir()),
+        backoff=backoff,
+    )
+    engine = Engine(config, synth=synth)
+    if eff.instrument:
+        engine.set_instrument(eff.instrument)
+    return engine
