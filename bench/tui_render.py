@@ -257,7 +257,12 @@ def bench_idle(seconds: float, rate: float) -> dict[str, Any]:
         load("headless")
         result["headless"] = _measure(headless_pid, seconds)
     finally:
+        found = subprocess.run(
+            [*tmux, "display-message", "-p", "#{socket_path}"], capture_output=True, text=True
+        )
         subprocess.run([*tmux, "kill-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if found.returncode == 0 and found.stdout.strip():
+            Path(found.stdout.strip()).unlink(missing_ok=True)
         for proc in reversed(procs):
             proc.kill()
             proc.wait(5)

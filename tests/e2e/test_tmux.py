@@ -53,7 +53,13 @@ class Tmux:
         self.run("send-keys", "-t", session, *(["-l"] if literal else []), *keys)
 
     def kill(self) -> None:
+        """Stop the tmux server (and so the TUIs in it) and remove its socket file."""
+        found = subprocess.run(
+            [*self.base, "display-message", "-p", "#{socket_path}"], capture_output=True, text=True
+        )
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=10)
+        if found.returncode == 0 and found.stdout.strip():
+            Path(found.stdout.strip()).unlink(missing_ok=True)
 
 
 def wait_until(
