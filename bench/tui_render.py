@@ -247,6 +247,8 @@ def bench_idle(seconds: float, rate: float) -> dict[str, Any]:
         load("tui")
         result["tui_120x36"] = _measure(pane_pid, seconds)
         # The engine alone, same load.
+        # A config dir of its own: sharing the TUI's would resume the TUI's identity and replace its session.
+        env["PIANORHYTHM_CONFIG_DIR"] = str(tmp / "cfg-headless")
         spawn(
             [*cli, "--headless", "--no-audio", "--connect", url, "--room", "headless", "--name", "bot"],
             stdout=subprocess.DEVNULL,

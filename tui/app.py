@@ -244,8 +244,8 @@ class PianoApp(App[int]):
         self._tick_status()
         self._set_midi_status()
         self._set_audio_status_quiet()
-        roll = screen.query_one(KeyboardRoll)
-        roll.keymap = replace(roll.keymap, note_length_s=self.options.effective.note_length_s)
+        for roll in screen.query(KeyboardRoll):  # none if the screen went already
+            roll.keymap = replace(roll.keymap, note_length_s=self.options.effective.note_length_s)
         settle_gc()
 
     def _set_audio_status_quiet(self) -> None:

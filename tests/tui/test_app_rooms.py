@@ -10,6 +10,7 @@ from textual.widgets import Checkbox, Input
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import make_app, wait_for
+from tui.net import model as m
 from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
 from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen
@@ -133,3 +134,22 @@ async def test_kicked_player_sees_why_and_is_back_in_the_lobby(relay_server, rel
         await wait_for(pilot, lambda: "You were kicked from den." in toasts(app))
         await wait_for(pilot, lambda: isinstance(app.screen, LobbyScreen))
         assert app.room_screen is None and not room.is_attached
+
+
+async def test_rooms_entered_in_quick_succession(relay_server, config_dir):
+    """Screens pushed and popped before they finish mounting (a replaced session resuming, or fast
+    switching) must not end the app: the last room entered is the one shown."""
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        lobby = app.engine.room
+        settings = m.RoomSettingsInfo(True, False, 10, True, False)
+        for i in range(6):
+            app.on_engine_event(m.RoomEntered(m.RoomInfo(f"a{i}", False, 0, settings, (), (), 0), False))
+            if i % 2:
+                await pilot.pause()
+            app.on_engine_event(m.RoomEntered(lobby, False))
+            app.on_engine_event(m.RoomEntered(m.RoomInfo(f"b{i}", False, 0, settings, (), (), 0), False))
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, RoomScreen) and app.screen.state.name == "b5"
+    assert app.return_code in (None, 0)

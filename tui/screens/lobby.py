@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label
+from textual.widgets import Button, Footer, Input, Label
 
 from tui.messages import JoinRoomRequest, NewRoom, RoomView
 from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
+from tui.widgets.header import SafeHeader
 from tui.widgets.room_list import RoomList
 from tui.widgets.status import StatusBar
 
@@ -26,7 +27,7 @@ class LobbyScreen(Screen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SafeHeader()
         with Vertical(id="lobby"):
             yield Label("Rooms — Enter joins the selected room", id="rooms-title")
             yield RoomList(id="rooms")

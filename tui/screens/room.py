@@ -15,8 +15,9 @@ from typing import ClassVar, Protocol
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer
 
 from pianorhythm.commands import CommandError, parse_command
 from pianorhythm.events import EventKind, MusicEvent
@@ -25,6 +26,7 @@ from tui.net import model as m
 from tui.screens import room_commands
 from tui.screens.room_state import RoomState
 from tui.widgets.chat import ChatInput, ChatLog
+from tui.widgets.header import SafeHeader
 from tui.widgets.keyboard_roll import Clock, KeyboardRoll
 from tui.widgets.players import PlayersList
 from tui.widgets.status import StatusBar
@@ -92,7 +94,7 @@ class RoomScreen(Screen[None]):
     # ---- layout ------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SafeHeader()
         yield KeyboardRoll(clock=self.clock, id="roll")
         with Horizontal(id="room-bottom"):
             with Vertical(id="chat"):
@@ -109,6 +111,12 @@ class RoomScreen(Screen[None]):
         return self._roll
 
     def on_mount(self) -> None:
+        try:
+            self._set_up()
+        except NoMatches:  # the screen went before it finished mounting (rooms switched in quick succession)
+            self._closed = True
+
+    def _set_up(self) -> None:
         self.title = "pianorhythm"
         roll = self.roll
         roll.local_player = self.state.me_id
@@ -159,6 +167,12 @@ class RoomScreen(Screen[None]):
         if not self._ready:
             self._pending.append(event)
             return
+        try:
+            self._handle(event)
+        except NoMatches:  # the widgets are gone: the screen is being dismissed
+            self._closed = True
+
+    def _handle(self, event: m.EngineEvent) -> None:
         match event:
             case m.NotesPlayed(user_id=uid, events=events, local=local):
                 self._play(uid, events)
