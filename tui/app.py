@@ -198,7 +198,9 @@ class PianoApp(App[int]):
                     self.notify(f"Connection lost ({detail}); reconnecting…", severity="warning")
                 elif state.value == "gave_up":
                     self.notify(f"Could not reach the server ({detail}). Press R to retry.", severity="error")
-                elif state.value == "connected" and previous in ("reconnecting", "gave_up"):
+                elif state.value == "replaced":
+                    self.notify(f"{detail.capitalize()}; press R to take it back.", severity="error")
+                elif state.value == "connected" and previous in ("reconnecting", "gave_up", "replaced"):
                     self.notify("Reconnected.")
             case m.RoomEntered(room=room, resumed=resumed):
                 self._enter(room, resumed)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15.0
+_STOPPED = (ConnectionState.GAVE_UP, ConnectionState.REPLACED)
 DRAIN_S = 0.5  # after --play ends: let the last notes reach the server before leaving
 
 
@@ -171,8 +172,8 @@ async def _run(args: argparse.Namespace) -> int:
     def watch(event: m.EngineEvent) -> None:
         if isinstance(event, m.RoomEntered) and (not args.room or event.room.name == args.room):
             in_room.set()
-        elif isinstance(event, m.ConnectionChanged) and event.state is ConnectionState.GAVE_UP:
-            stop.set()
+        elif isinstance(event, m.ConnectionChanged) and event.state in _STOPPED:
+            stop.set()  # gave up, or our identity connected elsewhere: no one here can press retry
 
     engine.subscribe(watch)
     status = 0

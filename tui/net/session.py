@@ -7,7 +7,15 @@ coalesced only with events of the same loop turn) and hands every incoming Serve
 `on_message` with its local receive time.
 
 Connection states: connecting -> connected -> reconnecting -> connected ... ; after `max_attempts` failed
-attempts in a row it reports gave_up and waits for `retry()`; `close()` ends it (closed).
+attempts in a row it reports gave_up and waits for `retry()`; `close()` ends it (closed). When the server
+closes us with 4001 (our identity connected from somewhere else) it reports replaced and waits for
+`retry()` too: reconnecting by itself would take the identity back, and the other client would do the
+same, for ever.
+
+Identity: the session resumes with the token of its last Welcome (kept in memory). The token saved in the
+config dir is used (and updated) only while this process holds the claim on it (TokenStore.claim, taken in
+`start()`, released in `close()`); a second process with the same config dir connects as a fresh identity
+and keeps its token in memory only.
 """
 
 from __future__ import annotations
@@ -31,12 +39,14 @@ from pianorhythm.notes import pack_batches
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tui.net.backoff import Backoff
-from tui.net.tokens import TokenStore
+from tui.net.tokens import TokenClaim, TokenStore
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME: Final = codec.DEFAULT_MAX_PAYLOAD + 1  # the payload cap plus the flag byte
 CATCHUP_REF: Final = 0xC4A7  # ref of the ChatHistoryRequest sent after a resume
+CLOSE_REPLACED: Final = 4001  # the relay: the same identity said Hello on another connection
+REPLACED_DETAIL: Final = "your identity connected from another place"
 _FATAL_HELLO_ERRORS: Final = frozenset({pb.ERROR_CODE_INVALID_ARGUMENT, pb.ERROR_CODE_BANNED})
 
 
@@ -45,11 +55,16 @@ class ConnectionState(StrEnum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     GAVE_UP = "gave_up"
+    REPLACED = "replaced"  # closed by the server because our identity connected elsewhere; waits for retry()
     CLOSED = "closed"
 
 
 class HelloRejected(Exception):
     """The server refused our Hello in a way that retrying will not fix."""
+
+
+class SessionReplaced(Exception):
+    """The server closed us with 4001: the same identity connected on another connection."""
 
 
 @dataclass(slots=True)
@@ -115,11 +130,18 @@ class ClientSession:
         self._first_room_state = False
         self._welcomed_here = False
         self._ref = 0
+        self._token = ""  # the resume token of our last Welcome
+        self._claim: TokenClaim | None = None  # held: the saved token is ours to use and update
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._task is None:
+            tokens = self.config.tokens
+            if tokens is not None and self._claim is None:
+                self._claim = tokens.claim(self.config.url)
+                if self._claim is not None and not self._token:
+                    self._token = tokens.get(self.config.url)
             self._task = asyncio.create_task(self._run(), name="client-session")
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
@@ -145,7 +167,15 @@ class ClientSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
         self._set_state(ConnectionState.CLOSED, "")
+
+    @property
+    def owns_saved_token(self) -> bool:
+        """True while this process holds the saved identity (False: a fresh one, kept in memory)."""
+        return self._claim is not None
 
     @property
     def connected(self) -> bool:
@@ -237,14 +267,29 @@ class ClientSession:
             self._set_state(
                 ConnectionState.RECONNECTING if ever_connected else ConnectionState.CONNECTING, self.detail
             )
+            self._welcomed_here = False
             try:
                 welcomed = await self._connect_once()
                 detail = "connection closed"
+            except SessionReplaced:
+                if self._closing:
+                    break
+                log.warning(
+                    "the server closed %s: our identity connected elsewhere; not reconnecting",
+                    self.config.url,
+                )
+                ever_connected = True
+                backoff.reset()
+                self._set_state(ConnectionState.REPLACED, REPLACED_DETAIL)
+                self._retry.clear()
+                await self._retry.wait()
+                backoff.reset()
+                continue
             except HelloRejected as exc:
                 welcomed, detail = False, str(exc)
                 backoff.failures = backoff.max_attempts
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
-                welcomed, detail = False, _describe(exc)
+                welcomed, detail = self._welcomed_here, _describe(exc)
             if self._closing:
                 break
             if welcomed:
@@ -284,13 +329,17 @@ class ClientSession:
                     name=cfg.name,
                     color=cfg.color,
                     client_version=cfg.client_version,
-                    resume_token=cfg.tokens.get(cfg.url) if cfg.tokens else "",
+                    resume_token=self._token,
                 )
                 await ws.send(codec.encode(pb.ClientMessage(hello=hello)))
                 async with asyncio.timeout(cfg.hello_timeout_s):
                     while not self._welcomed_here:
                         self._receive(await ws.recv(decode=False))
                 await self._serve(ws)
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == CLOSE_REPLACED:
+                    raise SessionReplaced(exc.rcvd.reason) from exc
+                raise
             finally:
                 self._ws = None
                 self._outgoing = None
@@ -307,6 +356,9 @@ class ClientSession:
             async for frame in ws:
                 if isinstance(frame, bytes):
                     self._receive(frame)
+            rcvd = ws.protocol.close_rcvd
+            if rcvd is not None and rcvd.code == CLOSE_REPLACED:
+                raise SessionReplaced(rcvd.reason)
         finally:
             self._outgoing = None
             for task in tasks:
@@ -378,8 +430,10 @@ class ClientSession:
         self.clock.reset()
         self._provisional_offset_us = welcome.server_time_us - received_ns / 1000
         self._resume_after_id = self.last_chat_id if resuming and self.last_chat_id else None
-        if self.config.tokens and welcome.resume_token:
-            self.config.tokens.set(self.config.url, welcome.resume_token)
+        if welcome.resume_token:
+            self._token = welcome.resume_token
+            if self.config.tokens is not None and self._claim is not None:
+                self.config.tokens.set(self.config.url, welcome.resume_token)
         log.info(
             "welcome: user %d %r%s",
             welcome.user.id,

@@ -13,6 +13,7 @@ STATE_STYLE = {
     "connecting": ("◌", "yellow"),
     "reconnecting": ("◌", "yellow"),
     "gave_up": ("✕", "red"),
+    "replaced": ("✕", "red"),
     "closed": ("✕", "red"),
 }
 
@@ -42,6 +43,8 @@ class StatusBar(Widget):
             text.append(f"reconnecting in {self.retry_in_s:.0f} s", style=style)
         elif self.connection == "gave_up":
             text.append("gave up — press R to retry", style=style)
+        elif self.connection == "replaced":
+            text.append("identity in use elsewhere — press R to take it back", style=style)
         else:
             text.append(self.connection.replace("_", " "), style=style)
         return text
