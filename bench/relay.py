@@ -5,6 +5,7 @@ client on websockets' sans-I/O protocol, so the load side costs little), and pri
 relay latency p50/p90/p99/max in ms (sender send -> listener receive, both on CLOCK_MONOTONIC, which every
 process on the machine shares), server CPU seconds while playing, and server peak RSS.
 
+    .venv/bin/python bench/relay.py                    # every load of ANCHORS.md, then 1,000 idle
     .venv/bin/python bench/relay.py --listeners 200 --rate 50 --duration 10
     .venv/bin/python bench/relay.py --idle 1000        # RSS per idle connection
 """
@@ -311,16 +312,36 @@ def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# The loads measured on an MPP server in ../shared/docs/ANCHORS.md: (listeners, notes/s, its p99 ms).
+ANCHOR_LOADS = ((10, 20, 3.0), (50, 50, 4.2), (200, 50, 9.4), (500, 20, 23.5))
+IDLE_CONNECTIONS = 1000
+
+
+def run_anchors(args: argparse.Namespace) -> dict[str, Any]:
+    """Every anchor load, then the idle-memory measurement: the issue's whole table in one run."""
+    rows = []
+    for listeners, rate, mpp_p99 in ANCHOR_LOADS:
+        result = run(argparse.Namespace(**{**vars(args), "listeners": listeners, "rate": rate}))
+        result["mpp_p99_ms"] = mpp_p99
+        result["beats_mpp_p99"] = result["latency_ms"]["p99"] < mpp_p99
+        rows.append(result)
+    idle = run(argparse.Namespace(**{**vars(args), "idle": IDLE_CONNECTIONS}))
+    return {"loads": rows, "idle": idle}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listeners", "-n", type=int, default=10)
+    parser.add_argument(
+        "--listeners", "-n", type=int, default=0, help="one load (default: every ANCHORS.md load + idle RSS)"
+    )
     parser.add_argument("--rate", "-r", type=float, default=20.0, help="notes per second")
     parser.add_argument("--duration", "-d", type=float, default=10.0, help="seconds")
     parser.add_argument(
         "--procs", type=int, default=0, help="load processes (default 1, 2 from 200 listeners)"
     )
     parser.add_argument("--idle", type=int, default=0, help="measure RSS per idle connection with this many")
-    print(json.dumps(run(parser.parse_args()), indent=2))
+    args = parser.parse_args()
+    print(json.dumps(run(args) if args.listeners or args.idle else run_anchors(args), indent=2))
 
 
 if __name__ == "__main__":
