@@ -31,6 +31,8 @@ from typing import Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event
 
 from pianorhythm import __version__
 from pianorhythm.clock import BURST_PINGS, PING_INTERVAL_S, SETTLE_INTERVAL_S, SETTLE_PINGS, ClockEstimator
@@ -84,6 +86,33 @@ class SessionConfig:
     open_timeout_s: float = 10.0
     hello_timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
+
+
+class _DirectConnection(ClientConnection):
+    """A websockets connection that hands each whole binary frame to `on_binary` as it is parsed.
+
+    The stock path queues every message and wakes a reader task to take it: a second loop iteration and
+    a task step per message, most of the session's per-note main-thread cost. Until `on_binary` is set
+    (and for fragmented or text messages) frames take the stock path, so `recv()` and `async for` work.
+    """
+
+    on_binary: Callable[[bytes], None] | None = None
+
+    def process_event(self, event: Event) -> None:
+        handler = self.on_binary
+        if (
+            handler is not None
+            and isinstance(event, Frame)
+            and event.opcode is Opcode.BINARY
+            and event.fin
+            and not self.recv_messages.frames  # nothing older still queued on the stock path
+        ):
+            try:
+                handler(bytes(event.data))
+            except Exception:  # never into the transport: it would drop the connection
+                log.exception("handling a message from the server failed")
+            return
+        super().process_event(event)
 
 
 MessageHandler = Callable[[pb.ServerMessage, int], None]
@@ -320,7 +349,9 @@ class ClientSession:
             proxy=None,
             open_timeout=cfg.open_timeout_s,
             user_agent_header=cfg.client_version,
+            create_connection=_DirectConnection,
         ) as ws:
+            assert isinstance(ws, _DirectConnection)
             self._ws = ws
             self._welcomed_here = False
             self._outgoing = asyncio.Queue()
@@ -333,8 +364,9 @@ class ClientSession:
                 )
                 await ws.send(codec.encode(pb.ClientMessage(hello=hello)))
                 async with asyncio.timeout(cfg.hello_timeout_s):
-                    while not self._welcomed_here:
+                    while not self._welcomed_here or ws.recv_messages.frames:
                         self._receive(await ws.recv(decode=False))
+                ws.on_binary = self._receive  # from here on, frames are handled as they are parsed
                 await self._serve(ws)
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code == CLOSE_REPLACED:

@@ -1,0 +1,72 @@
+"""Remote notes played by the dispatch thread reach subscribers in batches, all of them and in order,
+without a loop wake per event: the first after a pause at once, the rest with the next incoming message or
+the flush timer. No network: the engine is fed server messages directly."""
+
+import asyncio
+
+from pianorhythm.events import EventKind, MusicEvent
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from tui.engine import Engine, EngineConfig
+from tui.net import model as m
+
+
+def note(key, velocity=90):
+    return MusicEvent(EventKind.NOTE, key, velocity, 0)
+
+
+async def make_engine():
+    engine = Engine(EngineConfig("ws://unused", "me", save_token=False, freeze_gc=False, played_flush_s=0.05))
+    engine._loop = asyncio.get_running_loop()
+    engine.session.welcome = pb.Welcome(user=pb.User(id=1, name="me"))
+    users = [pb.User(id=1, name="me"), pb.User(id=2, name="them")]
+    engine._on_message(pb.ServerMessage(room_state=pb.RoomState(name="r", users=users)), 0)
+    seen: list[m.EngineEvent] = []
+    engine.subscribe(seen.append)
+    return engine, seen
+
+
+def played(seen):
+    return [e.events for e in seen if isinstance(e, m.NotesPlayed)]
+
+
+async def test_played_notes_are_batched_and_ride_along_with_incoming_messages():
+    engine, seen = await make_engine()
+    engine._play_scheduled(0, 2, note(60))  # as the dispatch thread does
+    await asyncio.sleep(0)
+    assert played(seen) == [(note(60),)]  # the first after a pause: at once
+
+    engine._play_scheduled(0, 2, note(62))
+    engine._play_scheduled(0, 2, note(60, 0))
+    await asyncio.sleep(0)
+    assert len(played(seen)) == 1  # no wake per event while the flush is armed
+
+    typing = pb.ServerMessage(typing=pb.Typing(user_id=2, typing=True))
+    engine._on_message(typing, 0)  # the next arrival delivers them first, in order
+    assert played(seen)[1] == (note(62), note(60, 0))
+    assert isinstance(seen[-1], m.TypingChanged)
+
+    engine._play_scheduled(0, 2, note(64))
+    await asyncio.sleep(0.2)  # no message: the timer delivers it, then disarms
+    assert played(seen)[2] == (note(64),)
+    assert engine._played_timer is None and not engine._played_pending
+
+    engine._play_scheduled(0, 2, note(65))  # after the pause: at once again
+    await asyncio.sleep(0)
+    assert played(seen)[3] == (note(65),)
+    await engine.close()
+
+
+async def test_a_burst_from_another_thread_arrives_whole_in_a_few_batches():
+    engine, seen = await make_engine()
+    events = [note(40 + i % 40, 90 if i % 2 == 0 else 0) for i in range(200)]
+
+    def burst():
+        for event in events:
+            engine._play_scheduled(0, 2, event)
+
+    await asyncio.to_thread(burst)
+    await asyncio.sleep(0.3)
+    batches = played(seen)
+    assert [e for batch in batches for e in batch] == events
+    assert len(batches) < 20
+    await engine.close()
