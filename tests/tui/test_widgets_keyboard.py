@@ -204,3 +204,24 @@ async def test_mouse_click_and_swipe_play_keys():
 
 def test_middle_c_color_parses():
     assert Color.parse(RED).get_truecolor().hex == "#ff0000"
+
+
+async def test_remote_notes_wait_for_the_frame_tick_own_keys_draw_at_once():
+    app = RollApp(FakeClock())
+    async with app.run_test(size=(80, 12)) as pilot:
+        roll = app.query_one(KeyboardRoll)
+        roll._start_ticker = lambda: None  # type: ignore[method-assign]  # no tick but the ones below
+        if roll._ticker is not None:
+            roll._ticker.stop()
+        roll.focus()
+        roll.keymap = KeymapState(base=48, velocity=96, note_length_s=5.0)
+        await pilot.pause()
+        frames = roll.frames
+        roll.note_on(2, 64, 90)
+        await pilot.pause()
+        assert roll.frames == frames  # a remote note is drawn by the next tick, not on arrival
+        roll.advance()
+        await pilot.pause()
+        assert roll.frames == frames + 1
+        await pilot.press("z")
+        assert roll.frames == frames + 2  # your own key is drawn at once

@@ -7,9 +7,10 @@ so a computer-key note lasts `note_length_s`; holding the key (auto-repeat) keep
 press and release is posted as `KeyboardRoll.LocalNote` for the screen to send, and lit at once for
 `local_player`.
 
-Drawing is decoupled from events: feeding only changes the model; a frame tick (`advance`, FRAME_HZ times a
-second, paused while nothing is in view) refreshes the whole roll when a new slice starts and otherwise only
-the newest row and the keyboard, so 100 events a second cost at most FRAME_HZ frames. `render_lines` hands
+Drawing is decoupled from events: feeding only changes the model; a frame tick (`advance`, FRAMES_PER_ROW
+times a row, just after a row starts, paused while nothing is in view) refreshes the whole roll when a new
+slice starts and otherwise only the newest row and the keyboard, so 100 events a second cost at most
+FRAMES_PER_ROW / seconds_per_row frames; local presses draw at once. `render_lines` hands
 Textual the cached strips (`roll_render`) and reuses last frame's lines for rows that cannot have changed.
 """
 
@@ -35,10 +36,11 @@ from tui.widgets.keyboard_layout import KeyboardGeometry, fit
 from tui.widgets.roll_render import RollPalette, RollRenderer
 
 Clock = Callable[[], float]
-# The roll draws at most this many frames a second, however many notes arrive. A frame costs 1-2 ms (most of
-# it Textual's compositor); at 20 Hz every other frame is a scroll anyway, and a remote key lights at most
-# 50 ms late (your own keys light at once). bench/tui_render.py measures it.
-FRAME_HZ = 20.0
+# The roll draws at most this many frames per row (10 rows a second), however many notes arrive: the ticks
+# are locked to the row boundaries, so the roll scrolls evenly and a remote key lights at most one tick late
+# (100 ms at 1; your own keys light at once). Every frame costs the whole process about 0.1 % of a core at
+# 50 notes/s; bench/tui_render.py measures it.
+FRAMES_PER_ROW = 1
 
 
 class KeyboardRoll(Widget, can_focus=True):
@@ -83,7 +85,7 @@ class KeyboardRoll(Widget, can_focus=True):
         clock: Clock = time.monotonic,
         seconds_per_row: float = 0.1,
         keyboard_rows: int = 3,
-        frame_hz: float = FRAME_HZ,
+        frames_per_row: int = FRAMES_PER_ROW,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -92,7 +94,7 @@ class KeyboardRoll(Widget, can_focus=True):
         self.clock = clock
         self.seconds_per_row = seconds_per_row
         self.keyboard_rows = keyboard_rows
-        self.frame_hz = frame_hz
+        self.frames_per_row = frames_per_row
         self.model = RollModel()
         self.player_colors: dict[int, str] = {}
         self.local_player = 0
@@ -145,7 +147,15 @@ class KeyboardRoll(Widget, can_focus=True):
     # -- frames -----------------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self._ticker = self.set_interval(1 / self.frame_hz, self.advance)
+        # Tick just after each row starts (timers keep their phase, paused or not): with one tick a row
+        # each tick scrolls exactly one row.
+        tick = self.seconds_per_row / self.frames_per_row
+        delay = tick - (self.clock() % tick) + 0.003
+        self.set_timer(delay, self._start_ticker)
+
+    def _start_ticker(self) -> None:
+        self._ticker = self.set_interval(self.seconds_per_row / self.frames_per_row, self.advance)
+        self.advance()
 
     def on_resize(self, event: events.Resize) -> None:
         self._renderer = None
@@ -177,7 +187,7 @@ class KeyboardRoll(Widget, can_focus=True):
         return next(self.model.bars(t0, t1), None) is not None
 
     def advance(self) -> None:
-        """One frame tick (FRAME_HZ a second): redraw what changed since the last frame, if anything.
+        """One frame tick (FRAMES_PER_ROW a row): redraw what changed since the last frame, if anything.
 
         A new slice scrolls the whole roll (when some bar is in view); otherwise a model change redraws the
         newest roll row and the keyboard only. With nothing in view and nothing sounding the ticker pauses
