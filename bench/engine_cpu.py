@@ -78,6 +78,12 @@ def _cpu_s(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15 of stat)
 
 
+def _sleeps(pid: int) -> int:
+    """Voluntary context switches of the main thread: how often it went to sleep (~ event-loop wakes)."""
+    status = Path(f"/proc/{pid}/task/{pid}/status").read_text()
+    return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+
 def _thread_cpu_s(pid: int) -> dict[int, float]:
     return {int(t.name): _cpu_s(pid, int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()}
 
@@ -139,8 +145,10 @@ def bench_headless(seconds: float, rate: float, hold_ms: float) -> dict[str, Any
         sender.stdout.readline()
         time.sleep(2.0)  # the playout delay settles
         cpu0, threads0, wall0 = _cpu_s(listener.pid), _thread_cpu_s(listener.pid), time.monotonic()
+        sleeps0 = _sleeps(listener.pid)
         time.sleep(seconds)
         cpu1, threads1, wall1 = _cpu_s(listener.pid), _thread_cpu_s(listener.pid), time.monotonic()
+        sleeps1 = _sleeps(listener.pid)
         listener.send_signal(2)
         listener.wait(10)
         out = (tmp / "me.out").read_text()
@@ -159,6 +167,14 @@ def bench_headless(seconds: float, rate: float, hold_ms: float) -> dict[str, Any
         "main_thread_cpu_percent": round(
             100 * (threads1.get(listener.pid, 0) - threads0.get(listener.pid, 0)) / (wall1 - wall0), 1
         ),
+        "main_thread_ms_per_event": round(
+            1000
+            * (threads1.get(listener.pid, 0) - threads0.get(listener.pid, 0))
+            / (wall1 - wall0)
+            / (2 * rate),
+            3,
+        ),
+        "main_thread_wakes_per_s": round((sleeps1 - sleeps0) / (wall1 - wall0), 1),
         "other_threads_cpu_percent": round(
             100
             * sum(v - threads0.get(t, 0) for t, v in threads1.items() if t != listener.pid)
