@@ -44,3 +44,33 @@ def test_bad_option_is_one_clear_error() -> None:
     result = subprocess.run([COMMAND or "", "--latency", "instant"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "invalid choice: 'instant'" in result.stderr
+
+
+async def test_embedded_server_prefers_the_usual_port_and_falls_back_to_a_free_one(tmp_path, monkeypatch):
+    import socket
+
+    from tui.cli import DEFAULT_PORT, start_embedded_server
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        blocker.bind(("127.0.0.1", DEFAULT_PORT))
+        blocker.listen()
+    except OSError:
+        pass  # something else holds the port already: the fallback is exercised all the same
+    try:
+        server = await start_embedded_server()
+        try:
+            assert server.port != DEFAULT_PORT
+            assert server.url == f"ws://127.0.0.1:{server.port}/api/websocket"
+            assert (tmp_path / "pianorhythm-tui" / "embedded.db").exists()
+        finally:
+            await server.close()
+    finally:
+        blocker.close()
+    server = await start_embedded_server()
+    try:
+        assert server.port == DEFAULT_PORT
+    finally:
+        await server.close()

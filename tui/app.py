@@ -101,7 +101,12 @@ class PianoApp(App[int]):
                 self.notify(f"The local server did not start ({error}); use --connect.", severity="error")
                 return
             url = self.server.url
+            self.notify(
+                f"Hosting a local server. Others on this machine join with: pianorhythm-tui --connect {url}",
+                timeout=20,
+            )
         self.url = url
+        self.lobby.sub_title = f"hosting {url}" if self.server is not None else url
         self.engine = await self.engine_factory(self.options, url, self.backoff)
         self.engine.subscribe(self.on_engine_event)
         await self.engine.start()

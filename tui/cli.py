@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LATENCY_PRESETS = ("low", "balanced", "safe")
+DEFAULT_PORT = 8765
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     host = parser.add_argument_group("server (with --server)")
     host.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    host.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    host.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (default 8765)")
     host.add_argument("--db", metavar="PATH", help="SQLite database (default: in the user data dir)")
     host.add_argument("--admin-token", metavar="TOKEN", help="token that authorises admin commands")
     host.add_argument(
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def start_embedded_server() -> RunningServer:
-    """The embedded default: a relay on a free loopback port, inside the TUI's process.
+    """The embedded default: a relay on loopback (port 8765, else a free one), inside the TUI's process.
 
     Its database sits beside a hosted server's, in a file of its own, so a local room keeps its chat
     history and your identity between runs.
@@ -107,7 +108,10 @@ async def start_embedded_server() -> RunningServer:
     from server.main import ServerOptions, default_db_path, start_server
 
     db_path = default_db_path().with_name("embedded.db")
-    return await start_server(ServerOptions(host="127.0.0.1", port=0, db_path=db_path))
+    try:  # the usual port makes the address others type predictable; any free one will do
+        return await start_server(ServerOptions(host="127.0.0.1", port=DEFAULT_PORT, db_path=db_path))
+    except OSError:
+        return await start_server(ServerOptions(host="127.0.0.1", port=0, db_path=db_path))
 
 
 if __name__ == "__main__":

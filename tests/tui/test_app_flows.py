@@ -115,6 +115,9 @@ async def test_embedded_server_starts_and_stops_with_the_app(tmp_path, config_di
         await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
         assert app.engine.room.is_lobby and app.url.startswith("ws://127.0.0.1:")
         assert isinstance(app.screen, LobbyScreen)
+        # Whoever runs it can tell a second player where to connect.
+        assert app.screen.sub_title == f"hosting {app.url}"
+        assert any(app.url in notification.message for notification in app._notifications)
     assert started and app.server is None  # closed on exit
 
 
