@@ -35,7 +35,7 @@ test: system venv lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: system venv
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 proto: venv
 	PYTHON=$(BIN)/python scripts/proto_codegen.sh

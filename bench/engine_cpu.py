@@ -29,47 +29,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _note_sender import SCRIPT as SENDER_SCRIPT  # noqa: E402
+from _note_sender import free_port  # noqa: E402
+
 from pianorhythm.events import EventKind, MusicEvent  # noqa: E402
 from tui.net.dispatcher import Dispatcher, WakeMargin  # noqa: E402
 
 CLI = [sys.executable, "-m", "tui.cli"]
 TICK = os.sysconf("SC_CLK_TCK")
-
-SENDER = r"""
-import asyncio, sys, time
-from websockets.asyncio.client import connect
-from pianorhythm.wire import codec, pianorhythm_pb2 as pb
-
-async def main(url, room, rate, seconds, hold_us):
-    async with connect(url, compression=None) as ws:
-        await ws.send(codec.encode(pb.ClientMessage(hello=pb.Hello(name="sender"))))
-        await ws.send(codec.encode(pb.ClientMessage(join_room=pb.JoinRoom(name=room))))
-        async def drain():
-            async for _ in ws:
-                pass
-        task = asyncio.create_task(drain())
-        await asyncio.sleep(1.0)
-        print("ready", flush=True)
-        start = time.monotonic()
-        i = 0
-        while time.monotonic() - start < seconds:
-            key = 48 + i % 24
-            events = [pb.NoteEvent(offset_us=0, note=pb.Note(key=key, velocity=90)),
-                      pb.NoteEvent(offset_us=hold_us, note=pb.Note(key=key, velocity=0))]
-            batch = pb.NoteBatch(base_time_us=time.time_ns() // 1000, events=events)
-            await ws.send(codec.encode(pb.ClientMessage(note_batch=batch)))
-            i += 1
-            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-        task.cancel()
-
-asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])))
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_s(pid: int, tid: int | None = None) -> float:
@@ -100,7 +67,7 @@ def _wait_for(path: Path, pattern: str, timeout: float = 20.0) -> re.Match[str]:
 
 def bench_headless(seconds: float, rate: float, hold_ms: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="pr-cpu-"))
-    port = _free_port()
+    port = free_port()
     url = f"ws://127.0.0.1:{port}/api/websocket"
     env = {**os.environ, "PIANORHYTHM_CONFIG_DIR": str(tmp), "PYTHONPATH": str(REPO)}
     procs: list[subprocess.Popen[bytes]] = []
@@ -130,8 +97,7 @@ def bench_headless(seconds: float, rate: float, hold_ms: float) -> dict[str, Any
         sender = spawn(
             [
                 sys.executable,
-                "-c",
-                SENDER,
+                SENDER_SCRIPT,
                 url,
                 "bench",
                 str(rate),

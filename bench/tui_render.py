@@ -38,6 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _note_sender import SCRIPT as SENDER_SCRIPT  # noqa: E402
+from _note_sender import free_port  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.geometry import Region  # noqa: E402
 
@@ -131,43 +133,6 @@ async def bench_frames(frames: int, size: tuple[int, int]) -> dict[str, Any]:
     }
 
 
-SENDER = r"""
-import asyncio, sys, time
-from websockets.asyncio.client import connect
-from pianorhythm.wire import codec, pianorhythm_pb2 as pb
-
-async def main(url, room, rate, seconds):
-    async with connect(url, compression=None) as ws:
-        await ws.send(codec.encode(pb.ClientMessage(hello=pb.Hello(name="sender"))))
-        await ws.send(codec.encode(pb.ClientMessage(join_room=pb.JoinRoom(name=room))))
-        async def drain():
-            async for _ in ws:
-                pass
-        task = asyncio.create_task(drain())
-        await asyncio.sleep(1.0)
-        print("ready", flush=True)
-        start = time.monotonic()
-        i = 0
-        while time.monotonic() - start < seconds:
-            key = 48 + i % 24
-            events = [pb.NoteEvent(offset_us=0, note=pb.Note(key=key, velocity=90)),
-                      pb.NoteEvent(offset_us=15000, note=pb.Note(key=key, velocity=0))]
-            batch = pb.NoteBatch(base_time_us=time.time_ns() // 1000, events=events)
-            await ws.send(codec.encode(pb.ClientMessage(note_batch=batch)))
-            i += 1
-            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-        task.cancel()
-
-asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])))
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds used so far by each thread of `pid` (from /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -205,7 +170,7 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
 
 def bench_idle(seconds: float, rate: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="pr-bench-"))
-    port = _free_port()
+    port = free_port()
     url = f"ws://127.0.0.1:{port}/api/websocket"
     cli = [sys.executable, "-m", "tui.cli"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIANORHYTHM_CONFIG_DIR": str(tmp / "cfg")}
@@ -221,7 +186,7 @@ def bench_idle(seconds: float, rate: float) -> dict[str, Any]:
 
     def load(room: str) -> None:
         sender = spawn(
-            [sys.executable, "-c", SENDER, url, room, str(rate), str(seconds + 4)], stdout=subprocess.PIPE
+            [sys.executable, SENDER_SCRIPT, url, room, str(rate), str(seconds + 4)], stdout=subprocess.PIPE
         )
         assert sender.stdout is not None
         sender.stdout.readline()
