@@ -153,3 +153,15 @@ async def test_rooms_entered_in_quick_succession(relay_server, config_dir):
         await pilot.pause(0.3)
         assert isinstance(app.screen, RoomScreen) and app.screen.state.name == "b5"
     assert app.return_code in (None, 0)
+
+
+async def test_typing_in_the_lobby_starts_a_room_name(relay_server, config_dir):
+    """The lobby opens with the room list focused; typing a name there goes to the name input, so a new
+    player can type a room and press Enter without finding the input first."""
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        assert isinstance(app.focused, RoomList)
+        await pilot.press("j", "a", "m", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
+        assert app.engine.room.name == "jam"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -33,7 +34,10 @@ class LobbyScreen(Screen[None]):
             yield RoomList(id="rooms")
             with Horizontal(id="join-row"):
                 yield Input(
-                    placeholder="room name: Enter joins it (or creates it)", max_length=64, id="room-name"
+                    placeholder="room name: Enter joins it (or creates it)",
+                    max_length=64,
+                    id="room-name",
+                    select_on_focus=False,  # a character typed on the list carries over into it
                 )
                 yield Button("New room…", id="create")
         yield StatusBar(id="status")
@@ -64,6 +68,14 @@ class LobbyScreen(Screen[None]):
     def _join_with(self, name: str, password: str | None) -> None:
         if password is not None:
             self.post_message(JoinRoomRequest(name, password))
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing while the room list has focus starts a room name: it goes to the name input."""
+        name_input = self.query_one("#room-name", Input)
+        if self.focused is self.query_one(RoomList) and event.is_printable and event.character:
+            event.stop()
+            name_input.focus()
+            name_input.insert_text_at_cursor(event.character)
 
     def on_room_list_chosen(self, event: RoomList.Chosen) -> None:
         self._join(event.room.name)
