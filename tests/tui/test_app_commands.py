@@ -8,21 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import make_app, wait_for
 from tui import config as cfg
 from tui.screens.room import RoomScreen
 from tui.widgets.chat import ChatLog
 from tui.widgets.players import PlayersList
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path, monkeypatch):
-    directory = tmp_path / "config"
-    monkeypatch.setenv("PIANORHYTHM_CONFIG_DIR", str(directory))
-    return directory
 
 
 async def command(pilot: Any, text: str) -> None:

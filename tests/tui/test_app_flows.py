@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import make_app, wait_for
 from tui.screens.lobby import LobbyScreen
@@ -12,13 +10,6 @@ from tui.widgets.chat import ChatInput, ChatLog
 from tui.widgets.keyboard_roll import KeyboardRoll
 from tui.widgets.players import PlayersList
 from tui.widgets.room_list import RoomList
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path, monkeypatch):
-    directory = tmp_path / "config"
-    monkeypatch.setenv("PIANORHYTHM_CONFIG_DIR", str(directory))
-    return directory
 
 
 async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, config_dir):

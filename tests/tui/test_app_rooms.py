@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from textual.widgets import Checkbox, Input
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -15,13 +14,6 @@ from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
 from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen
 from tui.widgets.room_list import RoomList
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path, monkeypatch):
-    directory = tmp_path / "config"
-    monkeypatch.setenv("PIANORHYTHM_CONFIG_DIR", str(directory))
-    return directory
 
 
 def toasts(app: Any) -> list[str]:
@@ -90,7 +82,6 @@ async def test_create_room_with_settings(relay_server, relay_clients, config_dir
         room = app.screen
         assert room.state.name == "club" and room.state.am_owner
         settings = room.state.settings
-        assert settings is not None
         assert (settings.visible, settings.locked, settings.user_limit) == (False, True, 3)
         assert (settings.chat_enabled, settings.owner_only_play) == (False, True)
 

@@ -3,7 +3,6 @@ config file and applied at once (name and colour, instrument, latency preset, au
 
 from __future__ import annotations
 
-import pytest
 from textual.widgets import Input, Label, Select
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -14,13 +13,6 @@ from tui.screens.room import RoomScreen
 from tui.screens.settings import SettingsScreen
 from tui.widgets.players import PlayersList
 from tui.widgets.status import StatusBar
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path, monkeypatch):
-    directory = tmp_path / "config"
-    monkeypatch.setenv("PIANORHYTHM_CONFIG_DIR", str(directory))
-    return directory
 
 
 async def test_settings_are_saved_and_applied(relay_server, relay_clients, config_dir):

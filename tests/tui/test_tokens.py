@@ -35,7 +35,7 @@ def test_a_claim_is_exclusive_per_server_until_released(tmp_path):
 def test_the_lock_file_sits_next_to_tokens_json_and_names_the_server_by_hash(tmp_path):
     store = TokenStore(tmp_path)
     claim = store.claim(URL)
-    assert claim is not None
+    assert claim is not None and claim.held
     assert claim.path.parent == store.path.parent == tmp_path
     assert claim.path.name.startswith("tokens-") and claim.path.name.endswith(".lock")
     assert store.lock_path(URL) != store.lock_path(URL + "x")
