@@ -102,7 +102,7 @@ def measure(
 
 
 def main() -> None:
-    cases = [
+    cases: list[tuple[str, pb.ClientMessage | pb.ServerMessage]] = [
         ("note_batch_1", note_batch(1)),
         ("note_batch_10", note_batch(10)),
         ("room_state_50_users", room_state(50)),

@@ -51,7 +51,7 @@ def run(
 
 
 def simulate(song: str, seeds: int, headroom_us: int, warmup: int, margin_us: int) -> dict[str, Any]:
-    playout.WARMUP_HEADROOM_US = headroom_us
+    playout.WARMUP_HEADROOM_US = headroom_us  # type: ignore[misc]  # the sim sweeps this Final on purpose
     defaults = list(playout.target_delay_us.__defaults__ or ())
     defaults[-1] = warmup
     playout.target_delay_us.__defaults__ = tuple(defaults)

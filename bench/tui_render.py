@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from _note_sender import SCRIPT as SENDER_SCRIPT  # noqa: E402
 from _note_sender import free_port  # noqa: E402
+from textual._compositor import CompositorUpdate  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.geometry import Region  # noqa: E402
 
@@ -118,6 +119,8 @@ async def bench_frames(frames: int, size: tuple[int, int]) -> dict[str, Any]:
             else:  # the whole frame as Screen._compositor_refresh does it, up to the terminal write
                 compositor.update_widgets({roll})
                 update = compositor.render_update(screen_stack=app._background_screens)
+                # textual annotates this RenderableType; it is a CompositorUpdate (or None)
+                assert update is None or isinstance(update, CompositorUpdate)
                 text = update.render_segments(app.console) if update is not None else ""
                 screen_ms.append((time.perf_counter() - start) * 1000)
                 out_bytes += len(text.encode())

@@ -9,6 +9,8 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
+from pianorhythm.wire import pb
+
 _INT_RANGES = {
     FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
     FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
@@ -38,12 +40,14 @@ def _scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
     if field.type == FieldDescriptor.TYPE_BYTES:
         return st.binary(max_size=40)
     if field.type == FieldDescriptor.TYPE_ENUM:
+        assert field.enum_type is not None
         return st.sampled_from([v.number for v in field.enum_type.values])
     raise TypeError(f"no strategy for field type {field.type}")
 
 
 def _field_value(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
+        assert field.message_type is not None
         return message_of(field.message_type, depth + 1)
     return _scalar(field)
 
@@ -90,12 +94,14 @@ def _message(draw: st.DrawFn, descriptor: Descriptor, depth: int) -> Message:
     return message
 
 
-def message_of(descriptor: Descriptor, depth: int = 0) -> Any:
+def message_of(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
     """Any message of `descriptor`; oneofs never pick `batch`, so envelopes are never nested batches."""
     return _message(descriptor, depth)
 
 
-def envelope_with(kind: type[Message], member: str) -> st.SearchStrategy[Any]:
+def envelope_with(
+    kind: type[pb.ClientMessage] | type[pb.ServerMessage], member: str
+) -> st.SearchStrategy[Any]:
     """An envelope whose oneof holds `member`, with random contents."""
     descriptor = kind.DESCRIPTOR
     field = descriptor.fields_by_name[member]
@@ -104,6 +110,7 @@ def envelope_with(kind: type[Message], member: str) -> st.SearchStrategy[Any]:
     def build(draw: st.DrawFn) -> Message:
         envelope = kind()
         envelope.ref = draw(st.integers(0, 2**32 - 1))
+        assert field.message_type is not None
         _set(envelope, field, draw(message_of(field.message_type, 1)))
         return envelope
 

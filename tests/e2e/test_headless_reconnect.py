@@ -14,7 +14,9 @@ pytestmark = pytest.mark.slow
 
 def test_client_resumes_identity_and_room_after_a_server_restart(tmp_path):
     server, url = start_server(tmp_path)
-    port = int(re.search(r":(\d+)/", url).group(1))
+    found = re.search(r":(\d+)/", url)
+    assert found is not None, url
+    port = int(found.group(1))
     client = None
     try:
         client = headless(tmp_path, url, "carol", "--room", "stage", "--duration", "30")

@@ -198,7 +198,7 @@ def test_presence_updates_reach_the_room_and_bad_values_are_rejected() -> None:
         {"update_profile": pb.UpdateProfile(color="red")},
         {"update_profile": pb.UpdateProfile(name="")},
     ):
-        h.send(a, **bad)  # type: ignore[arg-type]
+        h.send(a, **bad)
         assert h.take(a, "error")[0].error.code == pb.ERROR_CODE_INVALID_ARGUMENT
     assert h.take(b, "user_updated") == []
 
@@ -215,7 +215,8 @@ def test_resume_restores_identity_and_recent_room() -> None:
     a2 = h.connect("ignored", token=token)
     assert h.user_id(a2) == h.users[token].id
     assert h.core.sessions[a2].name == "ann"
-    assert h.core.sessions[a2].room is not None and h.core.sessions[a2].room.name == "jazz"
+    room = h.core.sessions[a2].room
+    assert room is not None and room.name == "jazz"
 
 
 def test_resume_after_two_minutes_goes_to_the_lobby() -> None:

@@ -17,7 +17,7 @@ from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.core import Limits
 from server.main import RunningServer
-from tests.fixtures.server import ADMIN_TOKEN, TestClient, start_test_server
+from tests.fixtures.server import ADMIN_TOKEN, TestClient, answers, start_test_server
 
 
 def _batch(*events: tuple[int, int, int], base: int = 0) -> pb.NoteBatch:
@@ -79,7 +79,7 @@ async def test_chat_is_persisted_and_in_history_after_a_restart(tmp_path: Path) 
     ids = []
     for i in range(3):
         await a.act(ref=10 + i, chat_send=pb.ChatSend(content=f"line {i}"))
-        ids.append((await a.recv("chat_message", where=lambda m, i=i: m.ref == 10 + i)).chat_message.id)
+        ids.append((await a.recv("chat_message", where=answers(10 + i))).chat_message.id)
     await a.close()
     await server.close()
 
@@ -229,7 +229,7 @@ async def test_oversized_frame_closes_with_1009(relay_clients) -> None:
 
 async def test_garbage_frames_are_answered_and_survived(relay_clients) -> None:
     a, b = await _in_room(relay_clients, "g", "a", "b")
-    garbage = [b"", b"\x80junk", b"\x01not-lz4", b"\x00\xff\xff\xff", "text"]
+    garbage: list[bytes | str] = [b"", b"\x80junk", b"\x01not-lz4", b"\x00\xff\xff\xff", "text"]
     for frame in garbage:
         await a.ws.send(frame)
     codes = [(await a.recv("error")).error for _ in garbage]

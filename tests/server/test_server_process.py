@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tests.fixtures.server import TestClient
+from tests.fixtures.server import TestClient, answers
 
 CLI = Path(sys.executable).with_name("pianorhythm-tui")
 
@@ -39,7 +39,7 @@ async def _chatter(client: TestClient, acked: list[int]) -> None:
         while True:
             ref += 1
             await client.act(ref=ref, chat_send=pb.ChatSend(content=f"line {ref}"))
-            message = await client.recv("chat_message", timeout=5, where=lambda m, r=ref: m.ref == r)
+            message = await client.recv("chat_message", timeout=5, where=answers(ref))
             acked.append(message.chat_message.id)
             await asyncio.sleep(0.25)
     except Exception:

@@ -6,10 +6,15 @@ import argparse
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from textual.screen import Screen
+from textual.widget import Widget
 
 from tui.app import PianoApp, options_from_args
 from tui.cli import build_parser
+
+S = TypeVar("S", bound=Screen[Any])
 
 
 def make_args(*argv: str) -> argparse.Namespace:
@@ -30,3 +35,16 @@ async def wait_for(pilot: Any, condition: Callable[[], object], timeout: float =
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await pilot.pause(0.02)
+
+
+def current_screen(app: PianoApp, kind: type[S]) -> S:
+    """`app.screen`, checked to be a `kind`. Read through a call, so mypy keeps no narrowing of `app.screen`
+    from before an await that switched screens."""
+    screen = app.screen
+    assert isinstance(screen, kind), screen
+    return screen
+
+
+def focused(screen: Screen[Any]) -> Widget | None:
+    """`screen.focused`, read through a call for the same reason as `current_screen`."""
+    return screen.focused

@@ -116,7 +116,7 @@ async def test_owner_commands_mute_kick_ban_unban_room_and_crown(relay_server, r
             pilot, lambda: room.state.settings is not None and not room.state.settings.chat_enabled
         )
         await command(pilot, "/room chat=on")
-        await wait_for(pilot, lambda: room.state.settings.chat_enabled)
+        await wait_for(pilot, lambda: room.state.settings is not None and room.state.settings.chat_enabled)
 
         # Kick: Bob is back in the lobby and may come again.
         await command(pilot, "/kick bob")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tests.tui.app_helpers import make_app, wait_for
+from tests.tui.app_helpers import focused, make_app, wait_for
 from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen
 from tui.widgets.chat import ChatInput, ChatLog
@@ -33,7 +33,7 @@ async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, con
         room = app.screen
         assert isinstance(room, RoomScreen)
         await wait_for(pilot, lambda: {p.name for p in room.query_one(PlayersList).players} == {"ann", "bob"})
-        assert room.focused is room.query_one(KeyboardRoll)  # the room opens with the keys focused
+        assert focused(room) is room.query_one(KeyboardRoll)  # the room opens with the keys focused
         await bob.recv("user_joined")
 
         # bob types, then says something: typing shows, then clears when the message arrives.
@@ -51,7 +51,7 @@ async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, con
         # ann: Enter to chat; letters typed there play nothing; Enter sends and gives the keys back.
         bob.take("notes")
         await pilot.press("enter")
-        assert room.focused is room.query_one(ChatInput)
+        assert focused(room) is room.query_one(ChatInput)
         await pilot.press(*"zxcv")
         ann_id = app.engine.me.id
         typing = await bob.recv("typing", where=lambda msg: msg.typing.user_id == ann_id)
@@ -62,7 +62,7 @@ async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, con
         stop = await bob.recv("typing", where=lambda msg: msg.typing.user_id == ann_id)
         assert not stop.typing.typing
         assert bob.take("notes") == []
-        assert room.focused is room.query_one(KeyboardRoll)
+        assert focused(room) is room.query_one(KeyboardRoll)
 
         # Keys focused: z plays middle C's octave below, bob hears it.
         await pilot.press("z")

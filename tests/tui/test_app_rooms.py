@@ -8,7 +8,7 @@ from typing import Any
 from textual.widgets import Checkbox, Input
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tests.tui.app_helpers import make_app, wait_for
+from tests.tui.app_helpers import current_screen, make_app, wait_for
 from tui.net import model as m
 from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
 from tui.screens.lobby import LobbyScreen
@@ -53,7 +53,7 @@ async def test_locked_room_asks_for_the_password(relay_server, relay_clients, co
         await choose_room(pilot, "vault")
         await pilot.press(*"s3cret", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
-        assert app.screen.state.name == "vault"
+        assert current_screen(app, RoomScreen).state.name == "vault"
 
         # Escape in the prompt joins nothing.
         await pilot.press("ctrl+l")
@@ -79,9 +79,10 @@ async def test_create_room_with_settings(relay_server, relay_clients, config_dir
         dialog.query_one("#ownerplay", Checkbox).value = True
         await pilot.click("#ok")
         await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
-        room = app.screen
+        room = current_screen(app, RoomScreen)
         assert room.state.name == "club" and room.state.am_owner
         settings = room.state.settings
+        assert settings is not None
         assert (settings.visible, settings.locked, settings.user_limit) == (False, True, 3)
         assert (settings.chat_enabled, settings.owner_only_play) == (False, True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.widgets import Input, Label, Select
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tests.tui.app_helpers import make_app, wait_for
+from tests.tui.app_helpers import current_screen, make_app, wait_for
 from tui import config as cfg
 from tui.net import model as m
 from tui.screens.room import RoomScreen
@@ -19,7 +19,7 @@ async def test_settings_are_saved_and_applied(relay_server, relay_clients, confi
     app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann", "--room", "prefs")
     async with app.run_test(size=(100, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
-        room = app.screen
+        room = current_screen(app, RoomScreen)
         bob = await relay_clients("bob")
         await bob.act(join_room=pb.JoinRoom(name="prefs"))
         await bob.recv("room_state")
@@ -30,7 +30,7 @@ async def test_settings_are_saved_and_applied(relay_server, relay_clients, confi
         assert isinstance(app.screen, SettingsScreen)
         app.screen.query_one("#name", Input).value = "nobody"
         await pilot.press("escape")
-        assert app.screen is room
+        assert current_screen(app, RoomScreen) is room
         assert not (config_dir / "config.toml").exists()
 
         # An invalid colour is refused with a sentence; the screen stays.
@@ -49,7 +49,7 @@ async def test_settings_are_saved_and_applied(relay_server, relay_clients, confi
         screen.query_one("#instrument", Select).value = 40
         screen.query_one("#latency", Select).value = "safe"
         await pilot.press("ctrl+s")
-        assert app.screen is room
+        assert current_screen(app, RoomScreen) is room
 
         saved = cfg.load(config_dir / "config.toml")
         assert (saved.name, saved.color, saved.instrument, saved.latency) == ("zed", "#00aa00", 40, "safe")

@@ -153,6 +153,7 @@ async def test_a_failing_synth_on_a_local_note_does_not_raise_into_the_caller(re
 
 @pytest.mark.skipif(SOUNDFONT is None, reason="no General MIDI SoundFont installed")
 async def test_replace_synth_with_real_fluidsynth_sounds_on_the_new_one_only(relay_server):
+    assert SOUNDFONT is not None
     first = FluidSynthSynth(SOUNDFONT)  # offline: render() pulls the audio
     a, b, _ = await pair(relay_server.url, "fluid", first)
     second = FluidSynthSynth(SOUNDFONT)

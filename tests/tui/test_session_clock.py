@@ -17,7 +17,7 @@ def true_offset_us(relay_server) -> float:
     # Server time is the wall clock read at start, advanced by the monotonic clock; ours is perf_counter
     # (the same monotonic clock on Linux), so the true offset is a constant: read it back to back.
     before = time.perf_counter_ns()
-    server_us = relay_server.shell.clock.now_us()
+    server_us: int = relay_server.shell.clock.now_us()
     after = time.perf_counter_ns()
     return server_us - (before + after) / 2000
 

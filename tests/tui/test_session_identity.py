@@ -103,7 +103,8 @@ async def test_a_replaced_session_stops_and_a_user_retry_takes_the_identity_back
         code, _reason = await other.closed()
         assert code == 4001
         await asyncio.sleep(0.3)
-        assert a.state is ConnectionState.CONNECTED
+        state: ConnectionState = a.state  # read afresh: retry() moved it on from REPLACED
+        assert state is ConnectionState.CONNECTED
     finally:
         if other is not None:
             await other.close()

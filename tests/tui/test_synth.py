@@ -239,6 +239,7 @@ def test_fluidsynth_plays_through_the_jack_driver(jackd):
     synth = open_synth(driver="jack")
     try:
         assert not synth.silent, getattr(synth, "reason", "")
+        assert SOUNDFONT is not None
         assert synth.description == f"fluidsynth/jack · {SOUNDFONT.name}"
         ports = jackd.ports()
         assert any(port.startswith("pianorhythm-tui") for port in ports), ports

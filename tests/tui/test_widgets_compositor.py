@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual._compositor import Compositor
 from textual.geometry import Region
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Footer
 
@@ -19,7 +22,9 @@ def _count_renders(widgets: list[Widget]) -> dict[str, int]:
     for widget in widgets:
         original, name = widget.render_lines, type(widget).__name__
 
-        def counted(crop: Region, original=original, name=name) -> object:
+        def counted(
+            crop: Region, original: Callable[[Region], list[Strip]] = original, name: str = name
+        ) -> list[Strip]:
             counts[name] += 1
             return original(crop)
 
@@ -72,6 +77,7 @@ async def test_partial_updates_write_the_same_as_textuals_compositor():
                 compositor.__class__ = cls
                 compositor._dirty_regions = set(dirty)
                 update = compositor.render_partial_update()
+                assert update is not None, dirty
                 written.append(update.render_segments(app.console))
             compositor.__class__ = RegionCompositor
             assert written[0] == written[1], dirty

@@ -37,7 +37,7 @@ class RollApp(App[None]):
 
 def cell_styles(roll: KeyboardRoll, y: int) -> list[tuple[str, str | None, str | None]]:
     """(char, fg, bg) per cell of a rendered line."""
-    cells = []
+    cells: list[tuple[str, str | None, str | None]] = []
     for segment in roll.render_line(y):
         style = segment.style
         fg = style.color.get_truecolor().hex if style and style.color else None
