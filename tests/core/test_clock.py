@@ -23,8 +23,7 @@ def test_symmetric_delays_give_the_exact_offset_of_a_skewed_clock():
     est = ClockEstimator()
     theta = 1_700_000_000_000_000 - 12_345
     estimate = est.add(exchange(0, theta, 3_000, 3_000))
-    assert estimate is not None
-    assert estimate.offset_us == theta
+    assert estimate is not None and estimate.offset_us == theta
     assert estimate.rtt_us == 6_000
     assert est.to_server_us(10) == theta + 10
     assert est.to_client_us(theta + 10) == 10
@@ -80,8 +79,7 @@ def test_crossing_bounds_fall_back_to_lowest_rtt_samples():
     est = ClockEstimator(window=8)
     est.add(exchange(0, 0, 1_000, 1_000))
     estimate = est.add(exchange(1000, 10_000, 1_000, 1_000))
-    assert estimate is not None
-    assert estimate.uncertainty_us == 0.0
+    assert estimate is not None and estimate.uncertainty_us == 0.0
     assert 0 <= est.offset_us <= 10_000
 
 

@@ -82,8 +82,11 @@ async def test_create_room_with_settings(relay_server, relay_clients, config_dir
         room = current_screen(app, RoomScreen)
         assert room.state.name == "club" and room.state.am_owner
         settings = room.state.settings
-        assert settings is not None
-        assert (settings.visible, settings.locked, settings.user_limit) == (False, True, 3)
+        assert settings is not None and (settings.visible, settings.locked, settings.user_limit) == (
+            False,
+            True,
+            3,
+        )
         assert (settings.chat_enabled, settings.owner_only_play) == (False, True)
 
         # What others get: not listed, a password, no chat, no playing.

@@ -179,8 +179,7 @@ async def test_leaver_is_released_and_both_sides_are_recorded(relay_server, tmp_
             while len(b_synth.played) < 3:
                 await asyncio.sleep(0.01)
         channel = b.channels.channel_of(a.session.user_id)
-        assert channel is not None
-        assert {ch for ch, _ in b_synth.played} == {channel}
+        assert channel is not None and {ch for ch, _ in b_synth.played} == {channel}
         async with asyncio.timeout(5):
             while b_synth.programs.get(channel) != 19:
                 await asyncio.sleep(0.01)
