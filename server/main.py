@@ -17,10 +17,12 @@ import platformdirs
 from websockets.asyncio.server import Server, serve
 
 from pianorhythm import __version__
+from server.addresses import TrustedProxies
 from server.clock import ServerClock
 from server.core import CoreOptions, Limits, RelayCore
 from server.shell import WS_PATH, RelayShell
 from server.storage import Storage
+from server.tls import TLSConfigError, server_context
 
 log = logging.getLogger("server")
 
@@ -45,16 +47,21 @@ class ServerOptions:
     max_frame_bytes: int = 64 * 1024
     max_queue_bytes: int = 1024 * 1024  # a client whose outgoing queue passes this is disconnected as slow
     limits: Limits | None = None  # overrides the quota defaults (tests); the fields above win
+    certfile: Path | None = None  # with keyfile: serve wss:// (PEM certificate chain and private key)
+    keyfile: Path | None = None
+    trusted_proxies: TrustedProxies = ()  # peers whose X-Forwarded-For / X-Real-IP name the client
 
 
 class RunningServer:
-    def __init__(self, server: Server, shell: RelayShell, storage: Storage, host: str, port: int) -> None:
+    def __init__(
+        self, server: Server, shell: RelayShell, storage: Storage, host: str, port: int, tls: bool = False
+    ) -> None:
         self._server = server
         self.shell = shell
         self._storage = storage
         self.host = host
         self.port = port
-        self.url = f"ws://{_url_host(host)}:{port}{WS_PATH}"
+        self.url = f"{'wss' if tls else 'ws'}://{_url_host(host)}:{port}{WS_PATH}"
         self._closed = False
 
     async def close(self) -> None:
@@ -71,6 +78,10 @@ class RunningServer:
 
 
 async def start_server(options: ServerOptions) -> RunningServer:
+    """Open the database and listen. TLSConfigError if the certificate or key cannot be used."""
+    if (options.certfile is None) != (options.keyfile is None):
+        raise TLSConfigError("--certfile and --keyfile go together: give both to serve wss://, or neither.")
+    tls = server_context(options.certfile, options.keyfile) if options.certfile and options.keyfile else None
     clock = ServerClock()
     storage = Storage(options.db_path or default_db_path())
     startup = await storage.open()
@@ -97,7 +108,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
     )
     lobby = await storage.recent_chat("lobby", limits.chat_history)
     core.preload_chat("lobby", lobby)
-    shell = RelayShell(core, storage, clock, options.max_queue_bytes)
+    shell = RelayShell(core, storage, clock, options.max_queue_bytes, options.trusted_proxies)
     shell.start()
     server = await serve(
         shell.handler,
@@ -111,10 +122,17 @@ async def start_server(options: ServerOptions) -> RunningServer:
         close_timeout=options.close_timeout,
         write_limit=64 * 1024,
         server_header=f"pianorhythm-tui/{__version__}",
+        ssl=tls,
     )
     port = next(iter(server.sockets)).getsockname()[1]
-    running = RunningServer(server, shell, storage, options.host, port)
-    log.info("listening on %s (database %s)", running.url, storage.path)
+    running = RunningServer(server, shell, storage, options.host, port, tls=tls is not None)
+    proxies = ", ".join(map(str, options.trusted_proxies))
+    log.info(
+        "listening on %s (database %s)%s",
+        running.url,
+        storage.path,
+        f"; forwarded client addresses believed from {proxies}" if proxies else "",
+    )
     return running
 
 
@@ -140,12 +158,18 @@ def run_from_args(args: argparse.Namespace) -> int:
         max_connections_per_ip=args.max_connections_per_ip,
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
+        certfile=Path(args.certfile).expanduser() if args.certfile else None,
+        keyfile=Path(args.keyfile).expanduser() if args.keyfile else None,
+        trusted_proxies=args.trust_proxy or (),
     )
     if not log.isEnabledFor(logging.DEBUG):
         # The relay logs its own line per connect/disconnect; websockets' lines would say it twice.
         logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return asyncio.run(_serve_until_signal(options))
+    except TLSConfigError as exc:
+        log.error("%s", exc)
+        return 1
     except OSError as exc:
         log.error(
             "cannot listen on %s:%s: %s. Pick another --port or stop the other server.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Coroutine, Sequence
 from http import HTTPStatus
 
@@ -15,6 +16,7 @@ from websockets.http11 import Request, Response
 
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.addresses import Headers, TrustedProxies, client_address
 from server.clock import ServerClock
 from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send
 from server.core.crypto import hash_token
@@ -32,11 +34,20 @@ _ASYNC = (Persist, FetchHistory)
 
 class RelayShell:
     def __init__(
-        self, core: RelayCore, storage: Storage, clock: ServerClock, max_queue_bytes: int = MAX_QUEUE_BYTES
+        self,
+        core: RelayCore,
+        storage: Storage,
+        clock: ServerClock,
+        max_queue_bytes: int = MAX_QUEUE_BYTES,
+        trusted_proxies: TrustedProxies = (),
     ) -> None:
         self.core = core
         self.storage = storage
         self.clock = clock
+        self.trusted_proxies = trusted_proxies
+        # Each WebSocket connection's client address, derived once in process_request (where the per-address
+        # cap is checked) and taken by the handler, so the cap, the session and the logs agree on it.
+        self._addresses: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         self.mailer = Mailer(max_queue_bytes, self._on_slow)
         self.connections: dict[int, ServerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -73,14 +84,24 @@ class RelayShell:
             return response
         if path != WS_PATH:
             return conn.respond(HTTPStatus.NOT_FOUND, f"Not found: the WebSocket endpoint is {WS_PATH}\n")
-        if not self.core.ip_allowed(_ip(conn)):
+        ip = self._client_address(conn, request.headers)
+        if not self.core.ip_allowed(ip):
             return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, "Too many connections from your address.\n")
+        self._addresses[conn] = ip
         return None
+
+    def _client_address(self, conn: ServerConnection, headers: Headers) -> str:
+        remote = conn.remote_address
+        peer = str(remote[0]) if remote else "?"
+        found = client_address(peer, headers, self.trusted_proxies)
+        if found.problem:
+            log.warning("%s; using the proxy's address", found.problem)
+        return found.address
 
     # -- connections ---------------------------------------------------------------------------------
 
     async def handler(self, conn: ServerConnection) -> None:
-        ip = _ip(conn)
+        ip = self._addresses.pop(conn)
         now = self.clock.now_us()
         session = self.core.open_session(ip, now)
         sid = session.id
@@ -264,8 +285,3 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
-
-
-def _ip(conn: ServerConnection) -> str:
-    address = conn.remote_address
-    return str(address[0]) if address else "?"

@@ -26,6 +26,7 @@ from tui.app_setup import AppOptions, ObservedBackoff, make_engine, options_from
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import model as m
 from tui.net.backoff import Backoff
+from tui.net.tls import insecure_warning
 from tui.perf import settle_gc
 from tui.screens.dialogs import HelpScreen
 from tui.screens.lobby import LobbyScreen
@@ -106,6 +107,9 @@ class PianoApp(App[int]):
                 timeout=20,
             )
         self.url = url
+        warning = insecure_warning(url, self.options.insecure)
+        if warning:
+            self.notify(warning, severity="warning", timeout=15)
         self.lobby.sub_title = f"hosting {url}" if self.server is not None else url
         self.engine = await self.engine_factory(self.options, url, self.backoff)
         self.engine.subscribe(self.on_engine_event)

@@ -44,6 +44,7 @@ class AppOptions:
     midi_api: str | None = None
     config_file: Path | None = None
     record: str | None = None
+    insecure: bool = False  # --insecure: accept a wss:// certificate that cannot be verified
 
 
 def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
@@ -60,6 +61,7 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
         midi_api=getattr(args, "midi_api", None),
         config_file=path,
         record=getattr(args, "record", None),
+        insecure=bool(getattr(args, "insecure", False)),
     )
 
 
@@ -106,6 +108,7 @@ async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
         else LatencyPreset.BALANCED,
         token_dir=str(cfg.config_dir()),
         backoff=backoff,
+        insecure=options.insecure,
     )
     engine = Engine(config, synth=synth)
     if eff.instrument:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pianorhythm import __version__
 
 if TYPE_CHECKING:
+    from server.addresses import TrustedProxies
     from server.main import RunningServer
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -54,9 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument(
         "--ping-timeout", type=float, default=20.0, metavar="S", help="pong timeout (default 20 s)"
     )
+    host.add_argument(
+        "--certfile", metavar="PATH", help="PEM certificate chain: serve wss:// (needs --keyfile)"
+    )
+    host.add_argument("--keyfile", metavar="PATH", help="PEM private key of --certfile (unencrypted)")
+    host.add_argument(
+        "--trust-proxy",
+        type=_trusted_proxies,
+        metavar="ADDR[,ADDR...]",
+        help="reverse proxies (IPs or CIDR networks) whose X-Forwarded-For / X-Real-IP name the client's "
+        "address for per-address limits, bans and logs; from any other peer those headers are ignored",
+    )
 
     client = parser.add_argument_group("client")
-    client.add_argument("--connect", metavar="URL", help="server to join, e.g. ws://host:8765/api/websocket")
+    client.add_argument(
+        "--connect", metavar="URL", help="server to join, e.g. ws://host:8765/api/websocket or wss://..."
+    )
+    client.add_argument(
+        "--insecure",
+        action="store_true",
+        help="wss://: accept a certificate that cannot be verified (self-signed); only for servers you trust",
+    )
     client.add_argument("--room", metavar="NAME", help="room to join (default: the lobby)")
     client.add_argument("--name", metavar="NAME", help="your display name")
     client.add_argument("--color", metavar="#RRGGBB", help="your colour")
@@ -75,13 +94,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _trusted_proxies(text: str) -> TrustedProxies:
+    from server.addresses import parse_trusted
+
+    try:
+        return parse_trusted(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flags that would do nothing in the chosen mode, and a certificate without its key."""
+    server_only = [flag for flag in ("certfile", "keyfile", "trust_proxy") if getattr(args, flag)]
+    if server_only and not args.server:
+        parser.error(f"--{server_only[0].replace('_', '-')} is for hosting: use it with --server.")
+    if bool(args.certfile) != bool(args.keyfile):
+        parser.error("--certfile and --keyfile go together: give both to serve wss://, or neither.")
+    if args.insecure and (args.server or args.list_midi):
+        parser.error("--insecure is for a client connecting to a wss:// server; a server has no use for it.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_modes(parser, args)
     logging.basicConfig(
         level=(args.log_level or ("info" if args.server or args.headless else "warning")).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # websockets logs every frame at DEBUG with its payload decoded as text ("> BINARY ...hello...").
+    # Hellos carry resume and admin tokens and Welcomes hand out new ones, so its loggers stop at INFO
+    # whatever --log-level asks: no log level may print any part of a token.
+    websockets_log = logging.getLogger("websockets")
+    websockets_log.setLevel(max(logging.INFO, websockets_log.getEffectiveLevel()))
     if args.server:
         from server.main import run_from_args
 

@@ -72,6 +72,7 @@ class EngineConfig:
     save_token: bool = True
     ping_interval_s: float = 5.0
     backoff: Backoff = field(default_factory=Backoff)
+    insecure: bool = False  # wss://: accept a certificate that cannot be verified (--insecure)
     # Move everything alive at start() out of the cyclic GC's reach (gc.freeze): a full collection
     # otherwise scans every module, class and widget, holding the GIL 15-30 ms, and the dispatch thread
     # cannot play a note meanwhile. Process-wide, like the switch interval the dispatcher lowers.
@@ -117,6 +118,7 @@ class Engine(Requests):
                 tokens=tokens,
                 ping_interval_s=config.ping_interval_s,
                 backoff=config.backoff,
+                insecure=config.insecure,
             ),
             on_message=self._on_message,
             on_state=self._on_state,

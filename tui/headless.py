@@ -28,6 +28,7 @@ from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
 from tui.engine import Engine, EngineConfig, play_file_events
 from tui.net import model as m
 from tui.net.session import ConnectionState
+from tui.net.tls import insecure_warning
 
 if TYPE_CHECKING:
     from tui.midi.recorder import MidiRecorder
@@ -156,7 +157,11 @@ async def _run(args: argparse.Namespace) -> int:
         room=args.room,
         preset=LatencyPreset(args.latency) if args.latency else DEFAULT_PRESET,
         token_dir=os.environ.get("PIANORHYTHM_CONFIG_DIR"),
+        insecure=args.insecure,
     )
+    warning = insecure_warning(args.connect, args.insecure)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     engine = Engine(config, synth=synth, recorder=recorder)
     printer = _Printer(engine)
     engine.subscribe(printer)
@@ -191,6 +196,9 @@ async def _run(args: argparse.Namespace) -> int:
         if not in_room.is_set():
             if interrupted.is_set():
                 status = 130
+            elif engine.session.refused:
+                print(f"error: {engine.session.detail}", file=sys.stderr)
+                status = 1
             else:
                 print(
                     f"error: could not join {args.room or 'the lobby'} on {args.connect} "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from pianorhythm.notes import pack_batches
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tui.net.backoff import Backoff
+from tui.net.tls import certificate_failure, client_context
 from tui.net.tokens import TokenClaim, TokenStore
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ class SessionConfig:
     open_timeout_s: float = 10.0
     hello_timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
+    insecure: bool = False  # wss://: accept a certificate that cannot be verified (--insecure)
 
 
 class _DirectConnection(ClientConnection):
@@ -140,6 +143,7 @@ class ClientSession:
         self.room: pb.RoomState | None = None
         self.last_chat_id = 0
         self.detail = ""
+        self.refused = False  # gave up at once, as retrying cannot help (Hello refused, certificate bad)
         self.retry_in_s: float | None = None  # while waiting to reconnect: the delay chosen for this wait
         self.retry_at_ns: int | None = None  # ... and when the next attempt starts (our now_ns clock)
         self._on_message = on_message
@@ -297,6 +301,7 @@ class ClientSession:
                 ConnectionState.RECONNECTING if ever_connected else ConnectionState.CONNECTING, self.detail
             )
             self._welcomed_here = False
+            self.refused = False
             try:
                 welcomed = await self._connect_once()
                 detail = "connection closed"
@@ -315,7 +320,10 @@ class ClientSession:
                 backoff.reset()
                 continue
             except HelloRejected as exc:
-                welcomed, detail = False, str(exc)
+                welcomed, detail, self.refused = False, str(exc), True
+                backoff.failures = backoff.max_attempts
+            except ssl.SSLCertVerificationError as exc:  # an OSError that the next attempt would repeat
+                welcomed, detail, self.refused = False, certificate_failure(exc), True
                 backoff.failures = backoff.max_attempts
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
                 welcomed, detail = self._welcomed_here, _describe(exc)
@@ -347,6 +355,7 @@ class ClientSession:
             compression=None,
             max_size=MAX_FRAME,
             proxy=None,
+            ssl=client_context(cfg.url, cfg.insecure),
             open_timeout=cfg.open_timeout_s,
             user_agent_header=cfg.client_version,
             create_connection=_DirectConnection,
