@@ -335,7 +335,8 @@ class ClientSession:
             else:
                 backoff.failed()
             delay = backoff.next_delay()
-            log.info("connection to %s lost or failed (%s); retry in %s s", self.config.url, detail, delay)
+            retry = "giving up" if delay is None else f"retry in {delay:.1f} s"
+            log.info("connection to %s lost or failed (%s); %s", self.config.url, detail, retry)
             if delay is None:
                 self._set_state(ConnectionState.GAVE_UP, detail)
                 self._retry.clear()
