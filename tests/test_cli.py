@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pianorhythm import __version__
 
 COMMAND = shutil.which("pianorhythm-tui", path=str(Path(sys.executable).parent))
@@ -31,6 +33,10 @@ def test_help_lists_every_mode_and_option() -> None:
         "--play",
         "--latency",
         "--list-midi",
+        "--certfile",
+        "--keyfile",
+        "--trust-proxy",
+        "--insecure",
     ):
         assert option in out
 
@@ -44,6 +50,26 @@ def test_bad_option_is_one_clear_error() -> None:
     result = subprocess.run([COMMAND or "", "--latency", "instant"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "invalid choice: 'instant'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server", "--certfile", "c.pem"], "--certfile and --keyfile go together"),
+        (["--headless", "--certfile", "c.pem", "--keyfile", "k.pem"], "--certfile is for hosting"),
+        (["--trust-proxy", "10.0.0.1"], "--trust-proxy is for hosting"),
+        (
+            ["--server", "--trust-proxy", "proxy.example"],
+            "argument --trust-proxy: 'proxy.example' is not an IP",
+        ),
+        (["--server", "--trust-proxy", "10.0.0.1/8"], "did you mean 10.0.0.0/8?"),
+        (["--server", "--insecure"], "--insecure is for a client"),
+    ],
+)
+def test_tls_flags_out_of_place_are_refused_with_a_sentence(args: list[str], message: str) -> None:
+    result = subprocess.run([COMMAND or "", *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr.splitlines()[-1]
 
 
 async def test_embedded_server_prefers_the_usual_port_and_falls_back_to_a_free_one(tmp_path, monkeypatch):

@@ -76,6 +76,8 @@ def start_server(workdir: Path, port: int = 0, name: str = "server") -> tuple[Pr
     return proc, match.group(1)
 
 
-def headless(workdir: Path, url: str, name: str, *extra: str) -> Proc:
+def headless(workdir: Path, url: str, name: str, *extra: str, env: dict[str, str] | None = None) -> Proc:
     args = ["--headless", "--connect", url, "--name", name, "--no-audio", *extra]
-    return Proc(args, workdir, name, env={"PIANORHYTHM_CONFIG_DIR": str(workdir / f"cfg-{name}")})
+    return Proc(
+        args, workdir, name, env={"PIANORHYTHM_CONFIG_DIR": str(workdir / f"cfg-{name}"), **(env or {})}
+    )
