@@ -114,19 +114,21 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error("--insecure is for a client connecting to a wss:// server; a server has no use for it.")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _check_modes(parser, args)
-    logging.basicConfig(
-        level=(args.log_level or ("info" if args.server or args.headless else "warning")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(level: str) -> None:
+    """Log to stderr at `level` (one of LOG_LEVELS), for every mode: client and server alike."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # websockets logs every frame at DEBUG with its payload decoded as text ("> BINARY ...hello...").
     # Hellos carry resume and admin tokens and Welcomes hand out new ones, so its loggers stop at INFO
     # whatever --log-level asks: no log level may print any part of a token.
     websockets_log = logging.getLogger("websockets")
     websockets_log.setLevel(max(logging.INFO, websockets_log.getEffectiveLevel()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_modes(parser, args)
+    configure_logging(args.log_level or ("info" if args.server or args.headless else "warning"))
     if args.server:
         from server.main import run_from_args
 
