@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -22,11 +23,11 @@ CAP = 4
 LIMIT = ("--max-connections-per-ip", str(CAP))
 
 
-def forwarded(address: str) -> dict[str, object]:
+def forwarded(address: str) -> dict[str, Any]:
     return {"additional_headers": {"X-Forwarded-For": f"6.6.6.6, {address}"}}
 
 
-async def _refused(url: str, source: str, **kwargs: object) -> int:
+async def _refused(url: str, source: str, **kwargs: Any) -> int:
     with pytest.raises(InvalidStatus) as caught:
         await connect_from(url, source, **kwargs)
     return caught.value.response.status_code
