@@ -200,11 +200,13 @@ class PianoApp(App[int]):
 
     def on_engine_event(self, event: m.EngineEvent) -> None:
         match event:
-            case m.ConnectionChanged(state=state, detail=detail):
+            case m.ConnectionChanged(state=state, detail=detail, refused=refused):
                 previous, self.connection = self.connection, state.value
                 self._tick_status()
                 if state.value == "reconnecting" and previous == "connected":
                     self.notify(f"Connection lost ({detail}); reconnecting…", severity="warning")
+                elif state.value == "gave_up" and refused:
+                    self.notify(f"{detail} Press R to retry.", severity="error", timeout=20)
                 elif state.value == "gave_up":
                     self.notify(f"Could not reach the server ({detail}). Press R to retry.", severity="error")
                 elif state.value == "replaced":

@@ -259,7 +259,7 @@ class Engine(Requests):
             self._release_everyone()  # our own disconnect: nothing may hang
             if self.room is not None and self._resuming_room is None:
                 self._resuming_room = self.room.name
-        self._emit(m.ConnectionChanged(state, detail, self.session.retry_in_s))
+        self._emit(m.ConnectionChanged(state, detail, self.session.retry_in_s, self.session.refused))
 
     def _on_message(self, message: pb.ServerMessage, received_ns: int) -> None:
         if self._played_timer is not None:  # a flush is armed: deliver what played since, on this wake

@@ -131,6 +131,7 @@ class ConnectionChanged:
     # RECONNECTING while waiting: seconds until the next attempt (from when the event was sent; count down
     # with Engine.next_retry_in_s). None while an attempt is under way and in every other state.
     retry_in_s: float | None = None
+    refused: bool = False  # GAVE_UP at once: retrying cannot help (Hello refused, certificate unverifiable)
 
 
 @dataclass(frozen=True, slots=True)

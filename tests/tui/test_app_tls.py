@@ -1,0 +1,44 @@
+"""The app with `--connect wss://...` on a relay serving a self-signed certificate: without --insecure it
+says why at once and stops; with it, a warning toast and into the lobby."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+
+from server.main import RunningServer
+from tests.fixtures.server import start_test_server
+from tests.fixtures.tls import SelfSigned
+from tests.tui.app_helpers import make_app, wait_for
+
+
+@pytest_asyncio.fixture
+async def tls_server(tls_cert: SelfSigned, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    server = await start_test_server(tmp_path / "server.db", certfile=tls_cert.cert, keyfile=tls_cert.key)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def test_an_unverifiable_certificate_is_one_message_at_once(
+    tls_server: RunningServer, config_dir: Path
+) -> None:
+    app = make_app(config_dir, "--connect", tls_server.url, "--name", "ann")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.connection == "gave_up")
+        messages = [n.message for n in app._notifications]
+        assert (
+            "The server's certificate could not be verified (self-signed certificate); "
+            "use --insecure only if you trust this server. Press R to retry."
+        ) in messages
+        assert app.engine.session.refused  # given up at once, not after the backoff's attempts
+
+
+async def test_insecure_warns_and_connects(tls_server: RunningServer, config_dir: Path) -> None:
+    app = make_app(config_dir, "--connect", tls_server.url, "--name", "ann", "--insecure")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        assert any("certificate is not checked" in n.message for n in app._notifications)
