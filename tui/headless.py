@@ -3,6 +3,9 @@
     pianorhythm-tui --headless --connect ws://host:8765/api/websocket --room jam --name bot \
         [--play in.mid [--exit-after-play]] [--record out.mid] [--midi-in PORT] [--duration S]
 
+A wss:// server's certificate is verified (system store or $SSL_CERT_FILE) unless --insecure is given;
+one that cannot be verified ends the run at once with one sentence on stderr (exit 1).
+
 Lines look like `12:00:01.234 chat alice: hi`; one `notes` line per second while notes flow. It exits on
 SIGINT/SIGTERM, after --duration, or when --play finishes with --exit-after-play, and then writes the
 recording. Exit status: 0 ok, 1 could not join (within 15 s or --duration), 2 bad arguments, 130
