@@ -524,6 +524,7 @@ class ChatMessage(_message.Message):
     USER_COLOR_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
     SERVER_TIME_US_FIELD_NUMBER: _builtins.int
+    SYSTEM_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """increases with time across the server; use it to page history"""
     user_id: _builtins.int
@@ -533,6 +534,10 @@ class ChatMessage(_message.Message):
     content: _builtins.str
     """1-500 characters, control characters stripped; plain text, never markup"""
     server_time_us: _builtins.int
+    system: _builtins.bool
+    """A notice from the server (an admin broadcast), not a line from a user: user_id is 0 and user_name is
+    empty. Clients show it as such, never under a name (no user may take a reserved name like "server").
+    """
     def __init__(
         self,
         *,
@@ -542,10 +547,11 @@ class ChatMessage(_message.Message):
         user_color: _builtins.str = ...,
         content: _builtins.str = ...,
         server_time_us: _builtins.int = ...,
+        system: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "id", b"id", "server_time_us", b"server_time_us", "user_color", b"user_color", "user_id", b"user_id", "user_name", b"user_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "id", b"id", "server_time_us", b"server_time_us", "system", b"system", "user_color", b"user_color", "user_id", b"user_id", "user_name", b"user_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -586,6 +592,7 @@ class ClientMessage(_message.Message):
     UPDATE_PROFILE_FIELD_NUMBER: _builtins.int
     SERVER_COMMAND_FIELD_NUMBER: _builtins.int
     CLAIM_CROWN_FIELD_NUMBER: _builtins.int
+    LIST_BANS_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     ref: _builtins.int
     """Optional request reference chosen by the client; the server echoes it in ServerMessage.ref of any
@@ -638,6 +645,8 @@ class ClientMessage(_message.Message):
     @_builtins.property
     def claim_crown(self) -> Global___ClaimCrown: ...
     @_builtins.property
+    def list_bans(self) -> Global___ListBans: ...
+    @_builtins.property
     def batch(self) -> Global___ClientBatch: ...
     def __init__(
         self,
@@ -666,13 +675,14 @@ class ClientMessage(_message.Message):
         update_profile: Global___UpdateProfile | None = ...,
         server_command: Global___ServerCommand | None = ...,
         claim_crown: Global___ClaimCrown | None = ...,
+        list_bans: Global___ListBans | None = ...,
         batch: Global___ClientBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "list_bans", b"list_bans", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "ref", b"ref", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "list_bans", b"list_bans", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "ref", b"ref", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["hello", "ping", "join_room", "leave_room", "room_list_subscribe", "room_list_unsubscribe", "update_room_settings", "give_ownership", "kick_user", "ban_user", "unban_user", "mute_user", "chat_send", "typing_start", "typing_stop", "chat_history_request", "note_batch", "update_status", "update_position", "update_instrument", "update_profile", "server_command", "claim_crown", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["hello", "ping", "join_room", "leave_room", "room_list_subscribe", "room_list_unsubscribe", "update_room_settings", "give_ownership", "kick_user", "ban_user", "unban_user", "mute_user", "chat_send", "typing_start", "typing_stop", "chat_history_request", "note_batch", "update_status", "update_position", "update_instrument", "update_profile", "server_command", "claim_crown", "list_bans", "batch"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
@@ -947,24 +957,46 @@ Global___BanUser: _TypeAlias = BanUser  # noqa: Y015
 
 @_typing.final
 class UnbanUser(_message.Message):
-    """Owner only: lift a ban."""
+    """Owner only: lift a ban, named by user id or by the name shown in BanList (case-insensitive; every ban
+    with that name is lifted). Answered with the room's BanList.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
+    name: _builtins.str
     def __init__(
         self,
         *,
         user_id: _builtins.int = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnbanUser: _TypeAlias = UnbanUser  # noqa: Y015
+
+@_typing.final
+class ListBans(_message.Message):
+    """Owner only: list the current room's bans (answered with BanList)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBans: _TypeAlias = ListBans  # noqa: Y015
 
 @_typing.final
 class MuteUser(_message.Message):
@@ -1264,6 +1296,7 @@ class ServerMessage(_message.Message):
     REMOVED_FIELD_NUMBER: _builtins.int
     ROOM_UPDATED_FIELD_NUMBER: _builtins.int
     COMMAND_RESULT_FIELD_NUMBER: _builtins.int
+    BAN_LIST_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     ref: _builtins.int
     """ClientMessage.ref of the request this answers; 0 for unsolicited events"""
@@ -1300,6 +1333,8 @@ class ServerMessage(_message.Message):
     @_builtins.property
     def command_result(self) -> Global___CommandResult: ...
     @_builtins.property
+    def ban_list(self) -> Global___BanList: ...
+    @_builtins.property
     def batch(self) -> Global___ServerBatch: ...
     def __init__(
         self,
@@ -1321,13 +1356,14 @@ class ServerMessage(_message.Message):
         removed: Global___Removed | None = ...,
         room_updated: Global___RoomUpdated | None = ...,
         command_result: Global___CommandResult | None = ...,
+        ban_list: Global___BanList | None = ...,
         batch: Global___ServerBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "ref", b"ref", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "ref", b"ref", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["welcome", "pong", "room_state", "room_list", "room_list_delta", "user_joined", "user_left", "user_updated", "chat_message", "chat_history_page", "typing", "notes", "error", "removed", "room_updated", "command_result", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["welcome", "pong", "room_state", "room_list", "room_list_delta", "user_joined", "user_left", "user_updated", "chat_message", "chat_history_page", "typing", "notes", "error", "removed", "room_updated", "command_result", "ban_list", "batch"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -1750,18 +1786,22 @@ class Error(_message.Message):
 
     CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_MS_FIELD_NUMBER: _builtins.int
     code: Global___ErrorCode.ValueType
     message: _builtins.str
     """one sentence for people"""
+    retry_after_ms: _builtins.int
+    """for RATE_LIMITED: milliseconds until the action may succeed; 0 = unknown"""
     def __init__(
         self,
         *,
         code: Global___ErrorCode.ValueType = ...,
         message: _builtins.str = ...,
+        retry_after_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "retry_after_ms", b"retry_after_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1826,6 +1866,61 @@ class RoomUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomUpdated: _TypeAlias = RoomUpdated  # noqa: Y015
+
+@_typing.final
+class BanList(_message.Message):
+    """The current room's bans (answer to ListBans and UnbanUser), soonest to end first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bans(self) -> _containers.RepeatedCompositeFieldContainer[Global___BanEntry]: ...
+    def __init__(
+        self,
+        *,
+        bans: _abc.Iterable[Global___BanEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BanList: _TypeAlias = BanList  # noqa: Y015
+
+@_typing.final
+class BanEntry(_message.Message):
+    """One ban: it covers the user id and the address the user had (an IPv4 address or an IPv6 /64)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REMAINING_S_FIELD_NUMBER: _builtins.int
+    KICK_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    name: _builtins.str
+    """the name the user had when banned"""
+    remaining_s: _builtins.int
+    """seconds until the ban ends (rounded up)"""
+    kick: _builtins.bool
+    """a kick's short rejoin cool-down rather than a ban"""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        name: _builtins.str = ...,
+        remaining_s: _builtins.int = ...,
+        kick: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kick", b"kick", "name", b"name", "remaining_s", b"remaining_s", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BanEntry: _TypeAlias = BanEntry  # noqa: Y015
 
 @_typing.final
 class CommandResult(_message.Message):
