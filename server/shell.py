@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 from websockets.asyncio.server import ServerConnection
@@ -17,7 +18,8 @@ from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.clock import ServerClock
 from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send
-from server.core.crypto import hash_token
+from server.core.actions import HashPassword, VerifyPassword
+from server.core.crypto import check_password, hash_password, hash_token
 from server.core.models import chat_pb
 from server.core.records import UserRecord
 from server.outbox import Mailer
@@ -45,6 +47,9 @@ class RelayShell:
         self._ticker: asyncio.Task[None] | None = None
         self._deadline: int | None = None
         self.codec_config = codec.CodecConfig(max_payload=core.limits.max_frame_bytes)
+        # Password hashing is slow on purpose: one worker thread does it (hashlib releases the GIL), so a
+        # flood of guesses queues there (bounded by the core) instead of stalling the event loop.
+        self._passwords = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passwords")
 
     def start(self) -> None:
         self._perform_nowait(self.core.start(self.clock.now_us()))
@@ -55,6 +60,7 @@ class RelayShell:
             self._ticker.cancel()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._passwords.shutdown(wait=True)
 
     # -- HTTP ----------------------------------------------------------------------------------------
 
@@ -184,6 +190,8 @@ class RelayShell:
                     await self._perform(action.then)
             elif isinstance(action, FetchHistory):
                 await self._history(action)
+            elif isinstance(action, VerifyPassword | HashPassword):
+                self._spawn(self._password_job(action))
             else:  # a bare store
                 self._submit(Persist(action))
 
@@ -198,6 +206,21 @@ class RelayShell:
                 self._close(action.session_id, action.code, action.reason)
             elif isinstance(action, Persist):
                 self._submit(action)
+            elif isinstance(action, VerifyPassword | HashPassword):
+                self._spawn(self._password_job(action))
+
+    async def _password_job(self, job: VerifyPassword | HashPassword) -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(job, VerifyPassword):
+            ok = await loop.run_in_executor(self._passwords, check_password, job.password, job.stored)
+            self._perform_nowait(self.core.password_checked(job, ok, self.clock.now_us()))
+            return
+        hashed: str | None = None
+        try:
+            hashed = await loop.run_in_executor(self._passwords, hash_password, job.password, job.salt)
+        except (ValueError, MemoryError):
+            log.exception("hashing the new password of room %r failed; the room stays locked", job.room)
+        self._perform_nowait(self.core.password_hashed(job, hashed, self.clock.now_us()))
 
     def _submit(self, action: Persist) -> None:
         self._spawn(self._store(action))

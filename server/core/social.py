@@ -13,8 +13,7 @@ from server.core.models import Room, Session, chat_pb
 from server.core.records import ChatRecord, UserRecord
 from server.core.rooms import RoomOps
 
-SYSTEM_NAME = "server"
-SYSTEM_COLOR = "#ffffff"
+SYSTEM_USER_ID = 0  # chat from the server itself: ChatMessage.system, shown as a notice, under no name
 
 
 class SocialOps(RoomOps):
@@ -40,7 +39,7 @@ class SocialOps(RoomOps):
         if not session.chat.take(1, now, rate, self.limits.chat_messages):
             self._limited(session, ref, now)
             return
-        record = self._new_chat(room, session.user_id, session.name, session.color, content, now)
+        record = self._new_chat(room, session.user_id, session.display_name, session.color, content, now)
         message = chat_pb(record)
         then: list[Action] = []
         if session.typing_until_us:
@@ -135,6 +134,8 @@ class SocialOps(RoomOps):
             self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
             return
         session.name, session.color = name, color
+        if session.room is not None:
+            session.suffix = self._suffix_for(session.room, session, name)
         self._out.append(Persist(SaveUser(self._user_record(session, now))))
         self._user_updated(session, now)
         self.dirty_rooms.update(r.name for r in self.rooms.values() if r.owner_id == session.user_id)
@@ -176,7 +177,7 @@ class SocialOps(RoomOps):
             return f"nothing sent: {exc}"
         records, then = [], []
         for room in self.rooms.values():
-            record = self._new_chat(room, 0, SYSTEM_NAME, SYSTEM_COLOR, content, now)
+            record = self._new_chat(room, SYSTEM_USER_ID, "", "", content, now)
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
             then.append(Send(self._everyone(room), line))

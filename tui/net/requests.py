@@ -68,8 +68,14 @@ class Requests:
     def ban(self, user_id: int, duration_s: int = 0) -> bool:
         return self._send(ban_user=pb.BanUser(user_id=user_id, duration_s=duration_s))
 
-    def unban(self, user_id: int) -> bool:
-        return self._send(unban_user=pb.UnbanUser(user_id=user_id))
+    def unban(self, name: str) -> bool:
+        """Lift a ban by the name /bans shows (the banned user is usually not in the room), or "#<id>"."""
+        if name.startswith("#") and name[1:].isdigit():
+            return self._send(unban_user=pb.UnbanUser(user_id=int(name[1:])))
+        return self._send(unban_user=pb.UnbanUser(name=name))
+
+    def list_bans(self) -> bool:
+        return self._send(list_bans=pb.ListBans())
 
     def mute(self, user_id: int, duration_s: int = 0, unmute: bool = False) -> bool:
         return self._send(mute_user=pb.MuteUser(user_id=user_id, duration_s=duration_s, unmute=unmute))

@@ -46,6 +46,10 @@ class EngineLike(room_commands.EngineActions, Protocol):
 
 
 def _chat_line(line: m.ChatLine) -> ChatLine:
+    if line.system:
+        return ChatLine(
+            time_us=line.server_time_us, text=f"server notice: {line.content}", system=True, id=line.id
+        )
     return ChatLine(
         time_us=line.server_time_us,
         text=line.content,
