@@ -142,7 +142,9 @@ async def test_owner_commands_mute_kick_ban_unban_room_and_crown(relay_server, r
         await bob.act(join_room=pb.JoinRoom(name="cmds"))
         assert (await bob.recv("error")).error.code == pb.ERROR_CODE_BANNED
         await command(pilot, "/unban carol")
-        await wait_for(pilot, lambda: any("No ban here matches 'carol'" in line for line in system_lines(room)))
+        await wait_for(
+            pilot, lambda: any("No ban here matches 'carol'" in line for line in system_lines(room))
+        )
         await command(pilot, f"/unban #{bob_id}")
         await wait_for(pilot, lambda: system_lines(room)[-1] == "No bans in this room.")
         await bob.act(join_room=pb.JoinRoom(name="cmds"))
