@@ -13,6 +13,7 @@ from server.core import paging
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, enter_room_with_bob, system_lines
 from tui.net.pages import Pages
+from tui.widgets.chat import ChatInput
 
 CLEF = "\U0001d11e"
 
@@ -91,7 +92,7 @@ async def test_the_room_screen_refuses_an_oversized_line_and_gives_it_back(
         room, bob = await enter_room_with_bob(app, pilot, relay_clients)
         await command(pilot, CLEF * 376)
         await wait_for(pilot, lambda: any("1504 bytes" in line for line in system_lines(room)))
-        assert room.query_one("#chat-input").value == CLEF * 376  # kept, to shorten
+        assert room.query_one(ChatInput).value == CLEF * 376  # kept, to shorten
         await command(pilot, CLEF * 375)
         said = await bob.recv("chat_message")
         assert said.chat_message.content == CLEF * 375  # the first line never went out
