@@ -3,16 +3,25 @@ relay core's own pager, and a chat line the server would refuse is refused befor
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
 
 from pianorhythm.commands import chat_refusal
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import paging
+from server.core import Limits, paging
+from server.main import ServerOptions, start_server
+from tests.fixtures.proxy import JitterProxy
+from tests.fixtures.server import TestClient, answers
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, enter_room_with_bob, system_lines
+from tests.tui.test_session_reconnect import Events, entered
+from tui.engine import Engine, EngineConfig
+from tui.net import model as m
+from tui.net.backoff import Backoff
 from tui.net.pages import Pages
+from tui.net.session import ConnectionState
 from tui.widgets.chat import ChatInput
 
 CLEF = "\U0001d11e"
@@ -96,3 +105,50 @@ async def test_the_room_screen_refuses_an_oversized_line_and_gives_it_back(
         await command(pilot, CLEF * 375)
         said = await bob.recv("chat_message")
         assert said.chat_message.content == CLEF * 375  # the first line never went out
+
+
+async def test_a_resume_into_a_room_of_maximal_chat_catches_up_through_cut_pages(tmp_path: Any) -> None:
+    """45 lines of 1,500 bytes missed while away: a paged RoomState, then a catch-up cut into 2 pages."""
+    server = await start_server(
+        ServerOptions(
+            port=0, db_path=tmp_path / "server.db", limits=Limits(chat_messages=100, other_burst=100)
+        )
+    )
+    proxy = JitterProxy("127.0.0.1", server.port, delay_s=0, jitter_s=0)
+    port = await proxy.start()
+    backoff = Backoff(base_s=0.05, max_s=0.2, rng=random.Random(0))
+    a = Engine(EngineConfig(proxy.url(), "away", room="den", token_dir=str(tmp_path), backoff=backoff))
+    a_events = Events(a)
+    b = await TestClient.connect(server.url)
+    await a.start()
+    try:
+        await b.hello("stay")
+        await b.act(join_room=pb.JoinRoom(name="den"))
+        await a_events.wait_for(entered("den"))
+        await b.act(chat_send=pb.ChatSend(content="before"))
+        await a_events.wait_for(lambda e: isinstance(e, m.ChatReceived) and e.line.content == "before")
+        await proxy.close()
+        await a_events.wait_for(
+            lambda e: isinstance(e, m.ConnectionChanged) and e.state is ConnectionState.RECONNECTING
+        )
+        missed = ["".join(chr(0x1F300 + (i + k) % 512) for k in range(375)) for i in range(45)]
+        for ref, text in enumerate(missed, 1):
+            await b.act(ref=ref, chat_send=pb.ChatSend(content=text))
+            await b.recv("chat_message", where=answers(ref))
+        mark = len(a_events.items)
+        proxy = JitterProxy("127.0.0.1", server.port, delay_s=0, jitter_s=0)
+        await proxy.start(port=port)
+        state = await a_events.wait_for(entered("den", resumed=True), after=mark)
+        assert [line.content for line in state.room.chat_history] == ["before", *missed]  # from 2 messages
+        await a_events.wait_for(
+            lambda e: isinstance(e, m.ChatHistory) and e.catch_up and not e.has_more, after=mark
+        )
+        catch_up = [e for e in a_events.items[mark:] if isinstance(e, m.ChatHistory) and e.catch_up]
+        assert len(catch_up) == 2 and catch_up[0].has_more and not catch_up[1].has_more
+        assert [line.content for e in catch_up for line in e.lines] == missed
+        assert a.session.last_chat_id == state.room.chat_history[-1].id
+    finally:
+        await a.close()
+        await b.close()
+        await proxy.close()
+        await server.close()
