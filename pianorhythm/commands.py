@@ -184,6 +184,23 @@ def _parse_room(args: list[str]) -> RoomSettingsCommand | CommandError:
     return RoomSettingsCommand(**values)  # type: ignore[arg-type]
 
 
+def chat_refusal(text: str, max_chars: int, max_bytes: int) -> str | None:
+    """Why the server would refuse `text` as a chat line (one sentence), or None.
+
+    The limits are the server's (Welcome.limits: characters and UTF-8 bytes; 0 = not announced).
+    """
+    text = text.strip()
+    if max_chars and len(text) > max_chars:
+        return f"That message has {len(text)} characters; the server takes at most {max_chars}. Shorten it."
+    size = len(text.encode())
+    if max_bytes and size > max_bytes:
+        return (
+            f"That message takes {size} bytes; the server takes at most {max_bytes}"
+            " (emoji and other symbols count 4 each). Shorten it."
+        )
+    return None
+
+
 def parse_command(line: str) -> Command | CommandError | None:
     """Parse one chat input line. `None` means it is plain chat (send it)."""
     text = line.strip()

@@ -17,7 +17,7 @@ from websockets.http11 import Request, Response
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.clock import ServerClock
-from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send
+from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send, paging
 from server.core.actions import HashPassword, VerifyPassword
 from server.core.crypto import check_password, hash_password, hash_token
 from server.core.models import chat_pb
@@ -39,7 +39,7 @@ class RelayShell:
         self.core = core
         self.storage = storage
         self.clock = clock
-        self.mailer = Mailer(max_queue_bytes, self._on_slow)
+        self.mailer = Mailer(max_queue_bytes, self._on_slow, core.limits.max_frame_bytes)
         self.connections: dict[int, ServerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
@@ -240,10 +240,11 @@ class RelayShell:
             log.exception("history query failed")
             self._internal_error(action.session_id, action.ref)
             return
-        page = pb.ChatHistoryPage(messages=[chat_pb(r) for r in records], has_more=more)
-        self.mailer.send(
-            (action.session_id,), pb.ServerMessage(ref=action.ref, chat_history_page=page).SerializeToString()
+        lines = [chat_pb(r) for r in records]
+        page = paging.history_page(
+            lines, more, bool(action.after_id), action.ref, self.core.limits.page_bytes
         )
+        self.mailer.send((action.session_id,), page.SerializeToString())
 
     def _internal_error(self, sid: int, ref: int) -> None:
         error = pb.Error(code=pb.ERROR_CODE_INTERNAL, message="The server could not save that; try again.")

@@ -8,7 +8,12 @@ binary *frame*: one flag byte followed by a payload. Flag bit 0 set means the pa
 (https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md) that decompresses to the protobuf bytes;
 every other flag bit is reserved and must be 0. The protobuf bytes are one ClientMessage (client to
 server) or one ServerMessage (server to client). Decompressed payloads are capped (64 KiB by default,
-announced in Welcome.limits).
+announced in Welcome.limits), so a WebSocket message is at most the cap plus the flag byte.
+
+Every ServerMessage fits the cap by construction: what can grow without bound (a room's members and
+chat, the room list) is paged by bytes. A RoomState or RoomList with more_pages set is followed at once,
+with nothing in between, by RoomStatePage or RoomListPage messages, the last with more_pages = false;
+only then is the state or list complete.
 
 Time: every *_us field is an integer number of microseconds. "Server time" is the server's clock
 (wall-clock epoch, advanced monotonically). Clients estimate their offset to it with Ping/Pong.
@@ -49,7 +54,10 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     ERROR_CODE_CORRUPT_COMPRESSION: _ErrorCode.ValueType  # 3
     """the LZ4 payload did not decompress"""
     ERROR_CODE_FRAME_TOO_LARGE: _ErrorCode.ValueType  # 4
-    """the (decompressed) payload exceeds the cap"""
+    """The (decompressed) payload exceeds the cap. Also sent by the server, with the ref of the request if
+    any, when one of its own messages to you could not be encoded within the cap: that message is lost,
+    nothing else is (the server logs it as an error).
+    """
     ERROR_CODE_BAD_PROTOBUF: _ErrorCode.ValueType  # 5
     """the payload is not a valid envelope"""
     ERROR_CODE_NO_ACTION: _ErrorCode.ValueType  # 6
@@ -109,7 +117,10 @@ ERROR_CODE_UNKNOWN_FLAGS: ErrorCode.ValueType  # 2
 ERROR_CODE_CORRUPT_COMPRESSION: ErrorCode.ValueType  # 3
 """the LZ4 payload did not decompress"""
 ERROR_CODE_FRAME_TOO_LARGE: ErrorCode.ValueType  # 4
-"""the (decompressed) payload exceeds the cap"""
+"""The (decompressed) payload exceeds the cap. Also sent by the server, with the ref of the request if
+any, when one of its own messages to you could not be encoded within the cap: that message is lost,
+nothing else is (the server logs it as an error).
+"""
 ERROR_CODE_BAD_PROTOBUF: ErrorCode.ValueType  # 5
 """the payload is not a valid envelope"""
 ERROR_CODE_NO_ACTION: ErrorCode.ValueType  # 6
@@ -532,8 +543,9 @@ class ChatMessage(_message.Message):
     """the author's name and colour when the message was sent"""
     user_color: _builtins.str
     content: _builtins.str
-    """1-500 characters, control characters stripped; plain text, never markup"""
+    """1-500 characters and 1-1,500 UTF-8 bytes (Limits.max_chat_bytes), control"""
     server_time_us: _builtins.int
+    """characters stripped; plain text, never markup"""
     system: _builtins.bool
     """A notice from the server (an admin broadcast), not a line from a user: user_id is 0 and user_name is
     empty. Clients show it as such, never under a name (no user may take a reserved name like "server").
@@ -1035,7 +1047,9 @@ class ChatSend(_message.Message):
 
     CONTENT_FIELD_NUMBER: _builtins.int
     content: _builtins.str
-    """1-500 characters after stripping control characters and whitespace"""
+    """1-500 characters (Limits.max_chat_chars) and at most 1,500 UTF-8 bytes (Limits.max_chat_bytes)
+    after stripping control characters and whitespace.
+    """
     def __init__(
         self,
         *,
@@ -1097,7 +1111,7 @@ class ChatHistoryRequest(_message.Message):
     after_id: _builtins.int
     """if set, messages newer than this id instead (catch-up after reconnect)"""
     limit: _builtins.int
-    """1-50; 0 = 50"""
+    """1-50; 0 = 50 (a page may hold fewer: see ChatHistoryPage)"""
     def __init__(
         self,
         *,
@@ -1296,6 +1310,8 @@ class ServerMessage(_message.Message):
     REMOVED_FIELD_NUMBER: _builtins.int
     ROOM_UPDATED_FIELD_NUMBER: _builtins.int
     COMMAND_RESULT_FIELD_NUMBER: _builtins.int
+    ROOM_STATE_PAGE_FIELD_NUMBER: _builtins.int
+    ROOM_LIST_PAGE_FIELD_NUMBER: _builtins.int
     BAN_LIST_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     ref: _builtins.int
@@ -1333,6 +1349,10 @@ class ServerMessage(_message.Message):
     @_builtins.property
     def command_result(self) -> Global___CommandResult: ...
     @_builtins.property
+    def room_state_page(self) -> Global___RoomStatePage: ...
+    @_builtins.property
+    def room_list_page(self) -> Global___RoomListPage: ...
+    @_builtins.property
     def ban_list(self) -> Global___BanList: ...
     @_builtins.property
     def batch(self) -> Global___ServerBatch: ...
@@ -1356,14 +1376,16 @@ class ServerMessage(_message.Message):
         removed: Global___Removed | None = ...,
         room_updated: Global___RoomUpdated | None = ...,
         command_result: Global___CommandResult | None = ...,
+        room_state_page: Global___RoomStatePage | None = ...,
+        room_list_page: Global___RoomListPage | None = ...,
         ban_list: Global___BanList | None = ...,
         batch: Global___ServerBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_list_page", b"room_list_page", "room_state", b"room_state", "room_state_page", b"room_state_page", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "ref", b"ref", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "ref", b"ref", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_list_page", b"room_list_page", "room_state", b"room_state", "room_state_page", b"room_state_page", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["welcome", "pong", "room_state", "room_list", "room_list_delta", "user_joined", "user_left", "user_updated", "chat_message", "chat_history_page", "typing", "notes", "error", "removed", "room_updated", "command_result", "ban_list", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["welcome", "pong", "room_state", "room_list", "room_list_delta", "user_joined", "user_left", "user_updated", "chat_message", "chat_history_page", "typing", "notes", "error", "removed", "room_updated", "command_result", "room_state_page", "room_list_page", "ban_list", "batch"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -1409,6 +1431,7 @@ class Limits(_message.Message):
     MAX_CHAT_CHARS_FIELD_NUMBER: _builtins.int
     TYPING_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     PING_INTERVAL_S_FIELD_NUMBER: _builtins.int
+    MAX_CHAT_BYTES_FIELD_NUMBER: _builtins.int
     note_rate: _builtins.int
     """note events per second (token bucket refill)"""
     note_burst: _builtins.int
@@ -1429,6 +1452,8 @@ class Limits(_message.Message):
     """a TypingStart with no TypingStop expires after this"""
     ping_interval_s: _builtins.int
     """WebSocket-level heartbeat"""
+    max_chat_bytes: _builtins.int
+    """a chat line's UTF-8 bytes (as well as max_chat_chars characters)"""
     def __init__(
         self,
         *,
@@ -1444,10 +1469,11 @@ class Limits(_message.Message):
         max_chat_chars: _builtins.int = ...,
         typing_timeout_ms: _builtins.int = ...,
         ping_interval_s: _builtins.int = ...,
+        max_chat_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "chat_window_s", b"chat_window_s", "max_chat_chars", b"max_chat_chars", "max_events_per_batch", b"max_events_per_batch", "max_frame_bytes", b"max_frame_bytes", "note_burst", b"note_burst", "note_rate", b"note_rate", "other_rate", b"other_rate", "owner_note_burst", b"owner_note_burst", "owner_note_rate", b"owner_note_rate", "ping_interval_s", b"ping_interval_s", "typing_timeout_ms", b"typing_timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "chat_window_s", b"chat_window_s", "max_chat_bytes", b"max_chat_bytes", "max_chat_chars", b"max_chat_chars", "max_events_per_batch", b"max_events_per_batch", "max_frame_bytes", b"max_frame_bytes", "note_burst", b"note_burst", "note_rate", b"note_rate", "other_rate", b"other_rate", "owner_note_burst", b"owner_note_burst", "owner_note_rate", b"owner_note_rate", "ping_interval_s", b"ping_interval_s", "typing_timeout_ms", b"typing_timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1526,7 +1552,9 @@ Global___Pong: _TypeAlias = Pong  # noqa: Y015
 
 @_typing.final
 class RoomState(_message.Message):
-    """Everything about the room you just entered."""
+    """Everything about the room you just entered. When it does not fit one frame it holds as many members
+    and the newest chat lines as fit, and RoomStatePage messages carry the rest (see more_pages).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1538,6 +1566,7 @@ class RoomState(_message.Message):
     IS_LOBBY_FIELD_NUMBER: _builtins.int
     SERVER_TIME_US_FIELD_NUMBER: _builtins.int
     CROWN_CLAIMABLE_AT_US_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     owner_id: _builtins.int
     """0 while the crown is unclaimed"""
@@ -1545,15 +1574,17 @@ class RoomState(_message.Message):
     server_time_us: _builtins.int
     crown_claimable_at_us: _builtins.int
     """server time from which anyone may ClaimCrown; 0 when owned"""
+    more_pages: _builtins.bool
+    """RoomStatePage messages follow at once; the state is not complete yet"""
     @_builtins.property
     def settings(self) -> Global___RoomSettings: ...
     @_builtins.property
     def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___User]:
-        """you included"""
+        """you included (with the pages: every member)"""
 
     @_builtins.property
     def chat_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
-        """the last 50, oldest first"""
+        """oldest first; with the pages: the last 50"""
 
     def __init__(
         self,
@@ -1566,40 +1597,109 @@ class RoomState(_message.Message):
         is_lobby: _builtins.bool = ...,
         server_time_us: _builtins.int = ...,
         crown_claimable_at_us: _builtins.int = ...,
+        more_pages: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_history", b"chat_history", "crown_claimable_at_us", b"crown_claimable_at_us", "is_lobby", b"is_lobby", "name", b"name", "owner_id", b"owner_id", "server_time_us", b"server_time_us", "settings", b"settings", "users", b"users"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_history", b"chat_history", "crown_claimable_at_us", b"crown_claimable_at_us", "is_lobby", b"is_lobby", "more_pages", b"more_pages", "name", b"name", "owner_id", b"owner_id", "server_time_us", b"server_time_us", "settings", b"settings", "users", b"users"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomState: _TypeAlias = RoomState  # noqa: Y015
 
 @_typing.final
+class RoomStatePage(_message.Message):
+    """The rest of a RoomState: more members, then older chat lines. Pages follow their RoomState with
+    nothing in between; put the lines of all pages in id order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_FIELD_NUMBER: _builtins.int
+    CHAT_HISTORY_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
+    more_pages: _builtins.bool
+    """another RoomStatePage follows; false on the last one"""
+    @_builtins.property
+    def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___User]: ...
+    @_builtins.property
+    def chat_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
+        """oldest first within the page; older than the lines before"""
+
+    def __init__(
+        self,
+        *,
+        users: _abc.Iterable[Global___User] | None = ...,
+        chat_history: _abc.Iterable[Global___ChatMessage] | None = ...,
+        more_pages: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_history", b"chat_history", "more_pages", b"more_pages", "users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomStatePage: _TypeAlias = RoomStatePage  # noqa: Y015
+
+@_typing.final
 class RoomList(_message.Message):
-    """The full list of visible rooms."""
+    """The list of visible rooms, sorted by name. When it does not fit one frame, RoomListPage messages carry
+    the rest (see more_pages).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOMS_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
+    more_pages: _builtins.bool
+    """RoomListPage messages follow at once; the list is not complete yet"""
     @_builtins.property
     def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomSummary]: ...
     def __init__(
         self,
         *,
         rooms: _abc.Iterable[Global___RoomSummary] | None = ...,
+        more_pages: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rooms", b"rooms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["more_pages", b"more_pages", "rooms", b"rooms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomList: _TypeAlias = RoomList  # noqa: Y015
 
 @_typing.final
+class RoomListPage(_message.Message):
+    """The rest of a RoomList, following it with nothing in between."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOMS_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
+    more_pages: _builtins.bool
+    """another RoomListPage follows; false on the last one"""
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomSummary]: ...
+    def __init__(
+        self,
+        *,
+        rooms: _abc.Iterable[Global___RoomSummary] | None = ...,
+        more_pages: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["more_pages", b"more_pages", "rooms", b"rooms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomListPage: _TypeAlias = RoomListPage  # noqa: Y015
+
+@_typing.final
 class RoomListDelta(_message.Message):
-    """Changes to the room list since the last RoomList or RoomListDelta."""
+    """Changes to the room list since the last RoomList or RoomListDelta (many changes at once may come as
+    several deltas).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1754,7 +1854,9 @@ Global___RelayedNotes: _TypeAlias = RelayedNotes  # noqa: Y015
 
 @_typing.final
 class ChatHistoryPage(_message.Message):
-    """A page of chat history, oldest first."""
+    """A page of chat history, oldest first. It holds fewer lines than asked for when they would not fit one
+    frame (then has_more is set): ask again from the last line you got.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

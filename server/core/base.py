@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core import paging
 from server.core.actions import Action, Persist, SaveRoom, Send
 from server.core.limits import US, KeyedBuckets, Limits
 from server.core.models import Room, Session, summary_pb
@@ -114,16 +115,19 @@ class CoreBase:
             for name in dirty:
                 self._refresh_listing(name)
             return
-        delta = pb.RoomListDelta()
+        upserted: list[pb.RoomSummary] = []
+        removed: list[str] = []
         for name in sorted(dirty):
             before = self.listed.get(name)
             after = self._refresh_listing(name)
             if after is None and before is not None:
-                delta.removed.append(name)
+                removed.append(name)
             elif after is not None and after != before:
-                delta.upserted.append(summary_pb(after))
-        if delta.upserted or delta.removed:
-            self._emit(sorted(self.subscribers), pb.ServerMessage(room_list_delta=delta))
+                upserted.append(summary_pb(after))
+        if upserted or removed:
+            targets = sorted(self.subscribers)
+            for delta in paging.room_list_deltas(upserted, removed, self.limits.page_bytes):
+                self._emit(targets, delta)
 
     def _refresh_listing(self, name: str) -> tuple[str, int, int, bool, str, bool] | None:
         room = self.rooms.get(name)

@@ -25,6 +25,9 @@ class Limits:
     max_frame_bytes: int = 64 * 1024
     max_events_per_batch: int = 64
     max_chat_chars: int = 500
+    # Any 500 characters of the Basic Multilingual Plane (up to 3 bytes each) fit; emoji and other 4-byte
+    # characters stop at 375. Keeps a stored line, and so 50 lines of history, bounded in bytes.
+    max_chat_bytes: int = 1500
     typing_timeout_ms: int = 5_000
     ping_interval_s: int = 20
     hello_timeout_s: float = 10.0
@@ -45,6 +48,15 @@ class Limits:
     password_failures_per_min: float = 20.0
     password_jobs_max: int = 16
 
+    @property
+    def page_bytes(self) -> int:
+        """The most a paged ServerMessage (room state, room list, history) may serialize to.
+
+        7/8 of the frame cap: the page fits with room to spare in one of the outbox's batch frames
+        (server.outbox.CHUNK_BYTES, 60 KiB of 64), beside the batch framing and other queued messages.
+        """
+        return self.max_frame_bytes * 7 // 8
+
     def to_pb(self) -> pb.Limits:
         return pb.Limits(
             note_rate=self.note_rate,
@@ -59,6 +71,7 @@ class Limits:
             max_chat_chars=self.max_chat_chars,
             typing_timeout_ms=self.typing_timeout_ms,
             ping_interval_s=self.ping_interval_s,
+            max_chat_bytes=self.max_chat_bytes,
         )
 
 

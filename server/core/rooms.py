@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import validate
-from server.core.actions import Action, DeleteRoom, HashPassword, Persist, SaveRoom, VerifyPassword
+from server.core import paging, validate
+from server.core.actions import Action, DeleteRoom, HashPassword, Persist, SaveRoom, Send, VerifyPassword
 from server.core.base import CoreBase
 from server.core.crypto import pending_hash
 from server.core.limits import US
@@ -59,7 +60,7 @@ class RoomOps(CoreBase):
         restored = room.owner_id == 0 and room.away_owner_id == session.user_id
         if restored:
             room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
-        self._to(session, pb.ServerMessage(ref=ref, room_state=self._state_pb(room, now)))
+        self._send_state((session.id,), room, now, ref)
         joined = pb.ServerMessage(user_joined=pb.UserJoined(user=session.user_pb(now)))
         self._emit(self._others(room, session), joined)
         if restored:
@@ -75,17 +76,24 @@ class RoomOps(CoreBase):
         taken = any(m.display_name.casefold() == folded for m in room.members.values() if m is not session)
         return f"#{session.user_id}" if taken else ""
 
-    def _state_pb(self, room: Room, now: int) -> pb.RoomState:
-        return pb.RoomState(
+    def _state_messages(self, room: Room, now: int, ref: int = 0) -> list[pb.ServerMessage]:
+        """The room's state as a RoomState and, when it does not fit one frame, RoomStatePages."""
+        head = pb.RoomState(
             name=room.name,
             settings=room.settings_pb(),
             owner_id=room.owner_id,
-            users=[m.user_pb(now) for m in room.members.values()],
-            chat_history=[chat_pb(c) for c in room.history],
             is_lobby=room.is_lobby,
             server_time_us=now,
             crown_claimable_at_us=room.crown_claimable_at_us,
         )
+        users = [m.user_pb(now) for m in room.members.values()]
+        chat = [chat_pb(c) for c in room.history]
+        return paging.room_state(head, users, chat, ref, self.limits.page_bytes)
+
+    def _send_state(self, targets: Sequence[int], room: Room, now: int, ref: int = 0) -> None:
+        """Queue the room's state for `targets`, its pages back to back (nothing can come between)."""
+        for message in self._state_messages(room, now, ref):
+            self._out.append(Send(targets, message.SerializeToString()))
 
     def _leave(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
         room = session.room
@@ -160,7 +168,7 @@ class RoomOps(CoreBase):
             return True
         room = self.rooms.get(name)
         if room is not None and room is session.room:
-            self._to(session, pb.ServerMessage(ref=ref, room_state=self._state_pb(room, now)))
+            self._send_state((session.id,), room, now, ref)
             return True
         record = room.record if room is not None else self.persisted.get(name)
         if record is not None and not self._may_enter(
@@ -492,13 +500,14 @@ class RoomOps(CoreBase):
         self._flush_room_list()
         self.subscribers.add(session.id)
         rooms = [summary_pb(self.listed[n]) for n in sorted(self.listed)]
-        self._to(session, pb.ServerMessage(ref=ref, room_list=pb.RoomList(rooms=rooms)))
+        for message in paging.room_list(rooms, ref, self.limits.page_bytes):
+            self._to(session, message)
 
     def _unsubscribe(self, session: Session, msg: pb.RoomListUnsubscribe, ref: int, now: int) -> None:
         self.subscribers.discard(session.id)
 
     def _leave_msg(self, session: Session, msg: pb.LeaveRoom, ref: int, now: int) -> None:
         if session.room is not None and session.room.is_lobby:
-            self._to(session, pb.ServerMessage(ref=ref, room_state=self._state_pb(session.room, now)))
+            self._send_state((session.id,), session.room, now, ref)
         else:
             self._to_lobby(session, pb.LEAVE_REASON_LEFT, now, ref)

@@ -25,7 +25,9 @@ class SocialOps(RoomOps):
             self._error(session, ref, pb.ERROR_CODE_NOT_IN_ROOM, "Join a room first.")
             return
         try:
-            content = validate.chat_content(msg.content, self.limits.max_chat_chars)
+            content = validate.chat_content(
+                msg.content, self.limits.max_chat_chars, self.limits.max_chat_bytes
+            )
         except validate.Invalid as exc:
             self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
             return
@@ -172,7 +174,7 @@ class SocialOps(RoomOps):
 
     def _broadcast(self, text: str, session: Session, ref: int, now: int) -> str:
         try:
-            content = validate.chat_content(text, self.limits.max_chat_chars)
+            content = validate.chat_content(text, self.limits.max_chat_chars, self.limits.max_chat_bytes)
         except validate.Invalid as exc:
             return f"nothing sent: {exc}"
         records, then = [], []
@@ -189,8 +191,9 @@ class SocialOps(RoomOps):
         if room is None:
             return "no such room"
         room.history.clear()
-        state = pb.ServerMessage(room_state=self._state_pb(room, now)).SerializeToString()
-        self._out.append(Persist(ClearChat(room.name), [Send(self._everyone(room), state)]))
+        targets = self._everyone(room)
+        state = [Send(targets, msg.SerializeToString()) for msg in self._state_messages(room, now)]
+        self._out.append(Persist(ClearChat(room.name), state))
         return f"cleared chat in {room.name}"
 
     def stats(self, now: int) -> dict[str, object]:

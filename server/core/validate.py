@@ -54,11 +54,17 @@ def color(text: str) -> str:
     return text.lower()
 
 
-def chat_content(text: str, limit: int) -> str:
+def chat_content(text: str, limit: int, max_bytes: int) -> str:
     stripped = "".join(ch for ch in text if not unicodedata.category(ch).startswith("C") or ch == " ")
     stripped = stripped.strip()
     if not 1 <= len(stripped) <= limit:
         raise Invalid(f"A chat message must be 1-{limit} characters.")
+    size = len(stripped.encode())
+    if size > max_bytes:
+        raise Invalid(
+            f"A chat message may take at most {max_bytes} bytes of UTF-8 and this one takes {size};"
+            " shorten it (emoji take 4 bytes each)."
+        )
     return stripped
 
 

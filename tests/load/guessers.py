@@ -17,20 +17,20 @@ from collections import Counter
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.fixtures.relay_process import connect_from
-from tests.fixtures.server import TestClient
+from tests.fixtures.server import TestClient, answers
 
 
-async def guess(client: TestClient, room: str, rate: float, until: float, answers: Counter[str]) -> None:
+async def guess(client: TestClient, room: str, rate: float, until: float, tally: Counter[str]) -> None:
     ref = 0
     while time.monotonic() < until:
         ref += 1
         started = time.monotonic()
         await client.act(ref=ref, join_room=pb.JoinRoom(name=room, password=secrets.token_hex(4)))
         try:
-            reply = await client.recv("error", timeout=5, where=lambda m, r=ref: m.ref == r)
-            answers[pb.ErrorCode.Name(reply.error.code)] += 1
+            reply = await client.recv("error", timeout=5, where=answers(ref))
+            tally[pb.ErrorCode.Name(reply.error.code)] += 1
         except TimeoutError:
-            answers["no answer"] += 1
+            tally["no answer"] += 1
         client.backlog.clear()
         await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
 

@@ -7,10 +7,14 @@ while there is no connection.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
+from pianorhythm.commands import chat_refusal
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tui.net import model as m
 from tui.net.session import ClientSession
+
+DEFAULT_LIMITS: Final = pb.Limits(max_chat_chars=500, max_chat_bytes=1500)  # until the Welcome says
 
 
 class Requests:
@@ -28,6 +32,12 @@ class Requests:
 
     def send_chat(self, text: str) -> bool:
         return self._send(chat_send=pb.ChatSend(content=text))
+
+    def chat_refusal(self, text: str) -> str | None:
+        """Why the server would refuse `text` as chat (one sentence), or None: check before send_chat."""
+        welcome = self.session.welcome
+        limits = welcome.limits if welcome is not None else DEFAULT_LIMITS
+        return chat_refusal(text, limits.max_chat_chars, limits.max_chat_bytes)
 
     def typing_start(self) -> bool:
         return self._send(typing_start=pb.TypingStart())

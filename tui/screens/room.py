@@ -38,6 +38,7 @@ class EngineLike(room_commands.EngineActions, Protocol):
 
     def play_local(self, event: MusicEvent) -> None: ...
     def send_chat(self, text: str) -> bool: ...
+    def chat_refusal(self, text: str) -> str | None: ...
     def typing_start(self) -> bool: ...
     def typing_stop(self) -> bool: ...
     def player_stats(self, user_id: int) -> m.PlayerStats | None: ...
@@ -265,8 +266,14 @@ class RoomScreen(Screen[None]):
         if command is None:
             if text.startswith("//"):
                 text = text[1:]
+            refusal = self.engine.chat_refusal(text) if self.engine is not None else None
             if self.engine is None:
                 self.say("Not connected.")
+            elif refusal is not None:
+                self.say(refusal)  # and give the text back to shorten
+                chat_input = self.query_one(ChatInput)
+                chat_input.value = message.text
+                self.set_focus(chat_input)
             else:
                 self.engine.send_chat(text)
             return
