@@ -8,6 +8,7 @@ User arguments (`/kick NAME`) stay text: the room screen resolves them against i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -63,7 +64,12 @@ class Ban:
 
 @dataclass(frozen=True, slots=True)
 class Unban:
-    user: str
+    user: str  # a name as /bans lists it
+
+
+@dataclass(frozen=True, slots=True)
+class ListBans:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +108,7 @@ class SetLatency:
 
 
 Command = (
-    Help | Nick | SetColor | SetStatus | SetInstrument | Kick | Ban | Unban | Mute | Crown
+    Help | Nick | SetColor | SetStatus | SetInstrument | Kick | Ban | Unban | ListBans | Mute | Crown
     | RoomSettingsCommand | SetLatency
 )  # fmt: skip
 
@@ -114,12 +120,24 @@ HELP: Final[dict[str, str]] = {
     "instrument": "/instrument NUMBER|NAME - play with another General MIDI instrument",
     "kick": "/kick USER - (owner) send a player back to the lobby",
     "ban": "/ban USER [DURATION] - (owner) kick and keep them out, e.g. 10m, 2h (default 1h)",
-    "unban": "/unban USER - (owner) lift a ban",
+    "bans": "/bans - (owner) list this room's bans and kicks with the time left",
+    "unban": "/unban NAME - (owner) lift a ban (or a kick's cool-down) by the name /bans shows",
     "mute": "/mute USER [DURATION|off] - (owner) stop a player's chat; 'off' lifts it",
     "crown": "/crown [USER] - (owner) give the crown; with no user, claim an unclaimed crown",
     "room": "/room [private=on|off password=TEXT limit=N chat=on|off ownerplay=on|off] - room settings",
     "latency": "/latency low|balanced|safe - how long to buffer others' notes",
 }
+
+
+def describe_bans(bans: Sequence[tuple[str, int, bool]]) -> str:
+    """One line for /bans from (name, seconds left, is a kick) entries."""
+    if not bans:
+        return "No bans in this room."
+    parts = []
+    for name, remaining_s, kick in bans:
+        left = f"{remaining_s} s" if remaining_s < 120 else f"{-(-remaining_s // 60)} min"
+        parts.append(f"{name} ({'kicked, ' if kick else ''}{left} left)")
+    return "Bans: " + "; ".join(parts) + ". /unban NAME lifts one."
 
 
 def parse_duration(text: str) -> int | None:
@@ -166,6 +184,23 @@ def _parse_room(args: list[str]) -> RoomSettingsCommand | CommandError:
     return RoomSettingsCommand(**values)  # type: ignore[arg-type]
 
 
+def chat_refusal(text: str, max_chars: int, max_bytes: int) -> str | None:
+    """Why the server would refuse `text` as a chat line (one sentence), or None.
+
+    The limits are the server's (Welcome.limits: characters and UTF-8 bytes; 0 = not announced).
+    """
+    text = text.strip()
+    if max_chars and len(text) > max_chars:
+        return f"That message has {len(text)} characters; the server takes at most {max_chars}. Shorten it."
+    size = len(text.encode())
+    if max_bytes and size > max_bytes:
+        return (
+            f"That message takes {size} bytes; the server takes at most {max_bytes}"
+            " (emoji and other symbols count 4 each). Shorten it."
+        )
+    return None
+
+
 def parse_command(line: str) -> Command | CommandError | None:
     """Parse one chat input line. `None` means it is plain chat (send it)."""
     text = line.strip()
@@ -202,6 +237,8 @@ def parse_command(line: str) -> Command | CommandError | None:
         return _parse_ban_mute(name, args)
     if name == "crown":
         return Crown(rest)
+    if name == "bans":
+        return ListBans()
     if name == "room":
         return _parse_room(args)
     if name == "latency":

@@ -17,6 +17,7 @@ import platformdirs
 from websockets.asyncio.server import Server, serve
 
 from pianorhythm import __version__
+from pianorhythm.wire import codec
 from server.addresses import TrustedProxies
 from server.clock import ServerClock
 from server.core import CoreOptions, Limits, RelayCore
@@ -116,7 +117,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
         options.port,
         process_request=shell.process_request,
         compression=None,
-        max_size=options.max_frame_bytes,
+        max_size=codec.frame_bytes(options.max_frame_bytes),
         ping_interval=options.ping_interval,
         ping_timeout=options.ping_timeout,
         close_timeout=options.close_timeout,

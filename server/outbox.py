@@ -4,6 +4,10 @@ Everything queued for a client during one turn of the loop leaves as one frame (
 the already-serialized envelopes); there is no batching timer. A note batch fanned out to N members is the
 same bytes object in N queues, and its single-envelope frame is built once per turn. When a client's
 socket stops draining, its queue grows; past `max_bytes` the client is reported slow.
+
+Every queued payload is within the frame cap: `send` swaps one that is not (a bug upstream: the core
+pages what can grow) for an ERROR_CODE_FRAME_TOO_LARGE Error to the same clients and logs it at ERROR, so
+building a frame cannot fail and one bad message never takes the rest of a client's queue with it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from pianorhythm.wire import codec
+from pianorhythm.wire import pianorhythm_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +44,16 @@ class Outbox:
 class Mailer:
     """Owns every client's outbox; `on_slow(session_id)` is called when a queue overflows."""
 
-    def __init__(self, max_bytes: int, on_slow: Callable[[int], None]) -> None:
+    def __init__(
+        self, max_bytes: int, on_slow: Callable[[int], None], max_payload: int = codec.DEFAULT_MAX_PAYLOAD
+    ) -> None:
         self.max_bytes = max_bytes
         self.on_slow = on_slow
+        self.max_payload = max_payload
+        # A batch of n >= 2 items is at most its _chunks size: 8 bytes counted per item, <= 4 used, and
+        # the batch header takes 5. A single item goes unbatched, so any payload within the cap fits.
+        self.chunk_bytes = min(CHUNK_BYTES, max_payload)
+        self.codec_config = codec.CodecConfig(max_payload=max_payload)
         self.boxes: dict[int, Outbox] = {}
         self._dirty: list[Outbox] = []
         self._scheduled = False
@@ -60,8 +72,11 @@ class Mailer:
             box.items.clear()
 
     def send(self, targets: Sequence[int], payload: bytes) -> None:
-        boxes = self.boxes
         size = len(payload)
+        if size > self.max_payload:
+            payload = self._too_large(payload, len(targets))
+            size = len(payload)
+        boxes = self.boxes
         dirty = self._dirty
         for sid in targets:
             box = boxes.get(sid)
@@ -105,15 +120,33 @@ class Mailer:
                     payload = items[0]
                     data = wire.get(id(payload))
                     if data is None:
-                        data = wire[id(payload)] = _ws_frame(codec.frame_payload(payload))
+                        data = wire[id(payload)] = _ws_frame(codec.frame_payload(payload, self.codec_config))
                     conn.transport.write(data)
                 else:
-                    for chunk in _chunks(items):
-                        conn.transport.write(_ws_frame(codec.encode_serialized(chunk)))
+                    for chunk in _chunks(items, self.chunk_bytes):
+                        conn.transport.write(_ws_frame(codec.encode_serialized(chunk, self.codec_config)))
             except Exception as exc:  # the connection broke under us; its handler cleans up
                 log.debug("write to session %d failed: %s", box.session_id, exc)
             box.items = []
             box.size = 0
+
+    def _too_large(self, payload: bytes, clients: int) -> bytes:
+        """The Error that replaces a message over the cap (the message is our own, so it parses)."""
+        message = pb.ServerMessage.FromString(payload)
+        kind = message.WhichOneof("event")
+        log.error(
+            "cannot send a %s message of %d bytes (the frame cap is %d): %d client(s) get an error instead",
+            kind,
+            len(payload),
+            self.max_payload,
+            clients,
+        )
+        text = (
+            f"The server could not send you a {kind} message ({len(payload)} bytes, over the"
+            f" {self.max_payload}-byte cap); nothing else was lost. Please tell the server's operator."
+        )
+        error = pb.Error(code=pb.ERROR_CODE_FRAME_TOO_LARGE, message=text)
+        return pb.ServerMessage(ref=message.ref, error=error).SerializeToString()
 
     def _drain(self, box: Outbox) -> None:
         box.draining = True
@@ -153,11 +186,11 @@ def _buffered(box: Outbox) -> int:
     return transport.get_write_buffer_size() if transport is not None else 0
 
 
-def _chunks(items: list[bytes]) -> list[list[bytes]]:
+def _chunks(items: list[bytes], limit: int) -> list[list[bytes]]:
     chunks: list[list[bytes]] = [[]]
     size = 0
     for item in items:
-        if chunks[-1] and size + len(item) + 8 > CHUNK_BYTES:
+        if chunks[-1] and size + len(item) + 8 > limit:
             chunks.append([])
             size = 0
         chunks[-1].append(item)

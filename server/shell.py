@@ -8,6 +8,7 @@ import json
 import logging
 import weakref
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 from websockets.asyncio.server import ServerConnection
@@ -18,8 +19,9 @@ from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.addresses import Headers, TrustedProxies, client_address
 from server.clock import ServerClock
-from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send
-from server.core.crypto import hash_token
+from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send, paging
+from server.core.actions import HashPassword, VerifyPassword
+from server.core.crypto import check_password, hash_password, hash_token
 from server.core.models import chat_pb
 from server.core.records import UserRecord
 from server.outbox import Mailer
@@ -48,7 +50,7 @@ class RelayShell:
         # Each WebSocket connection's client address, derived once in process_request (where the per-address
         # cap is checked) and taken by the handler, so the cap, the session and the logs agree on it.
         self._addresses: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
-        self.mailer = Mailer(max_queue_bytes, self._on_slow)
+        self.mailer = Mailer(max_queue_bytes, self._on_slow, core.limits.max_frame_bytes)
         self.connections: dict[int, ServerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
@@ -56,6 +58,9 @@ class RelayShell:
         self._ticker: asyncio.Task[None] | None = None
         self._deadline: int | None = None
         self.codec_config = codec.CodecConfig(max_payload=core.limits.max_frame_bytes)
+        # Password hashing is slow on purpose: one worker thread does it (hashlib releases the GIL), so a
+        # flood of guesses queues there (bounded by the core) instead of stalling the event loop.
+        self._passwords = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passwords")
 
     def start(self) -> None:
         self._perform_nowait(self.core.start(self.clock.now_us()))
@@ -66,6 +71,7 @@ class RelayShell:
             self._ticker.cancel()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._passwords.shutdown(wait=True)
 
     # -- HTTP ----------------------------------------------------------------------------------------
 
@@ -205,6 +211,8 @@ class RelayShell:
                     await self._perform(action.then)
             elif isinstance(action, FetchHistory):
                 await self._history(action)
+            elif isinstance(action, VerifyPassword | HashPassword):
+                self._spawn(self._password_job(action))
             else:  # a bare store
                 self._submit(Persist(action))
 
@@ -219,6 +227,21 @@ class RelayShell:
                 self._close(action.session_id, action.code, action.reason)
             elif isinstance(action, Persist):
                 self._submit(action)
+            elif isinstance(action, VerifyPassword | HashPassword):
+                self._spawn(self._password_job(action))
+
+    async def _password_job(self, job: VerifyPassword | HashPassword) -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(job, VerifyPassword):
+            ok = await loop.run_in_executor(self._passwords, check_password, job.password, job.stored)
+            self._perform_nowait(self.core.password_checked(job, ok, self.clock.now_us()))
+            return
+        hashed: str | None = None
+        try:
+            hashed = await loop.run_in_executor(self._passwords, hash_password, job.password, job.salt)
+        except (ValueError, MemoryError):
+            log.exception("hashing the new password of room %r failed; the room stays locked", job.room)
+        self._perform_nowait(self.core.password_hashed(job, hashed, self.clock.now_us()))
 
     def _submit(self, action: Persist) -> None:
         self._spawn(self._store(action))
@@ -238,10 +261,11 @@ class RelayShell:
             log.exception("history query failed")
             self._internal_error(action.session_id, action.ref)
             return
-        page = pb.ChatHistoryPage(messages=[chat_pb(r) for r in records], has_more=more)
-        self.mailer.send(
-            (action.session_id,), pb.ServerMessage(ref=action.ref, chat_history_page=page).SerializeToString()
+        lines = [chat_pb(r) for r in records]
+        page = paging.history_page(
+            lines, more, bool(action.after_id), action.ref, self.core.limits.page_bytes
         )
+        self.mailer.send((action.session_id,), page.SerializeToString())
 
     def _internal_error(self, sid: int, ref: int) -> None:
         error = pb.Error(code=pb.ERROR_CODE_INTERNAL, message="The server could not save that; try again.")

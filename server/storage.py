@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from server.core.actions import ClearChat, DeleteRoom, SaveChat, SaveRoom, SaveUser, Store
-from server.core.records import ChatRecord, RoomRecord, UserRecord
+from server.core.records import BanRecord, ChatRecord, RoomRecord, UserRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +57,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         server_time_us INTEGER NOT NULL
     );
     CREATE INDEX chat_room_id ON chat (room, id);
+    """,
+    # 2: a ban covers the banned user's address too, and /bans lists names; kicks leave a short cool-down.
+    """
+    ALTER TABLE bans ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bans ADD COLUMN address TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bans ADD COLUMN kick INTEGER NOT NULL DEFAULT 0;
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -137,9 +143,11 @@ class Storage:
                 " FROM rooms"
             )
         }
-        for room, user_id, until in self.db.execute("SELECT room, user_id, until_us FROM bans"):
+        for room, user_id, until, name, address, kick in self.db.execute(
+            "SELECT room, user_id, until_us, name, address, kick FROM bans"
+        ):
             if room in rooms:
-                rooms[room].bans[user_id] = until
+                rooms[room].bans[user_id] = BanRecord(user_id, name, address, until, bool(kick))
         return list(rooms.values())
 
     async def recent_chat(self, room: str, limit: int) -> list[ChatRecord]:
@@ -207,7 +215,9 @@ class Storage:
                 )
                 db.execute("DELETE FROM bans WHERE room = ?", (r.name,))
                 db.executemany(
-                    "INSERT INTO bans VALUES (?, ?, ?)", [(r.name, u, t) for u, t in r.bans.items()]
+                    "INSERT INTO bans (room, user_id, until_us, name, address, kick)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(r.name, b.user_id, b.until_us, b.name, b.address, b.kick) for b in r.bans.values()],
                 )
             elif isinstance(store, DeleteRoom):
                 db.execute("DELETE FROM rooms WHERE name = ?", (store.name,))

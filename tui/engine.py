@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from pianorhythm.channels import ChannelAllocator
+from pianorhythm.commands import describe_bans
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
 from pianorhythm.notes import HeldNotes, unpack_relayed
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset, PlayoutState
@@ -472,6 +473,10 @@ class Engine(Requests):
 
     def _on_command_result(self, message: pb.ServerMessage, received_ns: int) -> None:
         self._emit(m.CommandOutput(message.command_result.ok, message.command_result.output))
+
+    def _on_ban_list(self, message: pb.ServerMessage, received_ns: int) -> None:
+        bans = [(b.name, b.remaining_s, b.kick) for b in message.ban_list.bans]
+        self._emit(m.CommandOutput(True, describe_bans(bans)))
 
     # ---- the synth ---------------------------------------------------------------------------------------
 

@@ -81,10 +81,10 @@ class _Printer:
             case m.UserUpdated(user=user):
                 self.names[user.id] = user.name
             case m.ChatReceived(line=chat):
-                _line(f"chat {chat.user_name}: {chat.content}")
+                _line(f"chat {chat.author}: {chat.content}")
             case m.ChatHistory(lines=lines, catch_up=True):
                 for chat in lines:
-                    _line(f"chat {chat.user_name}: {chat.content} (missed)")
+                    _line(f"chat {chat.author}: {chat.content} (missed)")
             case m.NotesScheduled(events=events, late=late):
                 self.received += len(events)
                 self._window_received += len(events)

@@ -45,6 +45,15 @@ class CodecConfig:
 DEFAULT_CONFIG: Final = CodecConfig()
 
 
+def frame_bytes(max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
+    """The largest WebSocket message a peer may send under a payload cap: the cap plus the flag byte.
+
+    Both ends give this to websockets' `max_size`, so a payload exactly at the cap goes through; an LZ4
+    payload is only sent when smaller than the protobuf bytes, so it never needs more.
+    """
+    return max_payload + 1
+
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:

@@ -8,7 +8,12 @@ binary *frame*: one flag byte followed by a payload. Flag bit 0 set means the pa
 (https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md) that decompresses to the protobuf bytes;
 every other flag bit is reserved and must be 0. The protobuf bytes are one ClientMessage (client to
 server) or one ServerMessage (server to client). Decompressed payloads are capped (64 KiB by default,
-announced in Welcome.limits).
+announced in Welcome.limits), so a WebSocket message is at most the cap plus the flag byte.
+
+Every ServerMessage fits the cap by construction: what can grow without bound (a room's members and
+chat, the room list) is paged by bytes. A RoomState or RoomList with more_pages set is followed at once,
+with nothing in between, by RoomStatePage or RoomListPage messages, the last with more_pages = false;
+only then is the state or list complete.
 
 Time: every *_us field is an integer number of microseconds. "Server time" is the server's clock
 (wall-clock epoch, advanced monotonically). Clients estimate their offset to it with Ping/Pong.
@@ -49,7 +54,10 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     ERROR_CODE_CORRUPT_COMPRESSION: _ErrorCode.ValueType  # 3
     """the LZ4 payload did not decompress"""
     ERROR_CODE_FRAME_TOO_LARGE: _ErrorCode.ValueType  # 4
-    """the (decompressed) payload exceeds the cap"""
+    """The (decompressed) payload exceeds the cap. Also sent by the server, with the ref of the request if
+    any, when one of its own messages to you could not be encoded within the cap: that message is lost,
+    nothing else is (the server logs it as an error).
+    """
     ERROR_CODE_BAD_PROTOBUF: _ErrorCode.ValueType  # 5
     """the payload is not a valid envelope"""
     ERROR_CODE_NO_ACTION: _ErrorCode.ValueType  # 6
@@ -109,7 +117,10 @@ ERROR_CODE_UNKNOWN_FLAGS: ErrorCode.ValueType  # 2
 ERROR_CODE_CORRUPT_COMPRESSION: ErrorCode.ValueType  # 3
 """the LZ4 payload did not decompress"""
 ERROR_CODE_FRAME_TOO_LARGE: ErrorCode.ValueType  # 4
-"""the (decompressed) payload exceeds the cap"""
+"""The (decompressed) payload exceeds the cap. Also sent by the server, with the ref of the request if
+any, when one of its own messages to you could not be encoded within the cap: that message is lost,
+nothing else is (the server logs it as an error).
+"""
 ERROR_CODE_BAD_PROTOBUF: ErrorCode.ValueType  # 5
 """the payload is not a valid envelope"""
 ERROR_CODE_NO_ACTION: ErrorCode.ValueType  # 6
@@ -524,6 +535,7 @@ class ChatMessage(_message.Message):
     USER_COLOR_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
     SERVER_TIME_US_FIELD_NUMBER: _builtins.int
+    SYSTEM_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """increases with time across the server; use it to page history"""
     user_id: _builtins.int
@@ -531,8 +543,13 @@ class ChatMessage(_message.Message):
     """the author's name and colour when the message was sent"""
     user_color: _builtins.str
     content: _builtins.str
-    """1-500 characters, control characters stripped; plain text, never markup"""
+    """1-500 characters and 1-1,500 UTF-8 bytes (Limits.max_chat_bytes), control"""
     server_time_us: _builtins.int
+    """characters stripped; plain text, never markup"""
+    system: _builtins.bool
+    """A notice from the server (an admin broadcast), not a line from a user: user_id is 0 and user_name is
+    empty. Clients show it as such, never under a name (no user may take a reserved name like "server").
+    """
     def __init__(
         self,
         *,
@@ -542,10 +559,11 @@ class ChatMessage(_message.Message):
         user_color: _builtins.str = ...,
         content: _builtins.str = ...,
         server_time_us: _builtins.int = ...,
+        system: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "id", b"id", "server_time_us", b"server_time_us", "user_color", b"user_color", "user_id", b"user_id", "user_name", b"user_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "id", b"id", "server_time_us", b"server_time_us", "system", b"system", "user_color", b"user_color", "user_id", b"user_id", "user_name", b"user_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -586,6 +604,7 @@ class ClientMessage(_message.Message):
     UPDATE_PROFILE_FIELD_NUMBER: _builtins.int
     SERVER_COMMAND_FIELD_NUMBER: _builtins.int
     CLAIM_CROWN_FIELD_NUMBER: _builtins.int
+    LIST_BANS_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     ref: _builtins.int
     """Optional request reference chosen by the client; the server echoes it in ServerMessage.ref of any
@@ -638,6 +657,8 @@ class ClientMessage(_message.Message):
     @_builtins.property
     def claim_crown(self) -> Global___ClaimCrown: ...
     @_builtins.property
+    def list_bans(self) -> Global___ListBans: ...
+    @_builtins.property
     def batch(self) -> Global___ClientBatch: ...
     def __init__(
         self,
@@ -666,13 +687,14 @@ class ClientMessage(_message.Message):
         update_profile: Global___UpdateProfile | None = ...,
         server_command: Global___ServerCommand | None = ...,
         claim_crown: Global___ClaimCrown | None = ...,
+        list_bans: Global___ListBans | None = ...,
         batch: Global___ClientBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "list_bans", b"list_bans", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "ref", b"ref", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ban_user", b"ban_user", "batch", b"batch", "chat_history_request", b"chat_history_request", "chat_send", b"chat_send", "claim_crown", b"claim_crown", "give_ownership", b"give_ownership", "hello", b"hello", "join_room", b"join_room", "kick_user", b"kick_user", "leave_room", b"leave_room", "list_bans", b"list_bans", "mute_user", b"mute_user", "note_batch", b"note_batch", "ping", b"ping", "ref", b"ref", "room_list_subscribe", b"room_list_subscribe", "room_list_unsubscribe", b"room_list_unsubscribe", "server_command", b"server_command", "typing_start", b"typing_start", "typing_stop", b"typing_stop", "unban_user", b"unban_user", "update_instrument", b"update_instrument", "update_position", b"update_position", "update_profile", b"update_profile", "update_room_settings", b"update_room_settings", "update_status", b"update_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["hello", "ping", "join_room", "leave_room", "room_list_subscribe", "room_list_unsubscribe", "update_room_settings", "give_ownership", "kick_user", "ban_user", "unban_user", "mute_user", "chat_send", "typing_start", "typing_stop", "chat_history_request", "note_batch", "update_status", "update_position", "update_instrument", "update_profile", "server_command", "claim_crown", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["hello", "ping", "join_room", "leave_room", "room_list_subscribe", "room_list_unsubscribe", "update_room_settings", "give_ownership", "kick_user", "ban_user", "unban_user", "mute_user", "chat_send", "typing_start", "typing_stop", "chat_history_request", "note_batch", "update_status", "update_position", "update_instrument", "update_profile", "server_command", "claim_crown", "list_bans", "batch"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
@@ -947,24 +969,46 @@ Global___BanUser: _TypeAlias = BanUser  # noqa: Y015
 
 @_typing.final
 class UnbanUser(_message.Message):
-    """Owner only: lift a ban."""
+    """Owner only: lift a ban, named by user id or by the name shown in BanList (case-insensitive; every ban
+    with that name is lifted). Answered with the room's BanList.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
+    name: _builtins.str
     def __init__(
         self,
         *,
         user_id: _builtins.int = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnbanUser: _TypeAlias = UnbanUser  # noqa: Y015
+
+@_typing.final
+class ListBans(_message.Message):
+    """Owner only: list the current room's bans (answered with BanList)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBans: _TypeAlias = ListBans  # noqa: Y015
 
 @_typing.final
 class MuteUser(_message.Message):
@@ -1003,7 +1047,9 @@ class ChatSend(_message.Message):
 
     CONTENT_FIELD_NUMBER: _builtins.int
     content: _builtins.str
-    """1-500 characters after stripping control characters and whitespace"""
+    """1-500 characters (Limits.max_chat_chars) and at most 1,500 UTF-8 bytes (Limits.max_chat_bytes)
+    after stripping control characters and whitespace.
+    """
     def __init__(
         self,
         *,
@@ -1065,7 +1111,7 @@ class ChatHistoryRequest(_message.Message):
     after_id: _builtins.int
     """if set, messages newer than this id instead (catch-up after reconnect)"""
     limit: _builtins.int
-    """1-50; 0 = 50"""
+    """1-50; 0 = 50 (a page may hold fewer: see ChatHistoryPage)"""
     def __init__(
         self,
         *,
@@ -1264,6 +1310,9 @@ class ServerMessage(_message.Message):
     REMOVED_FIELD_NUMBER: _builtins.int
     ROOM_UPDATED_FIELD_NUMBER: _builtins.int
     COMMAND_RESULT_FIELD_NUMBER: _builtins.int
+    ROOM_STATE_PAGE_FIELD_NUMBER: _builtins.int
+    ROOM_LIST_PAGE_FIELD_NUMBER: _builtins.int
+    BAN_LIST_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     ref: _builtins.int
     """ClientMessage.ref of the request this answers; 0 for unsolicited events"""
@@ -1300,6 +1349,12 @@ class ServerMessage(_message.Message):
     @_builtins.property
     def command_result(self) -> Global___CommandResult: ...
     @_builtins.property
+    def room_state_page(self) -> Global___RoomStatePage: ...
+    @_builtins.property
+    def room_list_page(self) -> Global___RoomListPage: ...
+    @_builtins.property
+    def ban_list(self) -> Global___BanList: ...
+    @_builtins.property
     def batch(self) -> Global___ServerBatch: ...
     def __init__(
         self,
@@ -1321,13 +1376,16 @@ class ServerMessage(_message.Message):
         removed: Global___Removed | None = ...,
         room_updated: Global___RoomUpdated | None = ...,
         command_result: Global___CommandResult | None = ...,
+        room_state_page: Global___RoomStatePage | None = ...,
+        room_list_page: Global___RoomListPage | None = ...,
+        ban_list: Global___BanList | None = ...,
         batch: Global___ServerBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_list_page", b"room_list_page", "room_state", b"room_state", "room_state_page", b"room_state_page", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "ref", b"ref", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_state", b"room_state", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_list", b"ban_list", "batch", b"batch", "chat_history_page", b"chat_history_page", "chat_message", b"chat_message", "command_result", b"command_result", "error", b"error", "event", b"event", "notes", b"notes", "pong", b"pong", "ref", b"ref", "removed", b"removed", "room_list", b"room_list", "room_list_delta", b"room_list_delta", "room_list_page", b"room_list_page", "room_state", b"room_state", "room_state_page", b"room_state_page", "room_updated", b"room_updated", "typing", b"typing", "user_joined", b"user_joined", "user_left", b"user_left", "user_updated", b"user_updated", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["welcome", "pong", "room_state", "room_list", "room_list_delta", "user_joined", "user_left", "user_updated", "chat_message", "chat_history_page", "typing", "notes", "error", "removed", "room_updated", "command_result", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["welcome", "pong", "room_state", "room_list", "room_list_delta", "user_joined", "user_left", "user_updated", "chat_message", "chat_history_page", "typing", "notes", "error", "removed", "room_updated", "command_result", "room_state_page", "room_list_page", "ban_list", "batch"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -1373,6 +1431,7 @@ class Limits(_message.Message):
     MAX_CHAT_CHARS_FIELD_NUMBER: _builtins.int
     TYPING_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     PING_INTERVAL_S_FIELD_NUMBER: _builtins.int
+    MAX_CHAT_BYTES_FIELD_NUMBER: _builtins.int
     note_rate: _builtins.int
     """note events per second (token bucket refill)"""
     note_burst: _builtins.int
@@ -1393,6 +1452,8 @@ class Limits(_message.Message):
     """a TypingStart with no TypingStop expires after this"""
     ping_interval_s: _builtins.int
     """WebSocket-level heartbeat"""
+    max_chat_bytes: _builtins.int
+    """a chat line's UTF-8 bytes (as well as max_chat_chars characters)"""
     def __init__(
         self,
         *,
@@ -1408,10 +1469,11 @@ class Limits(_message.Message):
         max_chat_chars: _builtins.int = ...,
         typing_timeout_ms: _builtins.int = ...,
         ping_interval_s: _builtins.int = ...,
+        max_chat_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "chat_window_s", b"chat_window_s", "max_chat_chars", b"max_chat_chars", "max_events_per_batch", b"max_events_per_batch", "max_frame_bytes", b"max_frame_bytes", "note_burst", b"note_burst", "note_rate", b"note_rate", "other_rate", b"other_rate", "owner_note_burst", b"owner_note_burst", "owner_note_rate", b"owner_note_rate", "ping_interval_s", b"ping_interval_s", "typing_timeout_ms", b"typing_timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "chat_window_s", b"chat_window_s", "max_chat_bytes", b"max_chat_bytes", "max_chat_chars", b"max_chat_chars", "max_events_per_batch", b"max_events_per_batch", "max_frame_bytes", b"max_frame_bytes", "note_burst", b"note_burst", "note_rate", b"note_rate", "other_rate", b"other_rate", "owner_note_burst", b"owner_note_burst", "owner_note_rate", b"owner_note_rate", "ping_interval_s", b"ping_interval_s", "typing_timeout_ms", b"typing_timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1490,7 +1552,9 @@ Global___Pong: _TypeAlias = Pong  # noqa: Y015
 
 @_typing.final
 class RoomState(_message.Message):
-    """Everything about the room you just entered."""
+    """Everything about the room you just entered. When it does not fit one frame it holds as many members
+    and the newest chat lines as fit, and RoomStatePage messages carry the rest (see more_pages).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1502,6 +1566,7 @@ class RoomState(_message.Message):
     IS_LOBBY_FIELD_NUMBER: _builtins.int
     SERVER_TIME_US_FIELD_NUMBER: _builtins.int
     CROWN_CLAIMABLE_AT_US_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     owner_id: _builtins.int
     """0 while the crown is unclaimed"""
@@ -1509,15 +1574,17 @@ class RoomState(_message.Message):
     server_time_us: _builtins.int
     crown_claimable_at_us: _builtins.int
     """server time from which anyone may ClaimCrown; 0 when owned"""
+    more_pages: _builtins.bool
+    """RoomStatePage messages follow at once; the state is not complete yet"""
     @_builtins.property
     def settings(self) -> Global___RoomSettings: ...
     @_builtins.property
     def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___User]:
-        """you included"""
+        """you included (with the pages: every member)"""
 
     @_builtins.property
     def chat_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
-        """the last 50, oldest first"""
+        """oldest first; with the pages: the last 50"""
 
     def __init__(
         self,
@@ -1530,40 +1597,109 @@ class RoomState(_message.Message):
         is_lobby: _builtins.bool = ...,
         server_time_us: _builtins.int = ...,
         crown_claimable_at_us: _builtins.int = ...,
+        more_pages: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_history", b"chat_history", "crown_claimable_at_us", b"crown_claimable_at_us", "is_lobby", b"is_lobby", "name", b"name", "owner_id", b"owner_id", "server_time_us", b"server_time_us", "settings", b"settings", "users", b"users"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_history", b"chat_history", "crown_claimable_at_us", b"crown_claimable_at_us", "is_lobby", b"is_lobby", "more_pages", b"more_pages", "name", b"name", "owner_id", b"owner_id", "server_time_us", b"server_time_us", "settings", b"settings", "users", b"users"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomState: _TypeAlias = RoomState  # noqa: Y015
 
 @_typing.final
+class RoomStatePage(_message.Message):
+    """The rest of a RoomState: more members, then older chat lines. Pages follow their RoomState with
+    nothing in between; put the lines of all pages in id order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_FIELD_NUMBER: _builtins.int
+    CHAT_HISTORY_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
+    more_pages: _builtins.bool
+    """another RoomStatePage follows; false on the last one"""
+    @_builtins.property
+    def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___User]: ...
+    @_builtins.property
+    def chat_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
+        """oldest first within the page; older than the lines before"""
+
+    def __init__(
+        self,
+        *,
+        users: _abc.Iterable[Global___User] | None = ...,
+        chat_history: _abc.Iterable[Global___ChatMessage] | None = ...,
+        more_pages: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_history", b"chat_history", "more_pages", b"more_pages", "users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomStatePage: _TypeAlias = RoomStatePage  # noqa: Y015
+
+@_typing.final
 class RoomList(_message.Message):
-    """The full list of visible rooms."""
+    """The list of visible rooms, sorted by name. When it does not fit one frame, RoomListPage messages carry
+    the rest (see more_pages).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOMS_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
+    more_pages: _builtins.bool
+    """RoomListPage messages follow at once; the list is not complete yet"""
     @_builtins.property
     def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomSummary]: ...
     def __init__(
         self,
         *,
         rooms: _abc.Iterable[Global___RoomSummary] | None = ...,
+        more_pages: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rooms", b"rooms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["more_pages", b"more_pages", "rooms", b"rooms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomList: _TypeAlias = RoomList  # noqa: Y015
 
 @_typing.final
+class RoomListPage(_message.Message):
+    """The rest of a RoomList, following it with nothing in between."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOMS_FIELD_NUMBER: _builtins.int
+    MORE_PAGES_FIELD_NUMBER: _builtins.int
+    more_pages: _builtins.bool
+    """another RoomListPage follows; false on the last one"""
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomSummary]: ...
+    def __init__(
+        self,
+        *,
+        rooms: _abc.Iterable[Global___RoomSummary] | None = ...,
+        more_pages: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["more_pages", b"more_pages", "rooms", b"rooms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomListPage: _TypeAlias = RoomListPage  # noqa: Y015
+
+@_typing.final
 class RoomListDelta(_message.Message):
-    """Changes to the room list since the last RoomList or RoomListDelta."""
+    """Changes to the room list since the last RoomList or RoomListDelta (many changes at once may come as
+    several deltas).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1718,7 +1854,9 @@ Global___RelayedNotes: _TypeAlias = RelayedNotes  # noqa: Y015
 
 @_typing.final
 class ChatHistoryPage(_message.Message):
-    """A page of chat history, oldest first."""
+    """A page of chat history, oldest first. It holds fewer lines than asked for when they would not fit one
+    frame (then has_more is set): ask again from the last line you got.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1750,18 +1888,22 @@ class Error(_message.Message):
 
     CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_MS_FIELD_NUMBER: _builtins.int
     code: Global___ErrorCode.ValueType
     message: _builtins.str
     """one sentence for people"""
+    retry_after_ms: _builtins.int
+    """for RATE_LIMITED: milliseconds until the action may succeed; 0 = unknown"""
     def __init__(
         self,
         *,
         code: Global___ErrorCode.ValueType = ...,
         message: _builtins.str = ...,
+        retry_after_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "retry_after_ms", b"retry_after_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1826,6 +1968,61 @@ class RoomUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomUpdated: _TypeAlias = RoomUpdated  # noqa: Y015
+
+@_typing.final
+class BanList(_message.Message):
+    """The current room's bans (answer to ListBans and UnbanUser), soonest to end first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bans(self) -> _containers.RepeatedCompositeFieldContainer[Global___BanEntry]: ...
+    def __init__(
+        self,
+        *,
+        bans: _abc.Iterable[Global___BanEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BanList: _TypeAlias = BanList  # noqa: Y015
+
+@_typing.final
+class BanEntry(_message.Message):
+    """One ban: it covers the user id and the address the user had (an IPv4 address or an IPv6 /64)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REMAINING_S_FIELD_NUMBER: _builtins.int
+    KICK_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    name: _builtins.str
+    """the name the user had when banned"""
+    remaining_s: _builtins.int
+    """seconds until the ban ends (rounded up)"""
+    kick: _builtins.bool
+    """a kick's short rejoin cool-down rather than a ban"""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        name: _builtins.str = ...,
+        remaining_s: _builtins.int = ...,
+        kick: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kick", b"kick", "name", b"name", "remaining_s", b"remaining_s", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BanEntry: _TypeAlias = BanEntry  # noqa: Y015
 
 @_typing.final
 class CommandResult(_message.Message):

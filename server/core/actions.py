@@ -79,4 +79,28 @@ class FetchHistory:
     limit: int
 
 
-Action = Send | Close | Persist | FetchHistory | Store
+@dataclass(frozen=True, slots=True)
+class VerifyPassword:
+    """Check `password` against the room's `stored` hash off the event loop (it is slow on purpose), then
+    hand the verdict to `RelayCore.password_checked`, which finishes or refuses the join."""
+
+    session_id: int
+    ref: int
+    room: str
+    password: str
+    stored: str
+
+
+@dataclass(frozen=True, slots=True)
+class HashPassword:
+    """Hash a room's new password off the event loop, then hand it to `RelayCore.password_hashed`.
+
+    Until then the room's stored hash is a pending marker that locks it and matches no password."""
+
+    room: str
+    version: int
+    password: str
+    salt: bytes
+
+
+Action = Send | Close | Persist | FetchHistory | VerifyPassword | HashPassword | Store

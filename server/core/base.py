@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core import paging
 from server.core.actions import Action, Persist, SaveRoom, Send
-from server.core.limits import Limits
+from server.core.limits import US, KeyedBuckets, Limits
 from server.core.models import Room, Session, summary_pb
 from server.core.records import ChatRecord, RoomRecord
+
+SWEEP_US = 60 * US  # how often throttle buckets that refilled are forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,13 @@ class CoreBase:
         self.next_user_id = options.next_user_id
         self.next_chat_id = options.next_chat_id
         self.counters: Counter[str] = Counter()
+        lim = self.limits
+        # Password guessing: attempts by address (ban scope), failures by room, hashes in flight.
+        self.password_attempts = KeyedBuckets(lim.password_attempts_per_min / 60, lim.password_attempts_burst)
+        self.password_failures = KeyedBuckets(lim.password_failures_per_min / 60, lim.password_failures_burst)
+        self.password_jobs = 0
+        self.password_version = 0
+        self._sweep_due: int | None = None  # when idle throttle buckets are next forgotten
         self._out: list[Action] = []
 
     # -- output helpers ------------------------------------------------------------------------------
@@ -62,6 +73,21 @@ class CoreBase:
     def _limited(self, session: Session, ref: int, now: int, *, quiet: bool = False) -> None:
         raise NotImplementedError
 
+    def _arm_sweep(self, now: int) -> None:
+        if self._sweep_due is None:
+            self._sweep_due = now + SWEEP_US
+
+    def _retry_later(self, session: Session, ref: int, wait_us: int, text: str) -> None:
+        """RATE_LIMITED with the time to wait, in the sentence and in retry_after_ms."""
+        seconds = max(1, -(-wait_us // US))
+        error = pb.Error(
+            code=pb.ERROR_CODE_RATE_LIMITED,
+            message=f"{text}; try again in {seconds} s.",
+            retry_after_ms=max(1, -(-wait_us // 1000)),
+        )
+        self._to(session, pb.ServerMessage(ref=ref, error=error))
+        self.counters["rate_limited"] += 1
+
     def _others(self, room: Room, session: Session) -> list[int]:
         sid = session.id
         return [m for m in room.members if m != sid]
@@ -72,7 +98,8 @@ class CoreBase:
     def _save_room(self, room: Room) -> None:
         if not room.is_lobby:
             self.persisted[room.name] = room.record
-            self._out.append(Persist(SaveRoom(room.record)))
+            # A copy: the storage thread must not read bans the loop is changing.
+            self._out.append(Persist(SaveRoom(dataclasses.replace(room.record, bans=dict(room.record.bans)))))
 
     def _room_updated(self, room: Room) -> None:
         self._emit(self._everyone(room), pb.ServerMessage(room_updated=room.updated_pb()))
@@ -88,16 +115,19 @@ class CoreBase:
             for name in dirty:
                 self._refresh_listing(name)
             return
-        delta = pb.RoomListDelta()
+        upserted: list[pb.RoomSummary] = []
+        removed: list[str] = []
         for name in sorted(dirty):
             before = self.listed.get(name)
             after = self._refresh_listing(name)
             if after is None and before is not None:
-                delta.removed.append(name)
+                removed.append(name)
             elif after is not None and after != before:
-                delta.upserted.append(summary_pb(after))
-        if delta.upserted or delta.removed:
-            self._emit(sorted(self.subscribers), pb.ServerMessage(room_list_delta=delta))
+                upserted.append(summary_pb(after))
+        if upserted or removed:
+            targets = sorted(self.subscribers)
+            for delta in paging.room_list_deltas(upserted, removed, self.limits.page_bytes):
+                self._emit(targets, delta)
 
     def _refresh_listing(self, name: str) -> tuple[str, int, int, bool, str, bool] | None:
         room = self.rooms.get(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -24,6 +25,9 @@ class Limits:
     max_frame_bytes: int = 64 * 1024
     max_events_per_batch: int = 64
     max_chat_chars: int = 500
+    # Any 500 characters of the Basic Multilingual Plane (up to 3 bytes each) fit; emoji and other 4-byte
+    # characters stop at 375. Keeps a stored line, and so 50 lines of history, bounded in bytes.
+    max_chat_bytes: int = 1500
     typing_timeout_ms: int = 5_000
     ping_interval_s: int = 20
     hello_timeout_s: float = 10.0
@@ -34,7 +38,24 @@ class Limits:
     crown_grace_s: float = 15.0
     resume_room_s: float = 120.0
     default_ban_s: int = 3600
+    kick_cooldown_s: int = 30
     chat_history: int = 50
+    # Password guessing: attempts per address (a token bucket; a right password gives its token back),
+    # failures per room, and password hashes waiting for the worker thread across the server.
+    password_attempts_burst: int = 5
+    password_attempts_per_min: float = 6.0
+    password_failures_burst: int = 20
+    password_failures_per_min: float = 20.0
+    password_jobs_max: int = 16
+
+    @property
+    def page_bytes(self) -> int:
+        """The most a paged ServerMessage (room state, room list, history) may serialize to.
+
+        7/8 of the frame cap: the page fits with room to spare in one of the outbox's batch frames
+        (server.outbox.CHUNK_BYTES, 60 KiB of 64), beside the batch framing and other queued messages.
+        """
+        return self.max_frame_bytes * 7 // 8
 
     def to_pb(self) -> pb.Limits:
         return pb.Limits(
@@ -50,6 +71,7 @@ class Limits:
             max_chat_chars=self.max_chat_chars,
             typing_timeout_ms=self.typing_timeout_ms,
             ping_interval_s=self.ping_interval_s,
+            max_chat_bytes=self.max_chat_bytes,
         )
 
 
@@ -62,12 +84,64 @@ class TokenBucket:
         self.tokens = float(burst)
         self.updated_us = now_us
 
-    def take(self, cost: float, now_us: int, rate: float, burst: float) -> bool:
+    def refill(self, now_us: int, rate: float, burst: float) -> None:
         elapsed = now_us - self.updated_us
         if elapsed > 0:
             self.tokens = min(float(burst), self.tokens + elapsed * rate / US)
             self.updated_us = now_us
+
+    def take(self, cost: float, now_us: int, rate: float, burst: float) -> bool:
+        self.refill(now_us, rate, burst)
         if self.tokens >= cost:
             self.tokens -= cost
             return True
         return False
+
+    def wait_us(self, cost: float, rate: float) -> int:
+        """Microseconds until `cost` tokens are there (after a refill at the current time)."""
+        missing = cost - self.tokens
+        return 0 if missing <= 0 else math.ceil(missing * US / rate)
+
+
+class KeyedBuckets:
+    """One token bucket per key (an address, a room), all with the same rate and burst.
+
+    A bucket that has refilled to full holds no information, so `sweep` forgets it: the map only holds the
+    keys that were active within the last burst/rate seconds.
+    """
+
+    __slots__ = ("rate", "burst", "buckets")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.buckets: dict[str, TokenBucket] = {}
+
+    def take(self, key: str, now_us: int, cost: float = 1.0) -> int:
+        """Take `cost` tokens: 0 on success, else the microseconds to wait before it would succeed."""
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = TokenBucket(self.burst, now_us)
+        if bucket.take(cost, now_us, self.rate, self.burst):
+            return 0
+        return bucket.wait_us(cost, self.rate)
+
+    def wait(self, key: str, now_us: int, cost: float = 1.0) -> int:
+        """Microseconds until `cost` tokens could be taken (0: now), taking nothing."""
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            return 0
+        bucket.refill(now_us, self.rate, self.burst)
+        return bucket.wait_us(cost, self.rate)
+
+    def give_back(self, key: str, now_us: int, amount: float = 1.0) -> None:
+        bucket = self.buckets.get(key)
+        if bucket is not None:
+            bucket.refill(now_us, self.rate, self.burst)
+            bucket.tokens = min(float(self.burst), bucket.tokens + amount)
+
+    def sweep(self, now_us: int) -> None:
+        for key, bucket in list(self.buckets.items()):
+            bucket.refill(now_us, self.rate, self.burst)
+            if bucket.tokens >= self.burst:
+                del self.buckets[key]

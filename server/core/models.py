@@ -38,13 +38,19 @@ class Session:
     limited_last_us: int = 0
     note_error_us: int = -(10**18)  # last time a note error was sent (one per second at most)
     closed: bool = False
+    scope: str = ""  # what a ban on this session's address covers (server.core.address.ban_scope)
+    suffix: str = ""  # "#<user id>" while a present member of the room has the same name
+
+    @property
+    def display_name(self) -> str:
+        return self.name + self.suffix
 
     def user_pb(self, now_us: int) -> pb.User:
         x, y, z = self.position
         room = self.room
         return pb.User(
             id=self.user_id,
-            name=self.name,
+            name=self.display_name,
             color=self.color,
             status=self.status,  # type: ignore[arg-type]
             position=pb.Position(x=x, y=y, z=z),
@@ -98,7 +104,7 @@ class Room:
             len(self.members),
             0 if self.is_lobby else self.record.user_limit,
             bool(self.record.password_hash),
-            owner.name if owner else "",
+            owner.display_name if owner else "",
             self.is_lobby,
         )
 
@@ -125,4 +131,5 @@ def chat_pb(record: ChatRecord) -> pb.ChatMessage:
         user_color=record.user_color,
         content=record.content,
         server_time_us=record.server_time_us,
+        system=record.user_id == 0,
     )

@@ -14,9 +14,21 @@ class UserRecord:
     last_seen_us: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BanRecord:
+    """A ban (or a kick's short cool-down) from one room. It holds the user id and, when known, the
+    address the user had (see server.core.address.ban_scope): a fresh identity from there is refused too."""
+
+    user_id: int
+    name: str
+    address: str
+    until_us: int
+    kick: bool = False
+
+
 @dataclass(slots=True)
 class RoomRecord:
-    """A room's persistent settings; `bans` maps user id -> server time (us) the ban ends."""
+    """A room's persistent settings; `bans` maps user id -> that user's ban."""
 
     name: str
     visible: bool = True
@@ -25,7 +37,7 @@ class RoomRecord:
     chat_enabled: bool = True
     owner_only_play: bool = False
     owner_id: int = 0
-    bans: dict[int, int] = field(default_factory=dict)
+    bans: dict[int, BanRecord] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Any, Final
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.core import validate
 from server.core.actions import Action, Close, Persist, SaveUser, Send
+from server.core.address import ban_scope
 from server.core.base import CoreOptions
 from server.core.crypto import hash_token
 from server.core.limits import US, TokenBucket
@@ -46,6 +47,7 @@ class RelayCore(SocialOps):
             "kick_user": self._kick,
             "ban_user": self._ban,
             "unban_user": self._unban,
+            "list_bans": self._list_bans,
             "mute_user": self._mute,
             "chat_send": self._chat,
             "typing_start": self._typing_start,
@@ -73,6 +75,7 @@ class RelayCore(SocialOps):
             chat=TokenBucket(lim.chat_messages, now),
             other=TokenBucket(lim.other_burst, now),
             pings=TokenBucket(lim.ping_burst, now),
+            scope=ban_scope(ip),
         )
         self.next_session_id += 1
         self.sessions[session.id] = session
@@ -217,6 +220,10 @@ class RelayCore(SocialOps):
         if resumed is not None:
             token = hello.resume_token
             name, color, uid = resumed.name, resumed.color, resumed.id
+            try:
+                validate.user_name(name)
+            except validate.Invalid:  # stored before the name was reserved
+                name = f"player{uid}"
         else:
             try:
                 name = validate.user_name(hello.name)
@@ -298,13 +305,19 @@ class RelayCore(SocialOps):
         return self._finish()
 
     def tick(self, now: int) -> list[Action]:
-        """Run what is due at `now`: typing expiry, crown hand-over."""
+        """Run what is due at `now`: typing expiry, crown hand-over, forgetting idle throttles."""
         self._typing_due(now)
         self._crowns_due(now)
+        if self._sweep_due is not None and self._sweep_due <= now:
+            self._sweep_due = None
+            self.password_attempts.sweep(now)
+            self.password_failures.sweep(now)
+            if self.password_attempts.buckets or self.password_failures.buckets:
+                self._arm_sweep(now)
         return self._finish()
 
     def next_deadline(self) -> int | None:
-        due = [d for d in (self._typing_deadline(), self._crown_deadline()) if d is not None]
+        due = [d for d in (self._typing_deadline(), self._crown_deadline(), self._sweep_due) if d is not None]
         return min(due) if due else None
 
     def send_to(self, session_id: int, message: pb.ServerMessage) -> Send:

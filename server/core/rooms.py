@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import validate
-from server.core.actions import DeleteRoom, Persist
+from server.core import paging, validate
+from server.core.actions import Action, DeleteRoom, HashPassword, Persist, SaveRoom, Send, VerifyPassword
 from server.core.base import CoreBase
-from server.core.crypto import check_password, hash_password
+from server.core.crypto import pending_hash
 from server.core.limits import US
 from server.core.models import LOBBY, Room, Session, chat_pb, summary_pb
-from server.core.records import RoomRecord
+from server.core.records import BanRecord, RoomRecord
 
 log = logging.getLogger("server.rooms")
 
@@ -53,12 +54,13 @@ class RoomOps(CoreBase):
     def _enter(self, session: Session, room: Room, now: int, ref: int = 0) -> None:
         session.room = room
         session.joined_room_us = now
+        session.suffix = self._suffix_for(room, session, session.name)
         room.members[session.id] = session
         self.recent_rooms.pop(session.user_id, None)
         restored = room.owner_id == 0 and room.away_owner_id == session.user_id
         if restored:
             room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
-        self._to(session, pb.ServerMessage(ref=ref, room_state=self._state_pb(room, now)))
+        self._send_state((session.id,), room, now, ref)
         joined = pb.ServerMessage(user_joined=pb.UserJoined(user=session.user_pb(now)))
         self._emit(self._others(room, session), joined)
         if restored:
@@ -68,17 +70,30 @@ class RoomOps(CoreBase):
             "join room=%r user=%d name=%r session=%d", room.name, session.user_id, session.name, session.id
         )
 
-    def _state_pb(self, room: Room, now: int) -> pb.RoomState:
-        return pb.RoomState(
+    def _suffix_for(self, room: Room, session: Session, name: str) -> str:
+        """ "#<user id>" when another present member already shows `name` (case-insensitive), else ""."""
+        folded = name.casefold()
+        taken = any(m.display_name.casefold() == folded for m in room.members.values() if m is not session)
+        return f"#{session.user_id}" if taken else ""
+
+    def _state_messages(self, room: Room, now: int, ref: int = 0) -> list[pb.ServerMessage]:
+        """The room's state as a RoomState and, when it does not fit one frame, RoomStatePages."""
+        head = pb.RoomState(
             name=room.name,
             settings=room.settings_pb(),
             owner_id=room.owner_id,
-            users=[m.user_pb(now) for m in room.members.values()],
-            chat_history=[chat_pb(c) for c in room.history],
             is_lobby=room.is_lobby,
             server_time_us=now,
             crown_claimable_at_us=room.crown_claimable_at_us,
         )
+        users = [m.user_pb(now) for m in room.members.values()]
+        chat = [chat_pb(c) for c in room.history]
+        return paging.room_state(head, users, chat, ref, self.limits.page_bytes)
+
+    def _send_state(self, targets: Sequence[int], room: Room, now: int, ref: int = 0) -> None:
+        """Queue the room's state for `targets`, its pages back to back (nothing can come between)."""
+        for message in self._state_messages(room, now, ref):
+            self._out.append(Send(targets, message.SerializeToString()))
 
     def _leave(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
         room = session.room
@@ -87,6 +102,7 @@ class RoomOps(CoreBase):
         del room.members[session.id]
         session.room = None
         session.typing_until_us = 0
+        session.suffix = ""
         uid = session.user_id
         if room.mutes.get(uid) == -1:
             del room.mutes[uid]
@@ -130,8 +146,17 @@ class RoomOps(CoreBase):
     # -- joining -------------------------------------------------------------------------------------
 
     def _join(
-        self, session: Session, msg: pb.JoinRoom, ref: int, now: int, *, resuming: bool = False
+        self,
+        session: Session,
+        msg: pb.JoinRoom,
+        ref: int,
+        now: int,
+        *,
+        resuming: bool = False,
+        verified: str = "",
     ) -> bool:
+        """Join (or create) a room. `verified` is a stored password hash the join's password was found to
+        match off the loop. False when refused, or when the password is still being checked."""
         try:
             name = validate.room_name(msg.name)
         except validate.Invalid as exc:
@@ -143,11 +168,11 @@ class RoomOps(CoreBase):
             return True
         room = self.rooms.get(name)
         if room is not None and room is session.room:
-            self._to(session, pb.ServerMessage(ref=ref, room_state=self._state_pb(room, now)))
+            self._send_state((session.id,), room, now, ref)
             return True
         record = room.record if room is not None else self.persisted.get(name)
         if record is not None and not self._may_enter(
-            session, record, room, msg.password, ref, now, resuming
+            session, record, room, msg.password, ref, now, resuming, verified
         ):
             return False
         if room is None and msg.HasField("settings"):
@@ -155,6 +180,8 @@ class RoomOps(CoreBase):
                 self._check_settings(msg.settings)
             except validate.Invalid as exc:
                 self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
+                return False
+            if msg.settings.password and not self._may_hash(session, ref, now):
                 return False
         self._leave(session, pb.LEAVE_REASON_LEFT, now)
         if room is None:
@@ -171,27 +198,108 @@ class RoomOps(CoreBase):
         ref: int,
         now: int,
         resuming: bool,
+        verified: str,
     ) -> bool:
         uid = session.user_id
-        until = record.bans.get(uid)
-        if until is not None:
-            if until > now:
-                minutes = max(1, (until - now + 59 * US) // (60 * US))
-                text = f"You are banned from this room for {minutes} more minute(s); try another room."
-                self._error(session, ref, pb.ERROR_CODE_BANNED, text)
-                return False
-            del record.bans[uid]
         is_owner = record.owner_id == uid
+        ban = self._ban_on(record, session, now, check_address=not is_owner)
+        if ban is not None:
+            if ban.kick:
+                seconds = max(1, -(-(ban.until_us - now) // US))
+                text = f"You were kicked from this room; you may come back in {seconds} s."
+            else:
+                minutes = max(1, (ban.until_us - now + 59 * US) // (60 * US))
+                text = f"You are banned from this room for {minutes} more minute(s); try another room."
+            self._error(session, ref, pb.ERROR_CODE_BANNED, text)
+            return False
         if is_owner or resuming:
             return True
         if room is not None and len(room.members) >= record.user_limit:
             self._error(session, ref, pb.ERROR_CODE_ROOM_FULL, "That room is full; try again later.")
             return False
-        if record.password_hash and not check_password(password, record.password_hash):
+        if not record.password_hash or (verified and verified == record.password_hash):
+            return True
+        if not password:
             text = "That room needs a password; check it and join again."
             self._error(session, ref, pb.ERROR_CODE_WRONG_PASSWORD, text)
             return False
+        self._verify_password(session, record, password, ref, now)
+        return False
+
+    def _ban_on(
+        self, record: RoomRecord, session: Session, now: int, *, check_address: bool
+    ) -> BanRecord | None:
+        """The ban that keeps `session` out of the room, if any; forgets bans that have ended."""
+        found = None
+        for uid, ban in list(record.bans.items()):
+            if ban.until_us <= now:
+                del record.bans[uid]
+            elif uid == session.user_id or (check_address and ban.address and ban.address == session.scope):
+                found = found or ban
+        return found
+
+    # -- passwords: checked and hashed off the loop, throttled --------------------------------------------
+
+    def _verify_password(
+        self, session: Session, record: RoomRecord, password: str, ref: int, now: int
+    ) -> None:
+        name = record.name
+        wait = self.password_failures.wait(name, now)
+        if wait:
+            self._retry_later(session, ref, wait, "Too many wrong passwords for this room lately")
+            return
+        if not self._may_hash(session, ref, now):
+            return
+        self.password_jobs += 1
+        self._out.append(VerifyPassword(session.id, ref, name, password, record.password_hash))
+
+    def _may_hash(self, session: Session, ref: int, now: int) -> bool:
+        """Take a password attempt from the session's address, if the server has room for another hash."""
+        if self.password_jobs >= self.limits.password_jobs_max:
+            self._retry_later(session, ref, US, "The server is busy checking passwords")
+            return False
+        self._arm_sweep(now)
+        wait = self.password_attempts.take(session.scope, now)
+        if wait:
+            self._retry_later(session, ref, wait, "Too many password attempts from your address")
+            return False
         return True
+
+    def password_checked(self, job: VerifyPassword, ok: bool, now: int) -> list[Action]:
+        """The verdict on a VerifyPassword: finish the join, or count a wrong password."""
+        self.password_jobs -= 1
+        session = self.sessions.get(job.session_id)
+        if session is None or session.closed:
+            return self._finish()
+        if ok:
+            self.password_attempts.give_back(session.scope, now)
+            self._join(
+                session, pb.JoinRoom(name=job.room, password=job.password), job.ref, now, verified=job.stored
+            )
+        else:
+            self.password_failures.take(job.room, now)
+            self._arm_sweep(now)
+            self.counters["wrong_passwords"] += 1
+            log.info("wrong password room=%r user=%d ip=%s", job.room, session.user_id, session.ip)
+            text = "That password is wrong; check it and join again."
+            self._error(session, job.ref, pb.ERROR_CODE_WRONG_PASSWORD, text)
+        return self._finish()
+
+    def password_hashed(self, job: HashPassword, password_hash: str | None, now: int) -> list[Action]:
+        """A new password's hash is ready: it replaces the pending marker, unless changed meanwhile.
+        None: hashing failed, and the room stays locked by the marker until the owner sets it again."""
+        self.password_jobs -= 1
+        if password_hash is None:
+            return self._finish()
+        room = self.rooms.get(job.room)
+        record = room.record if room is not None else self.persisted.get(job.room)
+        if record is not None and record.password_hash == pending_hash(job.version):
+            record.password_hash = password_hash
+            if room is not None:
+                self._save_room(room)
+            else:
+                self._out.append(Persist(SaveRoom(record)))
+        return self._finish()
 
     # -- settings ------------------------------------------------------------------------------------
 
@@ -206,9 +314,13 @@ class RoomOps(CoreBase):
         if change.HasField("visible"):
             r.visible = change.visible
         if change.HasField("password"):
-            r.password_hash = (
-                hash_password(change.password, self.options.salt_factory()) if change.password else ""
-            )
+            r.password_hash = ""
+            if change.password:
+                self.password_version += 1
+                self.password_jobs += 1
+                r.password_hash = pending_hash(self.password_version)
+                salt = self.options.salt_factory()
+                self._out.append(HashPassword(room.name, self.password_version, change.password, salt))
         if change.HasField("user_limit"):
             r.user_limit = change.user_limit
         if change.HasField("chat_enabled"):
@@ -245,6 +357,8 @@ class RoomOps(CoreBase):
         except validate.Invalid as exc:
             self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
             return
+        if msg.settings.password and not self._may_hash(session, ref, now):
+            return
         self._apply_settings(room, msg.settings)
         self._save_room(room)
         self._room_updated(room)
@@ -269,6 +383,11 @@ class RoomOps(CoreBase):
         target = self._target(session, room, msg.user_id, ref) if room is not None else None
         if room is None or target is None:
             return
+        cooldown = now + self.limits.kick_cooldown_s * US
+        room.record.bans[target.user_id] = BanRecord(
+            target.user_id, target.display_name, target.scope, cooldown, kick=True
+        )
+        self._save_room(room)
         removed = pb.Removed(reason=pb.REMOVAL_REASON_KICKED, room=room.name, by_user_id=session.user_id)
         self._leave(target, pb.LEAVE_REASON_KICKED, now)
         self._to(target, pb.ServerMessage(removed=removed))
@@ -284,9 +403,13 @@ class RoomOps(CoreBase):
                 session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "Ban another user for 1-86,400 seconds."
             )
             return
-        room.record.bans[msg.user_id] = now + duration * US
-        self._save_room(room)
         target = next((m for m in room.members.values() if m.user_id == msg.user_id), None)
+        known = target or self.by_user.get(msg.user_id)  # online elsewhere: their address is known too
+        name = known.display_name if known is not None else f"user {msg.user_id}"
+        address = known.scope if known is not None else ""
+        room.record.bans[msg.user_id] = BanRecord(msg.user_id, name, address, now + duration * US)
+        self._save_room(room)
+        log.info("ban room=%r user=%d address=%s for %d s", room.name, msg.user_id, address, duration)
         if target is not None:
             removed = pb.Removed(
                 reason=pb.REMOVAL_REASON_BANNED,
@@ -302,10 +425,44 @@ class RoomOps(CoreBase):
         room = self._owned_room(session, ref)
         if room is None:
             return
-        if room.record.bans.pop(msg.user_id, None) is None:
-            self._error(session, ref, pb.ERROR_CODE_USER_NOT_FOUND, "That user is not banned here.")
+        bans = room.record.bans
+        wanted = msg.name.strip().casefold()
+        lifted = [
+            uid
+            for uid, ban in bans.items()
+            if uid == msg.user_id
+            or (wanted and wanted in (ban.name.casefold(), f"{ban.name}#{uid}".casefold()))
+        ]
+        if not lifted:
+            what = repr(msg.name.strip()) if wanted else "that user"
+            self._error(
+                session, ref, pb.ERROR_CODE_USER_NOT_FOUND, f"No ban here matches {what}; /bans lists them."
+            )
             return
+        for uid in lifted:
+            del bans[uid]
         self._save_room(room)
+        self._ban_list(session, room, ref, now)
+
+    def _list_bans(self, session: Session, msg: pb.ListBans, ref: int, now: int) -> None:
+        room = self._owned_room(session, ref)
+        if room is not None:
+            self._ban_list(session, room, ref, now)
+
+    def _ban_list(self, session: Session, room: Room, ref: int, now: int) -> None:
+        bans = room.record.bans
+        ended = [uid for uid, ban in bans.items() if ban.until_us <= now]
+        for uid in ended:
+            del bans[uid]
+        if ended:
+            self._save_room(room)
+        entries = [
+            pb.BanEntry(
+                user_id=ban.user_id, name=ban.name, remaining_s=-(-(ban.until_us - now) // US), kick=ban.kick
+            )
+            for ban in sorted(bans.values(), key=lambda b: b.until_us)
+        ]
+        self._to(session, pb.ServerMessage(ref=ref, ban_list=pb.BanList(bans=entries)))
 
     def _mute(self, session: Session, msg: pb.MuteUser, ref: int, now: int) -> None:
         room = self._owned_room(session, ref)
@@ -343,13 +500,14 @@ class RoomOps(CoreBase):
         self._flush_room_list()
         self.subscribers.add(session.id)
         rooms = [summary_pb(self.listed[n]) for n in sorted(self.listed)]
-        self._to(session, pb.ServerMessage(ref=ref, room_list=pb.RoomList(rooms=rooms)))
+        for message in paging.room_list(rooms, ref, self.limits.page_bytes):
+            self._to(session, message)
 
     def _unsubscribe(self, session: Session, msg: pb.RoomListUnsubscribe, ref: int, now: int) -> None:
         self.subscribers.discard(session.id)
 
     def _leave_msg(self, session: Session, msg: pb.LeaveRoom, ref: int, now: int) -> None:
         if session.room is not None and session.room.is_lobby:
-            self._to(session, pb.ServerMessage(ref=ref, room_state=self._state_pb(session.room, now)))
+            self._send_state((session.id,), session.room, now, ref)
         else:
             self._to_lobby(session, pb.LEAVE_REASON_LEFT, now, ref)

@@ -13,8 +13,7 @@ from server.core.models import Room, Session, chat_pb
 from server.core.records import ChatRecord, UserRecord
 from server.core.rooms import RoomOps
 
-SYSTEM_NAME = "server"
-SYSTEM_COLOR = "#ffffff"
+SYSTEM_USER_ID = 0  # chat from the server itself: ChatMessage.system, shown as a notice, under no name
 
 
 class SocialOps(RoomOps):
@@ -26,7 +25,9 @@ class SocialOps(RoomOps):
             self._error(session, ref, pb.ERROR_CODE_NOT_IN_ROOM, "Join a room first.")
             return
         try:
-            content = validate.chat_content(msg.content, self.limits.max_chat_chars)
+            content = validate.chat_content(
+                msg.content, self.limits.max_chat_chars, self.limits.max_chat_bytes
+            )
         except validate.Invalid as exc:
             self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
             return
@@ -40,7 +41,7 @@ class SocialOps(RoomOps):
         if not session.chat.take(1, now, rate, self.limits.chat_messages):
             self._limited(session, ref, now)
             return
-        record = self._new_chat(room, session.user_id, session.name, session.color, content, now)
+        record = self._new_chat(room, session.user_id, session.display_name, session.color, content, now)
         message = chat_pb(record)
         then: list[Action] = []
         if session.typing_until_us:
@@ -135,6 +136,8 @@ class SocialOps(RoomOps):
             self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
             return
         session.name, session.color = name, color
+        if session.room is not None:
+            session.suffix = self._suffix_for(session.room, session, name)
         self._out.append(Persist(SaveUser(self._user_record(session, now))))
         self._user_updated(session, now)
         self.dirty_rooms.update(r.name for r in self.rooms.values() if r.owner_id == session.user_id)
@@ -171,12 +174,12 @@ class SocialOps(RoomOps):
 
     def _broadcast(self, text: str, session: Session, ref: int, now: int) -> str:
         try:
-            content = validate.chat_content(text, self.limits.max_chat_chars)
+            content = validate.chat_content(text, self.limits.max_chat_chars, self.limits.max_chat_bytes)
         except validate.Invalid as exc:
             return f"nothing sent: {exc}"
         records, then = [], []
         for room in self.rooms.values():
-            record = self._new_chat(room, 0, SYSTEM_NAME, SYSTEM_COLOR, content, now)
+            record = self._new_chat(room, SYSTEM_USER_ID, "", "", content, now)
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
             then.append(Send(self._everyone(room), line))
@@ -188,8 +191,9 @@ class SocialOps(RoomOps):
         if room is None:
             return "no such room"
         room.history.clear()
-        state = pb.ServerMessage(room_state=self._state_pb(room, now)).SerializeToString()
-        self._out.append(Persist(ClearChat(room.name), [Send(self._everyone(room), state)]))
+        targets = self._everyone(room)
+        state = [Send(targets, msg.SerializeToString()) for msg in self._state_messages(room, now)]
+        self._out.append(Persist(ClearChat(room.name), state))
         return f"cleared chat in {room.name}"
 
     def stats(self, now: int) -> dict[str, object]:

@@ -12,6 +12,12 @@ from pianorhythm.wire import pianorhythm_pb2 as pb
 
 _COLOR: Final = re.compile(r"#[0-9a-fA-F]{6}")
 MAX_OFFSET_US: Final = 1_000_000
+# Names that would pass for the server speaking or for staff. Compared after dropping everything but
+# letters and digits, case-insensitively, so "S.E.R.V.E.R" and "Admin!" are refused too.
+RESERVED_NAMES: Final = frozenset(
+    {"server", "system", "admin", "administrator", "moderator", "mod", "staff", "pianorhythm", "notice"}
+)
+_SUFFIX: Final = re.compile(r"#\d+$")  # the relay's own "#<user id>" that tells same-named members apart
 
 
 class Invalid(ValueError):
@@ -30,7 +36,12 @@ def _name(text: str, what: str, limit: int) -> str:
 
 
 def user_name(text: str) -> str:
-    return _name(text, "A name", 32)
+    name = _name(text, "A name", 32)
+    if "".join(ch for ch in name.casefold() if ch.isalnum()) in RESERVED_NAMES:
+        raise Invalid(f"The name {name!r} is reserved; pick another.")
+    if _SUFFIX.search(name):
+        raise Invalid("A name may not end in # and digits (the server adds that to tell people apart).")
+    return name
 
 
 def room_name(text: str) -> str:
@@ -43,11 +54,17 @@ def color(text: str) -> str:
     return text.lower()
 
 
-def chat_content(text: str, limit: int) -> str:
+def chat_content(text: str, limit: int, max_bytes: int) -> str:
     stripped = "".join(ch for ch in text if not unicodedata.category(ch).startswith("C") or ch == " ")
     stripped = stripped.strip()
     if not 1 <= len(stripped) <= limit:
         raise Invalid(f"A chat message must be 1-{limit} characters.")
+    size = len(stripped.encode())
+    if size > max_bytes:
+        raise Invalid(
+            f"A chat message may take at most {max_bytes} bytes of UTF-8 and this one takes {size};"
+            " shorten it (emoji take 4 bytes each)."
+        )
     return stripped
 
 

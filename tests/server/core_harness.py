@@ -8,7 +8,8 @@ from typing import Any
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.core import Close, CoreOptions, FetchHistory, Limits, Persist, RelayCore, Send
-from server.core.actions import Action
+from server.core.actions import Action, HashPassword, VerifyPassword
+from server.core.crypto import check_password, hash_password
 from server.core.records import UserRecord
 
 START_US = 1_700_000_000_000_000
@@ -16,8 +17,13 @@ SEC = 1_000_000
 
 
 class Harness:
-    def __init__(self, **limits: Any) -> None:
+    """`defer_passwords`: password jobs wait in `password_jobs` until `run_password_jobs()` (as the
+    shell's worker thread would take its time); otherwise they run at once, with the real hashing."""
+
+    def __init__(self, defer_passwords: bool = False, **limits: Any) -> None:
         self.now = START_US
+        self.defer_passwords = defer_passwords
+        self.password_jobs: list[VerifyPassword | HashPassword] = []
         counter = itertools.count(1)
         self.core = RelayCore(
             CoreOptions(
@@ -53,6 +59,19 @@ class Harness:
                 self.run(list(action.then))
             elif isinstance(action, FetchHistory):
                 self.history_requests.append(action)
+            elif isinstance(action, VerifyPassword | HashPassword):
+                self.password_jobs.append(action)
+                if not self.defer_passwords:
+                    self.run_password_jobs()
+
+    def run_password_jobs(self) -> None:
+        while self.password_jobs:
+            job = self.password_jobs.pop(0)
+            if isinstance(job, VerifyPassword):
+                ok = check_password(job.password, job.stored)
+                self.run(self.core.password_checked(job, ok, self.now))
+            else:
+                self.run(self.core.password_hashed(job, hash_password(job.password, job.salt), self.now))
 
     def open(self, ip: str = "10.0.0.1") -> int:
         return self.core.open_session(ip, self.now).id

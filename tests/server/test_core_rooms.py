@@ -176,7 +176,11 @@ def test_kick_sends_the_member_to_the_lobby() -> None:
     assert h.take(b, "user_left")[0].user_left.reason == pb.LEAVE_REASON_KICKED
     h.send(a, kick_user=pb.KickUser(user_id=999))
     assert h.take(a, "error")[0].error.code == pb.ERROR_CODE_USER_NOT_FOUND
-    _join(h, c, "r")  # a kick is not a ban
+    _join(h, c, "r")  # a kick is a short cool-down, not a ban
+    error = h.take(c, "error")[0].error
+    assert error.code == pb.ERROR_CODE_BANNED and "kicked" in error.message and "30 s" in error.message
+    h.advance(30)
+    _join(h, c, "r")
     assert h.take(c, "room_state")[0].room_state.name == "r"
 
 

@@ -150,6 +150,11 @@ async def test_owner_powers_password_and_crown(relay_clients) -> None:
     assert (await guest.recv("removed")).removed.reason == pb.REMOVAL_REASON_KICKED
     assert (await guest.recv("room_state")).room_state.is_lobby
     await guest.act(join_room=pb.JoinRoom(name="vip", password="pw"))
+    kicked = (await guest.recv("error")).error
+    assert kicked.code == pb.ERROR_CODE_BANNED and "kicked" in kicked.message
+    await owner.act(unban_user=pb.UnbanUser(name="guest"))  # the owner may lift a kick's cool-down
+    assert list((await owner.recv("ban_list")).ban_list.bans) == []
+    await guest.act(join_room=pb.JoinRoom(name="vip", password="pw"))
     await guest.recv("room_state", where=lambda m: m.room_state.name == "vip")
     await owner.act(ban_user=pb.BanUser(user_id=guest.user_id, duration_s=60))
     assert (await guest.recv("removed")).removed.reason == pb.REMOVAL_REASON_BANNED
@@ -222,7 +227,7 @@ async def test_note_burst_past_600_is_cut(relay_clients) -> None:
 
 async def test_oversized_frame_closes_with_1009(relay_clients) -> None:
     a = await relay_clients("a")
-    await a.send(b"\x00" + b"\x01" * 64 * 1024)
+    await a.send(b"\x00" + b"\x01" * (64 * 1024 + 1))  # one byte over the cap (the flag byte aside)
     code, _ = await a.closed()
     assert code == 1009
 

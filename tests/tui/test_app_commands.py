@@ -118,27 +118,35 @@ async def test_owner_commands_mute_kick_ban_unban_room_and_crown(relay_server, r
         await command(pilot, "/room chat=on")
         await wait_for(pilot, lambda: room.state.settings is not None and room.state.settings.chat_enabled)
 
-        # Kick: Bob is back in the lobby and may come again.
+        # Kick: Bob is back in the lobby, kept out for a short cool-down that /bans shows and /unban lifts.
         await command(pilot, "/kick bob")
         removed = await bob.recv("removed")
         assert removed.removed.reason == pb.REMOVAL_REASON_KICKED
         await wait_for(pilot, lambda: bob_view() is None)
         assert "bob was kicked" in system_lines(room)
         await bob.act(join_room=pb.JoinRoom(name="cmds"))
+        assert "kicked" in (await bob.recv("error")).error.message
+        await command(pilot, "/bans")
+        await wait_for(pilot, lambda: any("bob (kicked, 30 s left)" in line for line in system_lines(room)))
+        await command(pilot, "/unban bob")
+        await wait_for(pilot, lambda: "No bans in this room." in system_lines(room))
+        await bob.act(join_room=pb.JoinRoom(name="cmds"))
         await bob.recv("room_state", where=lambda m: m.room_state.name == "cmds")
         await wait_for(pilot, lambda: bob_view() is not None)
 
-        # Ban: Bob is out and refused; unban (by id, he is not in the room) lets him in again.
+        # Ban: Bob is out and refused; unban by the name /bans lists (or by #id) lets him in again.
         await command(pilot, "/ban bob 10m")
         removed = await bob.recv("removed")
         assert (removed.removed.reason, removed.removed.duration_s) == (pb.REMOVAL_REASON_BANNED, 600)
         await wait_for(pilot, lambda: bob_view() is None)
         await bob.act(join_room=pb.JoinRoom(name="cmds"))
         assert (await bob.recv("error")).error.code == pb.ERROR_CODE_BANNED
-        await command(pilot, "/unban bob")  # not in the room: the name cannot be resolved
-        assert "No player called 'bob' is in this room." in system_lines(room)
+        await command(pilot, "/unban carol")
+        await wait_for(
+            pilot, lambda: any("No ban here matches 'carol'" in line for line in system_lines(room))
+        )
         await command(pilot, f"/unban #{bob_id}")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: system_lines(room)[-1] == "No bans in this room.")
         await bob.act(join_room=pb.JoinRoom(name="cmds"))
         await bob.recv("room_state", where=lambda m: m.room_state.name == "cmds")
         await wait_for(pilot, lambda: bob_view() is not None)

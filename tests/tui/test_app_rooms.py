@@ -46,7 +46,7 @@ async def test_locked_room_asks_for_the_password(relay_server, relay_clients, co
         await choose_room(pilot, "vault")
         assert isinstance(app.screen, PasswordScreen)
         await pilot.press(*"nope", "enter")
-        await wait_for(pilot, lambda: any("needs a password" in text for text in toasts(app)))
+        await wait_for(pilot, lambda: any("password is wrong" in text for text in toasts(app)))
         assert isinstance(app.screen, LobbyScreen)
 
         # The right one: she is in.

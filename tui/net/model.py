@@ -46,6 +46,7 @@ class ChatLine:
     user_color: str
     content: str
     server_time_us: int
+    system: bool = False  # a notice from the server, not a line from a user: show it as such
 
     @classmethod
     def from_pb(cls, message: pb.ChatMessage) -> ChatLine:
@@ -56,7 +57,13 @@ class ChatLine:
             message.user_color,
             message.content,
             message.server_time_us,
+            message.system,
         )
+
+    @property
+    def author(self) -> str:
+        """Who said it, for a one-line log: the server's notices never pass for a user's line."""
+        return "[server notice]" if self.system else self.user_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,14 @@ while there is no connection.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
+from pianorhythm.commands import chat_refusal
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tui.net import model as m
 from tui.net.session import ClientSession
+
+DEFAULT_LIMITS: Final = pb.Limits(max_chat_chars=500, max_chat_bytes=1500)  # until the Welcome says
 
 
 class Requests:
@@ -28,6 +32,12 @@ class Requests:
 
     def send_chat(self, text: str) -> bool:
         return self._send(chat_send=pb.ChatSend(content=text))
+
+    def chat_refusal(self, text: str) -> str | None:
+        """Why the server would refuse `text` as chat (one sentence), or None: check before send_chat."""
+        welcome = self.session.welcome
+        limits = welcome.limits if welcome is not None else DEFAULT_LIMITS
+        return chat_refusal(text, limits.max_chat_chars, limits.max_chat_bytes)
 
     def typing_start(self) -> bool:
         return self._send(typing_start=pb.TypingStart())
@@ -68,8 +78,14 @@ class Requests:
     def ban(self, user_id: int, duration_s: int = 0) -> bool:
         return self._send(ban_user=pb.BanUser(user_id=user_id, duration_s=duration_s))
 
-    def unban(self, user_id: int) -> bool:
-        return self._send(unban_user=pb.UnbanUser(user_id=user_id))
+    def unban(self, name: str) -> bool:
+        """Lift a ban by the name /bans shows (the banned user is usually not in the room), or "#<id>"."""
+        if name.startswith("#") and name[1:].isdigit():
+            return self._send(unban_user=pb.UnbanUser(user_id=int(name[1:])))
+        return self._send(unban_user=pb.UnbanUser(name=name))
+
+    def list_bans(self) -> bool:
+        return self._send(list_bans=pb.ListBans())
 
     def mute(self, user_id: int, duration_s: int = 0, unmute: bool = False) -> bool:
         return self._send(mute_user=pb.MuteUser(user_id=user_id, duration_s=duration_s, unmute=unmute))

@@ -4,7 +4,8 @@ It says Hello (with the saved resume token), keeps the clock in sync (a burst of
 second for a few seconds while the estimate settles, then one every few seconds), rejoins the room it was
 in after a reconnect and fetches the chat it missed, sends whatever the client asks (notes go out at once,
 coalesced only with events of the same loop turn) and hands every incoming ServerMessage except Pong to
-`on_message` with its local receive time.
+`on_message` with its local receive time. A room state or room list paged by the server (more_pages) is
+handed on once, whole, when its last page is in (tui.net.pages).
 
 Connection states: connecting -> connected -> reconnecting -> connected ... ; after `max_attempts` failed
 attempts in a row it reports gave_up and waits for `retry()`; `close()` ends it (closed). When the server
@@ -42,15 +43,17 @@ from pianorhythm.notes import pack_batches
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tui.net.backoff import Backoff
+from tui.net.pages import Pages
 from tui.net.tls import certificate_failure, client_context
 from tui.net.tokens import TokenClaim, TokenStore
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME: Final = codec.DEFAULT_MAX_PAYLOAD + 1  # the payload cap plus the flag byte
+MAX_FRAME: Final = codec.frame_bytes(codec.DEFAULT_MAX_PAYLOAD)
 CATCHUP_REF: Final = 0xC4A7  # ref of the ChatHistoryRequest sent after a resume
 CLOSE_REPLACED: Final = 4001  # the relay: the same identity said Hello on another connection
 REPLACED_DETAIL: Final = "your identity connected from another place"
+_PAGED: Final = frozenset({"room_state", "room_state_page", "room_list", "room_list_page"})
 _FATAL_HELLO_ERRORS: Final = frozenset({pb.ERROR_CODE_INVALID_ARGUMENT, pb.ERROR_CODE_BANNED})
 
 
@@ -162,6 +165,7 @@ class ClientSession:
         self._resume_after_id: int | None = None
         self._first_room_state = False
         self._welcomed_here = False
+        self._pages = Pages()  # paged room states and lists being put together (one per connection)
         self._ref = 0
         self._token = ""  # the resume token of our last Welcome
         self._claim: TokenClaim | None = None  # held: the saved token is ours to use and update
@@ -364,6 +368,7 @@ class ClientSession:
             assert isinstance(ws, _DirectConnection)
             self._ws = ws
             self._welcomed_here = False
+            self._pages = Pages()
             self._outgoing = asyncio.Queue()
             try:
                 hello = pb.Hello(
@@ -448,6 +453,12 @@ class ClientSession:
                 pong.client_send_us, pong.server_receive_us, pong.server_send_us, received_ns // 1000
             )
             return
+        if kind in _PAGED:
+            whole = self._pages.feed(message)
+            if whole is None:
+                return  # more pages follow
+            message = whole
+            kind = message.WhichOneof("event")
         if kind == "welcome":
             self._on_welcome(message.welcome, received_ns)
         elif kind == "error" and not self._welcomed_here and message.error.code in _FATAL_HELLO_ERRORS:

@@ -38,6 +38,7 @@ class EngineLike(room_commands.EngineActions, Protocol):
 
     def play_local(self, event: MusicEvent) -> None: ...
     def send_chat(self, text: str) -> bool: ...
+    def chat_refusal(self, text: str) -> str | None: ...
     def typing_start(self) -> bool: ...
     def typing_stop(self) -> bool: ...
     def player_stats(self, user_id: int) -> m.PlayerStats | None: ...
@@ -46,6 +47,10 @@ class EngineLike(room_commands.EngineActions, Protocol):
 
 
 def _chat_line(line: m.ChatLine) -> ChatLine:
+    if line.system:
+        return ChatLine(
+            time_us=line.server_time_us, text=f"server notice: {line.content}", system=True, id=line.id
+        )
     return ChatLine(
         time_us=line.server_time_us,
         text=line.content,
@@ -261,8 +266,14 @@ class RoomScreen(Screen[None]):
         if command is None:
             if text.startswith("//"):
                 text = text[1:]
+            refusal = self.engine.chat_refusal(text) if self.engine is not None else None
             if self.engine is None:
                 self.say("Not connected.")
+            elif refusal is not None:
+                self.say(refusal)  # and give the text back to shorten
+                chat_input = self.query_one(ChatInput)
+                chat_input.value = message.text
+                self.set_focus(chat_input)
             else:
                 self.engine.send_chat(text)
             return

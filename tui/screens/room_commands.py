@@ -19,7 +19,8 @@ class EngineActions(Protocol):
     def set_instrument(self, program: int) -> bool: ...
     def kick(self, user_id: int) -> bool: ...
     def ban(self, user_id: int, duration_s: int = 0) -> bool: ...
-    def unban(self, user_id: int) -> bool: ...
+    def unban(self, name: str) -> bool: ...
+    def list_bans(self) -> bool: ...
     def mute(self, user_id: int, duration_s: int = 0, unmute: bool = False) -> bool: ...
     def give_crown(self, user_id: int) -> bool: ...
     def claim_crown(self) -> bool: ...
@@ -105,6 +106,10 @@ def run(
         engine.update_room_settings(change)
     elif isinstance(command, c.Crown) and not command.user:
         engine.claim_crown()
+    elif isinstance(command, c.ListBans):
+        engine.list_bans()
+    elif isinstance(command, c.Unban):
+        engine.unban(command.user)
     else:
         return _moderate(command, room, engine)
     return None
@@ -119,8 +124,6 @@ def _moderate(command: c.Command, room: RoomState, engine: EngineActions) -> str
         engine.kick(target)
     elif isinstance(command, c.Ban):
         engine.ban(target, command.duration_s)
-    elif isinstance(command, c.Unban):
-        engine.unban(target)
     elif isinstance(command, c.Mute):
         engine.mute(target, command.duration_s, command.unmute)
     elif isinstance(command, c.Crown):
