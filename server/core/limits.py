@@ -35,6 +35,14 @@ class Limits:
     resume_room_s: float = 120.0
     default_ban_s: int = 3600
     chat_history: int = 50
+    # A room's fan-out budget: relayed note deliveries (one batch to one member) per second, shared by all
+    # its players, so that no room can take the whole event loop. One delivery costs the relay ~15-20 us of
+    # CPU (bench/relay.py: 10,000 deliveries/s ~ 17 % of a core), so 20,000/s holds one crowded room to about
+    # a third of a core; with 2,000 lobby members at this budget a quiet room's note p99 stayed within 2x its
+    # baseline (bench/relay.py --crowded, bench/README.md). A room of 100 members still carries 200 note
+    # batches/s; the lobby of 2,000 carries 10, which a client meets by batching more notes per message.
+    room_fanout_rate: int = 20_000
+    room_fanout_burst: int = 20_000
 
     def to_pb(self) -> pb.Limits:
         return pb.Limits(
@@ -50,6 +58,8 @@ class Limits:
             max_chat_chars=self.max_chat_chars,
             typing_timeout_ms=self.typing_timeout_ms,
             ping_interval_s=self.ping_interval_s,
+            room_fanout_rate=self.room_fanout_rate,
+            room_fanout_burst=self.room_fanout_burst,
         )
 
 

@@ -198,6 +198,21 @@ class RelayCore(SocialOps):
             self._limited(session, ref, now, quiet=quiet)
             return
         targets = [m for m in room.members if m != session.id]
+        if targets and not room.fanout.take(
+            min(len(targets), lim.room_fanout_burst), now, lim.room_fanout_rate, lim.room_fanout_burst
+        ):
+            # The player kept inside its own quota, the room is what is full: give the notes back and say so
+            # (at most once a second, like any note error), but never count it as abuse.
+            session.notes.tokens += count
+            self.counters["room_fanout_limited"] += 1
+            self._note_error(
+                session,
+                ref,
+                pb.ERROR_CODE_RATE_LIMITED,
+                "This room is busy: send fewer, fuller note batches (see Limits.room_fanout_rate).",
+                now,
+            )
+            return
         self.counters["note_events"] += count
         if targets:
             relayed = pb.RelayedNotes(
