@@ -4,15 +4,27 @@ Everything queued for a client during one turn of the loop leaves as one frame (
 the already-serialized envelopes); there is no batching timer. A note batch fanned out to N members is the
 same bytes object in N queues, and its single-envelope frame is built once per turn. When a client's
 socket stops draining, its queue grows; past `max_bytes` the client is reported slow.
+
+Two rules keep one busy room or one stalled reader from costing everyone else:
+- At most `WRITES_PER_TURN` clients are written to per loop turn, and clients that became dirty since the
+  last turn go first. A note fanned out to a 2,000-member lobby is spread over many short turns, and a quiet
+  room's note, which arrives meanwhile, is written in the very next turn instead of after the whole crowd.
+  Lobby members still waiting accumulate items, which then leave as one batch frame: fewer writes.
+- A client that is being sent data must show it reads: at most every `LIVENESS_INTERVAL_S` it gets a
+  WebSocket ping (websockets' public `ping()`), and one not answered within `LIVENESS_TIMEOUT_S` makes it
+  slow. Byte limits alone cannot catch a stall quickly: at 50 notes/s (~2 KB/s) the kernel buffers on both
+  ends absorb tens of seconds of a busy room. Idle clients are left to websockets' own 20 s heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
@@ -21,10 +33,17 @@ from pianorhythm.wire import codec
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 60 * 1024  # payload bytes per batch frame, below the 64 KiB cap with room for framing
+# One write costs ~10 us of loop time (a send() syscall on loopback, more when it wakes a reader), so a turn
+# stays under ~1 ms and a quiet room's note waits at most a few such turns behind a crowded room's fan-out.
+WRITES_PER_TURN = 64
+# A stall is found within interval + timeout = 4 s (a client that stops reading just after answering a
+# ping); a healthy client on a slow path (300 ms round trip) answers with more than 2 s to spare.
+LIVENESS_INTERVAL_S = 1.5
+LIVENESS_TIMEOUT_S = 2.5
 
 
 class Outbox:
-    __slots__ = ("conn", "items", "size", "dirty", "closed", "draining", "session_id")
+    __slots__ = ("conn", "items", "size", "dirty", "closed", "draining", "session_id", "probing", "probe_due")
 
     def __init__(self, session_id: int, conn: ServerConnection) -> None:
         self.session_id = session_id
@@ -34,19 +53,23 @@ class Outbox:
         self.dirty = False
         self.closed = False
         self.draining = False
+        self.probing = False  # a liveness ping is out
+        self.probe_due = 0.0  # loop time from which the next liveness ping may go out
 
 
 class Mailer:
-    """Owns every client's outbox; `on_slow(session_id)` is called when a queue overflows."""
+    """Owns every client's outbox; `on_slow(session_id)` is called when a client is too slow (its queue
+    overflowed, or it stopped answering pings while being sent data)."""
 
     def __init__(self, max_bytes: int, on_slow: Callable[[int], None]) -> None:
         self.max_bytes = max_bytes
         self.on_slow = on_slow
         self.boxes: dict[int, Outbox] = {}
-        self._dirty: list[Outbox] = []
+        self._dirty: list[Outbox] = []  # boxes dirtied since the last flush turn: written first
+        self._pending: deque[Outbox] = deque()  # dirty boxes a previous turn had no room for
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
-        self._drains: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def add(self, session_id: int, conn: ServerConnection) -> Outbox:
         box = Outbox(session_id, conn)
@@ -73,53 +96,89 @@ class Mailer:
                 box.dirty = True
                 dirty.append(box)
             elif box.draining and box.size + _buffered(box) > self.max_bytes:
-                self._slow(box)
+                self._slow(box, "the outgoing queue overflowed")
         if not self._scheduled and dirty:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
-        dirty, self._dirty = self._dirty, []
+        pending = self._pending
+        if self._dirty:
+            pending.extendleft(reversed(self._dirty))
+            self._dirty = []
         wire: dict[int, bytes] = {}  # one-envelope WebSocket frames by payload identity, built once a turn
-        for box in dirty:
-            box.dirty = False
-            if box.closed or not box.items:
-                continue
-            conn = box.conn
-            if conn.protocol.state is not State.OPEN:
-                box.items.clear()
-                box.size = 0
-                continue
-            if box.draining or conn.paused:
-                if box.size + _buffered(box) > self.max_bytes:
-                    self._slow(box)
-                elif not box.draining:
-                    self._drain(box)
-                continue
-            items = box.items
-            try:
-                if len(items) == 1:
-                    # A server frame is never masked and compression is off, so the WebSocket frame bytes
-                    # are the same for every member: build them once, write them to each socket.
-                    payload = items[0]
-                    data = wire.get(id(payload))
-                    if data is None:
-                        data = wire[id(payload)] = _ws_frame(codec.frame_payload(payload))
-                    conn.transport.write(data)
-                else:
-                    for chunk in _chunks(items):
-                        conn.transport.write(_ws_frame(codec.encode_serialized(chunk)))
-            except Exception as exc:  # the connection broke under us; its handler cleans up
-                log.debug("write to session %d failed: %s", box.session_id, exc)
-            box.items = []
+        now = self._loop.time()
+        for _ in range(min(WRITES_PER_TURN, len(pending))):
+            self._write(pending.popleft(), wire, now)
+        if pending and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush_all(self) -> None:
+        """Write everything queued now, however many turns' worth (at shutdown)."""
+        self.flush()
+        while self._pending:
+            self.flush()
+
+    def _write(self, box: Outbox, wire: dict[int, bytes], now: float) -> None:
+        box.dirty = False
+        if box.closed or not box.items:
+            return
+        conn = box.conn
+        if conn.protocol.state is not State.OPEN:
+            box.items.clear()
             box.size = 0
+            return
+        if box.draining or conn.paused:
+            if box.size + _buffered(box) > self.max_bytes:
+                self._slow(box, "the outgoing queue overflowed")
+            elif not box.draining:
+                self._drain(box)
+            return
+        items = box.items
+        try:
+            if len(items) == 1:
+                # A server frame is never masked and compression is off, so the WebSocket frame bytes
+                # are the same for every member: build them once, write them to each socket.
+                payload = items[0]
+                data = wire.get(id(payload))
+                if data is None:
+                    data = wire[id(payload)] = _ws_frame(codec.frame_payload(payload))
+                conn.transport.write(data)
+            else:
+                for chunk in _chunks(items):
+                    conn.transport.write(_ws_frame(codec.encode_serialized(chunk)))
+        except Exception as exc:  # the connection broke under us; its handler cleans up and logs the close
+            log.debug("write to session %d failed: %s", box.session_id, exc)
+        box.items = []
+        box.size = 0
+        if not box.probing and now >= box.probe_due:
+            box.probing = True
+            self._spawn(self._probe(box))
+
+    async def _probe(self, box: Outbox) -> None:
+        """Ping a client we are sending data to; one that does not answer in time is slow."""
+        try:
+            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
+                pong = await box.conn.ping()
+                await pong
+        except TimeoutError:
+            self._slow(box, f"no pong within {LIVENESS_TIMEOUT_S} s while being sent data")
+        except ConnectionClosed:
+            pass  # the handler saw the close and cleans up
+        finally:
+            box.probing = False
+            box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _drain(self, box: Outbox) -> None:
         box.draining = True
-        task = self._loop.create_task(self._wait_drain(box))
-        self._drains.add(task)
-        task.add_done_callback(self._drains.discard)
+        self._spawn(self._wait_drain(box))
 
     async def _wait_drain(self, box: Outbox) -> None:
         try:
@@ -135,9 +194,11 @@ class Mailer:
                 self._scheduled = True
                 self._loop.call_soon(self.flush)
 
-    def _slow(self, box: Outbox) -> None:
+    def _slow(self, box: Outbox, why: str) -> None:
         if not box.closed:
-            log.info("session %d is too slow (%d bytes queued)", box.session_id, box.size + _buffered(box))
+            log.info(
+                "session %d is too slow: %s (%d bytes queued)", box.session_id, why, box.size + _buffered(box)
+            )
             box.closed = True
             box.items.clear()
             self.on_slow(box.session_id)
