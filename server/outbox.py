@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 
@@ -34,16 +35,36 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 60 * 1024  # payload bytes per batch frame, below the 64 KiB cap with room for framing
 # One write costs ~10 us of loop time (a send() syscall on loopback, more when it wakes a reader), so a turn
-# stays under ~1 ms and a quiet room's note waits at most a few such turns behind a crowded room's fan-out.
-WRITES_PER_TURN = 64
+# stays under ~0.5 ms and a quiet room's note waits at most a few such turns behind a crowded room's fan-out.
+WRITES_PER_TURN = 16
 # A stall is found within interval + timeout = 4 s (a client that stops reading just after answering a
-# ping); a healthy client on a slow path (300 ms round trip) answers with more than 2 s to spare.
+# ping); a healthy client on a slow path (300 ms round trip) answers with more than 2 s to spare. Each
+# client's interval is drawn from [2/3, 1] of it, so that members of one room, written in the same turns,
+# do not all ping (and answer) in the same turn again; and at most PINGS_PER_TURN pings start per turn:
+# a ping costs about three writes (ping, pong, waiter), so a 2,000-member lobby's pings would otherwise
+# arrive as one 20 ms burst.
 LIVENESS_INTERVAL_S = 1.5
 LIVENESS_TIMEOUT_S = 2.5
+PINGS_PER_TURN = 16
+# ...and only after this many messages since the last ping: a ping then costs at most 1/16 of what the
+# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 1.5 s as above; a lobby
+# member hearing 5 batches/s every ~3 s, so a 2,000-member lobby costs ~700 pings/s instead of ~1,600.
+PING_AFTER_MESSAGES = 16
 
 
 class Outbox:
-    __slots__ = ("conn", "items", "size", "dirty", "closed", "draining", "session_id", "probing", "probe_due")
+    __slots__ = (
+        "conn",
+        "items",
+        "size",
+        "dirty",
+        "closed",
+        "draining",
+        "session_id",
+        "probing",
+        "probe_due",
+        "unproven",
+    )
 
     def __init__(self, session_id: int, conn: ServerConnection) -> None:
         self.session_id = session_id
@@ -55,6 +76,7 @@ class Outbox:
         self.draining = False
         self.probing = False  # a liveness ping is out
         self.probe_due = 0.0  # loop time from which the next liveness ping may go out
+        self.unproven = 0  # messages written since the last liveness ping went out
 
 
 class Mailer:
@@ -70,6 +92,7 @@ class Mailer:
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pings_left = PINGS_PER_TURN
 
     def add(self, session_id: int, conn: ServerConnection) -> Outbox:
         box = Outbox(session_id, conn)
@@ -107,7 +130,12 @@ class Mailer:
         if self._dirty:
             pending.extendleft(reversed(self._dirty))
             self._dirty = []
-        wire: dict[int, bytes] = {}  # one-envelope WebSocket frames by payload identity, built once a turn
+        # WebSocket frames by the identities of the payloads they carry, built once a turn: a server frame is
+        # never masked and compression is off, so members sent the same payloads (a crowded room's members,
+        # whose backlogs hold the same relayed notes) get the same bytes. Each entry keeps its payloads
+        # alive, so an identity cannot be reused within the turn (a slow client's UserLeft is made mid-flush).
+        wire: dict[tuple[int, ...], tuple[bytes, list[bytes]]] = {}
+        self._pings_left = PINGS_PER_TURN
         now = self._loop.time()
         for _ in range(min(WRITES_PER_TURN, len(pending))):
             self._write(pending.popleft(), wire, now)
@@ -121,7 +149,7 @@ class Mailer:
         while self._pending:
             self.flush()
 
-    def _write(self, box: Outbox, wire: dict[int, bytes], now: float) -> None:
+    def _write(self, box: Outbox, wire: dict[tuple[int, ...], tuple[bytes, list[bytes]]], now: float) -> None:
         box.dirty = False
         if box.closed or not box.items:
             return
@@ -137,23 +165,34 @@ class Mailer:
                 self._drain(box)
             return
         items = box.items
+        key = tuple(map(id, items))
         try:
-            if len(items) == 1:
-                # A server frame is never masked and compression is off, so the WebSocket frame bytes
-                # are the same for every member: build them once, write them to each socket.
-                payload = items[0]
-                data = wire.get(id(payload))
-                if data is None:
-                    data = wire[id(payload)] = _ws_frame(codec.frame_payload(payload))
-                conn.transport.write(data)
+            cached = wire.get(key)
+            if cached is None:
+                frames: list[bytes] = []
+                try:
+                    for chunk in _chunks(items):
+                        frames.append(_ws_frame(codec.encode_serialized(chunk)))
+                finally:  # what was framed before a failure still goes out, in order
+                    data = b"".join(frames)
+                    if data:
+                        conn.transport.write(data)
+                wire[key] = (data, items)
             else:
-                for chunk in _chunks(items):
-                    conn.transport.write(_ws_frame(codec.encode_serialized(chunk)))
+                conn.transport.write(cached[0])
         except Exception as exc:  # the connection broke under us; its handler cleans up and logs the close
             log.debug("write to session %d failed: %s", box.session_id, exc)
         box.items = []
         box.size = 0
-        if not box.probing and now >= box.probe_due:
+        box.unproven += len(items)
+        if (
+            box.unproven >= PING_AFTER_MESSAGES
+            and now >= box.probe_due
+            and not box.probing
+            and self._pings_left
+        ):
+            self._pings_left -= 1
+            box.unproven = 0
             box.probing = True
             self._spawn(self._probe(box))
 
@@ -169,7 +208,7 @@ class Mailer:
             pass  # the handler saw the close and cleans up
         finally:
             box.probing = False
-            box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S
+            box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S * random.uniform(2 / 3, 1)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = self._loop.create_task(coro)

@@ -36,13 +36,14 @@ class Limits:
     default_ban_s: int = 3600
     chat_history: int = 50
     # A room's fan-out budget: relayed note deliveries (one batch to one member) per second, shared by all
-    # its players, so that no room can take the whole event loop. One delivery costs the relay ~15-20 us of
-    # CPU (bench/relay.py: 10,000 deliveries/s ~ 17 % of a core), so 20,000/s holds one crowded room to about
-    # a third of a core; with 2,000 lobby members at this budget a quiet room's note p99 stayed within 2x its
-    # baseline (bench/relay.py --crowded, bench/README.md). A room of 100 members still carries 200 note
-    # batches/s; the lobby of 2,000 carries 10, which a client meets by batching more notes per message.
-    room_fanout_rate: int = 20_000
-    room_fanout_burst: int = 20_000
+    # its players, so that no room can take the whole event loop. Measured on the 2-core VM with 2,000
+    # lobby members and one player at its note limit: at 10,000/s the relay spends ~20-30 % of a core and a
+    # quiet room's p50 is unchanged (~0.5 ms), while 20,000/s took ~45 % and pushed the quiet p99 past
+    # 10 ms; 5,000/s did not improve the p99 further (the tail is per fan-out, not per delivery). A
+    # room of 100 still carries 100 note batches/s, the 2,000-member lobby 5: clients in crowded rooms
+    # send fewer, fuller batches (Limits tells them the budget).
+    room_fanout_rate: int = 10_000
+    room_fanout_burst: int = 10_000
 
     def to_pb(self) -> pb.Limits:
         return pb.Limits(

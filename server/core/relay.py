@@ -197,9 +197,9 @@ class RelayCore(SocialOps):
                 session.note_error_us = now
             self._limited(session, ref, now, quiet=quiet)
             return
-        targets = [m for m in room.members if m != session.id]
-        if targets and not room.fanout.take(
-            min(len(targets), lim.room_fanout_burst), now, lim.room_fanout_rate, lim.room_fanout_burst
+        deliveries = len(room.members) - 1
+        if deliveries and not room.fanout.take(
+            min(deliveries, lim.room_fanout_burst), now, lim.room_fanout_rate, lim.room_fanout_burst
         ):
             # The player kept inside its own quota, the room is what is full: give the notes back and say so
             # (at most once a second, like any note error), but never count it as abuse.
@@ -214,7 +214,8 @@ class RelayCore(SocialOps):
             )
             return
         self.counters["note_events"] += count
-        if targets:
+        if deliveries:
+            targets = [m for m in room.members if m != session.id]
             relayed = pb.RelayedNotes(
                 user_id=session.user_id,
                 base_time_us=batch.base_time_us,
