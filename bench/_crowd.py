@@ -47,7 +47,7 @@ class Member:
     def __init__(self) -> None:
         self.welcomed = asyncio.get_running_loop().create_future()
         self.frames = 0
-        self.errors: dict[int, int] = {}
+        self.errors: dict[pb.ErrorCode.ValueType, int] = {}
         self.errors_wanted = False  # only the player decodes past its Welcome
         self.sent = 0
 
