@@ -111,7 +111,7 @@ async def test_a_garbage_barrage_leaves_the_control_client_served(tmp_path: Path
 
 def _lz4_bomb(size: int, block_size: int, content_size: bool) -> bytes:
     """An lz4 frame of `size` zero bytes, compressed in 16 MiB steps (no 1 GiB buffer in the test)."""
-    step = bytes(16 << 20)
+    step = bytes(min(size, 16 << 20))
     compressor = lz4.frame.LZ4FrameCompressor(block_size=block_size, content_checksum=False)
     parts = [compressor.begin(source_size=size if content_size else 0)]
     for _ in range(size // len(step)):
@@ -206,17 +206,19 @@ async def test_note_chat_and_ping_floods_are_limited_then_closed_after_10_s(tmp_
 # -- slowloris -------------------------------------------------------------------------------------------
 
 
-async def _half_open(port: int, source: str, say: bytes) -> asyncio.StreamReader:
+async def _half_open(port: int, source: str, say: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     writer.write(say)
     await writer.drain()
-    return reader
+    return reader, writer  # the writer is kept: dropping it would close the connection from our side
 
 
-async def _closed_after(reader: asyncio.StreamReader, started: float) -> float:
+async def _closed_after(stream: tuple[asyncio.StreamReader, asyncio.StreamWriter], started: float) -> float:
+    reader, writer = stream
     with contextlib.suppress(ConnectionError):
         while await reader.read(65536):
             pass
+    writer.close()
     return time.perf_counter() - started
 
 
