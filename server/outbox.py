@@ -6,7 +6,7 @@ same bytes object in N queues, and its single-envelope frame is built once per t
 socket stops draining, its queue grows; past `max_bytes` the client is reported slow.
 
 Two rules keep one busy room or one stalled reader from costing everyone else:
-- At most `WRITES_PER_TURN` clients are written to per loop turn, and clients that became dirty since the
+- Each loop turn writes for at most `WRITE_SLICE_S`, and clients that became dirty since the
   last turn go first. A note fanned out to a 2,000-member lobby is spread over many short turns, and a quiet
   room's note, which arrives meanwhile, is written in the very next turn instead of after the whole crowd.
   Lobby members still waiting accumulate items, which then leave as one batch frame: fewer writes.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 
@@ -34,9 +35,11 @@ from pianorhythm.wire import codec
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 60 * 1024  # payload bytes per batch frame, below the 64 KiB cap with room for framing
-# One write costs ~10 us of loop time (a send() syscall on loopback, more when it wakes a reader), so a turn
-# stays under ~0.5 ms and a quiet room's note waits at most a few such turns behind a crowded room's fan-out.
-WRITES_PER_TURN = 16
+# Each turn writes for at most this long (at least one client). A write is a send() syscall, and on
+# loopback the kernel runs the receiver's side of TCP inside it: 30-150 us each on the 2-core VM under
+# load, so a fixed count of writes made turns of 2-4 ms. A quiet room's note needs about three turns (read,
+# handle, write): with 0.3 ms slices it waits ~1 ms behind a crowded room's fan-out, not 10.
+WRITE_SLICE_S = 0.0003
 # A stall is found within interval + timeout = 4 s (a client that stops reading just after answering a
 # ping); a healthy client on a slow path (300 ms round trip) answers with more than 2 s to spare. Each
 # client's interval is drawn from [2/3, 1] of it, so that members of one room, written in the same turns,
@@ -137,8 +140,12 @@ class Mailer:
         wire: dict[tuple[int, ...], tuple[bytes, list[bytes]]] = {}
         self._pings_left = PINGS_PER_TURN
         now = self._loop.time()
-        for _ in range(min(WRITES_PER_TURN, len(pending))):
+        clock = time.perf_counter
+        end = clock() + WRITE_SLICE_S
+        while pending:
             self._write(pending.popleft(), wire, now)
+            if clock() >= end:
+                break
         if pending and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)

@@ -36,14 +36,18 @@ class Limits:
     default_ban_s: int = 3600
     chat_history: int = 50
     # A room's fan-out budget: relayed note deliveries (one batch to one member) per second, shared by all
-    # its players, so that no room can take the whole event loop. Measured on the 2-core VM with 2,000
-    # lobby members and one player at its note limit: at 10,000/s the relay spends ~20-30 % of a core and a
-    # quiet room's p50 is unchanged (~0.5 ms), while 20,000/s took ~45 % and pushed the quiet p99 past
-    # 10 ms; 5,000/s did not improve the p99 further (the tail is per fan-out, not per delivery). A
-    # room of 100 still carries 100 note batches/s, the 2,000-member lobby 5: clients in crowded rooms
-    # send fewer, fuller batches (Limits tells them the budget).
+    # its players, so that no room can take the whole event loop while others use it. Alone on the server
+    # a room may use 10,000/s, what the project's benchmark loads need ((200 listeners, 50 notes/s) and
+    # (500, 20) in bench/relay.py). While another room is active (a member sent anything in the last
+    # `room_active_s`), every room gets `room_fanout_shared_rate`: measured on the 2-core VM with 2,000
+    # lobby members and one player at its note limit, a quiet room's note p99 went from ~1 ms to 5-9 ms
+    # at 10,000/s, 3-9 ms at 5,000/s and 1.5-1.9 ms at 2,000/s (bench/README.md, "crowded lobby"). At
+    # 2,000/s a room of 100 still carries 20 note batches/s and the 2,000-member lobby 1: clients in
+    # crowded rooms send fewer, fuller batches (Welcome.limits tells them the budget).
     room_fanout_rate: int = 10_000
     room_fanout_burst: int = 10_000
+    room_fanout_shared_rate: int = 2_000
+    room_active_s: float = 2.0
 
     def to_pb(self) -> pb.Limits:
         return pb.Limits(
@@ -61,6 +65,7 @@ class Limits:
             ping_interval_s=self.ping_interval_s,
             room_fanout_rate=self.room_fanout_rate,
             room_fanout_burst=self.room_fanout_burst,
+            room_fanout_shared_rate=self.room_fanout_shared_rate,
         )
 
 

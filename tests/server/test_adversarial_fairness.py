@@ -37,7 +37,8 @@ async def test_a_crowded_lobby_at_quota_keeps_a_quiet_rooms_p99_under_twice_its_
     tmp_path: Path,
 ) -> None:
     """Figure: quiet room note p99 (20 notes/s, 100 notes) < 2x baseline, 0 lost, with 2,000 lobby
-    members and one of them sending 200 note batches/s."""
+    members and one of them sending 200 note batches/s (the lobby gets the shared budget, 2,000
+    deliveries/s, while the quiet room plays)."""
     async with relay_process(tmp_path) as server:
         baseline = await note_latency(server.url, room="quiet", seconds=5, rate=20)
         crowd = await asyncio.create_subprocess_exec(
