@@ -325,6 +325,7 @@ async def quiet_latency(url: str, seconds: float, rate: float) -> dict[str, floa
     """Two clients in room QUIET: one plays `rate` notes/s for `seconds`, the other times them (ms)."""
     uri = parse_uri(url)
     loop = asyncio.get_running_loop()
+    welcomed = [loop.create_future(), loop.create_future()]
     joined = [loop.create_future(), loop.create_future()]
     latencies: list[int] = []
 
@@ -332,7 +333,9 @@ async def quiet_latency(url: str, seconds: float, rate: float) -> dict[str, floa
         def on_frame(payload: bytes, now_ns: int) -> None:
             for message in codec.decode_server(payload, codec.CodecConfig(max_payload=2**20)):
                 kind = message.WhichOneof("event")
-                if kind == "room_state" and message.room_state.name == QUIET and not joined[index].done():
+                if kind == "welcome" and not welcomed[index].done():
+                    welcomed[index].set_result(None)
+                elif kind == "room_state" and message.room_state.name == QUIET and not joined[index].done():
                     joined[index].set_result(None)
                 elif kind == "notes" and index == 1:
                     latencies.append(now_ns // 1000 - message.notes.base_time_us)
@@ -343,6 +346,8 @@ async def quiet_latency(url: str, seconds: float, rate: float) -> dict[str, floa
     for index, name in enumerate(("quiet-a", "quiet-b")):
         client = await open_client(url, uri.host, uri.port, watcher(index))
         client.send(pb.ClientMessage(hello=pb.Hello(name=name)))
+        # Join once welcomed: the crowded lobby's own state (large) must not share a turn with the join.
+        await asyncio.wait_for(welcomed[index], 30)
         client.send(pb.ClientMessage(join_room=pb.JoinRoom(name=QUIET)))
         clients.append(client)
     await asyncio.wait_for(asyncio.gather(*joined), 30)
