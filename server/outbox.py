@@ -50,8 +50,9 @@ LIVENESS_INTERVAL_S = 1.5
 LIVENESS_TIMEOUT_S = 2.5
 PINGS_PER_TURN = 16
 # ...and only after this many messages since the last ping: a ping then costs at most 1/16 of what the
-# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 1.5 s as above; a lobby
-# member hearing 5 batches/s every ~3 s, so a 2,000-member lobby costs ~700 pings/s instead of ~1,600.
+# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 1.5 s as above; a member
+# of a crowded lobby on the shared budget (1 batch/s) every ~16 s, which spares 2,000 pings per 1.5 s
+# while so little is held back for it (websockets' own 20 s heartbeat still covers it as well).
 PING_AFTER_MESSAGES = 16
 
 
