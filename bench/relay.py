@@ -8,6 +8,7 @@ process on the machine shares), server CPU seconds while playing, and server pea
     .venv/bin/python bench/relay.py                    # every load of ANCHORS.md, then 1,000 idle
     .venv/bin/python bench/relay.py --listeners 200 --rate 50 --duration 10
     .venv/bin/python bench/relay.py --idle 1000        # RSS per idle connection
+    .venv/bin/python bench/relay.py --crowded 2000     # a quiet room's p99 while a crowded lobby plays
 """
 
 from __future__ import annotations
@@ -257,6 +258,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.3)
             if args.idle:
                 return run_idle(server.pid, url, args)
+            if args.crowded:
+                return run_crowded(server.pid, url, args)
             return run_load(server.pid, url, args)
         finally:
             server.terminate()
@@ -312,9 +315,113 @@ def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- crowded lobby -----------------------------------------------------------------------------------
+
+CROWD = Path(__file__).resolve().with_name("_crowd.py")
+QUIET = "quiet"
+
+
+async def quiet_latency(url: str, seconds: float, rate: float) -> dict[str, float]:
+    """Two clients in room QUIET: one plays `rate` notes/s for `seconds`, the other times them (ms)."""
+    uri = parse_uri(url)
+    loop = asyncio.get_running_loop()
+    welcomed = [loop.create_future(), loop.create_future()]
+    joined = [loop.create_future(), loop.create_future()]
+    latencies: list[int] = []
+
+    def watcher(index: int) -> Any:
+        def on_frame(payload: bytes, now_ns: int) -> None:
+            for message in codec.decode_server(payload, codec.CodecConfig(max_payload=2**20)):
+                kind = message.WhichOneof("event")
+                if kind == "welcome" and not welcomed[index].done():
+                    welcomed[index].set_result(None)
+                elif kind == "room_state" and message.room_state.name == QUIET and not joined[index].done():
+                    joined[index].set_result(None)
+                elif kind == "notes" and index == 1:
+                    latencies.append(now_ns // 1000 - message.notes.base_time_us)
+
+        return on_frame
+
+    clients = []
+    for index, name in enumerate(("quiet-a", "quiet-b")):
+        client = await open_client(url, uri.host, uri.port, watcher(index))
+        client.send(pb.ClientMessage(hello=pb.Hello(name=name)))
+        # Join once welcomed: the crowded lobby's own state (large) must not share a turn with the join.
+        await asyncio.wait_for(welcomed[index], 30)
+        client.send(pb.ClientMessage(join_room=pb.JoinRoom(name=QUIET)))
+        clients.append(client)
+    await asyncio.wait_for(asyncio.gather(*joined), 30)
+    count = int(rate * seconds)
+    start = time.monotonic()
+    for index in range(count):
+        await asyncio.sleep(max(0.0, start + index / rate - time.monotonic()))
+        event = pb.NoteEvent(note=pb.Note(key=60, velocity=0 if index % 2 else 100))
+        batch = pb.NoteBatch(base_time_us=time.monotonic_ns() // 1000, events=[event])
+        clients[0].send(pb.ClientMessage(note_batch=batch))
+    await asyncio.sleep(0.5)
+    for client in clients:
+        if client.transport is not None:
+            client.transport.close()
+    return {
+        "count": len(latencies),
+        "lost": count - len(latencies),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+    }
+
+
+def crowd_command(crowd: subprocess.Popen[str], command: str) -> str:
+    assert crowd.stdin is not None and crowd.stdout is not None
+    crowd.stdin.write(command + "\n")
+    crowd.stdin.flush()
+    return crowd.stdout.readline().strip()
+
+
+def run_crowded(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The quiet room's note latency alone, then with `args.crowded` lobby members and one of them
+    sending 200 single-note batches/s (its note limit)."""
+    seconds, rate = args.duration, 20.0
+    baseline = asyncio.run(quiet_latency(url, seconds, rate))
+    crowd = subprocess.Popen(
+        [sys.executable, str(CROWD), url, str(args.crowded), "--play", "200"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert crowd.stdout is not None and crowd.stdin is not None
+    try:
+        if crowd.stdout.readline().strip() != "ready":
+            raise RuntimeError("the crowd did not get in")
+        idle = asyncio.run(quiet_latency(url, seconds, rate))
+        crowd_command(crowd, "play")
+        time.sleep(1.0)
+        user0, sys0 = cpu_times(pid)
+        wall0 = time.monotonic()
+        loaded = asyncio.run(quiet_latency(url, seconds, rate))
+        user1, sys1 = cpu_times(pid)
+        wall = time.monotonic() - wall0
+        crowd_command(crowd, "stop")
+        crowd.stdin.close()
+        report = json.loads(crowd.stdout.readline())
+    finally:
+        crowd.kill()
+        crowd.wait()
+    return {
+        "members": args.crowded,
+        "quiet_room_rate": rate,
+        "duration_s": seconds,
+        "baseline": baseline,
+        "crowd_idle": idle,
+        "crowd_playing": loaded,
+        "p99_vs_baseline": round(loaded["p99_ms"] / baseline["p99_ms"], 2),
+        "server_cpu_pct_while_playing": round((user1 - user0 + sys1 - sys0) / wall * 100, 1),
+        "crowd": report,
+        "server_peak_rss_mib": round(memory_kib(pid, "VmHWM") / 1024, 1),
+    }
+
+
 # The loads measured on an MPP server in ../shared/docs/ANCHORS.md: (listeners, notes/s, its p99 ms).
 ANCHOR_LOADS = ((10, 20, 3.0), (50, 50, 4.2), (200, 50, 9.4), (500, 20, 23.5))
 IDLE_CONNECTIONS = 1000
+CROWDED_MEMBERS = 2000
 
 
 def run_anchors(args: argparse.Namespace) -> dict[str, Any]:
@@ -326,7 +433,8 @@ def run_anchors(args: argparse.Namespace) -> dict[str, Any]:
         result["beats_mpp_p99"] = result["latency_ms"]["p99"] < mpp_p99
         rows.append(result)
     idle = run(argparse.Namespace(**{**vars(args), "idle": IDLE_CONNECTIONS}))
-    return {"loads": rows, "idle": idle}
+    crowded = run(argparse.Namespace(**{**vars(args), "crowded": CROWDED_MEMBERS, "duration": 5.0}))
+    return {"loads": rows, "idle": idle, "crowded_lobby": crowded}
 
 
 def main() -> None:
@@ -340,8 +448,12 @@ def main() -> None:
         "--procs", type=int, default=0, help="load processes (default 1, 2 from 200 listeners)"
     )
     parser.add_argument("--idle", type=int, default=0, help="measure RSS per idle connection with this many")
+    parser.add_argument(
+        "--crowded", type=int, default=0, help="a quiet room's p99 with this many lobby members, one playing"
+    )
     args = parser.parse_args()
-    print(json.dumps(run(args) if args.listeners or args.idle else run_anchors(args), indent=2))
+    one = args.listeners or args.idle or args.crowded
+    print(json.dumps(run(args) if one else run_anchors(args), indent=2))
 
 
 if __name__ == "__main__":

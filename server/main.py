@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import secrets
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,11 @@ from server.tls import TLSConfigError, server_context
 log = logging.getLogger("server")
 
 SHUTDOWN_REASON = "server shutting down"
+# Requested send buffer of every accepted socket (Linux doubles it for bookkeeping and accepted sockets
+# inherit it from the listener). With websockets' 64 KiB write limit above it, at most ~192 KiB sit
+# between a client's outbox and the wire, so a reader that falls behind shows in the outbox within a
+# second or two instead of after megabytes of kernel autotuned buffer.
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 def default_db_path() -> Path:
@@ -70,7 +77,7 @@ class RunningServer:
         if self._closed:
             return
         self._closed = True
-        self.shell.mailer.flush()
+        self.shell.mailer.flush_all()
         self._server.close(code=1001, reason=SHUTDOWN_REASON)
         await self._server.wait_closed()
         await self.shell.stop()
@@ -125,6 +132,8 @@ async def start_server(options: ServerOptions) -> RunningServer:
         server_header=f"pianorhythm-tui/{__version__}",
         ssl=tls,
     )
+    for sock in server.sockets:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     port = next(iter(server.sockets)).getsockname()[1]
     running = RunningServer(server, shell, storage, options.host, port, tls=tls is not None)
     proxies = ", ".join(map(str, options.trusted_proxies))
@@ -149,6 +158,19 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def raise_open_file_limit() -> None:
+    """Lift this process's soft limit on open files to the hard limit: each client is a file descriptor,
+    and the usual soft limit of 1,024 would turn clients away long before the machine runs out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
+            return
+    log.info("open-file limit: %d (room for about as many clients)", hard)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """`pianorhythm-tui --server`: serve until SIGINT/SIGTERM, then shut down gracefully; returns 0."""
     options = ServerOptions(
@@ -166,6 +188,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if not log.isEnabledFor(logging.DEBUG):
         # The relay logs its own line per connect/disconnect; websockets' lines would say it twice.
         logging.getLogger("websockets").setLevel(logging.WARNING)
+    raise_open_file_limit()
     try:
         return asyncio.run(_serve_until_signal(options))
     except TLSConfigError as exc:

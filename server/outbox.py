@@ -8,15 +8,29 @@ socket stops draining, its queue grows; past `max_bytes` the client is reported 
 Every queued payload is within the frame cap: `send` swaps one that is not (a bug upstream: the core
 pages what can grow) for an ERROR_CODE_FRAME_TOO_LARGE Error to the same clients and logs it at ERROR, so
 building a frame cannot fail and one bad message never takes the rest of a client's queue with it.
+
+Two rules keep one busy room or one stalled reader from costing everyone else:
+- Each loop turn writes for at most `WRITE_SLICE_S`, and clients that became dirty since the
+  last turn go first. A note fanned out to a 2,000-member lobby is spread over many short turns, and a quiet
+  room's note, which arrives meanwhile, is written in the very next turn instead of after the whole crowd.
+  Lobby members still waiting accumulate items, which then leave as one batch frame: fewer writes.
+- A client that is being sent data must show it reads: at most every `LIVENESS_INTERVAL_S` it gets a
+  WebSocket ping (websockets' public `ping()`), and one not answered within `LIVENESS_TIMEOUT_S` makes it
+  slow. Byte limits alone cannot catch a stall quickly: at 50 notes/s (~2 KB/s) the kernel buffers on both
+  ends absorb tens of seconds of a busy room. Idle clients are left to websockets' own 20 s heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
@@ -26,10 +40,40 @@ from pianorhythm.wire import pianorhythm_pb2 as pb
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 60 * 1024  # payload bytes per batch frame, below the 64 KiB cap with room for framing
+# Each turn writes for at most this long (at least one client). A write is a send() syscall, and on
+# loopback the kernel runs the receiver's side of TCP inside it: 30-150 us each on the 2-core VM under
+# load, so a fixed count of writes made turns of 2-4 ms. A quiet room's note needs about three turns (read,
+# handle, write): with 0.3 ms slices it waits ~1 ms behind a crowded room's fan-out, not 10.
+WRITE_SLICE_S = 0.0003
+# A stall is found within interval + timeout = 4 s (a client that stops reading just after answering a
+# ping); a healthy client on a slow path (300 ms round trip) answers with more than 2 s to spare. Each
+# client's interval is drawn from [2/3, 1] of it, so that members of one room, written in the same turns,
+# do not all ping (and answer) in the same turn again; and at most PINGS_PER_TURN pings start per turn:
+# a ping costs about three writes (ping, pong, waiter), so a 2,000-member lobby's pings would otherwise
+# arrive as one 20 ms burst.
+LIVENESS_INTERVAL_S = 1.5
+LIVENESS_TIMEOUT_S = 2.5
+PINGS_PER_TURN = 16
+# ...and only after this many messages since the last ping: a ping then costs at most 1/16 of what the
+# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 1.5 s as above; a member
+# of a crowded lobby on the shared budget (1 batch/s) every ~16 s, which spares 2,000 pings per 1.5 s
+# while so little is held back for it (websockets' own 20 s heartbeat still covers it as well).
+PING_AFTER_MESSAGES = 16
 
 
 class Outbox:
-    __slots__ = ("conn", "items", "size", "dirty", "closed", "draining", "session_id")
+    __slots__ = (
+        "conn",
+        "items",
+        "size",
+        "dirty",
+        "closed",
+        "draining",
+        "session_id",
+        "probing",
+        "probe_due",
+        "unproven",
+    )
 
     def __init__(self, session_id: int, conn: ServerConnection) -> None:
         self.session_id = session_id
@@ -39,10 +83,14 @@ class Outbox:
         self.dirty = False
         self.closed = False
         self.draining = False
+        self.probing = False  # a liveness ping is out
+        self.probe_due = 0.0  # loop time from which the next liveness ping may go out
+        self.unproven = 0  # messages written since the last liveness ping went out
 
 
 class Mailer:
-    """Owns every client's outbox; `on_slow(session_id)` is called when a queue overflows."""
+    """Owns every client's outbox; `on_slow(session_id)` is called when a client is too slow (its queue
+    overflowed, or it stopped answering pings while being sent data)."""
 
     def __init__(
         self, max_bytes: int, on_slow: Callable[[int], None], max_payload: int = codec.DEFAULT_MAX_PAYLOAD
@@ -55,10 +103,12 @@ class Mailer:
         self.chunk_bytes = min(CHUNK_BYTES, max_payload)
         self.codec_config = codec.CodecConfig(max_payload=max_payload)
         self.boxes: dict[int, Outbox] = {}
-        self._dirty: list[Outbox] = []
+        self._dirty: list[Outbox] = []  # boxes dirtied since the last flush turn: written first
+        self._pending: deque[Outbox] = deque()  # dirty boxes a previous turn had no room for
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
-        self._drains: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pings_left = PINGS_PER_TURN
 
     def add(self, session_id: int, conn: ServerConnection) -> Outbox:
         box = Outbox(session_id, conn)
@@ -88,47 +138,103 @@ class Mailer:
                 box.dirty = True
                 dirty.append(box)
             elif box.draining and box.size + _buffered(box) > self.max_bytes:
-                self._slow(box)
+                self._slow(box, "the outgoing queue overflowed")
         if not self._scheduled and dirty:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        wire: dict[int, bytes] = {}  # one-envelope WebSocket frames by payload identity, built once a turn
-        for box in dirty:
-            box.dirty = False
-            if box.closed or not box.items:
-                continue
-            conn = box.conn
-            if conn.protocol.state is not State.OPEN:
-                box.items.clear()
-                box.size = 0
-                continue
-            if box.draining or conn.paused:
-                if box.size + _buffered(box) > self.max_bytes:
-                    self._slow(box)
-                elif not box.draining:
-                    self._drain(box)
-                continue
-            items = box.items
-            try:
-                if len(items) == 1:
-                    # A server frame is never masked and compression is off, so the WebSocket frame bytes
-                    # are the same for every member: build them once, write them to each socket.
-                    payload = items[0]
-                    data = wire.get(id(payload))
-                    if data is None:
-                        data = wire[id(payload)] = _ws_frame(codec.frame_payload(payload, self.codec_config))
-                    conn.transport.write(data)
-                else:
-                    for chunk in _chunks(items, self.chunk_bytes):
-                        conn.transport.write(_ws_frame(codec.encode_serialized(chunk, self.codec_config)))
-            except Exception as exc:  # the connection broke under us; its handler cleans up
-                log.debug("write to session %d failed: %s", box.session_id, exc)
-            box.items = []
+        pending = self._pending
+        if self._dirty:
+            pending.extendleft(reversed(self._dirty))
+            self._dirty = []
+        # WebSocket frames by the identities of the payloads they carry, built once a turn: a server frame is
+        # never masked and compression is off, so members sent the same payloads (a crowded room's members,
+        # whose backlogs hold the same relayed notes) get the same bytes. Each entry keeps its payloads
+        # alive, so an identity cannot be reused within the turn (a slow client's UserLeft is made mid-flush).
+        wire: dict[tuple[int, ...], tuple[bytes, list[bytes]]] = {}
+        self._pings_left = PINGS_PER_TURN
+        now = self._loop.time()
+        clock = time.perf_counter
+        end = clock() + WRITE_SLICE_S
+        while pending:
+            self._write(pending.popleft(), wire, now)
+            if clock() >= end:
+                break
+        if pending and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush_all(self) -> None:
+        """Write everything queued now, however many turns' worth (at shutdown)."""
+        self.flush()
+        while self._pending:
+            self.flush()
+
+    def _write(self, box: Outbox, wire: dict[tuple[int, ...], tuple[bytes, list[bytes]]], now: float) -> None:
+        box.dirty = False
+        if box.closed or not box.items:
+            return
+        conn = box.conn
+        if conn.protocol.state is not State.OPEN:
+            box.items.clear()
             box.size = 0
+            return
+        if box.draining or conn.paused:
+            if box.size + _buffered(box) > self.max_bytes:
+                self._slow(box, "the outgoing queue overflowed")
+            elif not box.draining:
+                self._drain(box)
+            return
+        items = box.items
+        key = tuple(map(id, items))
+        try:
+            cached = wire.get(key)
+            if cached is None:
+                config = self.codec_config
+                data = b"".join(
+                    _ws_frame(codec.encode_serialized(chunk, config))
+                    for chunk in _chunks(items, self.chunk_bytes)
+                )
+                wire[key] = (data, items)
+            else:
+                data = cached[0]
+            conn.transport.write(data)
+        except Exception as exc:  # the connection broke under us; its handler cleans up and logs the close
+            log.debug("write to session %d failed: %s", box.session_id, exc)
+        box.items = []
+        box.size = 0
+        box.unproven += len(items)
+        if (
+            box.unproven >= PING_AFTER_MESSAGES
+            and now >= box.probe_due
+            and not box.probing
+            and self._pings_left
+        ):
+            self._pings_left -= 1
+            box.unproven = 0
+            box.probing = True
+            self._spawn(self._probe(box))
+
+    async def _probe(self, box: Outbox) -> None:
+        """Ping a client we are sending data to; one that does not answer in time is slow."""
+        try:
+            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
+                pong = await box.conn.ping()
+                await pong
+        except TimeoutError:
+            self._slow(box, f"no pong within {LIVENESS_TIMEOUT_S} s while being sent data")
+        except ConnectionClosed:
+            pass  # the handler saw the close and cleans up
+        finally:
+            box.probing = False
+            box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S * random.uniform(2 / 3, 1)
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _too_large(self, payload: bytes, clients: int) -> bytes:
         """The Error that replaces a message over the cap (the message is our own, so it parses)."""
@@ -150,9 +256,7 @@ class Mailer:
 
     def _drain(self, box: Outbox) -> None:
         box.draining = True
-        task = self._loop.create_task(self._wait_drain(box))
-        self._drains.add(task)
-        task.add_done_callback(self._drains.discard)
+        self._spawn(self._wait_drain(box))
 
     async def _wait_drain(self, box: Outbox) -> None:
         try:
@@ -168,9 +272,11 @@ class Mailer:
                 self._scheduled = True
                 self._loop.call_soon(self.flush)
 
-    def _slow(self, box: Outbox) -> None:
+    def _slow(self, box: Outbox, why: str) -> None:
         if not box.closed:
-            log.info("session %d is too slow (%d bytes queued)", box.session_id, box.size + _buffered(box))
+            log.info(
+                "session %d is too slow: %s (%d bytes queued)", box.session_id, why, box.size + _buffered(box)
+            )
             box.closed = True
             box.items.clear()
             self.on_slow(box.session_id)

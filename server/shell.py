@@ -188,7 +188,7 @@ class RelayShell:
 
     def _on_slow(self, sid: int) -> None:
         self._perform_nowait(self.core.disconnect(sid, pb.LEAVE_REASON_SLOW, self.clock.now_us()))
-        self._close(sid, CLOSE_SLOW, "too slow: the outgoing queue overflowed")
+        self._close(sid, CLOSE_SLOW, "too slow: not reading what the server sends")
 
     # -- actions -------------------------------------------------------------------------------------
 

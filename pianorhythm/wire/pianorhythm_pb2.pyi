@@ -1432,6 +1432,9 @@ class Limits(_message.Message):
     TYPING_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     PING_INTERVAL_S_FIELD_NUMBER: _builtins.int
     MAX_CHAT_BYTES_FIELD_NUMBER: _builtins.int
+    ROOM_FANOUT_RATE_FIELD_NUMBER: _builtins.int
+    ROOM_FANOUT_BURST_FIELD_NUMBER: _builtins.int
+    ROOM_FANOUT_SHARED_RATE_FIELD_NUMBER: _builtins.int
     note_rate: _builtins.int
     """note events per second (token bucket refill)"""
     note_burst: _builtins.int
@@ -1454,6 +1457,16 @@ class Limits(_message.Message):
     """WebSocket-level heartbeat"""
     max_chat_bytes: _builtins.int
     """a chat line's UTF-8 bytes (as well as max_chat_chars characters)"""
+    room_fanout_rate: _builtins.int
+    """A room's note fan-out budget, shared by its players: one relayed NoteBatch to one member costs 1
+    (a batch to a room of N costs N - 1). Over it, batches are refused with RATE_LIMITED; a client in a
+    crowded room keeps under it by sending fewer, fuller batches (about N / rate seconds apart).
+    deliveries per second while the room is the only active one
+    """
+    room_fanout_burst: _builtins.int
+    """bucket size"""
+    room_fanout_shared_rate: _builtins.int
+    """deliveries per second (and bucket size) while others are active"""
     def __init__(
         self,
         *,
@@ -1470,10 +1483,13 @@ class Limits(_message.Message):
         typing_timeout_ms: _builtins.int = ...,
         ping_interval_s: _builtins.int = ...,
         max_chat_bytes: _builtins.int = ...,
+        room_fanout_rate: _builtins.int = ...,
+        room_fanout_burst: _builtins.int = ...,
+        room_fanout_shared_rate: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "chat_window_s", b"chat_window_s", "max_chat_bytes", b"max_chat_bytes", "max_chat_chars", b"max_chat_chars", "max_events_per_batch", b"max_events_per_batch", "max_frame_bytes", b"max_frame_bytes", "note_burst", b"note_burst", "note_rate", b"note_rate", "other_rate", b"other_rate", "owner_note_burst", b"owner_note_burst", "owner_note_rate", b"owner_note_rate", "ping_interval_s", b"ping_interval_s", "typing_timeout_ms", b"typing_timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "chat_window_s", b"chat_window_s", "max_chat_bytes", b"max_chat_bytes", "max_chat_chars", b"max_chat_chars", "max_events_per_batch", b"max_events_per_batch", "max_frame_bytes", b"max_frame_bytes", "note_burst", b"note_burst", "note_rate", b"note_rate", "other_rate", b"other_rate", "owner_note_burst", b"owner_note_burst", "owner_note_rate", b"owner_note_rate", "ping_interval_s", b"ping_interval_s", "room_fanout_burst", b"room_fanout_burst", "room_fanout_rate", b"room_fanout_rate", "room_fanout_shared_rate", b"room_fanout_shared_rate", "typing_timeout_ms", b"typing_timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -48,6 +48,20 @@ class Limits:
     password_failures_per_min: float = 20.0
     password_jobs_max: int = 16
 
+    # A room's fan-out budget: relayed note deliveries (one batch to one member) per second, shared by all
+    # its players, so that no room can take the whole event loop while others use it. Alone on the server
+    # a room may use 10,000/s, what the project's benchmark loads need ((200 listeners, 50 notes/s) and
+    # (500, 20) in bench/relay.py). While another room is active (a member sent anything in the last
+    # `room_active_s`), every room gets `room_fanout_shared_rate`: measured on the 2-core VM with 2,000
+    # lobby members and one player at its note limit, a quiet room's note p99 went from ~1 ms to 5-9 ms
+    # at 10,000/s, 3-9 ms at 5,000/s and 1.5-1.9 ms at 2,000/s (bench/README.md, "crowded lobby"). At
+    # 2,000/s a room of 100 still carries 20 note batches/s and the 2,000-member lobby 1: clients in
+    # crowded rooms send fewer, fuller batches (Welcome.limits tells them the budget).
+    room_fanout_rate: int = 10_000
+    room_fanout_burst: int = 10_000
+    room_fanout_shared_rate: int = 2_000
+    room_active_s: float = 2.0
+
     @property
     def page_bytes(self) -> int:
         """The most a paged ServerMessage (room state, room list, history) may serialize to.
@@ -72,6 +86,9 @@ class Limits:
             typing_timeout_ms=self.typing_timeout_ms,
             ping_interval_s=self.ping_interval_s,
             max_chat_bytes=self.max_chat_bytes,
+            room_fanout_rate=self.room_fanout_rate,
+            room_fanout_burst=self.room_fanout_burst,
+            room_fanout_shared_rate=self.room_fanout_shared_rate,
         )
 
 

@@ -70,6 +70,10 @@ class Room:
     away_owner_id: int = 0  # the owner who left; gets the crown back if they return in time
     crown_claimable_at_us: int = 0
     mutes: dict[int, int] = field(default_factory=dict)  # user id -> end (us); -1 = until they leave
+    # Note deliveries this room may still fan out (Limits.room_fanout_*). Stamped at time 0, so its first
+    # take refills it to the full burst: a room starts with its whole budget whenever it is created.
+    fanout: TokenBucket = field(default_factory=lambda: TokenBucket(0, 0))
+    active_until_us: int = 0  # a member sent something less than Limits.room_active_s ago
 
     @property
     def name(self) -> str:

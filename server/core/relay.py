@@ -16,7 +16,7 @@ from server.core.address import ban_scope
 from server.core.base import CoreOptions
 from server.core.crypto import hash_token
 from server.core.limits import US, TokenBucket
-from server.core.models import Session
+from server.core.models import Room, Session
 from server.core.records import ChatRecord, RoomRecord, UserRecord
 from server.core.social import SocialOps
 
@@ -36,6 +36,7 @@ Handler = Callable[[Session, Any, int, int], None]
 class RelayCore(SocialOps):
     def __init__(self, options: CoreOptions, rooms: Iterable[RoomRecord] = ()) -> None:
         super().__init__(options, rooms)
+        self._active: tuple[Room | None, Room | None] = (None, None)  # see _activity
         self._handlers: dict[str, Handler] = {
             "join_room": self._join_handler,
             "leave_room": self._leave_msg,
@@ -117,6 +118,8 @@ class RelayCore(SocialOps):
             return []
         which = msg.WhichOneof("action")
         ref = msg.ref
+        if session.room is not None:
+            self._activity(session.room, now)
         if not session.user_id:
             if which == "hello":
                 self._hello(session, msg.hello, ref, now, resumed)
@@ -166,6 +169,18 @@ class RelayCore(SocialOps):
         elif not quiet:
             self._error(session, ref, pb.ERROR_CODE_RATE_LIMITED, "rate limited")
 
+    def _activity(self, room: Room, now: int) -> None:
+        """Remember that `room` is in use: the most recently active room and the latest other one."""
+        room.active_until_us = now + int(self.limits.room_active_s * US)
+        if self._active[0] is not room:
+            self._active = (room, self._active[0])
+
+    def _others_active(self, room: Room, now: int) -> bool:
+        """Whether a room other than `room` had a member send anything within Limits.room_active_s."""
+        return any(
+            other is not None and other is not room and other.active_until_us > now for other in self._active
+        )
+
     def _note_error(
         self, session: Session, ref: int, code: pb.ErrorCode.ValueType, text: str, now: int
     ) -> None:
@@ -200,9 +215,27 @@ class RelayCore(SocialOps):
                 session.note_error_us = now
             self._limited(session, ref, now, quiet=quiet)
             return
-        targets = [m for m in room.members if m != session.id]
+        deliveries = len(room.members) - 1
+        if self._others_active(room, now):
+            budget_rate = budget_burst = lim.room_fanout_shared_rate
+        else:
+            budget_rate, budget_burst = lim.room_fanout_rate, lim.room_fanout_burst
+        if deliveries and not room.fanout.take(min(deliveries, budget_burst), now, budget_rate, budget_burst):
+            # The player kept inside its own quota, the room is what is full: give the notes back and say so
+            # (at most once a second, like any note error), but never count it as abuse.
+            session.notes.tokens += count
+            self.counters["room_fanout_limited"] += 1
+            self._note_error(
+                session,
+                ref,
+                pb.ERROR_CODE_RATE_LIMITED,
+                "This room is busy: send fewer, fuller note batches (see Limits.room_fanout_*).",
+                now,
+            )
+            return
         self.counters["note_events"] += count
-        if targets:
+        if deliveries:
+            targets = [m for m in room.members if m != session.id]
             relayed = pb.RelayedNotes(
                 user_id=session.user_id,
                 base_time_us=batch.base_time_us,

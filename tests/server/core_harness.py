@@ -17,12 +17,12 @@ SEC = 1_000_000
 
 
 class Harness:
-    """`defer_passwords`: password jobs wait in `password_jobs` until `run_password_jobs()` (as the
+    """Set `defer_passwords` and password jobs wait in `password_jobs` until `run_password_jobs()` (as the
     shell's worker thread would take its time); otherwise they run at once, with the real hashing."""
 
-    def __init__(self, defer_passwords: bool = False, **limits: Any) -> None:
+    def __init__(self, **limits: Any) -> None:
         self.now = START_US
-        self.defer_passwords = defer_passwords
+        self.defer_passwords = False
         self.password_jobs: list[VerifyPassword | HashPassword] = []
         counter = itertools.count(1)
         self.core = RelayCore(

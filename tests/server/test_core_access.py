@@ -35,6 +35,12 @@ def _locked_room(h: Harness, name: str = "vault", password: str = "pw") -> int:
     return owner
 
 
+def _deferring() -> Harness:
+    h = Harness()
+    h.defer_passwords = True
+    return h
+
+
 def _error(h: Harness, sid: int) -> pb.Error:
     errors = h.take(sid, "error")
     assert errors, f"no error; got {h.kinds(sid)}"
@@ -45,7 +51,7 @@ def _error(h: Harness, sid: int) -> pb.Error:
 
 
 def test_a_password_is_checked_by_a_job_not_during_the_message() -> None:
-    h = Harness(defer_passwords=True)
+    h = _deferring()
     _locked_room(h)
     guest = _connect(h, "guest", "10.0.0.2")
     _join(h, guest, "vault", password="pw")
@@ -112,7 +118,7 @@ def test_wrong_passwords_are_limited_per_room() -> None:
 
 
 def test_no_more_than_16_password_jobs_wait_at_once() -> None:
-    h = Harness(defer_passwords=True)
+    h = _deferring()
     _locked_room(h)
     for i in range(16):
         _join(h, _connect(h, f"g{i}", f"10.1.0.{i}"), "vault", password="x")
@@ -130,7 +136,7 @@ def test_no_more_than_16_password_jobs_wait_at_once() -> None:
 
 
 def test_a_new_password_is_hashed_by_a_job_and_locks_the_room_meanwhile() -> None:
-    h = Harness(defer_passwords=True)
+    h = _deferring()
     owner = _connect(h, "owner", "10.9.9.9")
     h.send(owner, join_room=pb.JoinRoom(name="vault", settings=pb.RoomSettingsChange(password="pw")))
     state = h.take(owner, "room_state")[0].room_state

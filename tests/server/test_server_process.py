@@ -77,3 +77,34 @@ async def test_sigterm_closes_clients_with_1001_and_keeps_acknowledged_chat(tmp_
     with sqlite3.connect(db) as conn:
         stored = {row[0] for row in conn.execute("SELECT id FROM chat")}
     assert set(acked) <= stored
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CLI.exists(), reason="the pianorhythm-tui entry point is not installed")
+async def test_kill_9_loses_no_acknowledged_chat(tmp_path: Path) -> None:
+    """Figure: 3 clients chatting (their 4-line bursts, ~12 lines acknowledged); after kill -9 every
+    acknowledged line is in the database."""
+    db = tmp_path / "server.db"
+    proc, url = await _start(db)
+    assert proc.stderr is not None
+    drain = asyncio.create_task(proc.stderr.read())
+    try:
+        clients = [await TestClient.connect(url) for _ in range(3)]
+        for index, client in enumerate(clients):
+            await client.hello(f"player{index}")
+        acked: list[int] = []
+        chatters = [asyncio.create_task(_chatter(c, acked)) for c in clients]
+        await asyncio.sleep(1.2)
+        assert acked, "no chat was acknowledged before the kill"
+        proc.kill()
+        returncode = await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(asyncio.gather(*chatters), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await drain
+    assert returncode == -signal.SIGKILL
+    with sqlite3.connect(db) as conn:
+        stored = {row[0] for row in conn.execute("SELECT id FROM chat")}
+    assert set(acked) <= stored, f"acknowledged but lost: {sorted(set(acked) - stored)}"
