@@ -8,12 +8,14 @@ process on the machine shares), server CPU seconds while playing, and server pea
     .venv/bin/python bench/relay.py                    # every load of ANCHORS.md, then 1,000 idle
     .venv/bin/python bench/relay.py --listeners 200 --rate 50 --duration 10
     .venv/bin/python bench/relay.py --idle 1000        # RSS per idle connection
+    .venv/bin/python bench/relay.py --churn 10000      # memory drift over connect/join/chat/leave cycles
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,9 @@ from websockets.uri import parse_uri
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pianorhythm.wire import codec  # noqa: E402
 from pianorhythm.wire import pianorhythm_pb2 as pb  # noqa: E402
+from tests.load.churn import churn, memory_report  # noqa: E402
 
+ADMIN_TOKEN = "bench-admin"  # for the churn row's "memory" command
 ROOM = "lobby"  # the one room without a user limit (other rooms hold at most 100)
 CLI = Path(sys.executable).with_name("pianorhythm-tui")
 
@@ -204,7 +209,7 @@ def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
     prefix = os.environ.get("RELAY_BENCH_PREFIX", "").split()  # e.g. "python -m cProfile -o out.prof"
     proc = subprocess.Popen(
         [*prefix, str(CLI), "--server", "--port", "0", "--db", str(db), "--log-level", "info",
-         "--max-connections-per-ip", "5000"],
+         "--max-connections-per-ip", "5000", "--admin-token", ADMIN_TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stderr is not None
@@ -257,6 +262,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.3)
             if args.idle:
                 return run_idle(server.pid, url, args)
+            if args.churn:
+                return run_churn(url, args)
             return run_load(server.pid, url, args)
         finally:
             server.terminate()
@@ -312,13 +319,53 @@ def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+CHURN_WARMUP = 2_000
+RESUME_WINDOW_S = 120  # Limits.resume_room_s: how long a dropped user's room is remembered
+
+
+def run_churn(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A warm-up, then three blocks of `args.churn` cycles on a fresh database: the RSS after a full GC
+    before and after each block, and once more (with /healthz) when the rooms the dropped users could
+    resume into have expired."""
+
+    async def main() -> dict[str, Any]:
+        warm = await churn(url, CHURN_WARMUP, args.workers, 4, 10)
+        rss = [(await memory_report(url, ADMIN_TOKEN))["rss_kib"]]
+        blocks = []
+        for _ in range(3):
+            blocks.append(await churn(url, args.churn, args.workers, 4, 10))
+            rss.append((await memory_report(url, ADMIN_TOKEN))["rss_kib"])
+        await asyncio.sleep(RESUME_WINDOW_S + 2)
+        expired = (await memory_report(url, ADMIN_TOKEN))["rss_kib"]
+        await asyncio.sleep(0.5)  # the admin connection's disconnect
+        health = urllib.request.urlopen(url.replace("ws://", "http://").rsplit("/api/", 1)[0] + "/healthz")
+        return {
+            "churn_cycles_per_block": args.churn,
+            "workers": args.workers,
+            "warmup_cycles": CHURN_WARMUP,
+            "failures": warm["failures"] + sum(b["failures"] for b in blocks),
+            "cycles_per_s": [round(args.churn / b["seconds"]) for b in blocks],
+            "rss_after_gc_kib": rss,
+            "drift_pct": [
+                round((after - before) / before * 100, 2) for before, after in itertools.pairwise(rss)
+            ],
+            "drift_total_pct": round((rss[-1] - rss[0]) / rss[0] * 100, 2),
+            "rss_after_resume_window_kib": expired,
+            "drift_after_resume_window_pct": round((expired - rss[0]) / rss[0] * 100, 2),
+            "healthz": json.loads(health.read()),
+        }
+
+    return asyncio.run(main())
+
+
 # The loads measured on an MPP server in ../shared/docs/ANCHORS.md: (listeners, notes/s, its p99 ms).
 ANCHOR_LOADS = ((10, 20, 3.0), (50, 50, 4.2), (200, 50, 9.4), (500, 20, 23.5))
 IDLE_CONNECTIONS = 1000
+CHURN_CYCLES = 10_000
 
 
 def run_anchors(args: argparse.Namespace) -> dict[str, Any]:
-    """Every anchor load, then the idle-memory measurement: the issue's whole table in one run."""
+    """Every anchor load, then the idle-memory and churn measurements: the issue's whole table in one run."""
     rows = []
     for listeners, rate, mpp_p99 in ANCHOR_LOADS:
         result = run(argparse.Namespace(**{**vars(args), "listeners": listeners, "rate": rate}))
@@ -326,7 +373,8 @@ def run_anchors(args: argparse.Namespace) -> dict[str, Any]:
         result["beats_mpp_p99"] = result["latency_ms"]["p99"] < mpp_p99
         rows.append(result)
     idle = run(argparse.Namespace(**{**vars(args), "idle": IDLE_CONNECTIONS}))
-    return {"loads": rows, "idle": idle}
+    churned = run(argparse.Namespace(**{**vars(args), "churn": CHURN_CYCLES}))
+    return {"loads": rows, "idle": idle, "churn": churned}
 
 
 def main() -> None:
@@ -340,8 +388,10 @@ def main() -> None:
         "--procs", type=int, default=0, help="load processes (default 1, 2 from 200 listeners)"
     )
     parser.add_argument("--idle", type=int, default=0, help="measure RSS per idle connection with this many")
+    parser.add_argument("--churn", type=int, default=0, help="memory drift over 3 blocks of this many cycles")
+    parser.add_argument("--workers", type=int, default=16, help="churn cycles at a time (one address each)")
     args = parser.parse_args()
-    print(json.dumps(run(args) if args.listeners or args.idle else run_anchors(args), indent=2))
+    print(json.dumps(run(args) if args.listeners or args.idle or args.churn else run_anchors(args), indent=2))
 
 
 if __name__ == "__main__":
