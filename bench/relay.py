@@ -319,12 +319,12 @@ def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-CHURN_WARMUP = 2_000
+CHURN_WARMUP = 10_000  # by then SQLite's page cache (2 MB by default) has filled up with the database
 RESUME_WINDOW_S = 120  # Limits.resume_room_s: how long a dropped user's room is remembered
 
 
 def run_churn(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    """A warm-up, then three blocks of `args.churn` cycles on a fresh database: the RSS after a full GC
+    """A warm-up, then three blocks of `args.churn` cycles, from a fresh database: the RSS after a full GC
     before and after each block, and once more (with /healthz) when the rooms the dropped users could
     resume into have expired."""
 
