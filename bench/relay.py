@@ -9,12 +9,15 @@ process on the machine shares), server CPU seconds while playing, and server pea
     .venv/bin/python bench/relay.py --listeners 200 --rate 50 --duration 10
     .venv/bin/python bench/relay.py --idle 1000        # RSS per idle connection
     .venv/bin/python bench/relay.py --crowded 2000     # a quiet room's p99 while a crowded lobby plays
+    .venv/bin/python bench/relay.py --churn 10000      # memory drift over connect/join/chat/leave cycles
+    .venv/bin/python bench/relay.py --guessing 80      # a quiet room's p99 while 80 connections guess
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,10 @@ from websockets.uri import parse_uri
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pianorhythm.wire import codec  # noqa: E402
 from pianorhythm.wire import pianorhythm_pb2 as pb  # noqa: E402
+from tests.fixtures.relay_process import connect_from, note_latency  # noqa: E402
+from tests.load.churn import churn, memory_report  # noqa: E402
 
+ADMIN_TOKEN = "bench-admin"  # for the churn row's "memory" command
 ROOM = "lobby"  # the one room without a user limit (other rooms hold at most 100)
 CLI = Path(sys.executable).with_name("pianorhythm-tui")
 
@@ -205,7 +212,7 @@ def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
     prefix = os.environ.get("RELAY_BENCH_PREFIX", "").split()  # e.g. "python -m cProfile -o out.prof"
     proc = subprocess.Popen(
         [*prefix, str(CLI), "--server", "--port", "0", "--db", str(db), "--log-level", "info",
-         "--max-connections-per-ip", "5000"],
+         "--max-connections-per-ip", "5000", "--admin-token", ADMIN_TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stderr is not None
@@ -260,6 +267,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return run_idle(server.pid, url, args)
             if args.crowded:
                 return run_crowded(server.pid, url, args)
+            if args.churn:
+                return run_churn(url, args)
+            if args.guessing:
+                return run_guessing(server.pid, url, args)
             return run_load(server.pid, url, args)
         finally:
             server.terminate()
@@ -418,14 +429,93 @@ def run_crowded(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+CHURN_WARMUP = 10_000  # by then SQLite's page cache (2 MB by default) has filled up with the database
+RESUME_WINDOW_S = 120  # Limits.resume_room_s: how long a dropped user's room is remembered
+
+
+def run_churn(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A warm-up, then three blocks of `args.churn` cycles, from a fresh database: the RSS after a full GC
+    before and after each block, and once more (with /healthz) when the rooms the dropped users could
+    resume into have expired."""
+
+    async def main() -> dict[str, Any]:
+        warm = await churn(url, CHURN_WARMUP, args.workers, 4, 10)
+        rss = [(await memory_report(url, ADMIN_TOKEN))["rss_kib"]]
+        blocks = []
+        for _ in range(3):
+            blocks.append(await churn(url, args.churn, args.workers, 4, 10))
+            rss.append((await memory_report(url, ADMIN_TOKEN))["rss_kib"])
+        await asyncio.sleep(RESUME_WINDOW_S + 2)
+        expired = (await memory_report(url, ADMIN_TOKEN))["rss_kib"]
+        await asyncio.sleep(0.5)  # the admin connection's disconnect
+        health = urllib.request.urlopen(url.replace("ws://", "http://").rsplit("/api/", 1)[0] + "/healthz")
+        return {
+            "churn_cycles_per_block": args.churn,
+            "workers": args.workers,
+            "warmup_cycles": CHURN_WARMUP,
+            "failures": warm["failures"] + sum(b["failures"] for b in blocks),
+            "cycles_per_s": [round(args.churn / b["seconds"]) for b in blocks],
+            "rss_after_gc_kib": rss,
+            "drift_pct": [
+                round((after - before) / before * 100, 2) for before, after in itertools.pairwise(rss)
+            ],
+            "drift_total_pct": round((rss[-1] - rss[0]) / rss[0] * 100, 2),
+            "rss_after_resume_window_kib": expired,
+            "drift_after_resume_window_pct": round((expired - rss[0]) / rss[0] * 100, 2),
+            "healthz": json.loads(health.read()),
+        }
+
+    return asyncio.run(main())
+
+
 # The loads measured on an MPP server in ../shared/docs/ANCHORS.md: (listeners, notes/s, its p99 ms).
 ANCHOR_LOADS = ((10, 20, 3.0), (50, 50, 4.2), (200, 50, 9.4), (500, 20, 23.5))
 IDLE_CONNECTIONS = 1000
 CROWDED_MEMBERS = 2000
+GUESSING_CONNECTIONS = 80  # the issue's attack: 4 addresses x 20 connections, 10 wrong passwords/s each
+CHURN_CYCLES = 10_000
+
+
+def run_guessing(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A quiet room's note p99 (50 notes/s for 8 s) before and while `args.guessing` connections from 4
+    addresses send wrong passwords to a locked room (tests/load/guessers.py, a process of its own)."""
+
+    async def main() -> dict[str, Any]:
+        owner = await connect_from(url, "127.0.0.1", hello="owner")
+        locked = pb.JoinRoom(name="vault", settings=pb.RoomSettingsChange(password="s3cret"))
+        await owner.act(join_room=locked)
+        await owner.recv("room_state", where=lambda m: m.room_state.name == "vault")
+        baseline = await note_latency(url, "quiet", seconds=8, rate=50)
+        guessers = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.load.guessers", url, "vault",
+            "--per-source", str(args.guessing // 4), "--seconds", "10",
+            cwd=Path(__file__).resolve().parents[1], stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert guessers.stdout is not None
+        await guessers.stdout.readline()  # "ready"
+        cpu_before = sum(cpu_times(pid))
+        attacked = await note_latency(url, "quiet", seconds=8, rate=50)
+        cpu = sum(cpu_times(pid)) - cpu_before
+        report = json.loads(await guessers.stdout.readline())
+        await guessers.wait()
+        await owner.close()
+        answers = report["answers"]
+        return {
+            "guessing_connections": report["connections"],
+            "guesses_answered": sum(answers.values()),
+            "passwords_checked": answers.get("ERROR_CODE_WRONG_PASSWORD", 0),
+            "rate_limited": answers.get("ERROR_CODE_RATE_LIMITED", 0),
+            "quiet_room_baseline": baseline.as_dict(),
+            "quiet_room_attacked": attacked.as_dict(),
+            "p99_ratio": round(attacked.p99_ms / baseline.p99_ms, 2),
+            "server_cpu_pct_attacked": round(cpu / 8 * 100, 1),
+        }
+
+    return asyncio.run(main())
 
 
 def run_anchors(args: argparse.Namespace) -> dict[str, Any]:
-    """Every anchor load, then the idle-memory measurement: the issue's whole table in one run."""
+    """Every anchor load, then the idle-memory and churn measurements: the issue's whole table in one run."""
     rows = []
     for listeners, rate, mpp_p99 in ANCHOR_LOADS:
         result = run(argparse.Namespace(**{**vars(args), "listeners": listeners, "rate": rate}))
@@ -434,7 +524,15 @@ def run_anchors(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(result)
     idle = run(argparse.Namespace(**{**vars(args), "idle": IDLE_CONNECTIONS}))
     crowded = run(argparse.Namespace(**{**vars(args), "crowded": CROWDED_MEMBERS, "duration": 5.0}))
-    return {"loads": rows, "idle": idle, "crowded_lobby": crowded}
+    guessing = run(argparse.Namespace(**{**vars(args), "guessing": GUESSING_CONNECTIONS}))
+    churned = run(argparse.Namespace(**{**vars(args), "churn": CHURN_CYCLES}))
+    return {
+        "loads": rows,
+        "idle": idle,
+        "crowded_lobby": crowded,
+        "password_guessing": guessing,
+        "churn": churned,
+    }
 
 
 def main() -> None:
@@ -451,8 +549,16 @@ def main() -> None:
     parser.add_argument(
         "--crowded", type=int, default=0, help="a quiet room's p99 with this many lobby members, one playing"
     )
+    parser.add_argument(
+        "--guessing",
+        type=int,
+        default=0,
+        help="a quiet room's p99 while this many connections guess a password",
+    )
+    parser.add_argument("--churn", type=int, default=0, help="memory drift over 3 blocks of this many cycles")
+    parser.add_argument("--workers", type=int, default=16, help="churn cycles at a time (one address each)")
     args = parser.parse_args()
-    one = args.listeners or args.idle or args.crowded
+    one = args.listeners or args.idle or args.crowded or args.guessing or args.churn
     print(json.dumps(run(args) if one else run_anchors(args), indent=2))
 
 

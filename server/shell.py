@@ -4,8 +4,10 @@ actions (queue bytes, close connections, storage), runs its timers and answers /
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import os
 import weakref
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.addresses import Headers, TrustedProxies, client_address
 from server.clock import ServerClock
 from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send, paging
-from server.core.actions import HashPassword, VerifyPassword
+from server.core.actions import HashPassword, MemoryReport, VerifyPassword
 from server.core.crypto import check_password, hash_password, hash_token
 from server.core.models import chat_pb
 from server.core.records import UserRecord
@@ -78,14 +80,7 @@ class RelayShell:
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
-            now = self.clock.now_us()
-            body = {
-                "status": "ok",
-                "uptime_s": round((now - self.core.options.started_us) / 1e6, 1),
-                "connections": len(self.core.sessions),
-                "rooms": len(self.core.rooms),
-            }
-            response = conn.respond(HTTPStatus.OK, json.dumps(body) + "\n")
+            response = conn.respond(HTTPStatus.OK, json.dumps(self.health()) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
         if path != WS_PATH:
@@ -103,6 +98,21 @@ class RelayShell:
         if found.problem:
             log.warning("%s; using the proxy's address", found.problem)
         return found.address
+
+    def health(self) -> dict[str, object]:
+        """/healthz: uptime and the size of every map that holds sessions, rooms, queues or tasks."""
+        now = self.clock.now_us()
+        return {
+            "status": "ok",
+            "uptime_s": round((now - self.core.options.started_us) / 1e6, 1),
+            "connections": len(self.core.sessions),
+            **self.core.census(),
+            "password_jobs": self.core.password_jobs,
+            "sockets": len(self.connections),
+            "outboxes": len(self.mailer.boxes),
+            "closing": len(self._closing),
+            "tasks": len(self._tasks),
+        }
 
     # -- connections ---------------------------------------------------------------------------------
 
@@ -132,11 +142,13 @@ class RelayShell:
         except ConnectionClosed:
             pass
         finally:
-            closing = self._closing.pop(sid, None)
+            closing = self._closing.get(sid)
             if closing is not None:
                 await asyncio.shield(closing)
             self.mailer.remove(sid)
             self.connections.pop(sid, None)
+            # Only now: a close asked for while the one above was awaited must find it still there.
+            self._closing.pop(sid, None)
             self._perform_nowait(self.core.disconnect(sid, reason, self.clock.now_us()))
             self._wake.set()
             log.info("disconnect session=%d user=%d code=%s", sid, session.user_id, conn.close_code)
@@ -213,6 +225,8 @@ class RelayShell:
                 await self._history(action)
             elif isinstance(action, VerifyPassword | HashPassword):
                 self._spawn(self._password_job(action))
+            elif isinstance(action, MemoryReport):
+                self._memory_report(action)
             else:  # a bare store
                 self._submit(Persist(action))
 
@@ -229,6 +243,8 @@ class RelayShell:
                 self._submit(action)
             elif isinstance(action, VerifyPassword | HashPassword):
                 self._spawn(self._password_job(action))
+            elif isinstance(action, MemoryReport):
+                self._memory_report(action)
 
     async def _password_job(self, job: VerifyPassword | HashPassword) -> None:
         loop = asyncio.get_running_loop()
@@ -266,6 +282,12 @@ class RelayShell:
             lines, more, bool(action.after_id), action.ref, self.core.limits.page_bytes
         )
         self.mailer.send((action.session_id,), page.SerializeToString())
+
+    def _memory_report(self, action: MemoryReport) -> None:
+        collected = gc.collect()
+        report = json.dumps({"rss_kib": _rss_kib(), "collected": collected}, sort_keys=True)
+        result = pb.ServerMessage(ref=action.ref, command_result=pb.CommandResult(ok=True, output=report))
+        self.mailer.send((action.session_id,), result.SerializeToString())
 
     def _internal_error(self, sid: int, ref: int) -> None:
         error = pb.Error(code=pb.ERROR_CODE_INTERNAL, message="The server could not save that; try again.")
@@ -309,3 +331,18 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
+
+
+def _rss_kib() -> int | None:
+    """Resident memory of this process from /proc (Linux); None where there is no /proc."""
+    try:
+        with open("/proc/self/statm") as statm:
+            resident_pages = int(statm.read().split()[1])
+    except OSError:
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _ip(conn: ServerConnection) -> str:
+    address = conn.remote_address
+    return str(address[0]) if address else "?"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from server.core.actions import ClearChat, DeleteRoom, SaveChat, SaveRoom, SaveUser, Store
+from server.core.actions import ClearChat, DeleteRoom, PruneUsers, SaveChat, SaveRoom, SaveUser, Store
 from server.core.records import BanRecord, ChatRecord, RoomRecord, UserRecord
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE bans ADD COLUMN name TEXT NOT NULL DEFAULT '';
     ALTER TABLE bans ADD COLUMN address TEXT NOT NULL DEFAULT '';
     ALTER TABLE bans ADD COLUMN kick INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 3: when a room was last used, so rooms nobody enters are forgotten; rooms already stored count as
+    # used at the upgrade (server time is microseconds since the Unix epoch).
+    """
+    ALTER TABLE rooms ADD COLUMN last_used_us INTEGER NOT NULL DEFAULT 0;
+    UPDATE rooms SET last_used_us = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
+    """,
+    # 4: users are pruned by last_seen_us; those stored without one (new, never cleanly gone) count as
+    # seen at the upgrade.
+    """
+    UPDATE users SET last_seen_us = CAST(strftime('%s', 'now') AS INTEGER) * 1000000 WHERE last_seen_us = 0;
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -137,10 +148,12 @@ class Storage:
 
     def _rooms(self) -> list[RoomRecord]:
         rooms = {
-            row[0]: RoomRecord(row[0], bool(row[1]), row[2], row[3], bool(row[4]), bool(row[5]), row[6])
+            row[0]: RoomRecord(
+                row[0], bool(row[1]), row[2], row[3], bool(row[4]), bool(row[5]), row[6], last_used_us=row[7]
+            )
             for row in self.db.execute(
-                "SELECT name, visible, password_hash, user_limit, chat_enabled, owner_only_play, owner_id"
-                " FROM rooms"
+                "SELECT name, visible, password_hash, user_limit, chat_enabled, owner_only_play, owner_id,"
+                " last_used_us FROM rooms"
             )
         }
         for room, user_id, until, name, address, kick in self.db.execute(
@@ -202,7 +215,8 @@ class Storage:
             elif isinstance(store, SaveRoom):
                 r = store.room
                 db.execute(
-                    "INSERT OR REPLACE INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO rooms (name, visible, password_hash, user_limit, chat_enabled,"
+                    " owner_only_play, owner_id, last_used_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         r.name,
                         r.visible,
@@ -211,6 +225,7 @@ class Storage:
                         r.chat_enabled,
                         r.owner_only_play,
                         r.owner_id,
+                        r.last_used_us,
                     ),
                 )
                 db.execute("DELETE FROM bans WHERE room = ?", (r.name,))
@@ -223,3 +238,17 @@ class Storage:
                 db.execute("DELETE FROM rooms WHERE name = ?", (store.name,))
             elif isinstance(store, ClearChat):
                 db.execute("DELETE FROM chat WHERE room = ?", (store.room,))
+            elif isinstance(store, PruneUsers):
+                self._prune_users(store)
+
+    def _prune_users(self, store: PruneUsers) -> None:
+        # The newest user is always kept: the next user id is MAX(id) + 1 at start-up, and an id must
+        # never come back (rooms and bans still name the pruned users by id).
+        stale = self.db.execute(
+            "SELECT id FROM users WHERE last_seen_us < ? AND id < (SELECT MAX(id) FROM users)",
+            (store.before_us,),
+        ).fetchall()
+        gone = [(uid,) for (uid,) in stale if uid not in store.keep]
+        self.db.executemany("DELETE FROM users WHERE id = ?", gone)
+        if gone:
+            log.info("pruned %d user(s) not seen since %d", len(gone), store.before_us)

@@ -51,7 +51,15 @@ class ClearChat:
     room: str
 
 
-Store = SaveUser | SaveRoom | DeleteRoom | SaveChat | ClearChat
+@dataclass(frozen=True, slots=True)
+class PruneUsers:
+    """Delete the users last seen before `before_us`, except those in `keep` (online now)."""
+
+    before_us: int
+    keep: frozenset[int] = frozenset()
+
+
+Store = SaveUser | SaveRoom | DeleteRoom | SaveChat | ClearChat | PruneUsers
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +111,12 @@ class HashPassword:
     salt: bytes
 
 
-Action = Send | Close | Persist | FetchHistory | VerifyPassword | HashPassword | Store
+@dataclass(frozen=True, slots=True)
+class MemoryReport:
+    """The admin "memory" command: run a full garbage collection, answer `ref` with the memory in use."""
+
+    session_id: int
+    ref: int
+
+
+Action = Send | Close | Persist | FetchHistory | VerifyPassword | HashPassword | MemoryReport | Store

@@ -44,7 +44,8 @@ class CoreBase:
         self.subscribers: set[int] = set()
         self.listed: dict[str, tuple[str, int, int, bool, str, bool]] = {}  # what subscribers last saw
         self.dirty_rooms: set[str] = set()
-        self.recent_rooms: dict[int, tuple[str, int]] = {}  # user id -> (room, left at us)
+        self.recent_rooms: dict[int, tuple[str, int]] = {}  # user id -> (room, left at us), oldest first
+        self.store_sweep_due_us = 0  # next sweep of stored rooms and users (upkeep.py)
         self.next_session_id = 1
         self.next_user_id = options.next_user_id
         self.next_chat_id = options.next_chat_id
@@ -53,6 +54,8 @@ class CoreBase:
         # Password guessing: attempts by address (ban scope), failures by room, hashes in flight.
         self.password_attempts = KeyedBuckets(lim.password_attempts_per_min / 60, lim.password_attempts_burst)
         self.password_failures = KeyedBuckets(lim.password_failures_per_min / 60, lim.password_failures_burst)
+        # Room names never seen before (or forgotten), by address (ban scope).
+        self.room_creations = KeyedBuckets(lim.new_rooms_per_min / 60, lim.new_room_burst)
         self.password_jobs = 0
         self.password_version = 0
         self._sweep_due: int | None = None  # when idle throttle buckets are next forgotten
@@ -137,6 +140,23 @@ class CoreBase:
         summary = room.summary()
         self.listed[name] = summary
         return summary
+
+    def census(self) -> dict[str, int]:
+        """The size of every map that grows with sessions, users, rooms or addresses: none may leak."""
+        return {
+            "sessions": len(self.sessions),
+            "users_online": len(self.by_user),
+            "rooms": len(self.rooms),
+            "rooms_stored": len(self.persisted),
+            "typing": sum(1 for s in self.sessions.values() if s.typing_until_us),
+            "recent_rooms": len(self.recent_rooms),
+            "preloaded_chats": len(self.preloaded_chat),
+            "addresses": len(self.ip_counts),
+            "room_list_subscribers": len(self.subscribers),
+            "rooms_listed": len(self.listed),
+            "throttled_addresses": len(self.password_attempts.buckets) + len(self.room_creations.buckets),
+            "throttled_rooms": len(self.password_failures.buckets),
+        }
 
     def _finish(self) -> list[Action]:
         self._flush_room_list()

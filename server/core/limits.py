@@ -47,6 +47,12 @@ class Limits:
     password_failures_burst: int = 20
     password_failures_per_min: float = 20.0
     password_jobs_max: int = 16
+    # Bounded growth: new room names per address (a token bucket), and how long unused state is kept.
+    new_room_burst: int = 10
+    new_rooms_per_min: float = 1.0
+    room_expiry_s: float = 30 * 86_400  # a room nobody entered for this long is forgotten
+    user_expiry_s: float = 30 * 86_400  # a user not seen for this long is pruned (their token stops working)
+    store_sweep_s: float = 3_600.0  # how often stored rooms and users are swept
 
     # A room's fan-out budget: relayed note deliveries (one batch to one member) per second, shared by all
     # its players, so that no room can take the whole event loop while others use it. Alone on the server

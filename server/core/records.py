@@ -38,6 +38,7 @@ class RoomRecord:
     owner_only_play: bool = False
     owner_id: int = 0
     bans: dict[int, BanRecord] = field(default_factory=dict)
+    last_used_us: int = 0  # when someone last entered it or it last emptied; unused rooms are forgotten
 
 
 @dataclass(frozen=True, slots=True)

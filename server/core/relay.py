@@ -18,7 +18,7 @@ from server.core.crypto import hash_token
 from server.core.limits import US, TokenBucket
 from server.core.models import Room, Session
 from server.core.records import ChatRecord, RoomRecord, UserRecord
-from server.core.social import SocialOps
+from server.core.upkeep import UpkeepOps
 
 CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_POLICY: Final = 1008
@@ -33,7 +33,7 @@ PALETTE: Final = (
 Handler = Callable[[Session, Any, int, int], None]
 
 
-class RelayCore(SocialOps):
+class RelayCore(UpkeepOps):
     def __init__(self, options: CoreOptions, rooms: Iterable[RoomRecord] = ()) -> None:
         super().__init__(options, rooms)
         self._active: tuple[Room | None, Room | None] = (None, None)  # see _activity
@@ -296,7 +296,7 @@ class RelayCore(SocialOps):
             then = self._out[start:]
             del self._out[start:]
             self._out.append(
-                Persist(SaveUser(UserRecord(uid, name, color), token_hash), then, session.id, ref)
+                Persist(SaveUser(UserRecord(uid, name, color, "", now), token_hash), then, session.id, ref)
             )
 
     def _resume_target(self, resumed: UserRecord | None, now: int) -> str:
@@ -335,23 +335,27 @@ class RelayCore(SocialOps):
 
     def start(self, now: int) -> list[Action]:
         self._lobby()
+        self._sweep_stored(now)
         return self._finish()
 
     def tick(self, now: int) -> list[Action]:
-        """Run what is due at `now`: typing expiry, crown hand-over, forgetting idle throttles."""
+        """Run what is due at `now`: typing expiry, crown hand-over, forgetting idle throttles, recent rooms,
+        unused rooms and users (upkeep.py)."""
         self._typing_due(now)
         self._crowns_due(now)
         if self._sweep_due is not None and self._sweep_due <= now:
             self._sweep_due = None
-            self.password_attempts.sweep(now)
-            self.password_failures.sweep(now)
-            if self.password_attempts.buckets or self.password_failures.buckets:
+            throttles = (self.password_attempts, self.password_failures, self.room_creations)
+            for throttle in throttles:
+                throttle.sweep(now)
+            if any(throttle.buckets for throttle in throttles):
                 self._arm_sweep(now)
+        self._upkeep(now)
         return self._finish()
 
     def next_deadline(self) -> int | None:
-        due = [d for d in (self._typing_deadline(), self._crown_deadline(), self._sweep_due) if d is not None]
-        return min(due) if due else None
+        due = [self._typing_deadline(), self._crown_deadline(), self._sweep_due, self._upkeep_deadline()]
+        return min(d for d in due if d is not None)
 
     def send_to(self, session_id: int, message: pb.ServerMessage) -> Send:
         return Send((session_id,), message.SerializeToString())

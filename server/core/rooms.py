@@ -46,6 +46,7 @@ class RoomOps(CoreBase):
             if change is not None:
                 self._apply_settings(room, change)
         room.record.owner_id = room.owner_id or room.away_owner_id
+        room.record.last_used_us = now
         room.history.extend(self.preloaded_chat.pop(name, []))
         self.rooms[name] = room
         self._save_room(room)
@@ -107,6 +108,7 @@ class RoomOps(CoreBase):
         if room.mutes.get(uid) == -1:
             del room.mutes[uid]
         if not room.is_lobby:
+            self.recent_rooms.pop(uid, None)  # re-inserted at the end: the map stays oldest first
             self.recent_rooms[uid] = (room.name, now)
         self._emit(self._everyone(room), pb.ServerMessage(user_left=pb.UserLeft(user_id=uid, reason=reason)))
         if room.owner_id == uid:
@@ -115,6 +117,8 @@ class RoomOps(CoreBase):
             self._emit(self._everyone(room), pb.ServerMessage(room_updated=room.updated_pb()))
         if not room.members and not room.is_lobby:
             del self.rooms[room.name]
+            room.record.last_used_us = now
+            self._save_room(room)
         self.dirty_rooms.add(room.name)
         why = pb.LeaveReason.Name(reason).removeprefix("LEAVE_REASON_").lower()
         log.info("leave room=%r user=%d session=%d reason=%s", room.name, uid, session.id, why)
@@ -183,10 +187,22 @@ class RoomOps(CoreBase):
                 return False
             if msg.settings.password and not self._may_hash(session, ref, now):
                 return False
+        if record is None and not self._may_create(session, ref, now):
+            return False
         self._leave(session, pb.LEAVE_REASON_LEFT, now)
         if room is None:
             room = self._create_room(name, session, now, msg.settings if msg.HasField("settings") else None)
         self._enter(session, room, now, ref)
+        return True
+
+    def _may_create(self, session: Session, ref: int, now: int) -> bool:
+        """A new room name (never stored, or forgotten) costs its address one token of a small bucket."""
+        self._arm_sweep(now)
+        wait = self.room_creations.take(session.scope, now)
+        if wait:
+            text = "Too many new rooms from your address (joining an existing room still works)"
+            self._retry_later(session, ref, wait, text)
+            return False
         return True
 
     def _may_enter(
@@ -481,18 +497,17 @@ class RoomOps(CoreBase):
         )
 
     def _close_room(self, name: str, now: int) -> bool:
+        room = self.rooms.get(name)
+        if room is not None and not room.is_lobby:
+            for member in list(room.members.values()):
+                self._leave(member, pb.LEAVE_REASON_KICKED, now)
+                removed = pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=name)
+                self._to(member, pb.ServerMessage(removed=removed))
+                self._enter(member, self._lobby(), now)
+        # After the members left: the last one out saves the room, and this deletes it for good.
         self.persisted.pop(name, None)
         self._out.append(Persist(DeleteRoom(name)))
-        room = self.rooms.get(name)
-        if room is None or room.is_lobby:
-            return room is None
-        for member in list(room.members.values()):
-            self._leave(member, pb.LEAVE_REASON_KICKED, now)
-            self._to(
-                member, pb.ServerMessage(removed=pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=name))
-            )
-            self._enter(member, self._lobby(), now)
-        return True
+        return room is None or not room.is_lobby
 
     # -- room list -----------------------------------------------------------------------------------
 

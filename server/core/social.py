@@ -7,7 +7,16 @@ import json
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.core import validate
-from server.core.actions import Action, ClearChat, FetchHistory, Persist, SaveChat, SaveUser, Send
+from server.core.actions import (
+    Action,
+    ClearChat,
+    FetchHistory,
+    MemoryReport,
+    Persist,
+    SaveChat,
+    SaveUser,
+    Send,
+)
 from server.core.limits import US
 from server.core.models import Room, Session, chat_pb
 from server.core.records import ChatRecord, UserRecord
@@ -161,13 +170,16 @@ class SocialOps(RoomOps):
             output = self._broadcast(" ".join(args), session, ref, now)
         elif msg.name == "clear_chat":
             output = self._clear_chat(args[0] if args else "", session, now)
+        elif msg.name == "memory":
+            self._out.append(MemoryReport(session.id, ref))  # the shell collects garbage and answers
+            return
         elif msg.name == "close_room":
             name = " ".join(args).strip()
             output = (
                 f"closed {name}" if name and self._close_room(name, now) else f"no room {name!r} to close"
             )
         else:
-            text = "Unknown command; try stats, broadcast, clear_chat or close_room."
+            text = "Unknown command; try stats, memory, broadcast, clear_chat or close_room."
             self._error(session, ref, pb.ERROR_CODE_UNKNOWN_COMMAND, text)
             return
         self._to(session, pb.ServerMessage(ref=ref, command_result=pb.CommandResult(ok=True, output=output)))
@@ -202,5 +214,6 @@ class SocialOps(RoomOps):
             "connections": len(self.sessions),
             "users": len(self.by_user),
             "rooms": len(self.rooms),
+            **self.census(),
             **self.counters,
         }
