@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # System packages: the synth library, a GM soundfont, JACK (its dummy driver carries MIDI in tests),
-# Redis (multi-server tests) and tmux (end-to-end terminal tests).
-APT_PACKAGES := libfluidsynth3 timgm6mb-soundfont jackd2 redis-server tmux
+# Redis (multi-server tests), tmux (end-to-end terminal tests) and openssl (TLS tests make a certificate).
+APT_PACKAGES := libfluidsynth3 timgm6mb-soundfont jackd2 redis-server tmux openssl
 
 .PHONY: run server test lint bench proto system venv clean
 

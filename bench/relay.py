@@ -488,7 +488,7 @@ def run_guessing(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]
         baseline = await note_latency(url, "quiet", seconds=8, rate=50)
         guessers = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.load.guessers", url, "vault",
-            "--per-source", str(args.guessing // 4), "--seconds", "10",
+            "--per-source", str(args.guessing // 4), "--seconds", "10", *(["--pings"] if args.pings else []),
             cwd=Path(__file__).resolve().parents[1], stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert guessers.stdout is not None
@@ -554,6 +554,9 @@ def main() -> None:
         type=int,
         default=0,
         help="a quiet room's p99 while this many connections guess a password",
+    )
+    parser.add_argument(
+        "--pings", action="store_true", help="with --guessing: the same crowd sends pings, not passwords"
     )
     parser.add_argument("--churn", type=int, default=0, help="memory drift over 3 blocks of this many cycles")
     parser.add_argument("--workers", type=int, default=16, help="churn cycles at a time (one address each)")

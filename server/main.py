@@ -188,7 +188,6 @@ def run_from_args(args: argparse.Namespace) -> int:
     if not log.isEnabledFor(logging.DEBUG):
         # The relay logs its own line per connect/disconnect; websockets' lines would say it twice.
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    raise_open_file_limit()
     try:
         return asyncio.run(_serve_until_signal(options))
     except TLSConfigError as exc:
@@ -206,6 +205,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 async def _serve_until_signal(options: ServerOptions) -> int:
     running = await start_server(options)
+    raise_open_file_limit()  # once serving, so that a start-up error stays the only line printed
     # Everything built so far lives as long as the process: keep the collector from rescanning it.
     gc.collect()
     gc.freeze()

@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import os
+import threading
 import weakref
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,8 +62,11 @@ class RelayShell:
         self._deadline: int | None = None
         self.codec_config = codec.CodecConfig(max_payload=core.limits.max_frame_bytes)
         # Password hashing is slow on purpose: one worker thread does it (hashlib releases the GIL), so a
-        # flood of guesses queues there (bounded by the core) instead of stalling the event loop.
-        self._passwords = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passwords")
+        # flood of guesses queues there (bounded by the core) instead of stalling the event loop; and at the
+        # lowest CPU priority, so that on a busy machine the loop, which relays everyone's notes, comes first.
+        self._passwords = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="passwords", initializer=_lowest_priority
+        )
 
     def start(self) -> None:
         self._perform_nowait(self.core.start(self.clock.now_us()))
@@ -331,6 +335,14 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread the lowest scheduling priority (Linux: nice is per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError as exc:
+        log.warning("cannot lower the password thread's priority (%s); hashing competes with the relay", exc)
 
 
 def _rss_kib() -> int | None:

@@ -42,6 +42,7 @@ class CoreBase:
         self.preloaded_chat: dict[str, list[ChatRecord]] = {}
         self.ip_counts: Counter[str] = Counter()
         self.subscribers: set[int] = set()
+        self.typists: set[Session] = set()  # sessions shown as typing: the timer looks at these only
         self.listed: dict[str, tuple[str, int, int, bool, str, bool]] = {}  # what subscribers last saw
         self.dirty_rooms: set[str] = set()
         self.recent_rooms: dict[int, tuple[str, int]] = {}  # user id -> (room, left at us), oldest first
@@ -148,7 +149,7 @@ class CoreBase:
             "users_online": len(self.by_user),
             "rooms": len(self.rooms),
             "rooms_stored": len(self.persisted),
-            "typing": sum(1 for s in self.sessions.values() if s.typing_until_us),
+            "typing": len(self.typists),
             "recent_rooms": len(self.recent_rooms),
             "preloaded_chats": len(self.preloaded_chat),
             "addresses": len(self.ip_counts),

@@ -44,7 +44,7 @@ class Limits:
     # failures per room, and password hashes waiting for the worker thread across the server.
     password_attempts_burst: int = 5
     password_attempts_per_min: float = 6.0
-    password_failures_burst: int = 20
+    password_failures_burst: int = 10
     password_failures_per_min: float = 20.0
     password_jobs_max: int = 16
     # Bounded growth: new room names per address (a token bucket), and how long unused state is kept.

@@ -103,6 +103,7 @@ class RoomOps(CoreBase):
         del room.members[session.id]
         session.room = None
         session.typing_until_us = 0
+        self.typists.discard(session)
         session.suffix = ""
         uid = session.user_id
         if room.mutes.get(uid) == -1:

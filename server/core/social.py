@@ -55,6 +55,7 @@ class SocialOps(RoomOps):
         then: list[Action] = []
         if session.typing_until_us:
             session.typing_until_us = 0
+            self.typists.discard(session)
             typing = pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=False))
             then.append(Send(self._others(room, session), typing.SerializeToString()))
         then.append(
@@ -76,6 +77,7 @@ class SocialOps(RoomOps):
             return
         was_typing = session.typing_until_us != 0
         session.typing_until_us = now + self.limits.typing_timeout_ms * 1000
+        self.typists.add(session)
         if not was_typing:
             self._emit(
                 self._others(room, session),
@@ -87,19 +89,19 @@ class SocialOps(RoomOps):
         if room is None or not session.typing_until_us:
             return
         session.typing_until_us = 0
+        self.typists.discard(session)
         self._emit(
             self._others(room, session),
             pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=False)),
         )
 
     def _typing_due(self, now: int) -> None:
-        for session in self.sessions.values():
-            if session.typing_until_us and session.typing_until_us <= now:
+        for session in list(self.typists):
+            if session.typing_until_us <= now:
                 self._typing_stop(session, pb.TypingStop(), 0, now)
 
     def _typing_deadline(self) -> int | None:
-        due = [s.typing_until_us for s in self.sessions.values() if s.typing_until_us]
-        return min(due) if due else None
+        return min((s.typing_until_us for s in self.typists), default=None)
 
     def _history(self, session: Session, msg: pb.ChatHistoryRequest, ref: int, now: int) -> None:
         if session.room is None:

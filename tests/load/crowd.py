@@ -65,13 +65,17 @@ async def drain(ws: ClientConnection) -> None:
 
 async def main(url: str, count: int, rooms: bool, per_address: int) -> None:
     sem = asyncio.Semaphore(32)
+    readers: list[asyncio.Task[None]] = []
 
     async def one(i: int) -> ClientConnection:
         async with sem:
-            return await member(url, i, rooms, per_address)
+            ws = await member(url, i, rooms, per_address)
+        # Read from the moment it is in: the relay closes a client that stops reading while it is sent
+        # data (every later member's UserJoined), as it should.
+        readers.append(asyncio.create_task(drain(ws)))
+        return ws
 
     crowd = await asyncio.gather(*(one(i) for i in range(count)))
-    readers = [asyncio.create_task(drain(ws)) for ws in crowd]
     print(f"ready {len(crowd)}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for task in readers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import secrets
 import time
 from collections import Counter
@@ -20,15 +21,23 @@ from tests.fixtures.relay_process import connect_from
 from tests.fixtures.server import TestClient, answers
 
 
-async def guess(client: TestClient, room: str, rate: float, until: float, tally: Counter[str]) -> None:
+async def guess(
+    client: TestClient, room: str, rate: float, until: float, tally: Counter[str], pings: bool
+) -> None:
     ref = 0
+    await asyncio.sleep(random.uniform(0, 1 / rate))  # independent attackers are not in step
     while time.monotonic() < until:
         ref += 1
         started = time.monotonic()
-        await client.act(ref=ref, join_room=pb.JoinRoom(name=room, password=secrets.token_hex(4)))
         try:
-            reply = await client.recv("error", timeout=5, where=answers(ref))
-            tally[pb.ErrorCode.Name(reply.error.code)] += 1
+            if pings:
+                await client.act(ref=ref, ping=pb.Ping(client_send_us=ref))
+                await client.recv("pong", timeout=5, where=answers(ref))
+                tally["pong"] += 1
+            else:
+                await client.act(ref=ref, join_room=pb.JoinRoom(name=room, password=secrets.token_hex(4)))
+                reply = await client.recv("error", timeout=5, where=answers(ref))
+                tally[pb.ErrorCode.Name(reply.error.code)] += 1
         except TimeoutError:
             tally["no answer"] += 1
         client.backlog.clear()
@@ -43,6 +52,9 @@ async def main() -> None:
     parser.add_argument("--per-source", type=int, default=20)
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--pings", action="store_true", help="send pings instead (the same message rate with no password)"
+    )
     args = parser.parse_args()
     clients = [
         await connect_from(args.url, source, hello=f"guesser{i}")
@@ -52,7 +64,7 @@ async def main() -> None:
     print("ready", flush=True)
     answers: Counter[str] = Counter()
     until = time.monotonic() + args.seconds
-    await asyncio.gather(*(guess(c, args.room, args.rate, until, answers) for c in clients))
+    await asyncio.gather(*(guess(c, args.room, args.rate, until, answers, args.pings) for c in clients))
     print(json.dumps({"connections": len(clients), "answers": dict(answers)}), flush=True)
     for client in clients:
         await client.close()
