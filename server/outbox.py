@@ -202,7 +202,7 @@ class Mailer:
                 data = cached[0]
             conn.transport.write(data)
         except Exception as exc:  # the connection broke under us; its handler cleans up and logs the close
-            log.debug("write to session %d failed: %s", box.session_id, exc)
+            log.info("write to session %d failed (%s); its connection is closing", box.session_id, exc)
         box.items = []
         box.size = 0
         box.unproven += len(items)

@@ -46,6 +46,18 @@ async def _chatter(client: TestClient, acked: list[int]) -> None:
         return  # the connection closed under us: everything acknowledged so far must be on disk
 
 
+async def _three_chatting(url: str) -> tuple[list[TestClient], list[int], list[asyncio.Task[None]]]:
+    """Three clients chatting within their quota; returns once some lines were acknowledged."""
+    clients = [await TestClient.connect(url) for _ in range(3)]
+    for index, client in enumerate(clients):
+        await client.hello(f"player{index}")
+    acked: list[int] = []
+    chatters = [asyncio.create_task(_chatter(c, acked)) for c in clients]
+    await asyncio.sleep(1.2)
+    assert acked, "no chat was acknowledged within 1.2 s"
+    return clients, acked, chatters
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CLI.exists(), reason="the pianorhythm-tui entry point is not installed")
 async def test_sigterm_closes_clients_with_1001_and_keeps_acknowledged_chat(tmp_path: Path) -> None:
@@ -54,13 +66,7 @@ async def test_sigterm_closes_clients_with_1001_and_keeps_acknowledged_chat(tmp_
     assert proc.stderr is not None
     drain = asyncio.create_task(proc.stderr.read())  # keep the pipe from filling
     try:
-        clients = [await TestClient.connect(url) for _ in range(3)]
-        for index, client in enumerate(clients):
-            await client.hello(f"player{index}")
-        acked: list[int] = []
-        chatters = [asyncio.create_task(_chatter(c, acked)) for c in clients]
-        await asyncio.sleep(1.2)
-        assert acked, "no chat was acknowledged before the signal"
+        clients, acked, chatters = await _three_chatting(url)
         started = asyncio.get_running_loop().time()
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(asyncio.gather(*chatters), 10)  # each ends when its connection closes
@@ -89,13 +95,7 @@ async def test_kill_9_loses_no_acknowledged_chat(tmp_path: Path) -> None:
     assert proc.stderr is not None
     drain = asyncio.create_task(proc.stderr.read())
     try:
-        clients = [await TestClient.connect(url) for _ in range(3)]
-        for index, client in enumerate(clients):
-            await client.hello(f"player{index}")
-        acked: list[int] = []
-        chatters = [asyncio.create_task(_chatter(c, acked)) for c in clients]
-        await asyncio.sleep(1.2)
-        assert acked, "no chat was acknowledged before the kill"
+        clients, acked, chatters = await _three_chatting(url)
         proc.kill()
         returncode = await asyncio.wait_for(proc.wait(), 10)
         await asyncio.wait_for(asyncio.gather(*chatters), 10)

@@ -3,24 +3,10 @@ says why at once and stops; with it, a warning toast and into the lobby."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest_asyncio
-
 from server.main import RunningServer
-from tests.fixtures.server import start_test_server
-from tests.fixtures.tls import SelfSigned
 from tests.tui.app_helpers import make_app, wait_for
-
-
-@pytest_asyncio.fixture
-async def tls_server(tls_cert: SelfSigned, tmp_path: Path) -> AsyncIterator[RunningServer]:
-    server = await start_test_server(tmp_path / "server.db", certfile=tls_cert.cert, keyfile=tls_cert.key)
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 async def test_an_unverifiable_certificate_is_one_message_at_once(

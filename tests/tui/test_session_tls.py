@@ -5,14 +5,10 @@ A real relay serving a self-signed certificate made by openssl."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from server.main import RunningServer
-from tests.fixtures.server import start_test_server
 from tests.fixtures.tls import SelfSigned
 from tui.net.backoff import Backoff
 from tui.net.session import ClientSession, ConnectionState, SessionConfig
@@ -22,15 +18,6 @@ SENTENCE = (
     "The server's certificate could not be verified (self-signed certificate); "
     "use --insecure only if you trust this server."
 )
-
-
-@pytest_asyncio.fixture
-async def tls_server(tls_cert: SelfSigned, tmp_path: Path) -> AsyncIterator[RunningServer]:
-    server = await start_test_server(tmp_path / "server.db", certfile=tls_cert.cert, keyfile=tls_cert.key)
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 async def _session(url: str, insecure: bool = False) -> tuple[ClientSession, list[ConnectionState]]:
