@@ -261,11 +261,15 @@ class RoomOps(CoreBase):
         self, session: Session, record: RoomRecord, password: str, ref: int, now: int
     ) -> None:
         name = record.name
-        wait = self.password_failures.wait(name, now)
+        # Both budgets are charged when a check starts and refunded when it succeeds: charging failures
+        # only when their verdict lands would let a burst of guesses in flight through together.
+        self._arm_sweep(now)
+        wait = self.password_failures.take(name, now)
         if wait:
             self._retry_later(session, ref, wait, "Too many wrong passwords for this room lately")
             return
         if not self._may_hash(session, ref, now):
+            self.password_failures.give_back(name, now)
             return
         self.password_jobs += 1
         self._out.append(VerifyPassword(session.id, ref, name, password, record.password_hash))
@@ -290,12 +294,11 @@ class RoomOps(CoreBase):
             return self._finish()
         if ok:
             self.password_attempts.give_back(session.scope, now)
+            self.password_failures.give_back(job.room, now)
             self._join(
                 session, pb.JoinRoom(name=job.room, password=job.password), job.ref, now, verified=job.stored
             )
         else:
-            self.password_failures.take(job.room, now)
-            self._arm_sweep(now)
             self.counters["wrong_passwords"] += 1
             log.info("wrong password room=%r user=%d ip=%s", job.room, session.user_id, session.ip)
             text = "That password is wrong; check it and join again."

@@ -98,6 +98,21 @@ def test_a_right_password_gives_its_attempt_back() -> None:
         h.take(member)
 
 
+def test_checks_in_flight_count_against_the_room_at_once() -> None:
+    h = _deferring()
+    _locked_room(h)
+    for i in range(12):
+        _join(h, _connect(h, f"g{i}", f"10.1.0.{i}"), "vault", password="x")
+    assert len(h.password_jobs) == 10  # the 11th and 12th were refused before any verdict came back
+    right = _connect(h, "member", "10.2.0.1")
+    h.advance(3)
+    _join(h, right, "vault", password="pw")
+    h.run_password_jobs()
+    assert h.take(right, "room_state")[0].room_state.name == "vault"
+    _join(h, _connect(h, "next", "10.2.0.2"), "vault", password="x")
+    assert len(h.password_jobs) == 1  # the right password gave its token back: one more check may start
+
+
 def test_wrong_passwords_are_limited_per_room() -> None:
     h = Harness()
     _locked_room(h)
@@ -120,8 +135,9 @@ def test_wrong_passwords_are_limited_per_room() -> None:
 def test_no_more_than_16_password_jobs_wait_at_once() -> None:
     h = _deferring()
     _locked_room(h)
-    for i in range(16):
-        _join(h, _connect(h, f"g{i}", f"10.1.0.{i}"), "vault", password="x")
+    _locked_room(h, "other-vault")
+    for i in range(16):  # 8 per room: each room allows 10 checks at once
+        _join(h, _connect(h, f"g{i}", f"10.1.0.{i}"), "vault" if i % 2 else "other-vault", password="x")
     busy = _connect(h, "busy", "10.3.0.1")
     _join(h, busy, "vault", password="pw")
     error = _error(h, busy)
@@ -130,7 +146,6 @@ def test_no_more_than_16_password_jobs_wait_at_once() -> None:
     )
     assert len(h.password_jobs) == 16
     h.run_password_jobs()
-    h.advance(3)  # 16 wrong passwords emptied the room's failure budget: one comes back every 3 s
     _join(h, busy, "vault", password="pw")
     h.run_password_jobs()
     assert h.take(busy, "room_state")[0].room_state.name == "vault"
