@@ -1466,7 +1466,7 @@ class Limits(_message.Message):
     room_fanout_burst: _builtins.int
     """bucket size"""
     room_fanout_shared_rate: _builtins.int
-    """deliveries per second (and bucket size) while others are active"""
+    """deliveries per second (and bucket size) while another room plays"""
     def __init__(
         self,
         *,

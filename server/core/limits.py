@@ -57,7 +57,7 @@ class Limits:
     # A room's fan-out budget: relayed note deliveries (one batch to one member) per second, shared by all
     # its players, so that no room can take the whole event loop while others use it. Alone on the server
     # a room may use 10,000/s, what the project's benchmark loads need ((200 listeners, 50 notes/s) and
-    # (500, 20) in bench/relay.py). While another room is active (a member sent anything in the last
+    # (500, 20) in bench/relay.py). While another room is active (a member played a note in the last
     # `room_active_s`), every room gets `room_fanout_shared_rate`: measured on the 2-core VM with 2,000
     # lobby members and one player at its note limit, a quiet room's note p99 went from ~1 ms to 5-9 ms
     # at 10,000/s, 3-9 ms at 5,000/s and 1.5-1.9 ms at 2,000/s (bench/README.md, "crowded lobby"). At

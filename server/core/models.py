@@ -73,7 +73,7 @@ class Room:
     # Note deliveries this room may still fan out (Limits.room_fanout_*). Stamped at time 0, so its first
     # take refills it to the full burst: a room starts with its whole budget whenever it is created.
     fanout: TokenBucket = field(default_factory=lambda: TokenBucket(0, 0))
-    active_until_us: int = 0  # a member sent something less than Limits.room_active_s ago
+    active_until_us: int = 0  # a member played less than Limits.room_active_s ago
 
     @property
     def name(self) -> str:

@@ -118,8 +118,6 @@ class RelayCore(UpkeepOps):
             return []
         which = msg.WhichOneof("action")
         ref = msg.ref
-        if session.room is not None:
-            self._activity(session.room, now)
         if not session.user_id:
             if which == "hello":
                 self._hello(session, msg.hello, ref, now, resumed)
@@ -176,7 +174,7 @@ class RelayCore(UpkeepOps):
             self._active = (room, self._active[0])
 
     def _others_active(self, room: Room, now: int) -> bool:
-        """Whether a room other than `room` had a member send anything within Limits.room_active_s."""
+        """Whether a room other than `room` had a member play within Limits.room_active_s."""
         return any(
             other is not None and other is not room and other.active_until_us > now for other in self._active
         )
@@ -193,6 +191,9 @@ class RelayCore(UpkeepOps):
         if room is None:
             self._note_error(session, ref, pb.ERROR_CODE_NOT_IN_ROOM, "Join a room to play.", now)
             return
+        # Only playing makes a room active: the budget guards note fan-out, and every connected client
+        # sends clock pings, which would make every room with anyone in it look busy.
+        self._activity(room, now)
         owner = room.owner_id == session.user_id
         if room.record.owner_only_play and not owner:
             self._note_error(
