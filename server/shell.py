@@ -353,8 +353,3 @@ def _rss_kib() -> int | None:
     except OSError:
         return None
     return resident_pages * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def _ip(conn: ServerConnection) -> str:
-    address = conn.remote_address
-    return str(address[0]) if address else "?"

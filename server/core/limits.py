@@ -149,14 +149,6 @@ class KeyedBuckets:
             return 0
         return bucket.wait_us(cost, self.rate)
 
-    def wait(self, key: str, now_us: int, cost: float = 1.0) -> int:
-        """Microseconds until `cost` tokens could be taken (0: now), taking nothing."""
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            return 0
-        bucket.refill(now_us, self.rate, self.burst)
-        return bucket.wait_us(cost, self.rate)
-
     def give_back(self, key: str, now_us: int, amount: float = 1.0) -> None:
         bucket = self.buckets.get(key)
         if bucket is not None:
