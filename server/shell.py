@@ -85,6 +85,7 @@ class RelayShell:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
             response = conn.respond(HTTPStatus.OK, json.dumps(self.health()) + "\n")
+            del response.headers["Content-Type"]  # respond() set text/plain; Headers may hold a name twice
             response.headers["Content-Type"] = "application/json"
             return response
         if path != WS_PATH:

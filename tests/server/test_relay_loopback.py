@@ -279,6 +279,20 @@ async def test_healthz_and_wrong_path(relay_server: RunningServer, relay_clients
         await TestClient.connect(f"ws://127.0.0.1:{relay_server.port}/elsewhere")
 
 
+async def test_healthz_sends_one_content_type_json(relay_server: RunningServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay_server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    head, _, body = (await asyncio.wait_for(reader.read(), 5)).partition(b"\r\n\r\n")
+    writer.close()
+    status, *lines = head.decode().split("\r\n")
+    assert status.startswith("HTTP/1.1 200")
+    fields = (line.partition(":") for line in lines)
+    types = [value.strip() for name, _, value in fields if name.lower() == "content-type"]
+    assert types == ["application/json"]
+    assert json.loads(body)["status"] == "ok"
+
+
 async def test_connections_per_ip_are_capped(tmp_path: Path) -> None:
     server = await start_test_server(tmp_path / "db", max_connections_per_ip=2)
     clients = []
