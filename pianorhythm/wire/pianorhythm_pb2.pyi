@@ -1958,7 +1958,7 @@ Global___Removed: _TypeAlias = Removed  # noqa: Y015
 
 @_typing.final
 class RoomUpdated(_message.Message):
-    """The current room's settings or owner changed."""
+    """The current room's settings or owner changed. The owner's copy after UpdateRoomSettings carries its ref."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

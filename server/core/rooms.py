@@ -131,8 +131,7 @@ class RoomOps(CoreBase):
     def _crowns_due(self, now: int) -> None:
         for room in list(self.rooms.values()):
             if room.owner_id == 0 and 0 < room.crown_claimable_at_us <= now and room.members:
-                heir = min(room.members.values(), key=lambda m: m.joined_room_us)
-                self._crown(room, heir)
+                self._crown(room, self._heir(room))
 
     def _crown(self, room: Room, session: Session) -> None:
         room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
@@ -381,7 +380,10 @@ class RoomOps(CoreBase):
             return
         self._apply_settings(room, msg.settings)
         self._save_room(room)
-        self._room_updated(room)
+        updated = room.updated_pb()
+        self._emit(self._others(room, session), pb.ServerMessage(room_updated=updated))
+        self._to(session, pb.ServerMessage(ref=ref, room_updated=updated))  # the owner's confirmation
+        self.dirty_rooms.add(room.name)
 
     def _give(self, session: Session, msg: pb.GiveOwnership, ref: int, now: int) -> None:
         room = self._owned_room(session, ref)
@@ -394,9 +396,28 @@ class RoomOps(CoreBase):
         if room is None or room.is_lobby:
             self._error(session, ref, pb.ERROR_CODE_NOT_IN_ROOM, "Join a room other than the lobby first.")
         elif room.owner_id or now < room.crown_claimable_at_us:
-            self._error(session, ref, pb.ERROR_CODE_NOT_OWNER, "The crown is not free to claim yet.")
+            self._error(session, ref, pb.ERROR_CODE_NOT_OWNER, self._crown_taken(room, session, now))
         else:
             self._crown(room, session)
+
+    def _crown_taken(self, room: Room, session: Session, now: int) -> str:
+        """Why `session` cannot claim the crown now, in one sentence."""
+        if room.owner_id == session.user_id:
+            return "You already hold the crown."
+        if room.owner_id:
+            owner = room.owner_session()
+            holder = owner.display_name if owner else "Another player"
+            return f"{holder} holds the crown; only they can give it away."
+        wait_s = -(-(room.crown_claimable_at_us - now) // US)
+        heir = self._heir(room)
+        return (
+            f"The crown waits {wait_s} s more for its owner to come back; "
+            f"then it passes to {heir.display_name}, here longest."
+        )
+
+    @staticmethod
+    def _heir(room: Room) -> Session:
+        return min(room.members.values(), key=lambda m: m.joined_room_us)
 
     def _kick(self, session: Session, msg: pb.KickUser, ref: int, now: int) -> None:
         room = self._owned_room(session, ref)

@@ -149,6 +149,40 @@ def test_claim_crown_after_the_grace_period() -> None:
     assert h.take(b, "room_updated")[0].room_updated.owner_id == h.user_id(b)
 
 
+def test_crown_refusals_say_who_holds_it_and_how_long_it_waits() -> None:
+    h = Harness()
+    a, b, c = h.connect("a"), h.connect("b"), h.connect("c")
+    for sid in (a, b, c):
+        _join(h, sid, "r")
+        h.advance(1)
+    h.clear(a, b, c)
+    h.send(a, claim_crown=pb.ClaimCrown())
+    assert h.take(a, "error")[0].error.message == "You already hold the crown."
+    h.send(b, claim_crown=pb.ClaimCrown())
+    assert h.take(b, "error")[0].error.message == "a holds the crown; only they can give it away."
+    h.disconnect(a)
+    h.advance(2.5)
+    h.send(c, claim_crown=pb.ClaimCrown())
+    assert h.take(c, "error")[0].error.message == (
+        "The crown waits 13 s more for its owner to come back; then it passes to b, here longest."
+    )
+
+
+def test_a_settings_change_answers_the_owner_and_tells_the_others() -> None:
+    h = Harness()
+    a, b = h.connect("a"), h.connect("b")
+    _join(h, a, "r")
+    _join(h, b, "r")
+    h.clear(a, b)
+    change = pb.RoomSettingsChange(user_limit=8, visible=False)
+    h.send(a, ref=7, update_room_settings=pb.UpdateRoomSettings(settings=change))
+    [mine] = h.take(a, "room_updated")
+    [theirs] = h.take(b, "room_updated")
+    assert (mine.ref, theirs.ref) == (7, 0)  # the owner's copy answers the request: a confirmation
+    assert mine.room_updated == theirs.room_updated
+    assert theirs.room_updated.settings.user_limit == 8 and not theirs.room_updated.settings.visible
+
+
 def test_give_ownership() -> None:
     h = Harness()
     a, b = h.connect("a"), h.connect("b")
