@@ -448,7 +448,8 @@ class Engine(Requests):
 
     def _on_room_updated(self, message: pb.ServerMessage, received_ns: int) -> None:
         u = message.room_updated
-        self._emit(m.RoomChanged(m.RoomSettingsInfo.from_pb(u.settings), u.owner_id, u.crown_claimable_at_us))
+        settings = m.RoomSettingsInfo.from_pb(u.settings)
+        self._emit(m.RoomChanged(settings, u.owner_id, u.crown_claimable_at_us, message.ref))
 
     def _on_room_list(self, message: pb.ServerMessage, received_ns: int) -> None:
         self.rooms = {r.name: m.RoomSummaryInfo.from_pb(r) for r in message.room_list.rooms}

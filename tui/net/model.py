@@ -162,6 +162,7 @@ class RoomChanged:
     settings: RoomSettingsInfo
     owner_id: int
     crown_claimable_at_us: int
+    ref: int = 0  # not 0: the answer to our own UpdateRoomSettings (the owner's confirmation)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,7 @@ class RoomScreen(Screen[None]):
     ) -> None:
         super().__init__()
         self._compositor = RegionCompositor()  # a roll frame no longer re-renders the header, footer, ...
-        self.state = RoomState.from_room(room, me_id)
+        self.state = RoomState.from_room(room, me_id, now_us, tz)
         self.history = room.chat_history
         self.engine = engine
         self.clock = clock
@@ -96,7 +96,7 @@ class RoomScreen(Screen[None]):
         self._pending: list[m.EngineEvent] = []  # events that came before the widgets existed
         self._closed = False  # unmounted: events that still arrive are dropped
         self._roll: KeyboardRoll | None = None
-        self.sub_title = room.name
+        self.sub_title = self.state.state_line()
 
     # ---- layout ------------------------------------------------------------------------------------------
 
@@ -146,6 +146,7 @@ class RoomScreen(Screen[None]):
         self.query_one(ChatLog).system(self.now_us(), text)
 
     def _refresh_players(self) -> None:
+        self.sub_title = self.state.state_line()  # member count, lock, limit: always in view
         self.query_one(PlayersList).set_players(self.state.players())
         self.roll.set_colors(self.state.colors())
 

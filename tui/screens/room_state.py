@@ -6,6 +6,8 @@ for the chat. Kept apart from the screen so it can be read and tested on its own
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -22,6 +24,28 @@ LEAVE_WORDS = {
 }
 
 
+def _wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+def settings_changes(old: m.RoomSettingsInfo | None, new: m.RoomSettingsInfo) -> list[str]:
+    """What differs from `old` to `new`, in words: ["locked", "limit 8", "private"]."""
+    if old is None:
+        return []
+    changes = []
+    if old.locked != new.locked:
+        changes.append("locked" if new.locked else "no password")
+    if old.user_limit != new.user_limit:
+        changes.append(f"limit {new.user_limit}")
+    if old.visible != new.visible:
+        changes.append("listed" if new.visible else "private")
+    if old.chat_enabled != new.chat_enabled:
+        changes.append(f"chat {'on' if new.chat_enabled else 'off'}")
+    if old.owner_only_play != new.owner_only_play:
+        changes.append("only the owner plays" if new.owner_only_play else "everyone plays")
+    return changes
+
+
 @dataclass
 class RoomState:
     name: str = ""
@@ -32,11 +56,38 @@ class RoomState:
     typing: set[int] = field(default_factory=set)
     stats: dict[int, m.PlayerStats] = field(default_factory=dict)
     my_rtt_ms: float | None = None
+    now_us: Callable[[], int] = field(default=_wall_clock_us, repr=False)  # server time
+    tz: dt.tzinfo | None = None  # for the times we show (local time when None)
+    away_owner: str = ""  # the name of the owner who left with the crown
 
     @classmethod
-    def from_room(cls, room: m.RoomInfo, me_id: int) -> RoomState:
+    def from_room(
+        cls,
+        room: m.RoomInfo,
+        me_id: int,
+        now_us: Callable[[], int] = _wall_clock_us,
+        tz: dt.tzinfo | None = None,
+    ) -> RoomState:
         users = sorted(room.users, key=lambda u: u.joined_room_us)
-        return cls(room.name, me_id, room.owner_id, room.settings, {u.id: u for u in users})
+        return cls(
+            room.name, me_id, room.owner_id, room.settings, {u.id: u for u in users}, now_us=now_us, tz=tz
+        )
+
+    def state_line(self) -> str:
+        """Name and state for the header, e.g. "jam · 🔒 locked · 3/8 · private · only the owner plays"."""
+        parts = [self.name]
+        s = self.settings
+        if s is not None:
+            if s.locked:
+                parts.append("🔒 locked")
+            parts.append(f"{len(self.users)}/{s.user_limit}")
+            if not s.visible:
+                parts.append("private")
+            if not s.chat_enabled:
+                parts.append("chat off")
+            if s.owner_only_play:
+                parts.append("only the owner plays")
+        return " · ".join(parts)
 
     @property
     def am_owner(self) -> bool:
@@ -101,6 +152,8 @@ class RoomState:
             case m.UserLeft(user_id=uid, name=name, reason=reason):
                 gone = self.users.pop(uid) if uid in self.users else None
                 self.typing.discard(uid)
+                if uid == self.owner_id:
+                    self.away_owner = gone.name if gone else name
                 if reason != "replaced":
                     say(f"{gone.name if gone else name} {LEAVE_WORDS.get(reason, 'left')}")
             case m.UserUpdated(user=user):
@@ -112,14 +165,16 @@ class RoomState:
                 self.users[user.id] = (
                     user if old is None else replace(user, joined_room_us=old.joined_room_us)
                 )
-            case m.RoomChanged(settings=settings, owner_id=owner_id):
-                self.settings = settings
+            case m.RoomChanged(settings=settings, owner_id=owner_id, crown_claimable_at_us=at, ref=ref):
+                before, self.settings = self.settings, settings
+                self._say_settings(before, owner_id, ref, say)
                 if owner_id != self.owner_id:
                     self.owner_id = owner_id
-                    if owner_id:
-                        say(f"♛ {self.name_of(owner_id)} now holds the crown")
-                    else:
-                        say("The crown is free: anyone may /crown it soon")
+                    say(
+                        f"♛ {self.name_of(owner_id)} now holds the crown"
+                        if owner_id
+                        else self._crown_free(at)
+                    )
             case m.TypingChanged(user_id=uid, typing=typing):
                 if typing and uid != self.me_id:
                     self.typing.add(uid)
@@ -130,3 +185,30 @@ class RoomState:
             case _:
                 return False
         return True
+
+    def _say_settings(
+        self, old: m.RoomSettingsInfo | None, owner_id: int, ref: int, say: Callable[[str], None]
+    ) -> None:
+        changes = ", ".join(settings_changes(old, self.settings) if self.settings else [])
+        if ref:  # the answer to our own /room
+            done = f"Room settings saved ({changes})" if changes else "Room settings saved"
+            say(f"{done}; the room is now: {self.state_line()}")
+        elif changes:
+            who = "You" if owner_id == self.me_id else self.name_of(owner_id) if owner_id else "The owner"
+            say(f"{who} changed the room settings: {changes}")
+
+    def _crown_free(self, claimable_at_us: int) -> str:
+        """What happens to a crown its owner left with: who gets it, and when."""
+        owner = self.away_owner or "The owner"
+        self.away_owner = ""
+        heir = next(iter(self.users), 0)
+        if not claimable_at_us or not heir:
+            return f"{owner} left; the crown is free: /crown claims it"
+        wait_s = max(0, -(-(claimable_at_us - self.now_us()) // 1_000_000))
+        stamp = dt.datetime.fromtimestamp(claimable_at_us / 1_000_000, tz=self.tz or dt.UTC)
+        clock = (stamp if self.tz else stamp.astimezone()).strftime("%H:%M:%S")
+        heir_name = "you" if heir == self.me_id else self.name_of(heir)
+        return (
+            f"♛ {owner} left with the crown; it is theirs again if they return within {wait_s} s"
+            f" (by {clock}), else it passes to {heir_name}, here longest"
+        )
