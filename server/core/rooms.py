@@ -521,9 +521,10 @@ class RoomOps(CoreBase):
             self._everyone(room), pb.ServerMessage(user_updated=pb.UserUpdated(user=target.user_pb(now)))
         )
 
-    def _close_room(self, name: str, now: int) -> bool:
+    def _close_room(self, name: str, now: int) -> None:
+        """Send a room's members to the lobby and delete it, live or only stored (never the lobby)."""
         room = self.rooms.get(name)
-        if room is not None and not room.is_lobby:
+        if room is not None:
             for member in list(room.members.values()):
                 self._leave(member, pb.LEAVE_REASON_KICKED, now)
                 removed = pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=name)
@@ -532,7 +533,6 @@ class RoomOps(CoreBase):
         # After the members left: the last one out saves the room, and this deletes it for good.
         self.persisted.pop(name, None)
         self._out.append(Persist(DeleteRoom(name)))
-        return room is None or not room.is_lobby
 
     # -- room list -----------------------------------------------------------------------------------
 

@@ -1,17 +1,12 @@
-"""Chat, typing, presence and admin commands."""
+"""Chat, typing and presence."""
 
 from __future__ import annotations
-
-import hmac
-import json
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.core import validate
 from server.core.actions import (
     Action,
-    ClearChat,
     FetchHistory,
-    MemoryReport,
     Persist,
     SaveChat,
     SaveUser,
@@ -157,58 +152,6 @@ class SocialOps(RoomOps):
         room = session.room
         last = room.name if room is not None and not room.is_lobby else ""
         return UserRecord(session.user_id, session.name, session.color, last, now)
-
-    # -- admin ---------------------------------------------------------------------------------------
-
-    def _command(self, session: Session, msg: pb.ServerCommand, ref: int, now: int) -> None:
-        token = self.options.admin_token
-        if not token or not hmac.compare_digest(msg.admin_token.encode(), token.encode()):
-            self._error(session, ref, pb.ERROR_CODE_FORBIDDEN, "That needs the server's admin token.")
-            return
-        args = list(msg.args)
-        if msg.name == "stats":
-            output = json.dumps(self.stats(now), sort_keys=True)
-        elif msg.name == "broadcast":
-            output = self._broadcast(" ".join(args), session, ref, now)
-        elif msg.name == "clear_chat":
-            output = self._clear_chat(args[0] if args else "", session, now)
-        elif msg.name == "memory":
-            self._out.append(MemoryReport(session.id, ref))  # the shell collects garbage and answers
-            return
-        elif msg.name == "close_room":
-            name = " ".join(args).strip()
-            output = (
-                f"closed {name}" if name and self._close_room(name, now) else f"no room {name!r} to close"
-            )
-        else:
-            text = "Unknown command; try stats, memory, broadcast, clear_chat or close_room."
-            self._error(session, ref, pb.ERROR_CODE_UNKNOWN_COMMAND, text)
-            return
-        self._to(session, pb.ServerMessage(ref=ref, command_result=pb.CommandResult(ok=True, output=output)))
-
-    def _broadcast(self, text: str, session: Session, ref: int, now: int) -> str:
-        try:
-            content = validate.chat_content(text, self.limits.max_chat_chars, self.limits.max_chat_bytes)
-        except validate.Invalid as exc:
-            return f"nothing sent: {exc}"
-        records, then = [], []
-        for room in self.rooms.values():
-            record = self._new_chat(room, SYSTEM_USER_ID, "", "", content, now)
-            records.append(record)
-            line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
-            then.append(Send(self._everyone(room), line))
-        self._out.append(Persist(SaveChat(records), then, session.id, ref))
-        return f"sent to {len(records)} room(s)"
-
-    def _clear_chat(self, name: str, session: Session, now: int) -> str:
-        room = self.rooms.get(name) if name else session.room
-        if room is None:
-            return "no such room"
-        room.history.clear()
-        targets = self._everyone(room)
-        state = [Send(targets, msg.SerializeToString()) for msg in self._state_messages(room, now)]
-        self._out.append(Persist(ClearChat(room.name), state))
-        return f"cleared chat in {room.name}"
 
     def stats(self, now: int) -> dict[str, object]:
         return {

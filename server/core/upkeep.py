@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 
 from server.core.actions import DeleteRoom, Persist, PruneUsers
+from server.core.admin import AdminOps
 from server.core.limits import US
-from server.core.social import SocialOps
 
 log = logging.getLogger("server.upkeep")
 
@@ -23,7 +23,7 @@ def _whole_second(us: int) -> int:
     return -(-us // US) * US
 
 
-class UpkeepOps(SocialOps):
+class UpkeepOps(AdminOps):
     def _upkeep(self, now: int) -> None:
         self._expire_recent(now)
         if now >= self.store_sweep_due_us:

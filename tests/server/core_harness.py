@@ -21,6 +21,7 @@ class Harness:
     shell's worker thread would take its time); otherwise they run at once, with the real hashing."""
 
     def __init__(self, **limits: Any) -> None:
+        admin_token = limits.pop("admin_token", "secret")  # "" for a server started without one
         self.now = START_US
         self.defer_passwords = False
         self.password_jobs: list[VerifyPassword | HashPassword] = []
@@ -29,7 +30,7 @@ class Harness:
             CoreOptions(
                 Limits(**limits),
                 started_us=START_US,
-                admin_token="secret",
+                admin_token=admin_token,
                 server_version="test",
                 token_factory=lambda: f"token-{next(counter)}",
                 salt_factory=lambda: b"\x01" * 16,

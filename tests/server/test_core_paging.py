@@ -158,7 +158,7 @@ def test_admin_broadcast_is_capped_in_bytes_too() -> None:
     h.clear(a)
     h.send(a, server_command=pb.ServerCommand(name="broadcast", args=[CLEF * 376], admin_token="secret"))
     [result] = h.take(a, "command_result")
-    assert result.command_result.output.startswith("nothing sent: ")
+    assert not result.command_result.ok and result.command_result.output.startswith("Nothing sent: ")
     assert not h.take(a, "chat_message")
 
 

@@ -294,7 +294,7 @@ def test_admin_can_close_a_room_and_clear_chat() -> None:
     h.send(b, chat_send=pb.ChatSend(content="x"))
     h.clear(a, b)
     h.send(a, server_command=pb.ServerCommand(name="close_room", args=["doomed"], admin_token="secret"))
-    assert h.take(a, "command_result")[0].command_result.output == "closed doomed"
+    assert h.take(a, "command_result")[0].command_result.output.startswith("Closed doomed: 1 player sent")
     assert h.take(b, "removed")[0].removed.reason == pb.REMOVAL_REASON_ROOM_CLOSED
     assert "doomed" not in h.core.rooms and "doomed" not in h.core.persisted
     h.send(a, chat_send=pb.ChatSend(content="lobby line"))

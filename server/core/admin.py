@@ -1,0 +1,116 @@
+"""Admin commands (ServerCommand, authorised by the server's admin token): each answer says what happened.
+
+A command that did nothing answers ok=false with the reason; only a missing or wrong token, or an unknown
+command, is an Error. `help` needs no token: the list is in the README anyway.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Final
+
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.core import validate
+from server.core.actions import ClearChat, MemoryReport, Persist, SaveChat, Send
+from server.core.models import Session, chat_pb
+from server.core.social import SYSTEM_USER_ID, SocialOps
+
+log = logging.getLogger("server.admin")
+
+ADMIN_HELP: Final = {
+    "help": "help - this list (needs no token)",
+    "stats": "stats - connections, users, rooms and counters, as JSON",
+    "memory": "memory - collect garbage and report the memory in use, as JSON",
+    "broadcast": "broadcast TEXT - a server notice in every room",
+    "clear_chat": "clear_chat [ROOM] - delete a room's chat (default: the room you are in)",
+    "close_room": "close_room ROOM - send its players to the lobby; delete the room, its settings and bans",
+}
+
+Answer = tuple[bool, str]
+
+
+class AdminOps(SocialOps):
+    def _command(self, session: Session, msg: pb.ServerCommand, ref: int, now: int) -> None:
+        if msg.name == "help":
+            self._answer(session, ref, (True, "\n".join(ADMIN_HELP.values())))
+            return
+        refusal = self._token_refusal(msg.admin_token)
+        if refusal:
+            log.warning("admin command %r refused: user=%d session=%d", msg.name, session.user_id, session.id)
+            self._error(session, ref, pb.ERROR_CODE_FORBIDDEN, refusal)
+            return
+        if msg.name not in ADMIN_HELP:
+            text = f"No admin command {msg.name!r}; the help command lists them."
+            self._error(session, ref, pb.ERROR_CODE_UNKNOWN_COMMAND, text)
+            return
+        log.info("admin command %r by user=%d session=%d", msg.name, session.user_id, session.id)
+        args = " ".join(msg.args).strip()
+        if msg.name == "memory":
+            self._out.append(MemoryReport(session.id, ref))  # the shell collects garbage and answers
+            return
+        if msg.name == "stats":
+            answer = True, json.dumps(self.stats(now), sort_keys=True)
+        elif msg.name == "broadcast":
+            answer = self._broadcast(args, session, ref, now)
+        elif msg.name == "clear_chat":
+            answer = self._clear_chat(args, session, now)
+        else:
+            answer = self._close(args, now)
+        self._answer(session, ref, answer)
+
+    def _token_refusal(self, given: str) -> str:
+        token = self.options.admin_token
+        if not token:
+            return "Admin commands are off: the server was started without --admin-token."
+        if not given:
+            return "That needs the server's admin token."
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return "Wrong admin token."
+        return ""
+
+    def _answer(self, session: Session, ref: int, answer: Answer) -> None:
+        ok, output = answer
+        self._to(session, pb.ServerMessage(ref=ref, command_result=pb.CommandResult(ok=ok, output=output)))
+
+    def _broadcast(self, text: str, session: Session, ref: int, now: int) -> Answer:
+        try:
+            content = validate.chat_content(text, self.limits.max_chat_chars, self.limits.max_chat_bytes)
+        except validate.Invalid as exc:
+            return False, f"Nothing sent: {exc}"
+        records, then = [], []
+        for room in self.rooms.values():
+            record = self._new_chat(room, SYSTEM_USER_ID, "", "", content, now)
+            records.append(record)
+            line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
+            then.append(Send(self._everyone(room), line))
+        self._out.append(Persist(SaveChat(records), then, session.id, ref))
+        return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
+
+    def _clear_chat(self, name: str, session: Session, now: int) -> Answer:
+        room = self.rooms.get(name) if name else session.room
+        if room is None:
+            if name not in self.persisted:
+                return False, f"No room named {name}."
+            self.preloaded_chat.pop(name, None)
+            self._out.append(Persist(ClearChat(name)))
+            return True, f"Cleared the chat of {name} (nobody is in it)."
+        room.history.clear()
+        targets = self._everyone(room)
+        state = [Send(targets, msg.SerializeToString()) for msg in self._state_messages(room, now)]
+        self._out.append(Persist(ClearChat(room.name), state))
+        return True, f"Cleared the chat of {room.name}."
+
+    def _close(self, name: str, now: int) -> Answer:
+        if not name:
+            return False, "Usage: close_room ROOM."
+        room = self.rooms.get(name)
+        if room is not None and room.is_lobby:
+            return False, "The lobby cannot be closed."
+        if room is None and name not in self.persisted:
+            return False, f"No room named {name}."
+        count = len(room.members) if room is not None else 0
+        self._close_room(name, now)
+        who = f"{count} player{'' if count == 1 else 's'} sent to the lobby" if count else "nobody was in it"
+        return True, f"Closed {name}: {who}; its settings and bans are deleted."
