@@ -107,9 +107,17 @@ class SetLatency:
     preset: str
 
 
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """`/admin login TOKEN`, `/admin logout`, or a server admin command ("help", "close_room", ...)."""
+
+    action: str
+    args: tuple[str, ...] = ()
+
+
 Command = (
     Help | Nick | SetColor | SetStatus | SetInstrument | Kick | Ban | Unban | ListBans | Mute | Crown
-    | RoomSettingsCommand | SetLatency
+    | RoomSettingsCommand | SetLatency | Admin
 )  # fmt: skip
 
 HELP: Final[dict[str, str]] = {
@@ -126,6 +134,7 @@ HELP: Final[dict[str, str]] = {
     "crown": "/crown [USER] - (owner) give the crown; with no user, claim an unclaimed crown",
     "room": "/room [private=on|off password=TEXT limit=N chat=on|off ownerplay=on|off] - room settings",
     "latency": "/latency low|balanced|safe - how long to buffer others' notes",
+    "admin": "/admin login TOKEN, /admin logout, /admin help, /admin COMMAND [ARGS] - server admin commands",
 }
 
 
@@ -241,6 +250,8 @@ def parse_command(line: str) -> Command | CommandError | None:
         return ListBans()
     if name == "room":
         return _parse_room(args)
+    if name == "admin":
+        return _parse_admin(args)
     if name == "latency":
         if rest.lower() not in LATENCY_PRESETS:
             return CommandError("Usage: /latency low|balanced|safe.")
@@ -271,3 +282,10 @@ def _parse_ban_mute(name: str, args: list[str]) -> Command | CommandError:
     if name == "ban":
         return Ban(user, duration_s)
     return Mute(user, duration_s, unmute)
+
+
+def _parse_admin(args: list[str]) -> Admin | CommandError:
+    action = args[0].lower() if args else "help"
+    if action == "login" and len(args) != 2:
+        return CommandError("Usage: /admin login TOKEN (the token the server was started with).")
+    return Admin(action, tuple(args[1:]))

@@ -64,6 +64,7 @@ def test_bad_option_is_one_clear_error() -> None:
         ),
         (["--server", "--trust-proxy", "10.0.0.1/8"], "did you mean 10.0.0.0/8?"),
         (["--server", "--insecure"], "--insecure is for a client"),
+        (["--admin-token", "t"], "in a room, an admin types /admin login TOKEN"),
     ],
 )
 def test_tls_flags_out_of_place_are_refused_with_a_sentence(args: list[str], message: str) -> None:

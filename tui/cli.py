@@ -108,6 +108,8 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     server_only = [flag for flag in ("certfile", "keyfile", "trust_proxy") if getattr(args, flag)]
     if server_only and not args.server:
         parser.error(f"--{server_only[0].replace('_', '-')} is for hosting: use it with --server.")
+    if args.admin_token and not args.server:
+        parser.error("--admin-token is for hosting (--server); in a room, an admin types /admin login TOKEN.")
     if bool(args.certfile) != bool(args.keyfile):
         parser.error("--certfile and --keyfile go together: give both to serve wss://, or neither.")
     if args.insecure and (args.server or args.list_midi):

@@ -1,6 +1,7 @@
 import pytest
 
 from pianorhythm.commands import (
+    Admin,
     Ban,
     CommandError,
     Crown,
@@ -52,6 +53,10 @@ def test_plain_chat_is_not_a_command():
         ("/room chat=off ownerplay=yes", RoomSettingsCommand(None, None, None, False, True)),
         ("/latency SAFE", SetLatency("safe")),
         ("/NICK x", Nick("x")),
+        ("/admin", Admin("help")),
+        ("/admin login s3cr3t", Admin("login", ("s3cr3t",))),
+        ("/admin LOGOUT", Admin("logout")),
+        ("/admin close_room jam session", Admin("close_room", ("jam", "session"))),
     ],
 )
 def test_commands_parse(line, expected):
@@ -78,6 +83,8 @@ def test_commands_parse(line, expected):
         "/room colour=red",
         "/latency fast",
         "/dance",
+        "/admin login",
+        "/admin login two words",
     ],
 )
 def test_bad_commands_explain_themselves(line):

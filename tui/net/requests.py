@@ -19,6 +19,8 @@ DEFAULT_LIMITS: Final = pb.Limits(max_chat_chars=500, max_chat_bytes=1500)  # un
 
 class Requests:
     session: ClientSession
+    # Set by `/admin login`: held in memory for this run only, never saved or logged.
+    admin_token: str = ""
 
     def _send(self, **action: object) -> bool:
         message = pb.ClientMessage(ref=self.session.next_ref(), **action)  # type: ignore[arg-type]

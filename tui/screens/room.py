@@ -202,8 +202,11 @@ class RoomScreen(Screen[None]):
                 self._refresh_players()
             case m.ServerError(message=message):
                 self.say(message)
-            case m.CommandOutput(output=output):
-                self.say(output)
+            case m.CommandOutput(ok=ok, output=output):
+                for text in output.splitlines():
+                    self.say(text)
+                if not ok:
+                    self.notify(output, severity="warning")
             case _:
                 if self.state.apply(event, self.say):
                     self._refresh_players()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from pianorhythm import commands as c
@@ -26,6 +26,9 @@ class EngineActions(Protocol):
     def claim_crown(self) -> bool: ...
     def update_room_settings(self, change: pb.RoomSettingsChange) -> bool: ...
     def set_latency_preset(self, preset: str) -> None: ...
+    def server_command(self, name: str, args: Iterable[str] = (), admin_token: str = "") -> bool: ...
+
+    admin_token: str
 
 
 def find_instrument(query: str) -> int | None:
@@ -104,6 +107,8 @@ def run(
             owner_only_play=command.owner_only_play,
         )
         engine.update_room_settings(change)
+    elif isinstance(command, c.Admin):
+        return _admin(command, engine, say)
     elif isinstance(command, c.Crown) and not command.user:
         engine.claim_crown()
     elif isinstance(command, c.ListBans):
@@ -112,6 +117,24 @@ def run(
         engine.unban(command.user)
     else:
         return _moderate(command, room, engine)
+    return None
+
+
+def _admin(command: c.Admin, engine: EngineActions, say: Callable[[str], None]) -> str | None:
+    """`/admin`: log in or out (the token stays in memory), or send a server admin command."""
+    if command.action == "login":
+        engine.admin_token = command.args[0]
+        say("Admin token kept for this session (never saved); /admin help lists the server's commands.")
+    elif command.action == "logout":
+        engine.admin_token = ""
+        say("Admin token forgotten.")
+    elif command.action == "help":
+        say("/admin login TOKEN, /admin logout; the server's admin commands (/admin NAME ARGS):")
+        engine.server_command("help")
+    elif not engine.admin_token:
+        return "Log in first: /admin login TOKEN (the token the server was started with)."
+    else:
+        engine.server_command(command.action, command.args, engine.admin_token)
     return None
 
 
