@@ -8,15 +8,15 @@ from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.fixtures.server import ADMIN_TOKEN
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, system_lines
+from tests.tui.test_app_room_feedback import room_ready
 from tui.screens.room import RoomScreen
-from tui.widgets.chat import ChatLog
 
 
 async def test_admin_login_help_and_real_answers(relay_server, relay_clients, config_dir, caplog):
     caplog.set_level(logging.DEBUG)
     app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann", "--room", "cmds")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen) and app.screen.query(ChatLog))
+        await wait_for(pilot, lambda: room_ready(app))
         room = app.screen
         assert isinstance(room, RoomScreen)
 

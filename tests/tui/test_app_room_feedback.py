@@ -7,12 +7,23 @@ in the real TUI: the owner (confirmation) or the member (notice).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, enter_room_with_bob, system_lines
 from tui.screens.room import RoomScreen
-from tui.widgets.chat import ChatLog
+from tui.widgets.players import PlayersList
+
+
+def room_ready(app: Any) -> bool:
+    """The room screen is set up: its players list is filled (the keyboard has the focus)."""
+    screen = app.screen
+    return (
+        isinstance(screen, RoomScreen)
+        and bool(screen.query(PlayersList))
+        and bool(screen.query_one(PlayersList).players)
+    )
 
 
 def said(room: RoomScreen, pattern: str) -> bool:
@@ -56,7 +67,7 @@ async def test_a_member_hears_of_changes_and_of_the_crown_with_its_time(
     await bob.recv("room_state")
     app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann", "--room", "jam")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen) and app.screen.query(ChatLog))
+        await wait_for(pilot, lambda: room_ready(app))
         room = app.screen
         assert isinstance(room, RoomScreen) and not room.state.am_owner and len(room.state.users) == 2
 
