@@ -39,10 +39,16 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedServer(Protocol):
-    """What the embedded-server starter returns (server.main.RunningServer fits)."""
+    """What the embedded-server starter returns (server.local.LocalServer fits): hosted here, or joined."""
 
     @property
     def url(self) -> str: ...
+
+    @property
+    def hosting(self) -> bool: ...
+
+    @property
+    def notice(self) -> str: ...
 
     async def close(self) -> None: ...
 
@@ -102,15 +108,12 @@ class PianoApp(App[int]):
                 self.notify(f"The local server did not start ({error}); use --connect.", severity="error")
                 return
             url = self.server.url
-            self.notify(
-                f"Hosting a local server. Others on this machine join with: pianorhythm-tui --connect {url}",
-                timeout=20,
-            )
+            self.notify(self.server.notice, timeout=20)
         self.url = url
         warning = insecure_warning(url, self.options.insecure)
         if warning:
             self.notify(warning, severity="warning", timeout=15)
-        self.lobby.sub_title = f"hosting {url}" if self.server is not None else url
+        self.lobby.sub_title = f"hosting {url}" if self.server is not None and self.server.hosting else url
         self.engine = await self.engine_factory(self.options, url, self.backoff)
         self.engine.subscribe(self.on_engine_event)
         await self.engine.start()
