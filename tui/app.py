@@ -22,7 +22,14 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from tui import config as cfg
-from tui.app_setup import AppOptions, ObservedBackoff, make_engine, options_from_args, room_view
+from tui.app_setup import (
+    AppOptions,
+    ObservedBackoff,
+    make_engine,
+    options_from_args,
+    remember_choices,
+    room_view,
+)
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import model as m
 from tui.net.backoff import Backoff
@@ -405,12 +412,7 @@ class PianoApp(App[int]):
 def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
     """Run the TUI until the user quits. Returns the exit status."""
     options = options_from_args(args)
-    if options.connect:
-        options.config = replace(options.config, last_server=options.connect)
-        try:
-            cfg.save(options.config, options.config_file)
-        except OSError as error:
-            log.warning("config not saved: %s", error)
+    remember_choices(options, args)
     app = PianoApp(options, start_embedded_server)
     result = app.run()
     return result if isinstance(result, int) else 0

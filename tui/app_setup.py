@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +18,8 @@ from tui import config as cfg
 from tui.messages import RoomView
 from tui.net import model as m
 from tui.net.backoff import Backoff
+
+log = logging.getLogger(__name__)
 
 
 class ObservedBackoff(Backoff):
@@ -45,13 +48,15 @@ class AppOptions:
     config_file: Path | None = None
     record: str | None = None
     insecure: bool = False  # --insecure: accept a wss:// certificate that cannot be verified
+    name_is_fallback: bool = False  # no --name and none in the config: the OS user's name stands in
 
 
 def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
     path = config_file or cfg.config_path()
     saved = cfg.load(path)
     effective = cfg.with_flags(saved, args)
-    if not effective.name:
+    fallback = not effective.name
+    if fallback:
         effective = replace(effective, name=_default_name())
     return AppOptions(
         config=saved,
@@ -62,7 +67,25 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
         config_file=path,
         record=getattr(args, "record", None),
         insecure=bool(getattr(args, "insecure", False)),
+        name_is_fallback=fallback,
     )
+
+
+def remember_choices(options: AppOptions, args: argparse.Namespace) -> None:
+    """Save what the next run should start from: the server given with --connect, and the first --name
+    given while the config has none (so a server reached at another address knows you by it too)."""
+    saved = options.config
+    if options.connect:
+        saved = replace(saved, last_server=options.connect)
+    if getattr(args, "name", None) and not saved.name:
+        saved = replace(saved, name=args.name)
+    if saved == options.config:
+        return
+    options.config = saved
+    try:
+        cfg.save(options.config, options.config_file)
+    except OSError as error:
+        log.warning("config not saved: %s", error)
 
 
 def _default_name() -> str:
@@ -107,6 +130,7 @@ async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
         if eff.latency in ("low", "balanced", "safe")
         else LatencyPreset.BALANCED,
         token_dir=str(cfg.config_dir()),
+        name_is_fallback=options.name_is_fallback,
         backoff=backoff,
         insecure=options.insecure,
     )
