@@ -98,6 +98,8 @@ class PianoApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(self.lobby)
+        for problem in self.options.config_problems:
+            self.notify(problem, severity="warning", timeout=20)
         self.call_after_refresh(settle_gc)
         self.set_interval(1.0, self._tick_status)
         self.run_worker(self._start(), exclusive=True, group="engine")
@@ -317,9 +319,12 @@ class PianoApp(App[int]):
         opts.config = replace(opts.config, **changes)  # type: ignore[arg-type]
         opts.effective = replace(opts.effective, **changes)  # type: ignore[arg-type]
         try:
-            cfg.save(opts.config, opts.config_file)
+            kept = cfg.save(opts.config, opts.config_file)
         except OSError as error:
             self.notify(f"Settings not saved: {error}", severity="error")
+        else:
+            if kept is not None:
+                self.notify(f"The config file did not parse: it is kept as {kept}; settings saved anew.")
         engine = self.engine
         if engine is not None:
             if "name" in changes or "color" in changes:

@@ -49,11 +49,14 @@ class AppOptions:
     record: str | None = None
     insecure: bool = False  # --insecure: accept a wss:// certificate that cannot be verified
     name_is_fallback: bool = False  # no --name and none in the config: the OS user's name stands in
+    config_problems: tuple[str, ...] = ()  # what in the config file could not be used, one sentence each
+    config_broken: bool = False  # the file did not parse (it is kept aside when settings are next saved)
 
 
 def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
     path = config_file or cfg.config_path()
-    saved = cfg.load(path)
+    loaded = cfg.read(path)
+    saved = loaded.config
     effective = cfg.with_flags(saved, args)
     fallback = not effective.name
     if fallback:
@@ -68,12 +71,16 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
         record=getattr(args, "record", None),
         insecure=bool(getattr(args, "insecure", False)),
         name_is_fallback=fallback,
+        config_problems=loaded.problems,
+        config_broken=loaded.broken,
     )
 
 
 def remember_choices(options: AppOptions, args: argparse.Namespace) -> None:
     """Save what the next run should start from: the server given with --connect, and the first --name
     given while the config has none (so a server reached at another address knows you by it too)."""
+    if options.config_broken:
+        return  # the user's file stays as it is until a setting is changed (then it is kept aside)
     saved = options.config
     if options.connect:
         saved = replace(saved, last_server=options.connect)
