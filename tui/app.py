@@ -22,14 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from tui import config as cfg
-from tui.app_setup import (
-    AppOptions,
-    ObservedBackoff,
-    make_engine,
-    options_from_args,
-    remember_choices,
-    room_view,
-)
+from tui.app_setup import AppOptions, ObservedBackoff, make_engine, options_from_args, room_view
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import model as m
 from tui.net.backoff import Backoff
@@ -131,17 +124,18 @@ class PianoApp(App[int]):
 
     def _open_midi(self) -> None:
         from tui.midi.input import open_midi_input
+        from tui.midi.ports import missing_port_message
 
+        api = self.options.midi_api or self.options.effective.midi_api or None
+        wanted = self.options.effective.midi_device or None
         try:
-            self.midi = open_midi_input(
-                self._on_midi_event,
-                self._on_midi_status,
-                api=self.options.midi_api or self.options.effective.midi_api or None,
-                wanted=self.options.effective.midi_device or None,
-            )
+            self.midi = open_midi_input(self._on_midi_event, self._on_midi_status, api=api, wanted=wanted)
         except Exception as error:
             log.warning("MIDI input did not open: %s", error)
         self._set_midi_status()
+        if wanted and not (self.midi is not None and self.midi.connected):
+            reason = getattr(self.midi, "reason", "")  # no MIDI system at all: say which
+            self.notify(missing_port_message(wanted, api, reason), severity="warning", timeout=15)
 
     def _on_midi_event(self, event: Any) -> None:
         if self.engine is not None:
@@ -207,6 +201,7 @@ class PianoApp(App[int]):
                 retry_in = max(0.0, self.backoff.last_delay - (time.monotonic() - self.backoff.chosen_at))
         rtt = self.engine.rtt_ms if self.engine is not None else None
         self._status(connection=self.connection, retry_in_s=retry_in, rtt_ms=rtt)
+        self._set_midi_status()  # also for a lobby that was not mounted yet when MIDI opened
 
     # ---- engine events ---------------------------------------------------------------------------------
 
@@ -338,7 +333,7 @@ class PianoApp(App[int]):
                     getattr(engine.synth, f"set_{level}")(float(changes[level]))  # type: ignore[arg-type]
         if ("audio_driver" in changes or "soundfont" in changes) and not opts.no_audio:
             self.run_worker(self._swap_synth(), group="synth", exclusive=True)
-        if "midi_device" in changes and self.midi is not None:
+        if ("midi_device" in changes or "midi_api" in changes) and self.midi is not None:
             self.midi.close()
             self._open_midi()
         if self.room_screen is not None and self.room_screen.is_mounted and "note_length_s" in changes:
@@ -374,13 +369,10 @@ class PianoApp(App[int]):
         from tui.audio.drivers import audio_driver_choices
         from tui.audio.soundfont import list_soundfonts
 
-        def ports() -> list[str]:
-            from tui.midi.ports import list_input_ports
+        def ports() -> list[tuple[str, str]]:
+            from tui.midi.ports import list_ports_by_api
 
-            try:
-                return list_input_ports(self.options.midi_api)
-            except Exception:
-                return []
+            return list_ports_by_api(self.options.midi_api)
 
         screen = SettingsScreen(
             self.options.effective,
@@ -416,6 +408,8 @@ class PianoApp(App[int]):
 
 def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
     """Run the TUI until the user quits. Returns the exit status."""
+    from tui.app_setup import remember_choices
+
     options = options_from_args(args)
     remember_choices(options, args)
     app = PianoApp(options, start_embedded_server)
