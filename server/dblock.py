@@ -17,10 +17,13 @@ import fcntl
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+RETRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +64,26 @@ class DatabaseLock:
         path = lock_path(db_path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DatabaseInUse(db_path, read_holder(db_path)) from None
+            cls._lock(fd, db_path)
         except BaseException:
             os.close(fd)
             raise
         lock = cls(db_path, fd)
         lock._write(Holder(os.getpid()))
         return lock
+
+    @staticmethod
+    def _lock(fd: int, db_path: Path) -> None:
+        for _ in range(RETRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                holder = read_holder(db_path)
+                if holder is not None:
+                    raise DatabaseInUse(db_path, holder) from None
+                time.sleep(0.01)  # nobody holds it: someone only looked (read_holder's shared lock)
+        raise DatabaseInUse(db_path, None)
 
     def advertise(self, url: str) -> None:
         """Say where this server listens, for a second TUI that finds the database taken."""
