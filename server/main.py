@@ -12,6 +12,7 @@ import resource
 import secrets
 import signal
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pianorhythm.wire import codec
 from server.addresses import TrustedProxies
 from server.clock import ServerClock
 from server.core import CoreOptions, Limits, RelayCore
+from server.dblock import DatabaseInUse
 from server.shell import WS_PATH, RelayShell
 from server.storage import Storage
 from server.tls import TLSConfigError, server_context
@@ -118,6 +120,26 @@ async def start_server(options: ServerOptions) -> RunningServer:
     core.preload_chat("lobby", lobby)
     shell = RelayShell(core, storage, clock, options.max_queue_bytes, options.trusted_proxies)
     shell.start()
+    try:
+        server = await _listen(shell, options, tls)
+    except BaseException:  # the port is taken...: let go of the database, so another start can have it
+        await shell.stop()
+        await storage.close()
+        raise
+    port = next(iter(server.sockets)).getsockname()[1]
+    running = RunningServer(server, shell, storage, options.host, port, tls=tls is not None)
+    storage.advertise(running.url)
+    proxies = ", ".join(map(str, options.trusted_proxies))
+    log.info(
+        "listening on %s (database %s)%s",
+        running.url,
+        storage.path,
+        f"; forwarded client addresses believed from {proxies}" if proxies else "",
+    )
+    return running
+
+
+async def _listen(shell: RelayShell, options: ServerOptions, tls: ssl.SSLContext | None) -> Server:
     server = await serve(
         shell.handler,
         options.host,
@@ -134,16 +156,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
     )
     for sock in server.sockets:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-    port = next(iter(server.sockets)).getsockname()[1]
-    running = RunningServer(server, shell, storage, options.host, port, tls=tls is not None)
-    proxies = ", ".join(map(str, options.trusted_proxies))
-    log.info(
-        "listening on %s (database %s)%s",
-        running.url,
-        storage.path,
-        f"; forwarded client addresses believed from {proxies}" if proxies else "",
-    )
-    return running
+    return server
 
 
 def _with(limits: Limits, **changes: object) -> Limits:
@@ -190,7 +203,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return asyncio.run(_serve_until_signal(options))
-    except TLSConfigError as exc:
+    except (TLSConfigError, DatabaseInUse) as exc:
         log.error("%s", exc)
         return 1
     except OSError as exc:

@@ -1,7 +1,8 @@
 """SQLite storage: users, persistent room settings and bans, chat. WAL mode, versioned migrations.
 
 Every call runs on one dedicated thread (the connection never leaves it), so the event loop never blocks
-on disk. Notes never come here.
+on disk. Notes never come here. An open Storage holds the database's lock (server.dblock): a second server
+on the same file fails to open it with DatabaseInUse.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Final, TypeVar
 
 from server.core.actions import ClearChat, DeleteRoom, PruneUsers, SaveChat, SaveRoom, SaveUser, Store
 from server.core.records import BanRecord, ChatRecord, RoomRecord, UserRecord
+from server.dblock import DatabaseLock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,6 +93,7 @@ class Storage:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
         self._db: sqlite3.Connection | None = None
+        self._lock: DatabaseLock | None = None
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -98,14 +101,33 @@ class Storage:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def open(self) -> Startup:
-        return await self._run(self._open)
+        try:
+            return await self._run(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     async def close(self) -> None:
         await self._run(self._close)
         self._executor.shutdown(wait=True)
 
+    def advertise(self, url: str) -> None:
+        """Record where the server on this database listens (see server.dblock)."""
+        if self._lock is not None:
+            self._lock.advertise(url)
+
     def _open(self) -> Startup:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            log.info("created the directory %s for the database", self.path.parent)
+        self._lock = DatabaseLock.acquire(self.path)
+        try:
+            return self._open_locked()
+        except BaseException:
+            self._close()
+            raise
+
+    def _open_locked(self) -> Startup:
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -124,10 +146,15 @@ class Storage:
         return Startup(users + 1, chats + 1, self._rooms())
 
     def _close(self) -> None:
-        if self._db is not None:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.close()
-            self._db = None
+        try:
+            if self._db is not None:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.close()
+                self._db = None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     @property
     def db(self) -> sqlite3.Connection:

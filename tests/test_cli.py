@@ -89,8 +89,9 @@ async def test_embedded_server_prefers_the_usual_port_and_falls_back_to_a_free_o
     try:
         server = await start_embedded_server()
         try:
-            assert server.port != DEFAULT_PORT
-            assert server.url == f"ws://127.0.0.1:{server.port}/api/websocket"
+            assert server.hosting and server.running is not None
+            assert server.running.port != DEFAULT_PORT
+            assert server.url == f"ws://127.0.0.1:{server.running.port}/api/websocket"
             assert (tmp_path / "pianorhythm-tui" / "embedded.db").exists()
         finally:
             await server.close()
@@ -98,6 +99,6 @@ async def test_embedded_server_prefers_the_usual_port_and_falls_back_to_a_free_o
         blocker.close()
     server = await start_embedded_server()
     try:
-        assert server.port == DEFAULT_PORT
+        assert server.url == f"ws://127.0.0.1:{DEFAULT_PORT}/api/websocket"
     finally:
         await server.close()

@@ -39,10 +39,16 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedServer(Protocol):
-    """What the embedded-server starter returns (server.main.RunningServer fits)."""
+    """What the embedded-server starter returns (server.local.LocalServer fits): hosted here, or joined."""
 
     @property
     def url(self) -> str: ...
+
+    @property
+    def hosting(self) -> bool: ...
+
+    @property
+    def notice(self) -> str: ...
 
     async def close(self) -> None: ...
 
@@ -85,6 +91,8 @@ class PianoApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(self.lobby)
+        for problem in self.options.config_problems:
+            self.notify(problem, severity="warning", timeout=20)
         self.call_after_refresh(settle_gc)
         self.set_interval(1.0, self._tick_status)
         self.run_worker(self._start(), exclusive=True, group="engine")
@@ -102,15 +110,12 @@ class PianoApp(App[int]):
                 self.notify(f"The local server did not start ({error}); use --connect.", severity="error")
                 return
             url = self.server.url
-            self.notify(
-                f"Hosting a local server. Others on this machine join with: pianorhythm-tui --connect {url}",
-                timeout=20,
-            )
+            self.notify(self.server.notice, timeout=20)
         self.url = url
         warning = insecure_warning(url, self.options.insecure)
         if warning:
             self.notify(warning, severity="warning", timeout=15)
-        self.lobby.sub_title = f"hosting {url}" if self.server is not None else url
+        self.lobby.sub_title = f"hosting {url}" if self.server is not None and self.server.hosting else url
         self.engine = await self.engine_factory(self.options, url, self.backoff)
         self.engine.subscribe(self.on_engine_event)
         await self.engine.start()
@@ -119,17 +124,18 @@ class PianoApp(App[int]):
 
     def _open_midi(self) -> None:
         from tui.midi.input import open_midi_input
+        from tui.midi.ports import missing_port_message
 
+        api = self.options.midi_api or self.options.effective.midi_api or None
+        wanted = self.options.effective.midi_device or None
         try:
-            self.midi = open_midi_input(
-                self._on_midi_event,
-                self._on_midi_status,
-                api=self.options.midi_api or self.options.effective.midi_api or None,
-                wanted=self.options.effective.midi_device or None,
-            )
+            self.midi = open_midi_input(self._on_midi_event, self._on_midi_status, api=api, wanted=wanted)
         except Exception as error:
             log.warning("MIDI input did not open: %s", error)
         self._set_midi_status()
+        if wanted and not (self.midi is not None and self.midi.connected):
+            reason = getattr(self.midi, "reason", "")  # no MIDI system at all: say which
+            self.notify(missing_port_message(wanted, api, reason), severity="warning", timeout=15)
 
     def _on_midi_event(self, event: Any) -> None:
         if self.engine is not None:
@@ -195,6 +201,7 @@ class PianoApp(App[int]):
                 retry_in = max(0.0, self.backoff.last_delay - (time.monotonic() - self.backoff.chosen_at))
         rtt = self.engine.rtt_ms if self.engine is not None else None
         self._status(connection=self.connection, retry_in_s=retry_in, rtt_ms=rtt)
+        self._set_midi_status()  # also for a lobby that was not mounted yet when MIDI opened
 
     # ---- engine events ---------------------------------------------------------------------------------
 
@@ -307,9 +314,12 @@ class PianoApp(App[int]):
         opts.config = replace(opts.config, **changes)  # type: ignore[arg-type]
         opts.effective = replace(opts.effective, **changes)  # type: ignore[arg-type]
         try:
-            cfg.save(opts.config, opts.config_file)
+            kept = cfg.save(opts.config, opts.config_file)
         except OSError as error:
             self.notify(f"Settings not saved: {error}", severity="error")
+        else:
+            if kept is not None:
+                self.notify(f"The config file did not parse: it is kept as {kept}; settings saved anew.")
         engine = self.engine
         if engine is not None:
             if "name" in changes or "color" in changes:
@@ -323,7 +333,7 @@ class PianoApp(App[int]):
                     getattr(engine.synth, f"set_{level}")(float(changes[level]))  # type: ignore[arg-type]
         if ("audio_driver" in changes or "soundfont" in changes) and not opts.no_audio:
             self.run_worker(self._swap_synth(), group="synth", exclusive=True)
-        if "midi_device" in changes and self.midi is not None:
+        if ("midi_device" in changes or "midi_api" in changes) and self.midi is not None:
             self.midi.close()
             self._open_midi()
         if self.room_screen is not None and self.room_screen.is_mounted and "note_length_s" in changes:
@@ -359,13 +369,10 @@ class PianoApp(App[int]):
         from tui.audio.drivers import audio_driver_choices
         from tui.audio.soundfont import list_soundfonts
 
-        def ports() -> list[str]:
-            from tui.midi.ports import list_input_ports
+        def ports() -> list[tuple[str, str]]:
+            from tui.midi.ports import list_ports_by_api
 
-            try:
-                return list_input_ports(self.options.midi_api)
-            except Exception:
-                return []
+            return list_ports_by_api(self.options.midi_api)
 
         screen = SettingsScreen(
             self.options.effective,
@@ -401,13 +408,10 @@ class PianoApp(App[int]):
 
 def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
     """Run the TUI until the user quits. Returns the exit status."""
+    from tui.app_setup import remember_choices
+
     options = options_from_args(args)
-    if options.connect:
-        options.config = replace(options.config, last_server=options.connect)
-        try:
-            cfg.save(options.config, options.config_file)
-        except OSError as error:
-            log.warning("config not saved: %s", error)
+    remember_choices(options, args)
     app = PianoApp(options, start_embedded_server)
     result = app.run()
     return result if isinstance(result, int) else 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +18,8 @@ from tui import config as cfg
 from tui.messages import RoomView
 from tui.net import model as m
 from tui.net.backoff import Backoff
+
+log = logging.getLogger(__name__)
 
 
 class ObservedBackoff(Backoff):
@@ -45,13 +48,18 @@ class AppOptions:
     config_file: Path | None = None
     record: str | None = None
     insecure: bool = False  # --insecure: accept a wss:// certificate that cannot be verified
+    name_is_fallback: bool = False  # no --name and none in the config: the OS user's name stands in
+    config_problems: tuple[str, ...] = ()  # what in the config file could not be used, one sentence each
+    config_broken: bool = False  # the file did not parse (it is kept aside when settings are next saved)
 
 
 def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
     path = config_file or cfg.config_path()
-    saved = cfg.load(path)
+    loaded = cfg.read(path)
+    saved = loaded.config
     effective = cfg.with_flags(saved, args)
-    if not effective.name:
+    fallback = not effective.name
+    if fallback:
         effective = replace(effective, name=_default_name())
     return AppOptions(
         config=saved,
@@ -62,7 +70,29 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
         config_file=path,
         record=getattr(args, "record", None),
         insecure=bool(getattr(args, "insecure", False)),
+        name_is_fallback=fallback,
+        config_problems=loaded.problems,
+        config_broken=loaded.broken,
     )
+
+
+def remember_choices(options: AppOptions, args: argparse.Namespace) -> None:
+    """Save what the next run should start from: the server given with --connect, and the first --name
+    given while the config has none (so a server reached at another address knows you by it too)."""
+    if options.config_broken:
+        return  # the user's file stays as it is until a setting is changed (then it is kept aside)
+    saved = options.config
+    if options.connect:
+        saved = replace(saved, last_server=options.connect)
+    if getattr(args, "name", None) and not saved.name:
+        saved = replace(saved, name=args.name)
+    if saved == options.config:
+        return
+    options.config = saved
+    try:
+        cfg.save(options.config, options.config_file)
+    except OSError as error:
+        log.warning("config not saved: %s", error)
 
 
 def _default_name() -> str:
@@ -107,6 +137,7 @@ async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
         if eff.latency in ("low", "balanced", "safe")
         else LatencyPreset.BALANCED,
         token_dir=str(cfg.config_dir()),
+        name_is_fallback=options.name_is_fallback,
         backoff=backoff,
         insecure=options.insecure,
     )

@@ -17,7 +17,7 @@ from pianorhythm import __version__
 
 if TYPE_CHECKING:
     from server.addresses import TrustedProxies
-    from server.main import RunningServer
+    from server.local import LocalServer
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LATENCY_PRESETS = ("low", "balanced", "safe")
@@ -148,19 +148,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_app(args, None if args.connect else start_embedded_server)
 
 
-async def start_embedded_server() -> RunningServer:
-    """The embedded default: a relay on loopback (port 8765, else a free one), inside the TUI's process.
+async def start_embedded_server() -> LocalServer:
+    """The embedded default: a relay on loopback (port 8765, else a free one), inside the TUI's process, or
+    the one another window on this machine already runs on the same database (server.local).
 
     Its database sits beside a hosted server's, in a file of its own, so a local room keeps its chat
     history and your identity between runs.
     """
-    from server.main import ServerOptions, default_db_path, start_server
+    from server.local import host_or_join
+    from server.main import default_db_path
 
-    db_path = default_db_path().with_name("embedded.db")
-    try:  # the usual port makes the address others type predictable; any free one will do
-        return await start_server(ServerOptions(host="127.0.0.1", port=DEFAULT_PORT, db_path=db_path))
-    except OSError:
-        return await start_server(ServerOptions(host="127.0.0.1", port=0, db_path=db_path))
+    return await host_or_join(default_db_path().with_name("embedded.db"), DEFAULT_PORT)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 
 Read with tomllib; written by `dumps`, which handles exactly the flat values this file holds (strings,
 integers, floats, booleans), so no TOML-writing dependency is needed. Unknown keys are kept as they were.
+A file that does not parse, or a value of the wrong type, is named with its line (`read().problems`) and the
+defaults stand in for that run; the broken file is kept aside, never overwritten, when settings are saved.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import shutil
+import time
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -67,30 +72,72 @@ def _coerce(default: object, value: object) -> object | None:
     return None
 
 
-def from_mapping(data: dict[str, Any]) -> Config:
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A config file as read: the settings, and one sentence per thing in it that could not be used."""
+
+    config: Config
+    problems: tuple[str, ...] = ()
+    broken: bool = False  # the file did not parse: save() keeps it aside before writing
+
+
+_TYPE_NAMES: Final = {bool: "true or false", int: "a whole number", float: "a number", str: "a quoted string"}
+
+
+def from_mapping(data: dict[str, Any], text: str = "", where: str = "config") -> tuple[Config, list[str]]:
+    """The settings in `data`, and a sentence for each value of the wrong type (with its line in `text`)."""
     base = Config()
     values: dict[str, object] = {}
+    problems: list[str] = []
     for f in fields(Config):
         if f.name in data:
-            coerced = _coerce(getattr(base, f.name), data[f.name])
+            default = getattr(base, f.name)
+            coerced = _coerce(default, data[f.name])
             if coerced is None:
-                log.warning("config: ignoring %s = %r (wrong type)", f.name, data[f.name])
+                line = _line_of(text, f.name)
+                at = f"{where} line {line}" if line else where
+                problems.append(
+                    f"{at}: {f.name} should be {_TYPE_NAMES[type(default)]}, not {data[f.name]!r}; "
+                    f"using {default!r}."
+                )
             else:
                 values[f.name] = coerced
-    return replace(base, **values)  # type: ignore[arg-type]
+    return replace(base, **values), problems  # type: ignore[arg-type]
+
+
+def _line_of(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    return next((n for n, line in enumerate(text.splitlines(), 1) if pattern.match(line)), None)
+
+
+def read(path: Path | None = None) -> Loaded:
+    """The saved config, or defaults when the file is missing; what could not be used is said (and logged)
+    in `problems`, never fatal. A file that does not parse is left as it is."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Loaded(Config())
+    except (OSError, UnicodeDecodeError) as error:
+        return _logged(Loaded(Config(), (f"Cannot read {path} ({error}); using the default settings.",)))
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        problem = f"{path} is not valid TOML: {error}. Using the default settings until it is fixed."
+        return _logged(Loaded(Config(), (problem,), broken=True))
+    config, problems = from_mapping(data, text, str(path))
+    return _logged(Loaded(config, tuple(problems)))
+
+
+def _logged(loaded: Loaded) -> Loaded:
+    for problem in loaded.problems:
+        log.warning("%s", problem)
+    return loaded
 
 
 def load(path: Path | None = None) -> Config:
-    """The saved config, or defaults when the file is missing or unreadable (logged, never fatal)."""
-    path = path or config_path()
-    try:
-        with path.open("rb") as file:
-            return from_mapping(tomllib.load(file))
-    except FileNotFoundError:
-        return Config()
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        log.warning("config: cannot read %s (%s); using defaults", path, error)
-        return Config()
+    """The saved config (see `read`)."""
+    return read(path).config
 
 
 def _toml_string(value: str) -> str:
@@ -132,21 +179,30 @@ def dumps(values: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save(config: Config, path: Path | None = None) -> Path:
-    """Write `config` (atomically: a temp file then rename), keeping keys this version does not know."""
+def save(config: Config, path: Path | None = None) -> Path | None:
+    """Write `config` (atomically: a temp file then rename), keeping keys this version does not know.
+
+    A file there that does not parse is the user's, half-edited: it is first kept aside as
+    `config.toml.broken-<time>`, whose path is returned (None when nothing was set aside).
+    """
     path = path or config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     extra: dict[str, object] = {}
+    kept: Path | None = None
     try:
         with path.open("rb") as file:
             extra = {k: v for k, v in tomllib.load(file).items() if k not in Config.__dataclass_fields__}
             extra = {k: v for k, v in extra.items() if isinstance(v, str | int | float | bool)}
-    except (OSError, tomllib.TOMLDecodeError):
+    except FileNotFoundError:
         pass
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        kept = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(path, kept)
+        log.warning("%s did not parse: kept it as %s before saving the settings", path, kept)
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(dumps({**asdict(config), **extra}), encoding="utf-8")
     tmp.replace(path)
-    return path
+    return kept
 
 
 def with_flags(config: Config, args: object) -> Config:

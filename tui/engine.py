@@ -71,6 +71,9 @@ class EngineConfig:
     preset: LatencyPreset = DEFAULT_PRESET
     token_dir: str | None = None  # None: the platform config dir
     save_token: bool = True
+    # The name is only a stand-in (the OS user, a random bot name): a resumed identity keeps the name the
+    # server knows. Otherwise the name was chosen (--name, the config), and a resumed identity takes it.
+    name_is_fallback: bool = False
     ping_interval_s: float = 5.0
     backoff: Backoff = field(default_factory=Backoff)
     insecure: bool = False  # wss://: accept a certificate that cannot be verified (--insecure)
@@ -142,6 +145,7 @@ class Engine(Requests):
         self._local_held = HeldNotes()
         self._instrument = 0
         self._resuming_room: str | None = None
+        self._wanted_name = "" if config.name_is_fallback else config.name  # follows our renames
 
     # ---- lifecycle and events --------------------------------------------------------------------------
 
@@ -356,6 +360,9 @@ class Engine(Requests):
         self._emit(
             m.Welcomed(self.me, welcome.resumed, welcome.server_version, welcome.limits.max_chat_chars)
         )
+        if welcome.resumed and self._wanted_name and self._wanted_name != self.me.name:
+            log.info("resumed as %s; renaming to %s as asked", self.me.name, self._wanted_name)
+            self.set_profile(name=self._wanted_name)
         if self._instrument:
             self._send(update_instrument=pb.UpdateInstrument(program=self._instrument))
 
@@ -432,6 +439,8 @@ class Engine(Requests):
         self._emit(m.UserLeft(left.user_id, name, _LEAVE_REASONS.get(left.reason, "left")))
 
     def _on_user_updated(self, message: pb.ServerMessage, received_ns: int) -> None:
+        if message.user_updated.user.id == self.session.user_id:  # a /nick: the next resume keeps it
+            self._wanted_name = message.user_updated.user.name
         self._add_player(message.user_updated.user)
         self._emit(m.UserUpdated(m.UserInfo.from_pb(message.user_updated.user)))
 

@@ -160,6 +160,7 @@ async def _run(args: argparse.Namespace) -> int:
         room=args.room,
         preset=LatencyPreset(args.latency) if args.latency else DEFAULT_PRESET,
         token_dir=os.environ.get("PIANORHYTHM_CONFIG_DIR"),
+        name_is_fallback=not args.name,
         insecure=args.insecure,
     )
     warning = insecure_warning(args.connect, args.insecure)

@@ -86,7 +86,7 @@ class SnapApp(App[None]):
             self.push_screen(
                 SettingsScreen(
                     config,
-                    midi_ports=lambda: ["Keystation 49 MIDI 1"],
+                    midi_ports=lambda: [("alsa", "Keystation 49 MIDI 1")],
                     audio_drivers=["auto", "pulseaudio", "jack"],
                     soundfonts=["/usr/share/sounds/sf2/TimGM6mb.sf2"],
                     poll_s=0,

@@ -92,12 +92,12 @@ async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, con
 
 
 async def test_embedded_server_starts_and_stops_with_the_app(tmp_path, config_dir):
-    from server.main import ServerOptions, start_server
+    from server.local import host_or_join
 
     started = []
 
     async def starter():
-        server = await start_server(ServerOptions(port=0, db_path=tmp_path / "embedded.db"))
+        server = await host_or_join(tmp_path / "embedded.db", 0)
         started.append(server)
         return server
 
@@ -109,7 +109,15 @@ async def test_embedded_server_starts_and_stops_with_the_app(tmp_path, config_di
         # Whoever runs it can tell a second player where to connect.
         assert app.screen.sub_title == f"hosting {app.url}"
         assert any(app.url in notification.message for notification in app._notifications)
-    assert started and app.server is None  # closed on exit
+
+        # A second window on the same machine joins this server instead of opening the database again.
+        second = make_app(config_dir, "--name", "duo", starter=starter)
+        async with second.run_test(size=(80, 24)) as second_pilot:
+            await wait_for(second_pilot, lambda: second.engine is not None and second.engine.room is not None)
+            assert second.url == app.url and second.screen.sub_title == app.url
+            joined = f"Joined the local server already running in another window: {app.url}"
+            assert [n.message for n in second._notifications] == [joined]
+    assert len(started) == 2 and app.server is None  # closed on exit
 
 
 async def test_settings_changed_in_the_ui_are_saved(relay_server, config_dir):

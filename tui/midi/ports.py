@@ -89,6 +89,27 @@ def list_input_ports(api: str | None = None) -> list[str]:
         client.delete()
 
 
+def list_ports_by_api(api: str | None = None) -> list[tuple[str, str]]:
+    """(MIDI system, port name) for every input port: on `api` if given, else on every system that answers
+    (ALSA and JACK on Linux; "" for the platform's own elsewhere). A system that is not running lists none.
+    """
+    apis = [api] if api else list(MIDI_APIS) if default_api() else [""]
+    found: list[tuple[str, str]] = []
+    for name in apis:
+        try:
+            found += [(name, port) for port in list_input_ports(name or None)]
+        except MidiUnavailable:
+            continue
+    return found
+
+
+def missing_port_message(port: str, api: str | None, reason: str = "") -> str:
+    """Why the saved or asked-for `port` is not playing, in one or two sentences for the user."""
+    system = api or default_api()
+    where = f" ({system})" if system else ""
+    return f"MIDI port {port!r}{where} not found; pick one in F2." + (f" {reason}" if reason else "")
+
+
 def port_key(name: str) -> str:
     """A port's identity across replugs: ALSA appends "client:port" numbers that may change."""
     return _ALSA_ADDRESS.sub("", name).casefold()

@@ -1,7 +1,8 @@
 """Settings: MIDI input (live list), audio driver, SoundFont, instrument, levels, latency, name and colour.
 
 Dismisses with the changed values (keys are `tui.config.Config` fields) or None when cancelled. The lists
-come from callables so tests can pass fixed ones; the MIDI list is polled while the screen is open.
+come from callables so tests can pass fixed ones; the MIDI list is polled while the screen is open. A MIDI
+port is listed with its system (ALSA, JACK), and choosing one saves both `midi_device` and `midi_api`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pianorhythm.gm import GM_PROGRAM_NAMES
 from tui.config import Config
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-NO_MIDI = ""
+MidiPort = tuple[str, str]  # (MIDI system: "alsa", "jack" or "" for the platform's own, port name)
+NO_MIDI: MidiPort = ("", "")
 LATENCY_CHOICES = (
     ("low: least delay, may stutter", "low"),
     ("balanced (default)", "balanced"),
@@ -39,7 +41,7 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
         self,
         config: Config,
         *,
-        midi_ports: Callable[[], Sequence[str]] = lambda: [],
+        midi_ports: Callable[[], Sequence[MidiPort]] = lambda: [],
         audio_drivers: Sequence[str] = ("auto",),
         soundfonts: Sequence[str] = (),
         poll_s: float = 2.0,
@@ -50,12 +52,19 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
         self.audio_drivers = list(audio_drivers)
         self.soundfonts = list(soundfonts)
         self.poll_s = poll_s
-        self._ports: list[str] = []
+        self._ports: list[MidiPort] = []
 
-    def _midi_options(self, ports: Sequence[str]) -> list[tuple[str, str]]:
+    def _midi_options(self, ports: Sequence[MidiPort]) -> list[tuple[str, MidiPort]]:
         options = [("none (computer keyboard and mouse)", NO_MIDI)]
-        options += [(port, port) for port in ports]
+        options += [(f"{port} ({api})" if api else port, (api, port)) for api, port in ports]
+        if self._saved_port not in ports and self._saved_port != NO_MIDI:
+            api, port = self._saved_port
+            options.append((f"{port} ({api or 'MIDI'}, not connected)", self._saved_port))
         return options
+
+    @property
+    def _saved_port(self) -> MidiPort:
+        return (self.config.midi_api, self.config.midi_device) if self.config.midi_device else NO_MIDI
 
     def compose(self) -> ComposeResult:
         cfg = self.config
@@ -70,11 +79,6 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
             if not cfg.soundfont or cfg.soundfont in self.soundfonts
             else [cfg.soundfont, *self.soundfonts]
         )
-        ports = (
-            self._ports
-            if not cfg.midi_device or cfg.midi_device in self._ports
-            else [*self._ports, cfg.midi_device]
-        )
         with VerticalScroll(classes="dialog settings"):
             yield Label("Settings", classes="title")
             yield Label("Name")
@@ -83,7 +87,7 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
             yield Input(cfg.color, max_length=7, id="color")
             yield Label("MIDI input")
             yield Select(
-                self._midi_options(ports), value=cfg.midi_device, allow_blank=False, id="midi_device"
+                self._midi_options(self._ports), value=self._saved_port, allow_blank=False, id="midi_device"
             )
             yield Label("Audio driver")
             yield Select(
@@ -122,10 +126,10 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
         if ports == self._ports:
             return
         self._ports = ports
-        select: Select[str] = self.query_one("#midi_device", Select)
+        select: Select[MidiPort] = self.query_one("#midi_device", Select)
         current = select.value
         select.set_options(self._midi_options(ports))
-        if isinstance(current, str) and (current in ports or current == NO_MIDI):
+        if current in ports or current in (NO_MIDI, self._saved_port):
             select.value = current
 
     def _level(self, key: str, low: int, high: int) -> int | str:
@@ -145,7 +149,10 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
         if color and not _COLOR.match(color):
             return "A colour looks like #ff8800."
         values["color"] = color.lower()
-        for key in ("midi_device", "audio_driver", "soundfont", "instrument", "latency"):
+        midi = self.query_one("#midi_device", Select).value
+        if isinstance(midi, tuple):
+            values["midi_api"], values["midi_device"] = midi
+        for key in ("audio_driver", "soundfont", "instrument", "latency"):
             value = self.query_one(f"#{key}", Select).value
             if value is not Select.NULL:
                 values[key] = value
