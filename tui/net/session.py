@@ -9,7 +9,7 @@ handed on once, whole, when its last page is in (tui.net.pages).
 
 A link that goes silent (no close, no reset: a dead Wi-Fi, a NAT that forgot us) is noticed by websockets'
 keepalive: a ping every `keepalive_interval_s`, the connection failed when no pong comes within
-`keepalive_timeout_s`, and closed after at most `close_timeout_s` more; 9 s at most with the defaults. The
+`keepalive_timeout_s`, and closed after at most `close_timeout_s` more: 7.5 s at most with the defaults. The
 server's own heartbeat (Welcome.limits.ping_interval_s, 20 s by default) is far too slow for the player.
 
 Connection states: connecting -> connected -> reconnecting -> connected ... ; after `max_attempts` failed
@@ -95,9 +95,9 @@ class SessionConfig:
     settle_interval_s: float = SETTLE_INTERVAL_S
     burst_spacing_s: float = 0.025
     open_timeout_s: float = 10.0
-    keepalive_interval_s: float = 3.0
-    keepalive_timeout_s: float = 4.0
-    close_timeout_s: float = 2.0
+    keepalive_interval_s: float = 2.5
+    keepalive_timeout_s: float = 3.5
+    close_timeout_s: float = 1.5
     hello_timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     insecure: bool = False  # wss://: accept a certificate that cannot be verified (--insecure)
@@ -339,7 +339,7 @@ class ClientSession:
                 welcomed, detail, self.refused = False, certificate_failure(exc), True
                 backoff.failures = backoff.max_attempts
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
-                welcomed, detail = self._welcomed_here, reasons.failure(exc, self.config.keepalive_timeout_s)
+                welcomed, detail = self._welcomed_here, reasons.failure(exc)
             if self._closing:
                 break
             if welcomed:
@@ -397,7 +397,7 @@ class ClientSession:
                         self._receive(await ws.recv(decode=False))
                 ws.on_binary = self._receive  # from here on, frames are handled as they are parsed
                 await self._serve(ws)
-                return reasons.closed(ws.protocol.close_rcvd, ws.protocol.close_sent, cfg.keepalive_timeout_s)
+                return reasons.closed(ws.protocol.close_rcvd, ws.protocol.close_sent)
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code == CLOSE_REPLACED:
                     raise SessionReplaced(exc.rcvd.reason) from exc
