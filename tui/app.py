@@ -25,6 +25,7 @@ from tui import config as cfg
 from tui.app_setup import AppOptions, ObservedBackoff, make_engine, options_from_args, room_view
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import model as m
+from tui.net import reasons
 from tui.net.backoff import Backoff
 from tui.net.tls import insecure_warning
 from tui.perf import settle_gc
@@ -33,7 +34,7 @@ from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen
 from tui.screens.settings import SettingsScreen
 from tui.widgets.keyboard_roll import KeyboardRoll
-from tui.widgets.status import StatusBar
+from tui.widgets.status import RETRY_KEY, StatusBar
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class PianoApp(App[int]):
     TITLE = "pianorhythm"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # Priority: it works on every screen, an input focused or not (RETRY_KEY names it in messages).
+        Binding("ctrl+r", "retry", "Retry", show=False, priority=True),
     ]
 
     def __init__(
@@ -210,23 +213,25 @@ class PianoApp(App[int]):
             case m.ConnectionChanged(state=state, detail=detail, refused=refused):
                 previous, self.connection = self.connection, state.value
                 self._tick_status()
+                self.lobby.set_connection(state.value)
                 if state.value == "reconnecting" and previous == "connected":
                     self.notify(f"Connection lost ({detail}); reconnecting…", severity="warning")
                 elif state.value == "gave_up" and refused:
-                    self.notify(f"{detail} Press R to retry.", severity="error", timeout=20)
+                    self.notify(f"{detail} Press {RETRY_KEY} to retry.", severity="error", timeout=20)
                 elif state.value == "gave_up":
-                    self.notify(f"Could not reach the server ({detail}). Press R to retry.", severity="error")
+                    retry = f"Press {RETRY_KEY} to retry."
+                    self.notify(f"Could not reach the server ({detail}). {retry}", severity="error")
                 elif state.value == "replaced":
-                    self.notify(f"{detail.capitalize()}; press R to take it back.", severity="error")
+                    retry = f"press {RETRY_KEY} to take it back."
+                    self.notify(f"{detail.capitalize()}; {retry}", severity="error")
                 elif state.value == "connected" and previous in ("reconnecting", "gave_up", "replaced"):
                     self.notify("Reconnected.")
             case m.RoomEntered(room=room, resumed=resumed):
                 self._enter(room, resumed)
             case m.RoomListChanged(rooms=rooms):
                 self.lobby.set_rooms(room_view(r) for r in rooms)
-            case m.Removed(reason=reason, room=room):
-                words = {"kicked": "You were kicked from", "banned": "You were banned from"}
-                self.notify(f"{words.get(reason, 'You left')} {room}.", severity="warning")
+            case m.Removed(reason=reason, room=room, by_name=by_name, duration_s=duration_s):
+                self.notify(reasons.removal(reason, room, by_name, duration_s), severity="warning")
             case m.SynthChanged(description=description, silent=silent):
                 self._status(audio="silent" if silent else description)
             case m.SynthFailed(message=message):
@@ -247,7 +252,9 @@ class PianoApp(App[int]):
                 self.engine.subscribe_rooms(True)
             return
         if resumed and self.room_screen is not None and self.room_screen.state.name == room.name:
-            return  # a reconnect into the same room: keep the screen, the catch-up fills the chat
+            # A reconnect into the same room: the screen takes who is there now; the catch-up fills the chat.
+            self.room_screen.handle_engine_event(m.RoomEntered(room, resumed))
+            return
         self._close_room_screen()
         if self.engine is not None:
             self.engine.subscribe_rooms(False)
@@ -386,9 +393,13 @@ class PianoApp(App[int]):
         self.push_screen(HelpScreen())
 
     def action_retry(self) -> None:
-        if self.engine is not None:
-            self.engine.retry()
-            self.notify("Retrying the connection…")
+        if self.engine is None:
+            return
+        if self.connection == "connected":
+            self.notify("Already connected.")
+            return
+        self.engine.retry()
+        self.notify("Retrying the connection…")
 
     def action_leave_room(self) -> None:
         if self.engine is not None:

@@ -203,6 +203,9 @@ class Engine(Requests):
 
     @property
     def rtt_ms(self) -> float | None:
+        """The round trip to the server; None while not connected (the last figure would be stale)."""
+        if not self.session.connected:
+            return None
         estimate = self.session.clock.estimate
         return estimate.rtt_us / 1000 if estimate else None
 
@@ -474,7 +477,9 @@ class Engine(Requests):
 
     def _on_removed(self, message: pb.ServerMessage, received_ns: int) -> None:
         r = message.removed
-        self._emit(m.Removed(_REMOVAL_REASONS.get(r.reason, "kicked"), r.room, r.by_user_id, r.duration_s))
+        by = self._players.get(r.by_user_id)
+        reason = _REMOVAL_REASONS.get(r.reason, "kicked")
+        self._emit(m.Removed(reason, r.room, r.by_user_id, r.duration_s, by.name if by else ""))
 
     def _on_error(self, message: pb.ServerMessage, received_ns: int) -> None:
         e = message.error

@@ -429,7 +429,12 @@ class RoomOps(CoreBase):
             target.user_id, target.display_name, target.scope, cooldown, kick=True
         )
         self._save_room(room)
-        removed = pb.Removed(reason=pb.REMOVAL_REASON_KICKED, room=room.name, by_user_id=session.user_id)
+        removed = pb.Removed(
+            reason=pb.REMOVAL_REASON_KICKED,
+            room=room.name,
+            by_user_id=session.user_id,
+            duration_s=self.limits.kick_cooldown_s,  # a kick keeps them out this long: say so
+        )
         self._leave(target, pb.LEAVE_REASON_KICKED, now)
         self._to(target, pb.ServerMessage(removed=removed))
         self._enter(target, self._lobby(), now)

@@ -126,7 +126,7 @@ async def test_kicked_player_sees_why_and_is_back_in_the_lobby(relay_server, rel
         room = app.screen
         joined = await bob.recv("user_joined")
         await bob.act(kick_user=pb.KickUser(user_id=joined.user_joined.user.id))
-        await wait_for(pilot, lambda: "You were kicked from den." in toasts(app))
+        await wait_for(pilot, lambda: "bob kicked you from den; you may come back in 30 s." in toasts(app))
         await wait_for(pilot, lambda: isinstance(app.screen, LobbyScreen))
         assert app.room_screen is None and not room.is_attached
 

@@ -46,9 +46,11 @@ def test_status_bar_states():
     bar = StatusBar()
     bar.connection = "reconnecting"
     bar.retry_in_s = 2.4
+    bar.rtt_ms = 12
     assert "reconnecting in 2 s" in bar.render().plain
+    assert "rtt –" in bar.render().plain  # the last figure is stale while not connected
     bar.connection = "gave_up"
-    assert "press R to retry" in bar.render().plain
+    assert "press Ctrl+R to retry" in bar.render().plain
     bar.connection = "connected"
     bar.rtt_ms = 12
     bar.midi_in = "Keystation"

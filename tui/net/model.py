@@ -229,7 +229,8 @@ class Removed:
     reason: str  # "kicked", "banned", "room_closed"
     room: str
     by_user_id: int
-    duration_s: int
+    duration_s: int  # how long they keep you out (a ban, or a kick's cooldown); 0: not said
+    by_name: str = ""  # who did it, if they were in the room with you
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,11 @@ coalesced only with events of the same loop turn) and hands every incoming Serve
 `on_message` with its local receive time. A room state or room list paged by the server (more_pages) is
 handed on once, whole, when its last page is in (tui.net.pages).
 
+A link that goes silent (no close, no reset: a dead Wi-Fi, a NAT that forgot us) is noticed by websockets'
+keepalive: a ping every `keepalive_interval_s`, the connection failed when no pong comes within
+`keepalive_timeout_s`, and closed after at most `close_timeout_s` more: 7.5 s at most with the defaults. The
+server's own heartbeat (Welcome.limits.ping_interval_s, 20 s by default) is far too slow for the player.
+
 Connection states: connecting -> connected -> reconnecting -> connected ... ; after `max_attempts` failed
 attempts in a row it reports gave_up and waits for `retry()`; `close()` ends it (closed). When the server
 closes us with 4001 (our identity connected from somewhere else) it reports replaced and waits for
@@ -42,6 +47,7 @@ from pianorhythm.events import MusicEvent
 from pianorhythm.notes import pack_batches
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
+from tui.net import reasons
 from tui.net.backoff import Backoff
 from tui.net.pages import Pages
 from tui.net.tls import certificate_failure, client_context
@@ -89,6 +95,9 @@ class SessionConfig:
     settle_interval_s: float = SETTLE_INTERVAL_S
     burst_spacing_s: float = 0.025
     open_timeout_s: float = 10.0
+    keepalive_interval_s: float = 2.5
+    keepalive_timeout_s: float = 3.5
+    close_timeout_s: float = 1.5
     hello_timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     insecure: bool = False  # wss://: accept a certificate that cannot be verified (--insecure)
@@ -307,8 +316,8 @@ class ClientSession:
             self._welcomed_here = False
             self.refused = False
             try:
-                welcomed = await self._connect_once()
-                detail = "connection closed"
+                detail = await self._connect_once()
+                welcomed = True
             except SessionReplaced:
                 if self._closing:
                     break
@@ -330,7 +339,7 @@ class ClientSession:
                 welcomed, detail, self.refused = False, certificate_failure(exc), True
                 backoff.failures = backoff.max_attempts
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
-                welcomed, detail = self._welcomed_here, _describe(exc)
+                welcomed, detail = self._welcomed_here, reasons.failure(exc)
             if self._closing:
                 break
             if welcomed:
@@ -352,8 +361,10 @@ class ClientSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._retry.wait(), delay)
 
-    async def _connect_once(self) -> bool:
-        """One connection from handshake to close. True if it got as far as Welcome."""
+    async def _connect_once(self) -> str:
+        """One connection from handshake to close, once it got as far as Welcome: why it ended, in words.
+
+        Raises whatever ended it before Welcome (and a break that websockets reports as an exception)."""
         cfg = self.config
         async with connect(
             cfg.url,
@@ -362,6 +373,9 @@ class ClientSession:
             proxy=None,
             ssl=client_context(cfg.url, cfg.insecure),
             open_timeout=cfg.open_timeout_s,
+            ping_interval=cfg.keepalive_interval_s,
+            ping_timeout=cfg.keepalive_timeout_s,
+            close_timeout=cfg.close_timeout_s,
             user_agent_header=cfg.client_version,
             create_connection=_DirectConnection,
         ) as ws:
@@ -383,6 +397,7 @@ class ClientSession:
                         self._receive(await ws.recv(decode=False))
                 ws.on_binary = self._receive  # from here on, frames are handled as they are parsed
                 await self._serve(ws)
+                return reasons.closed(ws.protocol.close_rcvd, ws.protocol.close_sent)
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code == CLOSE_REPLACED:
                     raise SessionReplaced(exc.rcvd.reason) from exc
@@ -390,7 +405,6 @@ class ClientSession:
             finally:
                 self._ws = None
                 self._outgoing = None
-        return True
 
     async def _serve(self, ws: ClientConnection) -> None:
         assert self._outgoing is not None
@@ -521,7 +535,3 @@ class ClientSession:
             if page.has_more:
                 self._request_catchup(newest)
             self.last_chat_id = max(self.last_chat_id, newest)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

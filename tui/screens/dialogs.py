@@ -125,7 +125,7 @@ Chat
   Others see "typing…" while you type; it stops when you send, clear the line, or pause for 3 s.
 
 Keys
-  F1 help · F2 settings · Ctrl+L leave the room · Shift+R retry the connection · Ctrl+P command palette
+  F1 help · F2 settings · Ctrl+L leave the room · Ctrl+R retry the connection · Ctrl+P command palette
   Ctrl+Q quit
 
 Commands (type them in chat; // sends a line that starts with /)

@@ -1,7 +1,11 @@
-"""The lobby: the live room list; join by selecting a room or typing a name (which creates it)."""
+"""The lobby: the live room list; join by selecting a room or typing a name (which creates it).
+
+While the connection is down the list is the last one received: its title says from when, and it is dimmed,
+until the next list arrives."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -16,7 +20,10 @@ from tui.messages import JoinRoomRequest, NewRoom, RoomView
 from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
 from tui.widgets.header import SafeHeader
 from tui.widgets.room_list import RoomList
-from tui.widgets.status import StatusBar
+from tui.widgets.status import RETRY_KEY, StatusBar
+
+TITLE = "Rooms — Enter joins the selected room"
+WAITING = {"connected": "updating…", "connecting": "connecting…", "reconnecting": "reconnecting…"}
 
 
 class LobbyScreen(Screen[None]):
@@ -24,13 +31,12 @@ class LobbyScreen(Screen[None]):
         Binding("ctrl+n", "create_room", "New room"),
         Binding("f2", "app.settings", "Settings"),
         Binding("f1", "app.help", "Help"),
-        Binding("ctrl+r", "app.retry", "Retry", show=False),
     ]
 
     def compose(self) -> ComposeResult:
         yield SafeHeader()
         with Vertical(id="lobby"):
-            yield Label("Rooms — Enter joins the selected room", id="rooms-title")
+            yield Label(TITLE, id="rooms-title")
             yield RoomList(id="rooms")
             with Horizontal(id="join-row"):
                 yield Input(
@@ -46,17 +52,41 @@ class LobbyScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._rooms: list[RoomView] = []
+        self._rooms_at: float | None = None  # when the list shown arrived (time.time)
+        self._stale = False  # the connection went down since
+        self._connection = "connecting"
 
     def on_mount(self) -> None:
         room_list = self.query_one(RoomList)
         room_list.set_rooms(self._rooms)
+        self._show_freshness()
         room_list.focus()
 
     def set_rooms(self, rooms: Iterable[RoomView]) -> None:
         """The whole current room list (kept until the screen is mounted if it is not yet)."""
         self._rooms = list(rooms)
+        self._rooms_at, self._stale = time.time(), False
         if self.is_mounted:
             self.query_one(RoomList).set_rooms(self._rooms)
+            self._show_freshness()
+
+    def set_connection(self, state: str) -> None:
+        """The session's state (ConnectionState's value): a drop makes the list shown stale."""
+        self._connection = state
+        if state != "connected" and self._rooms_at is not None:
+            self._stale = True
+        if self.is_mounted:
+            self._show_freshness()
+
+    def _show_freshness(self) -> None:
+        title, room_list = self.query_one("#rooms-title", Label), self.query_one(RoomList)
+        room_list.set_class(self._stale, "-stale")
+        if not self._stale or self._rooms_at is None:
+            title.update(TITLE)
+            return
+        at = time.strftime("%H:%M", time.localtime(self._rooms_at))
+        waiting = WAITING.get(self._connection, f"not connected ({RETRY_KEY} retries)")
+        title.update(f"Rooms as of {at}, {waiting}")
 
     def _join(self, name: str) -> None:
         room = self.query_one(RoomList).rooms.get(name)

@@ -68,7 +68,6 @@ class RoomScreen(Screen[None]):
         Binding("ctrl+l", "leave_room", "Leave room"),
         Binding("f2", "app.settings", "Settings"),
         Binding("f1", "app.help", "Help"),
-        Binding("R", "app.retry", "Retry", show=False),
     ]
 
     def __init__(
@@ -196,6 +195,8 @@ class RoomScreen(Screen[None]):
                 for line in lines:
                     if line.id not in shown:
                         log.add(_chat_line(line))
+            case m.RoomEntered(room=room):
+                self._resume(room)
             case m.UserLeft(user_id=uid):
                 self.roll.release_player(uid)
                 self.state.apply(event, self.say)
@@ -210,6 +211,16 @@ class RoomScreen(Screen[None]):
             case _:
                 if self.state.apply(event, self.say):
                     self._refresh_players()
+
+    def _resume(self, room: m.RoomInfo) -> None:
+        """Back in this room after a drop: the members are the server's now; say who came and went."""
+        came, went = self.state.take_room(room)
+        for user in went:
+            self.roll.release_player(user.id)
+        self._refresh_players()
+        changes = [f"{u.name} joined" for u in came] + [f"{u.name} left" for u in went]
+        if changes:
+            self.say("While you were away: " + ", ".join(changes))
 
     def _play(self, user_id: int, events: tuple[MusicEvent, ...]) -> None:
         roll = self.roll

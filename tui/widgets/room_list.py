@@ -27,6 +27,9 @@ class RoomList(DataTable[Text]):
     RoomList {
         height: 1fr;
     }
+    RoomList.-stale {
+        opacity: 60%;
+    }
     """
 
     @dataclass

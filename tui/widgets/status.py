@@ -8,6 +8,8 @@ from textual.widget import Widget
 
 from tui.widgets.safe_text import plain
 
+RETRY_KEY = "Ctrl+R"  # the app's retry binding (ctrl+r) as every message names it
+
 STATE_STYLE = {
     "connected": ("●", "green"),
     "connecting": ("◌", "yellow"),
@@ -42,16 +44,17 @@ class StatusBar(Widget):
         if self.connection == "reconnecting" and self.retry_in_s is not None:
             text.append(f"reconnecting in {self.retry_in_s:.0f} s", style=style)
         elif self.connection == "gave_up":
-            text.append("gave up — press R to retry", style=style)
+            text.append(f"gave up — press {RETRY_KEY} to retry", style=style)
         elif self.connection == "replaced":
-            text.append("identity in use elsewhere — press R to take it back", style=style)
+            text.append(f"identity in use elsewhere — press {RETRY_KEY} to take it back", style=style)
         else:
             text.append(self.connection.replace("_", " "), style=style)
         return text
 
     def render(self) -> Text:
         parts = [self.connection_text()]
-        parts.append(Text("rtt " + ("–" if self.rtt_ms is None else f"{self.rtt_ms:.0f} ms"), end=""))
+        rtt = self.rtt_ms if self.connection == "connected" else None  # the last figure is stale
+        parts.append(Text("rtt " + ("–" if rtt is None else f"{rtt:.0f} ms"), end=""))
         parts.append(Text("midi ", end="") + plain(self.midi_in or "none"))
         parts.append(Text("audio ", end="") + plain(self.audio or "silent"))
         parts.append(Text(f"{self.notes_per_s:.0f} notes/s", end=""))
