@@ -18,7 +18,7 @@ async def test_an_unverifiable_certificate_is_one_message_at_once(
         messages = [n.message for n in app._notifications]
         assert (
             "The server's certificate could not be verified (self-signed certificate); "
-            "use --insecure only if you trust this server. Press R to retry."
+            "use --insecure only if you trust this server. Press Ctrl+R to retry."
         ) in messages
         assert app.engine.session.refused  # given up at once, not after the backoff's attempts
 

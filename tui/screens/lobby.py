@@ -79,7 +79,10 @@ class LobbyScreen(Screen[None]):
             self._show_freshness()
 
     def _show_freshness(self) -> None:
-        title, room_list = self.query_one("#rooms-title", Label), self.query_one(RoomList)
+        titles, room_lists = self.query("#rooms-title").results(Label), self.query(RoomList)
+        title, room_list = next(titles, None), room_lists.first() if room_lists else None
+        if title is None or room_list is None:  # mounted, its children not yet: on_mount shows it
+            return
         room_list.set_class(self._stale, "-stale")
         if not self._stale or self._rooms_at is None:
             title.update(TITLE)
