@@ -117,6 +117,8 @@ async def _connected(pilot: Pilot[Any]) -> PianoApp:
     app = pilot.app
     assert isinstance(app, PianoApp)
     await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+    app.clear_notifications()  # now, while the lobby is on top: a screen pushed later hides its toasts
+    await pilot.pause()
     return app
 
 
