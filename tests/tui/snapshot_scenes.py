@@ -63,7 +63,7 @@ class HandClock:
     """The roll's clock: moves only when a scene moves it."""
 
     def __init__(self) -> None:
-        self.t = 1000.0
+        self.t = 1000.05  # mid-row, and it moves by whole rows: no stamp sits on a row boundary
 
     def __call__(self) -> float:
         return self.t
