@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any, ClassVar, Protocol
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -35,6 +36,7 @@ from tui.screens.room import RoomScreen
 from tui.screens.settings import SettingsScreen
 from tui.widgets.keyboard_roll import KeyboardRoll
 from tui.widgets.status import RETRY_KEY, StatusBar
+from tui.widgets.too_small import SizeGuard
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class PianoApp(App[int]):
         self.server: EmbeddedServer | None = None
         self.midi: Any = None
         self.backoff = ObservedBackoff()
+        self.size_guard = SizeGuard(self)
         self.lobby = LobbyScreen()
         self.room_screen: RoomScreen | None = None
         self.connection = "connecting"
@@ -93,6 +96,7 @@ class PianoApp(App[int]):
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        self.size_guard.follow_screens()
         self.push_screen(self.lobby)
         for problem in self.options.config_problems:
             self.notify(problem, severity="warning", timeout=20)
@@ -164,6 +168,9 @@ class PianoApp(App[int]):
                 self.notify(reason, severity="warning", timeout=8)
         else:
             self._status(audio=synth.description)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.size_guard.check(event.size)
 
     async def action_quit(self) -> None:
         await self._close_services()
@@ -417,15 +424,28 @@ class PianoApp(App[int]):
             yield SystemCommand("Leave room", "Back to the lobby", self.action_leave_room)
 
 
-def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
-    """Run the TUI until the user quits. Returns the exit status."""
+def build_app(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> PianoApp:
+    """The app the entry point runs, from the command line and the config file (the snapshot tests build
+    theirs here too, so they show what a user sees)."""
     from tui.app_setup import remember_choices
 
     options = options_from_args(args)
     remember_choices(options, args)
-    app = PianoApp(options, start_embedded_server)
-    result = app.run()
+    return PianoApp(options, start_embedded_server)
+
+
+def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
+    """Run the TUI until the user quits. Returns the exit status."""
+    result = build_app(args, start_embedded_server).run()
     return result if isinstance(result, int) else 0
 
 
-__all__ = ["AppOptions", "EmbeddedServer", "PianoApp", "ServerStarter", "options_from_args", "run_from_args"]
+__all__ = [
+    "AppOptions",
+    "EmbeddedServer",
+    "PianoApp",
+    "ServerStarter",
+    "build_app",
+    "options_from_args",
+    "run_from_args",
+]

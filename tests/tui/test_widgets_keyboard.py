@@ -104,6 +104,26 @@ async def test_held_keys_light_in_each_players_colour_and_share_a_key():
         assert row[pad + geometry.top[64][0]] == (HELD_BAR, "#0000ff", row[pad + geometry.top[64][0]][2])
 
 
+async def test_a_lit_c_key_keeps_its_octave_label():
+    clock = FakeClock()
+    app = RollApp(clock)
+    async with app.run_test(size=(80, 12)) as pilot:
+        roll = app.query_one(KeyboardRoll)
+        roll.set_colors({1: "#ffff00", 2: BLUE})
+        roll.note_on(1, 60, 100)  # held by a light colour
+        roll.pedal(2, True)
+        roll.note_on(2, 48, 100)
+        roll.note_off(2, 48)  # sustained by the pedal
+        roll.advance()
+        await pilot.pause()
+        geometry = roll.geometry
+        pad = (80 - geometry.width) // 2
+        bottom = cell_styles(roll, 11)
+        assert bottom[pad + geometry.bottom[60][0]] == ("4", "#000000", "#ffff00")
+        assert bottom[pad + geometry.bottom[48][0]][:2] == ("3", "#0000ff")
+        assert bottom[pad + geometry.bottom[72][0]][0] == "5"  # at rest, as before
+
+
 async def test_sustained_notes_look_different_and_bars_scroll_up():
     clock = FakeClock()
     app = RollApp(clock)
@@ -124,7 +144,7 @@ async def test_sustained_notes_look_different_and_bars_scroll_up():
         assert column[-1] == SUSTAINED_BAR
         assert HELD_BAR in column
         assert column.index(HELD_BAR) < max(i for i, ch in enumerate(column) if ch == SUSTAINED_BAR)
-        key_cell = cell_styles(roll, 11)[(80 - geometry.width) // 2 + geometry.bottom[60][0]]
+        key_cell = cell_styles(roll, 11)[(80 - geometry.width) // 2 + geometry.bottom[60][1]]
         assert key_cell[0] == SUSTAINED_BAR and key_cell[1] == "#ff0000"
         # Time passes with nothing new: the bars move up one row per slice.
         clock.t += 0.1

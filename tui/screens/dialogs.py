@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -45,6 +47,13 @@ class PasswordScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+def _field(label: str, field: Input) -> ComposeResult:
+    """A labelled input: the label to its left."""
+    with Horizontal(classes="field"):
+        yield Label(label, classes="field-label")
+        yield field
+
+
 class CreateRoomScreen(ModalScreen[NewRoom | None]):
     """Name and settings for a new room."""
 
@@ -55,18 +64,26 @@ class CreateRoomScreen(ModalScreen[NewRoom | None]):
         self.initial_name = name
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        # The fields scroll and the buttons stay below them, so Create is reachable at any height.
+        with Vertical(classes="dialog create-room"):
             yield Label("Create a room", classes="title")
-            yield Input(self.initial_name, placeholder="room name", max_length=64, id="name")
-            yield Checkbox("Private (not listed)", id="private")
-            yield Input(placeholder="password (empty: none)", password=True, max_length=64, id="password")
-            yield Input("50", placeholder="player limit 1-100", type="integer", id="limit")
-            yield Checkbox("Chat on", True, id="chat")
-            yield Checkbox("Only the owner plays", id="ownerplay")
-            yield Label("", id="error", classes="error")
-            with Horizontal(classes="buttons"):
-                yield Button("Create", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+            with VerticalScroll(classes="form"):
+                yield from _field("Name", Input(self.initial_name, max_length=64, id="name"))
+                yield from _field(
+                    "Password",
+                    Input(placeholder="empty: none", password=True, max_length=64, id="password"),
+                )
+                yield from _field(
+                    "Player limit", Input("50", placeholder="1-100", type="integer", id="limit")
+                )
+                yield Checkbox("Private (not listed)", compact=True, id="private")
+                yield Checkbox("Chat on", True, compact=True, id="chat")
+                yield Checkbox("Only the owner plays", compact=True, id="ownerplay")
+            with Vertical(classes="foot"):
+                yield Label("", id="error", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Create", variant="primary", id="ok")
+                    yield Button("Cancel", id="cancel")
 
     def _result(self) -> NewRoom | str:
         name = self.query_one("#name", Input).value.strip()
@@ -107,29 +124,70 @@ class CreateRoomScreen(ModalScreen[NewRoom | None]):
         self.dismiss(None)
 
 
-HELP_TEXT = """\
-Playing
-  A MIDI keyboard plays as soon as it is plugged in (choose one in Settings).
-  The mouse plays the keys: click, or hold the button and swipe across them.
-  The computer keyboard plays while the keyboard has focus (never while you type in chat):
-    Z S X D C V G B H N J M , L . ; /     lower octave (white keys Z X C V B N M, black S D G H J)
-    Q 2 W 3 E R 5 T 6 Y 7 U I 9 O 0 P [ = ]   the octave above
-    Left / Right   octave down / up        Up / Down   louder / softer
-  Terminals send no key-release, so a computer-key note lasts a fixed time (Settings: note length);
-  holding a key down keeps it sounding while the terminal repeats it. Use the mouse or MIDI for chords
-  with exact lengths.
+# (what, how) rows by section: the second column wraps under itself, so no phrase breaks into the first.
+HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "Playing",
+        (
+            ("MIDI keyboard", "plays as soon as it is plugged in (choose one in Settings)."),
+            ("Mouse", "click a key, or hold the button and swipe across the keys."),
+            ("Computer keys", "play while the keyboard has focus, never while you type in chat:"),
+            (
+                "  lower octave",
+                "Z S X D C V G B H N J M , L . ; /  (white keys Z X C V B N M, black S D G H J)",
+            ),
+            ("  octave above", "Q 2 W 3 E R 5 T 6 Y 7 U I 9 O 0 P [ = ]"),
+            ("  Left / Right", "octave down / up"),
+            ("  Up / Down", "louder / softer"),
+            (
+                "Note length",
+                "terminals send no key-release, so a computer-key note lasts a fixed time (Settings: note "
+                "length); holding a key down keeps it sounding while the terminal repeats it. Use the mouse "
+                "or MIDI for chords with exact lengths.",
+            ),
+        ),
+    ),
+    (
+        "Chat",
+        (
+            ("Enter", "move to the chat input; Enter again sends and gives the keys back their focus."),
+            ("Escape", "leave the chat input without sending."),
+            (
+                "typing…",
+                "others see it while you type; it stops when you send, clear the line, or pause 3 s.",
+            ),
+        ),
+    ),
+    (
+        "Keys",
+        (
+            ("F1", "help"),
+            ("F2", "settings"),
+            ("Ctrl+L", "leave the room"),
+            ("Ctrl+R", "retry the connection"),
+            ("Ctrl+P", "command palette"),
+            ("Ctrl+Q", "quit"),
+        ),
+    ),
+)
 
-Chat
-  Enter      move to the chat input; Enter again sends and gives the keys back their focus
-  Escape     leave the chat input without sending
-  Others see "typing…" while you type; it stops when you send, clear the line, or pause for 3 s.
 
-Keys
-  F1 help · F2 settings · Ctrl+L leave the room · Ctrl+R retry the connection · Ctrl+P command palette
-  Ctrl+Q quit
-
-Commands (type them in chat; // sends a line that starts with /)
-"""
+def help_renderable() -> Group:
+    """The help text: a titled two-column grid per section, then the chat commands."""
+    commands = tuple(tuple(line.split(" - ", 1)) for line in HELP.values())
+    sections = (
+        *HELP_SECTIONS,
+        ("Commands (type them in chat; // sends a line that starts with /)", commands),
+    )
+    parts: list[RenderableType] = []
+    for title, rows in sections:
+        grid = Table.grid(padding=(0, 2), pad_edge=False)
+        grid.add_column(style="bold", min_width=14, max_width=30)
+        grid.add_column(ratio=1)
+        for row in rows:
+            grid.add_row(*(Text(cell) for cell in row))
+        parts += [Text(title, style="bold underline"), grid, Text("")]
+    return Group(*parts[:-1])
 
 
 class HelpScreen(ModalScreen[None]):
@@ -140,10 +198,12 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        body = HELP_TEXT + "\n".join("  " + line for line in HELP.values())
-        with VerticalScroll(classes="dialog help"):
-            yield Static(Text(body), id="help-text")
-            yield Button("Close", id="close")
+        with Vertical(classes="dialog help"):
+            with VerticalScroll(classes="form"):
+                yield Static(help_renderable(), id="help-text")
+            with Vertical(classes="foot"):
+                with Horizontal(classes="buttons"):
+                    yield Button("Close", id="close")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -59,10 +59,22 @@ class ChatLog(RichLog):
         self.tz = tz
         self.lines_shown: list[ChatLine] = []
         self.can_focus = False
+        self._wrapped_at = 0  # the width the lines were wrapped at
+
+    def on_resize(self, event: events.Resize) -> None:
+        # RichLog wraps a line once, when it is written: wrap them all again at the new width.
+        known = self._wrapped_at or event.size.width
+        super().on_resize(event)
+        self._wrapped_at = event.size.width
+        if event.size.width != known:
+            self.reset(list(self.lines_shown))
 
     def add(self, line: ChatLine) -> None:
         self.lines_shown.append(line)
-        self.write(render_line(line, self.tz))
+        # The width of the log itself: RichLog would measure against the console, which keeps the width the
+        # terminal had at start.
+        width = self.scrollable_content_region.width
+        self.write(render_line(line, self.tz), width=max(width, self.min_width) if width else None)
 
     def system(self, time_us: int, text: str) -> None:
         self.add(ChatLine(time_us=time_us, text=text, system=True))
@@ -104,6 +116,9 @@ class ChatInput(Input):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
+        if "\t" in event.value:  # pasted: the server drops control characters, so "a\tb" would send "ab"
+            self.value = event.value.replace("\t", " ")
+            return
         self._set_typing(bool(event.value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -50,6 +50,7 @@ class _PlayerStyles:
     held_key: Style  # background of a held key
     sustained_white: Style  # "▒" in the player's colour on a white key
     sustained_black: Style  # the same on a black key
+    held_label: Style  # an octave label on a held key: black or white, whichever shows on the colour
 
 
 def _truecolor(color: str) -> Color:
@@ -59,6 +60,12 @@ def _truecolor(color: str) -> Color:
     except Exception:
         parsed = Color.parse(UNKNOWN_COLOR)
     return Color.from_triplet(parsed.get_truecolor())
+
+
+def _contrast(color: Color) -> Color:
+    red, green, blue = color.get_truecolor()
+    light = 0.299 * red + 0.587 * green + 0.114 * blue > 140
+    return Color.from_rgb(0, 0, 0) if light else Color.from_rgb(255, 255, 255)
 
 
 class _Runs:
@@ -143,6 +150,7 @@ class RollRenderer:
                 held_key=Style(bgcolor=rich_color),
                 sustained_white=palette.white + Style(color=rich_color),
                 sustained_black=palette.black + Style(color=rich_color),
+                held_label=Style(bgcolor=rich_color, color=_contrast(rich_color)),
             )
             self._styles[color] = styles
         return styles
@@ -294,22 +302,29 @@ class RollRenderer:
     ) -> _Run:
         white = is_white(key)
         base = self.palette.white if white else self.palette.black
+        label = white and not upper and key % 12 == 0 and col == self.geometry.bottom[key][0]
         if holders:
             # Several players on one key: their colours alternate across the key's cells.
             player, state = holders[(index + row) % len(holders)]
             styles = self.player_styles(colors.get(player, UNKNOWN_COLOR))
-            if state is KeyState.HELD:
+            held = state is KeyState.HELD
+            if label:  # the octave stays readable while the key is down
+                return (_octave(key), styles.held_label if held else styles.sustained_white)
+            if held:
                 return (" ", styles.held_key)
             return (SUSTAINED_KEY, styles.sustained_white if white else styles.sustained_black)
         if white and not upper:
-            cols = self.geometry.bottom[key]
-            if col == cols[-1]:
+            if col == self.geometry.bottom[key][-1]:
                 return ("▕", base)
-            if key % 12 == 0 and col == cols[0]:
-                return (str(key // 12 - 1), self._label_style(base))
+            if label:
+                return (_octave(key), self._label_style(base))
         if white and upper and self.geometry.top[key][-1] == col and is_white(key + 1):
             return ("▕", base)  # E|F and B|C have no black key between them
         return (" ", base)
 
     def _label_style(self, base: Style) -> Style:
         return base + self.palette.label
+
+
+def _octave(key: int) -> str:
+    return str(key // 12 - 1)

@@ -1,7 +1,8 @@
 """Untrusted text (chat, names, room names) made safe to show: never markup, never terminal control.
 
-Control characters become visible stand-ins (ESC shows as "␛", other C0 as their control pictures), so an
-escape sequence in a message shows as typed instead of acting on the terminal. Bidirectional overrides,
+A tab becomes a space; other control characters become visible stand-ins (ESC shows as "␛", other C0 as
+their control pictures), so an escape sequence in a message shows as typed instead of acting on the
+terminal. Bidirectional overrides,
 which could reorder what is shown, are replaced too. Build `rich.text.Text` from the result (never
 `Text.from_markup`), so "[bold]" stays literal.
 """
@@ -35,7 +36,9 @@ def clean(text: str) -> str:
         return text
     out = []
     for char in text:
-        if char in _BIDI or (
+        if char == "\t":
+            out.append(" ")
+        elif char in _BIDI or (
             not char.isprintable() and char != " " and unicodedata.category(char)[0] in "CZ"
         ):
             if char == " " or unicodedata.category(char) == "Zs":
