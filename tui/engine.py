@@ -555,9 +555,9 @@ class Engine(Requests):
         except Exception as exc:
             if synth is not self.synth:
                 return  # already replaced
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            message = f"audio stopped: {error}; notes still show"
-            log.error("the synth failed (%s); playing silently from now on", error, exc_info=True)
+            error = str(exc) or "the synth failed"  # the class name goes to the log, not to the player
+            message = f"audio stopped ({error}); notes still show"
+            log.error("the synth failed (%r); playing silently from now on", exc, exc_info=True)
             fallback = NullSynth(message, channels=synth.channels)
             fallback.volume, fallback.reverb, fallback.chorus = synth.volume, synth.reverb, synth.chorus
             self.synth = fallback

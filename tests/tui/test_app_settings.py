@@ -88,10 +88,10 @@ async def test_a_new_audio_driver_applies_at_once(jackd, relay_server, config_di
         assert cfg.load(config_dir / "config.toml").audio_driver == "jack"
 
         # If the synth fails later, the engine falls back to silence: a toast says so, the bar follows.
-        app.on_engine_event(m.SynthFailed("OSError: gone", "audio stopped: OSError: gone; notes still show"))
+        app.on_engine_event(m.SynthFailed("gone", "audio stopped (gone); notes still show"))
         app.on_engine_event(m.SynthChanged("silent", True, "audio stopped"))
         await pilot.pause()
-        assert "audio stopped: OSError: gone; notes still show" in [
+        assert "audio stopped (gone); notes still show" in [
             str(n.message) for n in app._notifications
         ]
         assert status.audio == "silent"
