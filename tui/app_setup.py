@@ -1,6 +1,6 @@
 """What the app starts from: options from the command line and the config file, and the real engine.
 
-options = options_from_args(args)          # the saved config with the flags on top
+options = options_from_args(args)          # the saved config with the flags on top, the --play file read
 engine = await make_engine(options, url, backoff)
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from tui import config as cfg
 from tui.messages import RoomView
+from tui.midi.fileplayer import MidiFileData, read_midi_file
 from tui.net import model as m
 from tui.net.backoff import Backoff
 
@@ -45,9 +46,15 @@ class AppOptions:
     config_file: Path | None = None
     record: str | None = None
     insecure: bool = False  # --insecure: accept a wss:// certificate that cannot be verified
+    play: str | None = None  # --play: the file, read (and so checked) before the UI starts
+    song: MidiFileData | None = None
+    exit_after_play: bool = False
 
 
 def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
+    """Raises MidiFileError (one sentence) when --play names a file that cannot be played."""
+    play = getattr(args, "play", None)
+    song = read_midi_file(play) if play else None
     path = config_file or cfg.config_path()
     saved = cfg.load(path)
     effective = cfg.with_flags(saved, args)
@@ -62,6 +69,9 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
         config_file=path,
         record=getattr(args, "record", None),
         insecure=bool(getattr(args, "insecure", False)),
+        play=play,
+        song=song,
+        exit_after_play=bool(getattr(args, "exit_after_play", False)),
     )
 
 
@@ -88,16 +98,12 @@ def room_view(room: m.RoomSummaryInfo) -> RoomView:
 async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
     """The real engine with the synth the settings ask for (opened off the event loop: it may be slow)."""
     from pianorhythm.playout import LatencyPreset
-    from tui.audio.drivers import open_synth
+    from tui.audio.drivers import open_configured_synth
     from tui.engine import Engine, EngineConfig
+    from tui.midi.recorder import MidiRecorder
 
     eff = options.effective
-    synth = await asyncio.to_thread(
-        open_synth, eff.soundfont or None, eff.audio_driver or None, no_audio=options.no_audio
-    )
-    synth.set_volume(eff.volume)
-    synth.set_reverb(eff.reverb)
-    synth.set_chorus(eff.chorus)
+    synth = await asyncio.to_thread(open_configured_synth, eff, no_audio=options.no_audio)
     config = EngineConfig(
         url=url,
         name=eff.name,
@@ -110,7 +116,8 @@ async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
         backoff=backoff,
         insecure=options.insecure,
     )
-    engine = Engine(config, synth=synth)
+    recorder = MidiRecorder(options.record) if options.record else None
+    engine = Engine(config, synth=synth, recorder=recorder)
     if eff.instrument:
         engine.set_instrument(eff.instrument)
     return engine
