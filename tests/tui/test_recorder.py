@@ -178,4 +178,8 @@ def test_only_players_who_played_get_a_track(tmp_path):
     rec.add_player(3, "pedal only")
     rec.record(3, pedal(127, 50))
     rec.close()
-    assert [track.name for track in mido.MidiFile(path).tracks] == ["pianorhythm-tui", "pianist", "pedal only"]
+    assert [track.name for track in mido.MidiFile(path).tracks] == [
+        "pianorhythm-tui",
+        "pianist",
+        "pedal only",
+    ]
