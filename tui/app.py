@@ -23,7 +23,14 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from tui import config as cfg
-from tui.app_setup import AppOptions, ObservedBackoff, make_engine, options_from_args, room_view
+from tui.app_setup import (
+    AppOptions,
+    FileFlagError,
+    ObservedBackoff,
+    make_engine,
+    options_from_args,
+    room_view,
+)
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import model as m
 from tui.net.backoff import Backoff
@@ -441,12 +448,10 @@ class PianoApp(App[int]):
 
 def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
     """Run the TUI until the user quits. Returns the exit status."""
-    from tui.midi.fileplayer import MidiFileError
-
     try:
         options = options_from_args(args)
-    except MidiFileError as error:
-        print(f"error: --play {args.play}: {error}", file=sys.stderr)
+    except FileFlagError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if options.connect:
         options.config = replace(options.config, last_server=options.connect)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tui import config as cfg
 from tui.messages import RoomView
-from tui.midi.fileplayer import MidiFileData, read_midi_file
+from tui.midi.fileplayer import MidiFileData, MidiFileError, read_midi_file
 from tui.net import model as m
 from tui.net.backoff import Backoff
 
@@ -51,10 +51,23 @@ class AppOptions:
     exit_after_play: bool = False
 
 
+class FileFlagError(Exception):
+    """--play names a file that cannot be played, or --record one that cannot be written; str(): why."""
+
+
 def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
-    """Raises MidiFileError (one sentence) when --play names a file that cannot be played."""
-    play = getattr(args, "play", None)
-    song = read_midi_file(play) if play else None
+    """Raises FileFlagError (one sentence) for a --play or --record file that will not do."""
+    play, record = getattr(args, "play", None), getattr(args, "record", None)
+    try:
+        song = read_midi_file(play) if play else None
+    except MidiFileError as error:
+        raise FileFlagError(f"--play {play}: {error}") from error
+    if record:
+        from tui.midi.recorder import unwritable  # mido, only when recording
+
+        problem = unwritable(record)
+        if problem:
+            raise FileFlagError(f"--record {record}: {problem}.")
     path = config_file or cfg.config_path()
     saved = cfg.load(path)
     effective = cfg.with_flags(saved, args)
@@ -67,7 +80,7 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
         no_audio=bool(getattr(args, "no_audio", False)),
         midi_api=getattr(args, "midi_api", None),
         config_file=path,
-        record=getattr(args, "record", None),
+        record=record,
         insecure=bool(getattr(args, "insecure", False)),
         play=play,
         song=song,

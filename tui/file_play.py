@@ -58,7 +58,7 @@ class FilePlayback:
         self.state = "waiting"  # then "playing", and "done" or "stopped"
         self._run, self._notify, self._changed, self._done = run, notify, changed, done
         self._worker: Cancellable | None = None
-        self._room_playing = ""
+        self._room_playing = self._where = ""
         self._started = 0.0
 
     def __call__(self, event: m.EngineEvent) -> None:
@@ -67,10 +67,11 @@ class FilePlayback:
         name = event.room.name
         if self.state == "waiting" and (self.room is None or name == self.room):
             self.state, self._room_playing, self._started = "playing", name, time.monotonic()
+            self._where = "the lobby" if event.room.is_lobby else name
             self._worker = self._run(self._play(), group="play", exclusive=True)
             self._changed()
         elif self.state == "playing" and name != self._room_playing:
-            self.stop(f"you left {self._room_playing}")
+            self.stop(f"you left {self._where}")
 
     def status(self) -> str:
         """The status-bar text while the file plays, else ""."""
@@ -93,8 +94,7 @@ class FilePlayback:
         program = self.song.first_program()
         if program is not None:
             self.engine.set_instrument(program)
-        where = "the lobby" if self._room_playing == "lobby" else self._room_playing
-        self._notify(f"Playing {self.name} into {where}; {STOP_KEY} stops it.")
+        self._notify(f"Playing {self.name} into {self._where}; {STOP_KEY} stops it.")
         try:
             count = await play_file_events(self.engine, self.song.music())
         except asyncio.CancelledError:

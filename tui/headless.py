@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import signal
 import sys
@@ -295,10 +294,12 @@ def run_from_args(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    for path_arg in ("play",):
-        path = getattr(args, path_arg)
-        if path and not os.path.isfile(path):
-            print(f"error: --{path_arg} {path}: no such file.", file=sys.stderr)
+    if args.record:
+        from tui.midi.recorder import unwritable
+
+        problem = unwritable(args.record)
+        if problem:
+            print(f"error: --record {args.record}: {problem}.", file=sys.stderr)
             return 2
     try:
         return asyncio.run(_run(args))

@@ -134,6 +134,20 @@ def test_a_missing_or_broken_play_file_is_one_sentence_before_the_ui(tmp_path):
     assert broken.stderr.count("\n") == 1 and "it ends before its last track does" in broken.stderr
 
 
+def test_a_record_file_that_cannot_be_written_is_refused_before_anything_starts(tmp_path):
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("not a folder")
+    for target, why in (
+        (tmp_path, "that is a folder; name a file, e.g. out.mid"),
+        (blocker / "x.mid", "is a file"),
+    ):
+        for mode in ([], ["--headless", "--connect", "ws://127.0.0.1:9/api/websocket"]):
+            done = run_cli(*mode, "--no-audio", "--record", str(target), cwd=REPO)
+            assert done.returncode == 2
+            assert done.stderr.startswith(f"error: --record {target}: ") and done.stderr.count("\n") == 1
+            assert why in done.stderr
+
+
 async def test_a_missing_soundfont_is_one_line_and_the_app_goes_on_silently(
     relay_server, config_dir, monkeypatch
 ):

@@ -171,6 +171,21 @@ class MidiRecorder:
         log.info("recorded %d events to %s", self.event_count, path)
 
 
+def unwritable(path: str | os.PathLike[str]) -> str | None:
+    """Why a recording could not be written to `path`, found before a session is played into it; or None."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        return "that is a folder; name a file, e.g. out.mid"
+    folder = target.parent
+    while not folder.exists():  # the recorder makes the missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"you may not write in {folder}"
+    return None
+
+
 def _clean_name(name: str) -> str:
     return _UNPRINTABLE.sub("", name).strip()[:64] or "player"
 
