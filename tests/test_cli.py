@@ -73,6 +73,78 @@ def test_tls_flags_out_of_place_are_refused_with_a_sentence(args: list[str], mes
     assert message in result.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--connect", "http://example.org:8765/api/websocket"], "must start with ws:// or wss://"),
+        (["--connect", "example.org:8765"], "must start with ws:// or wss://"),
+        (["--connect", "ws:///api/websocket"], "has no valid server host"),
+        (["--connect", "ws://"], "has no valid server host"),
+        (["--connect", "ws://exa mple.org/api/websocket"], "has no valid server host"),
+        (["--connect", "ws://example.org:99999/api/websocket"], "has no valid port"),
+        (["--connect", "ws://example.org:http/api/websocket"], "has no valid port"),
+        (["--connect", "ws://example.org:0/api/websocket"], "has no valid port"),
+        (["--connect", "ws://example.org:/api/websocket"], "has no valid port"),
+        (["--color", "red"], "'red' is not a colour: give six hex digits, e.g. #ff8800."),
+        (["--color", "#ff880"], "is not a colour"),
+        (["--color", "#gg8800"], "is not a colour"),
+        (["--headless", "--color", "#ff8800ff"], "is not a colour"),
+    ],
+)
+def test_bad_urls_and_colours_are_refused_when_the_command_line_is_read(
+    args: list[str], message: str
+) -> None:
+    result = subprocess.run([COMMAND or "", *args], capture_output=True, text=True, timeout=15)
+    assert result.returncode == 2
+    last = result.stderr.splitlines()[-1]
+    assert message in last and last.startswith("pianorhythm-tui: error: argument --")
+
+
+def test_good_urls_and_colours_pass_as_given() -> None:
+    from tui.cli import build_parser
+
+    parse = build_parser().parse_args
+    for url in (
+        "ws://127.0.0.1:8765/api/websocket",
+        "wss://example.org/api/websocket",
+        "WSS://[::1]:443/api/websocket",
+        "ws://localhost:8765",
+    ):
+        assert parse(["--connect", url]).connect == url
+    assert parse(["--color", "#FF8800"]).color == "#ff8800"
+    assert parse(["--color", "00ffaa"]).color == "#00ffaa"
+
+
+def test_a_bad_url_ends_a_real_process_at_once() -> None:
+    result = subprocess.run(
+        [COMMAND or "", "--headless", "--connect", "localhost:8765"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "pianorhythm-tui: error: argument --connect: 'localhost:8765' is not a WebSocket URL: it must start "
+        "with ws:// or wss:// (e.g. ws://127.0.0.1:8765/api/websocket or wss://example.org/api/websocket)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server", "--record", "out.mid"], "--record is for a player; --server has no use for it."),
+        (["--list-midi", "--play", "in.mid"], "--play is for a player; --list-midi has no use for it."),
+        (["--exit-after-play"], "--exit-after-play needs --play FILE.mid"),
+        (["--headless", "--exit-after-play"], "--exit-after-play needs --play FILE.mid"),
+        (["--duration", "5"], "--duration is for --headless"),
+    ],
+)
+def test_file_flags_out_of_place_are_refused(args: list[str], message: str) -> None:
+    result = subprocess.run([COMMAND or "", *args], capture_output=True, text=True, timeout=15)
+    assert result.returncode == 2
+    assert message in result.stderr.splitlines()[-1]
+
+
 async def test_embedded_server_prefers_the_usual_port_and_falls_back_to_a_free_one(tmp_path, monkeypatch):
     import socket
 

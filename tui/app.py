@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
@@ -23,7 +24,14 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from tui import config as cfg
-from tui.app_setup import AppOptions, ObservedBackoff, make_engine, options_from_args, room_view
+from tui.app_setup import (
+    AppOptions,
+    FileFlagError,
+    ObservedBackoff,
+    make_engine,
+    options_from_args,
+    room_view,
+)
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import model as m
 from tui.net import reasons
@@ -66,6 +74,7 @@ class PianoApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         # Priority: it works on every screen, an input focused or not (RETRY_KEY names it in messages).
         Binding("ctrl+r", "retry", "Retry", show=False, priority=True),
+        Binding("ctrl+s", "stop_play", "Stop playing the file", show=False),
     ]
 
     def __init__(
@@ -90,6 +99,8 @@ class PianoApp(App[int]):
         self.room_screen: RoomScreen | None = None
         self.connection = "connecting"
         self.url = ""
+        self.playback: Any = None  # --play (tui.file_play.FilePlayback)
+        self.farewell: list[tuple[bool, str]] = []  # (ok, sentence) to print after the UI: --record
         if options.effective.theme:
             self.theme = options.effective.theme
 
@@ -125,6 +136,7 @@ class PianoApp(App[int]):
         self.lobby.sub_title = f"hosting {url}" if self.server is not None and self.server.hosting else url
         self.engine = await self.engine_factory(self.options, url, self.backoff)
         self.engine.subscribe(self.on_engine_event)
+        self._prepare_play()
         await self.engine.start()
         self._open_midi()
         self._set_audio_status()
@@ -180,6 +192,8 @@ class PianoApp(App[int]):
         await self._close_services()
 
     async def _close_services(self) -> None:
+        if self.playback is not None:
+            self.playback.stop()
         if self.midi is not None:
             self.midi.close()
             self.midi = None
@@ -187,9 +201,41 @@ class PianoApp(App[int]):
             engine, self.engine = self.engine, None
             await engine.close()
             engine.synth.close()
+            self._close_recording(engine)
         if self.server is not None:
             server, self.server = self.server, None
             await server.close()
+
+    # ---- --play and --record ---------------------------------------------------------------------------
+
+    def _prepare_play(self) -> None:
+        opts = self.options
+        if opts.song is None or opts.play is None:
+            return
+        from tui.file_play import FilePlayback
+
+        self.playback = FilePlayback(
+            self.engine,
+            opts.play,
+            opts.song,
+            opts.effective.room or None,
+            run=self.run_worker,
+            notify=self.notify,
+            changed=self._tick_status,
+            done=self.action_quit if opts.exit_after_play else None,
+        )
+        self.engine.subscribe(self.playback)
+
+    def action_stop_play(self) -> None:
+        if self.playback is None or not self.playback.stop():
+            self.notify("No file is playing (start one with --play FILE.mid).")
+
+    def _close_recording(self, engine: Any) -> None:
+        if self.options.record is None or engine.recorder is None:
+            return
+        from tui.file_play import close_recording
+
+        self.farewell.append(close_recording(engine.recorder, self.options.record))
 
     # ---- status ------------------------------------------------------------------------------------------
 
@@ -210,7 +256,8 @@ class PianoApp(App[int]):
             if retry_in is None and self.backoff.last_delay is not None:
                 retry_in = max(0.0, self.backoff.last_delay - (time.monotonic() - self.backoff.chosen_at))
         rtt = self.engine.rtt_ms if self.engine is not None else None
-        self._status(connection=self.connection, retry_in_s=retry_in, rtt_ms=rtt)
+        playing = self.playback.status() if self.playback is not None else ""
+        self._status(connection=self.connection, retry_in_s=retry_in, rtt_ms=rtt, playing=playing)
         self._set_midi_status()  # also for a lobby that was not mounted yet when MIDI opened
 
     # ---- engine events ---------------------------------------------------------------------------------
@@ -436,7 +483,16 @@ def build_app(args: argparse.Namespace, start_embedded_server: ServerStarter | N
 
 def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
     """Run the TUI until the user quits. Returns the exit status."""
-    result = build_app(args, start_embedded_server).run()
+    try:
+        app = build_app(args, start_embedded_server)
+    except FileFlagError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    result = app.run()
+    for ok, sentence in app.farewell:
+        print(sentence, file=sys.stdout if ok else sys.stderr)
+    if not all(ok for ok, _ in app.farewell):
+        return 1
     return result if isinstance(result, int) else 0
 
 

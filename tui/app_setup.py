@@ -1,6 +1,6 @@
 """What the app starts from: options from the command line and the config file, and the real engine.
 
-options = options_from_args(args)          # the saved config with the flags on top
+options = options_from_args(args)          # the saved config with the flags on top, the --play file read
 engine = await make_engine(options, url, backoff)
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from tui import config as cfg
 from tui.messages import RoomView
+from tui.midi.fileplayer import MidiFileData, MidiFileError, read_midi_file
 from tui.net import model as m
 from tui.net.backoff import Backoff
 
@@ -51,9 +52,28 @@ class AppOptions:
     name_is_fallback: bool = False  # no --name and none in the config: the OS user's name stands in
     config_problems: tuple[str, ...] = ()  # what in the config file could not be used, one sentence each
     config_broken: bool = False  # the file did not parse (it is kept aside when settings are next saved)
+    play: str | None = None  # --play: the file, read (and so checked) before the UI starts
+    song: MidiFileData | None = None
+    exit_after_play: bool = False
+
+
+class FileFlagError(Exception):
+    """--play names a file that cannot be played, or --record one that cannot be written; str(): why."""
 
 
 def options_from_args(args: argparse.Namespace, config_file: Path | None = None) -> AppOptions:
+    """Raises FileFlagError (one sentence) for a --play or --record file that will not do."""
+    play, record = getattr(args, "play", None), getattr(args, "record", None)
+    try:
+        song = read_midi_file(play) if play else None
+    except MidiFileError as error:
+        raise FileFlagError(f"--play {play}: {error}") from error
+    if record:
+        from tui.midi.recorder import unwritable  # mido, only when recording
+
+        problem = unwritable(record)
+        if problem:
+            raise FileFlagError(f"--record {record}: {problem}.")
     path = config_file or cfg.config_path()
     loaded = cfg.read(path)
     saved = loaded.config
@@ -68,11 +88,14 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
         no_audio=bool(getattr(args, "no_audio", False)),
         midi_api=getattr(args, "midi_api", None),
         config_file=path,
-        record=getattr(args, "record", None),
+        record=record,
         insecure=bool(getattr(args, "insecure", False)),
         name_is_fallback=fallback,
         config_problems=loaded.problems,
         config_broken=loaded.broken,
+        play=play,
+        song=song,
+        exit_after_play=bool(getattr(args, "exit_after_play", False)),
     )
 
 
@@ -118,16 +141,12 @@ def room_view(room: m.RoomSummaryInfo) -> RoomView:
 async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
     """The real engine with the synth the settings ask for (opened off the event loop: it may be slow)."""
     from pianorhythm.playout import LatencyPreset
-    from tui.audio.drivers import open_synth
+    from tui.audio.drivers import open_configured_synth
     from tui.engine import Engine, EngineConfig
+    from tui.midi.recorder import MidiRecorder
 
     eff = options.effective
-    synth = await asyncio.to_thread(
-        open_synth, eff.soundfont or None, eff.audio_driver or None, no_audio=options.no_audio
-    )
-    synth.set_volume(eff.volume)
-    synth.set_reverb(eff.reverb)
-    synth.set_chorus(eff.chorus)
+    synth = await asyncio.to_thread(open_configured_synth, eff, no_audio=options.no_audio)
     config = EngineConfig(
         url=url,
         name=eff.name,
@@ -141,7 +160,8 @@ async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
         backoff=backoff,
         insecure=options.insecure,
     )
-    engine = Engine(config, synth=synth)
+    recorder = MidiRecorder(options.record) if options.record else None
+    engine = Engine(config, synth=synth, recorder=recorder)
     if eff.instrument:
         engine.set_instrument(eff.instrument)
     return engine

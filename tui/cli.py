@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pianorhythm import __version__
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LATENCY_PRESETS = ("low", "balanced", "safe")
 DEFAULT_PORT = 8765
+_COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     client = parser.add_argument_group("client")
     client.add_argument(
-        "--connect", metavar="URL", help="server to join, e.g. ws://host:8765/api/websocket or wss://..."
+        "--connect",
+        type=_websocket_url,
+        metavar="URL",
+        help="server to join, e.g. ws://host:8765/api/websocket or wss://...",
     )
     client.add_argument(
         "--insecure",
@@ -78,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client.add_argument("--room", metavar="NAME", help="room to join (default: the lobby)")
     client.add_argument("--name", metavar="NAME", help="your display name")
-    client.add_argument("--color", metavar="#RRGGBB", help="your colour")
+    client.add_argument("--color", type=_color, metavar="#RRGGBB", help="your colour")
     client.add_argument("--midi-in", metavar="PORT", help="MIDI input port (substring of its name)")
     client.add_argument("--midi-api", choices=("alsa", "jack"), help="MIDI system (default: ALSA on Linux)")
     client.add_argument("--soundfont", metavar="PATH", help="SoundFont (.sf2) to play with")
@@ -103,6 +109,35 @@ def _trusted_proxies(text: str) -> TrustedProxies:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _websocket_url(text: str) -> str:
+    """A ws:// or wss:// URL with a host and a valid port: checked now, not after a minute of retries."""
+    example = "e.g. ws://127.0.0.1:8765/api/websocket or wss://example.org/api/websocket"
+    parts = urlsplit(text.strip())
+    if parts.scheme.lower() not in ("ws", "wss"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a WebSocket URL: it must start with ws:// or wss:// ({example})."
+        )
+    if not parts.hostname or any(char.isspace() for char in parts.netloc):
+        raise argparse.ArgumentTypeError(f"{text!r} has no valid server host ({example}).")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no valid port: give a number from 1 to 65535 ({example})."
+        )
+    return text.strip()
+
+
+def _color(text: str) -> str:
+    """#RRGGBB (the # may be left out), as the server stores it: lower case with the #."""
+    match = _COLOR.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a colour: give six hex digits, e.g. #ff8800.")
+    return "#" + match.group(1).lower()
+
+
 def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse flags that would do nothing in the chosen mode, and a certificate without its key."""
     server_only = [flag for flag in ("certfile", "keyfile", "trust_proxy") if getattr(args, flag)]
@@ -114,6 +149,19 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error("--certfile and --keyfile go together: give both to serve wss://, or neither.")
     if args.insecure and (args.server or args.list_midi):
         parser.error("--insecure is for a client connecting to a wss:// server; a server has no use for it.")
+    _check_file_flags(parser, args)
+
+
+def _check_file_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--record, --play, --exit-after-play and --duration belong to a client; --duration to --headless."""
+    client_only = [flag for flag in ("record", "play", "exit_after_play", "duration") if getattr(args, flag)]
+    if client_only and (args.server or args.list_midi):
+        mode = "--server" if args.server else "--list-midi"
+        parser.error(f"--{client_only[0].replace('_', '-')} is for a player; {mode} has no use for it.")
+    if args.exit_after_play and not args.play:
+        parser.error("--exit-after-play needs --play FILE.mid: it exits when that file has played.")
+    if args.duration is not None and not args.headless:
+        parser.error("--duration is for --headless; in the TUI press Ctrl+Q to quit.")
 
 
 def configure_logging(level: str) -> None:

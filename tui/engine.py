@@ -606,15 +606,9 @@ async def play_file_events(
     """Play timed events (time_ns relative to the start of the file) into the room as if from a keyboard.
 
     Each event is stamped with its intended time, so the rhythm that goes on the wire is the file's even if
-    the event loop wakes a little late. Returns how many events were played.
+    the event loop wakes a little late. Returns how many events were played. Cancelled (the user stops
+    it), it releases every key and pedal it holds first, so nothing sticks for the listeners.
     """
-    start_ns = now_ns() + 50_000_000
-    count = 0
-    for event in events:
-        due_ns = start_ns + event.time_ns
-        delay = (due_ns - now_ns()) / 1e9
-        if delay > 0:
-            await asyncio.sleep(delay)
-        engine.play_local(MusicEvent(event.kind, event.number, event.value, due_ns))
-        count += 1
-    return count
+    from tui.midi.fileplayer import play_events
+
+    return await play_events(events, engine.play_local, start_ns=now_ns() + 50_000_000, clock=now_ns)

@@ -3,6 +3,11 @@
     pianorhythm-tui --headless --connect ws://host:8765/api/websocket --room jam --name bot \
         [--play in.mid [--exit-after-play]] [--record out.mid] [--midi-in PORT] [--duration S]
 
+It reads the TUI's config.toml ($PIANORHYTHM_CONFIG_DIR or the platform config dir) with the flags on
+top: name, colour, room, latency, instrument, SoundFont, audio driver and levels. With no name configured
+or given it is `bot-NNNN`. MIDI input opens only with --midi-in (a bot does not take your keyboard).
+One line says which audio driver plays (`audio fluidsynth/...`), or a warning on stderr why it is silent.
+
 A wss:// server's certificate is verified (system store or $SSL_CERT_FILE) unless --insecure is given;
 one that cannot be verified ends the run at once with one sentence on stderr (exit 1).
 
@@ -18,22 +23,25 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
 
 from pianorhythm.events import MusicEvent
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
+from tui import config as cfg
 from tui.engine import Engine, EngineConfig, play_file_events
 from tui.net import model as m
 from tui.net.session import ConnectionState
 from tui.net.tls import insecure_warning
 
 if TYPE_CHECKING:
+    from tui.audio.synth import Synth
+    from tui.midi.fileplayer import MidiFileData
     from tui.midi.recorder import MidiRecorder
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 15.0
 _STOPPED = (ConnectionState.GAVE_UP, ConnectionState.REPLACED)
 DRAIN_S = 0.5  # after --play ends: let the last notes reach the server before leaving
+_PRESETS: Final = {preset.value for preset in LatencyPreset}
 
 
 def _line(text: str) -> None:
@@ -126,11 +135,25 @@ def _open_recorder(path: str) -> MidiRecorder:
     return MidiRecorder(path)
 
 
-def _read_file(path: str) -> tuple[list[MusicEvent], int | None]:
-    from tui.midi.fileplayer import read_midi_file
+def _settings(args: argparse.Namespace) -> tuple[cfg.Config, bool]:
+    """config.toml with the flags on top, as the TUI reads it; with no name configured, a bot-NNNN one
+    (then True: a stand-in name, which does not rename a resumed identity)."""
+    settings = cfg.with_flags(cfg.load(cfg.config_path()), args)
+    if settings.name:
+        return settings, False
+    return replace(settings, name=f"bot-{random.randint(1000, 9999)}"), True
 
-    data = read_midi_file(path)
-    return [timed.event for timed in data.events], data.first_program()
+
+def _open_synth(settings: cfg.Config, no_audio: bool) -> Synth:
+    """The synth the settings ask for, and one line: the driver that plays, or why nothing does."""
+    from tui.audio.drivers import open_configured_synth
+
+    synth = open_configured_synth(settings, no_audio=no_audio)
+    if not synth.silent:
+        _line(f"audio {synth.description}")
+    elif not no_audio:
+        print(f"warning: {getattr(synth, 'reason', 'playing silently')}", file=sys.stderr, flush=True)
+    return synth
 
 
 def _open_midi_input(args: argparse.Namespace, on_event: Callable[[MusicEvent], None]) -> Any:
@@ -140,33 +163,35 @@ def _open_midi_input(args: argparse.Namespace, on_event: Callable[[MusicEvent], 
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from tui.audio.drivers import open_synth_from_args
-    from tui.midi.fileplayer import MidiFileError
+    from tui.midi.fileplayer import MidiFileError, read_midi_file
 
-    song: tuple[list[MusicEvent], int | None] | None = None
+    song: MidiFileData | None = None
     if args.play:
         try:
-            song = _read_file(args.play)
+            song = read_midi_file(args.play)
         except MidiFileError as error:
             print(f"error: --play {args.play}: {error}", file=sys.stderr)
             return 2
-    synth = open_synth_from_args(args)
+    settings, name_is_fallback = _settings(args)
+    room = settings.room or None
+    synth = _open_synth(settings, args.no_audio)
     recorder = _open_recorder(args.record) if args.record else None
-    name = args.name or f"bot-{random.randint(1000, 9999)}"
     config = EngineConfig(
         url=args.connect,
-        name=name,
-        color=args.color or "",
-        room=args.room,
-        preset=LatencyPreset(args.latency) if args.latency else DEFAULT_PRESET,
-        token_dir=os.environ.get("PIANORHYTHM_CONFIG_DIR"),
-        name_is_fallback=not args.name,
+        name=settings.name,
+        color=settings.color,
+        room=room,
+        preset=LatencyPreset(settings.latency) if settings.latency in _PRESETS else DEFAULT_PRESET,
+        token_dir=str(cfg.config_dir()),
+        name_is_fallback=name_is_fallback,
         insecure=args.insecure,
     )
     warning = insecure_warning(args.connect, args.insecure)
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     engine = Engine(config, synth=synth, recorder=recorder)
+    if settings.instrument:
+        engine.set_instrument(settings.instrument)
     printer = _Printer(engine)
     engine.subscribe(printer)
     stop = asyncio.Event()
@@ -179,7 +204,7 @@ async def _run(args: argparse.Namespace) -> int:
     in_room = asyncio.Event()
 
     def watch(event: m.EngineEvent) -> None:
-        if isinstance(event, m.RoomEntered) and (not args.room or event.room.name == args.room):
+        if isinstance(event, m.RoomEntered) and (not room or event.room.name == room):
             in_room.set()
         elif isinstance(event, m.ConnectionChanged) and event.state in _STOPPED:
             stop.set()  # gave up, or our identity connected elsewhere: no one here can press retry
@@ -205,7 +230,7 @@ async def _run(args: argparse.Namespace) -> int:
                 status = 1
             else:
                 print(
-                    f"error: could not join {args.room or 'the lobby'} on {args.connect} "
+                    f"error: could not join {room or 'the lobby'} on {args.connect} "
                     f"({engine.session.detail or 'no answer'}); check the URL and that the server runs.",
                     file=sys.stderr,
                 )
@@ -251,14 +276,12 @@ async def _ticker(printer: _Printer) -> None:
         printer.tick()
 
 
-async def _play(
-    engine: Engine, path: str, song: tuple[list[MusicEvent], int | None], stop: asyncio.Event | None
-) -> None:
-    events, program = song
+async def _play(engine: Engine, path: str, song: MidiFileData, stop: asyncio.Event | None) -> None:
+    program = song.first_program()
     if program is not None:
         engine.set_instrument(program)
-    _line(f"play {path} events={len(events)}")
-    count = await play_file_events(engine, events)
+    _line(f"play {path} events={len(song.events)}")
+    count = await play_file_events(engine, song.music())
     _line(f"played {path} events={count}")
     if stop is not None:
         await asyncio.sleep(DRAIN_S)
@@ -273,10 +296,12 @@ def run_from_args(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    for path_arg in ("play",):
-        path = getattr(args, path_arg)
-        if path and not os.path.isfile(path):
-            print(f"error: --{path_arg} {path}: no such file.", file=sys.stderr)
+    if args.record:
+        from tui.midi.recorder import unwritable
+
+        problem = unwritable(args.record)
+        if problem:
+            print(f"error: --record {args.record}: {problem}.", file=sys.stderr)
             return 2
     try:
         return asyncio.run(_run(args))

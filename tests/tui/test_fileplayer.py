@@ -10,7 +10,7 @@ import mido
 import pytest
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.midi.fileplayer import MidiFileError, TimedEvent, play_events, read_midi_file
+from tui.midi.fileplayer import MidiFileError, play_events, read_midi_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -97,14 +97,23 @@ def test_unplayable_files_are_one_sentence_errors(tmp_path):
     junk.write_bytes(b"definitely not MIDI")
     with pytest.raises(MidiFileError, match="not a readable MIDI file"):
         read_midi_file(junk)
+    cut = tmp_path / "cut.mid"
+    for length in (10, 500):  # inside the header chunk, inside a track
+        cut.write_bytes((DATA / "m21-test02.mid").read_bytes()[:length])
+        with pytest.raises(MidiFileError) as truncated:
+            read_midi_file(cut)
+        assert str(truncated.value) == (
+            f"{str(cut)!r} is not a readable MIDI file (it ends before its last track does: "
+            "cut short while copying or downloading?)."
+        )
     type2 = tmp_path / "type2.mid"
     mido.MidiFile(type=2, tracks=[mido.MidiTrack()]).save(type2)
     with pytest.raises(MidiFileError, match="type 2"):
         read_midi_file(type2)
 
 
-def timed(seconds: float, key: int, velocity: int) -> TimedEvent:
-    return TimedEvent(seconds, MusicEvent(EventKind.NOTE, key, velocity, round(seconds * 1e9)), 0, 0)
+def timed(seconds: float, key: int, velocity: int) -> MusicEvent:
+    return MusicEvent(EventKind.NOTE, key, velocity, round(seconds * 1e9))
 
 
 async def test_play_events_on_an_absolute_schedule():
@@ -130,7 +139,7 @@ async def test_play_events_with_a_late_clock_never_drifts():
 
 async def test_stopping_playback_releases_held_keys_and_pedals():
     events = [
-        TimedEvent(0.0, MusicEvent(EventKind.CONTROL, SUSTAIN_PEDAL, 127, 0), 0, 0),
+        MusicEvent(EventKind.CONTROL, SUSTAIN_PEDAL, 127, 0),
         timed(0.0, 60, 100),
         timed(0.0, 64, 100),
         timed(0.001, 64, 0),

@@ -163,3 +163,23 @@ def test_engine_protocol_add_and_save(tmp_path):
     ]
     with pytest.raises(ValueError):
         Recorder().save()
+
+
+def test_only_players_who_played_get_a_track(tmp_path):
+    """The recorder itself and people only seen in the lobby (named, maybe switching instrument) add none."""
+    path = tmp_path / "played.mid"
+    rec = MidiRecorder(path, start_ns=START)
+    rec.add_player("local", "me", program=0)
+    rec.set_program("local", 40, START)
+    rec.add_player(1, "lobby lurker", program=19)
+    rec.add_player(2, "pianist")
+    rec.record(2, note(60, 100, 0))
+    rec.record(2, note(60, 0, 100))
+    rec.add_player(3, "pedal only")
+    rec.record(3, pedal(127, 50))
+    rec.close()
+    assert [track.name for track in mido.MidiFile(path).tracks] == [
+        "pianorhythm-tui",
+        "pianist",
+        "pedal only",
+    ]

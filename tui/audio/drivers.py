@@ -1,8 +1,9 @@
 """Choosing and starting the synth: SoundFont, audio driver (explicit or auto), or silent mode.
 
-`open_synth()` never fails for want of sound: with --no-audio, no SoundFont or no driver that starts, it
-returns a `NullSynth` whose `reason` is the one-line warning to show. Only a SoundFont the user named that
-does not exist raises (SoundfontError), because that is a typo the user should fix.
+`open_synth()` never fails for want of sound: with --no-audio, no SoundFont (a missing or broken one the
+user named included) or no driver that starts, it returns a `NullSynth` whose `reason` is the one-line
+warning to show; the app carries on silently. Each driver that did not start is logged at DEBUG only: the
+caller says in one line which one plays, or why nothing does.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .soundfont import SoundfontError, find_soundfont
 from .synth import AudioDriverError, FluidSynthSynth, NullSynth, Synth
+
+if TYPE_CHECKING:
+    from tui.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +74,15 @@ def open_synth(
 ) -> Synth:
     """Start the synth the user asked for: `driver` None or "auto" tries AUTO_DRIVERS in turn.
 
-    Returns a FluidSynthSynth, or a NullSynth whose `reason` says why it is silent. Raises SoundfontError
-    when `soundfont` (or $PIANORHYTHM_SOUNDFONT) names a missing file.
+    Returns a FluidSynthSynth, or a NullSynth whose `reason` says why it is silent (`soundfont` or
+    $PIANORHYTHM_SOUNDFONT naming a missing file, for one).
     """
     if no_audio:
         return NullSynth("audio off (--no-audio); notes still show")
-    choice = find_soundfont(soundfont)
+    try:
+        choice = find_soundfont(soundfont)
+    except SoundfontError as error:
+        return NullSynth(f"playing silently: {error}")
     if choice.path is None:
         return NullSynth(f"playing silently: {choice.reason}")
     compiled = compiled_drivers()
@@ -93,11 +100,11 @@ def open_synth(
             synth = FluidSynthSynth(choice.path, driver=name)
         except AudioDriverError:
             failures.append(name)
-            log.info("audio driver %s did not start", name)
+            log.debug("audio driver %s did not start", name)
             continue
         except SoundfontError as error:
             return NullSynth(f"playing silently: {error}")
-        log.info("audio: %s (%s)", synth.description, choice.reason)
+        log.debug("audio: %s (%s)", synth.description, choice.reason)
         return synth
     if driver and driver != "auto":
         hint = (
@@ -109,10 +116,10 @@ def open_synth(
     return NullSynth(f"playing silently: no audio driver started (tried {', '.join(failures) or 'none'})")
 
 
-def open_synth_from_args(args: object) -> Synth:
-    """open_synth() from the `pianorhythm-tui` argparse namespace: --soundfont, --audio-driver, --no-audio."""
-    return open_synth(
-        getattr(args, "soundfont", None),
-        getattr(args, "audio_driver", None),
-        no_audio=bool(getattr(args, "no_audio", False)),
-    )
+def open_configured_synth(settings: Config, *, no_audio: bool = False) -> Synth:
+    """open_synth() with the user's settings (config.toml with the flags on top): font, driver, levels."""
+    synth = open_synth(settings.soundfont or None, settings.audio_driver or None, no_audio=no_audio)
+    synth.set_volume(settings.volume)
+    synth.set_reverb(settings.reverb)
+    synth.set_chorus(settings.chorus)
+    return synth

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -58,6 +58,10 @@ class MidiFileData:
     def note_count(self) -> int:
         return sum(1 for timed in self.events if timed.event.is_note_on)
 
+    def music(self) -> list[MusicEvent]:
+        """The note and pedal events, `time_ns` = offset from the file's start (what play_events takes)."""
+        return [timed.event for timed in self.events]
+
     def first_program(self) -> int | None:
         """The first program change at the file's start (an instrument to play it with), if any."""
         return self.programs[0].program if self.programs else None
@@ -70,8 +74,14 @@ def _load(path: Path) -> Any:
         return mido.MidiFile(path, charset="utf-8", clip=True)
     except FileNotFoundError as error:
         raise MidiFileError(f"MIDI file {str(path)!r} does not exist.") from error
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
-        raise MidiFileError(f"{str(path)!r} is not a readable MIDI file ({error}).") from error
+    except EOFError as error:  # mido says nothing more: the data stops inside a chunk
+        raise MidiFileError(
+            f"{str(path)!r} is not a readable MIDI file (it ends before its last track does: "
+            "cut short while copying or downloading?)."
+        ) from error
+    except (OSError, ValueError, KeyError, IndexError) as error:
+        reason = str(error) or "its contents do not follow the MIDI file format"
+        raise MidiFileError(f"{str(path)!r} is not a readable MIDI file ({reason}).") from error
 
 
 def read_midi_file(
@@ -126,18 +136,18 @@ def read_midi_file(
 
 def read_events(path: str | os.PathLike[str]) -> list[MusicEvent]:
     """The file's note and pedal events, `time_ns` = offset from the file's start. Raises MidiFileError."""
-    return [timed.event for timed in read_midi_file(path).events]
+    return read_midi_file(path).music()
 
 
 async def play_events(
-    events: Sequence[TimedEvent],
+    events: Iterable[MusicEvent],
     on_event: Callable[[MusicEvent], None],
     *,
     start_ns: int | None = None,
     speed: float = 1.0,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> int:
-    """Call `on_event` for each event at `start_ns + offset / speed` on `clock` (default: now).
+    """Call `on_event` for each event at `start_ns + event.time_ns / speed` on `clock` (default: now).
 
     Delivered events carry that scheduled time in `time_ns`. Returns how many were played. When cancelled
     (the user stops playback), releases every key and pedal still down before re-raising, so nothing
@@ -151,11 +161,11 @@ async def play_events(
     played = 0
     try:
         for timed in events:
-            due = origin + int(timed.event.time_ns / speed)
+            due = origin + int(timed.time_ns / speed)
             delay = due - clock()
             if delay > 0:
                 await asyncio.sleep(delay / 1e9)
-            event = MusicEvent(timed.event.kind, timed.event.number, timed.event.value, due)
+            event = MusicEvent(timed.kind, timed.number, timed.value, due)
             if event.kind is EventKind.NOTE:
                 (held.add if event.value > 0 else held.discard)(event.number)
             else:
@@ -181,4 +191,4 @@ async def play_file(
 ) -> int:
     """Read and play a MIDI file (see read_midi_file and play_events). Raises MidiFileError."""
     data = read_midi_file(path)
-    return await play_events(data.events, on_event, start_ns=start_ns, speed=speed)
+    return await play_events(data.music(), on_event, start_ns=start_ns, speed=speed)

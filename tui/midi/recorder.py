@@ -1,8 +1,9 @@
 """Recording a session to a standard MIDI file (--record FILE.mid).
 
-Type 1, one track per player named after them (track_name meta), every event at the perf_counter_ns
-time it was scheduled to the synth, so the file sounds like what was heard. The time base is fixed:
-120 bpm at 960 ticks per beat, one tick = 0.52 ms, so any time is within 0.26 ms of exact.
+Type 1, one track per player who played a note or a pedal, named after them (track_name meta), every
+event at the perf_counter_ns time it was scheduled to the synth, so the file sounds like what was heard.
+The time base is fixed: 120 bpm at 960 ticks per beat, one tick = 0.52 ms, so any time is within 0.26 ms
+of exact.
 
 The recorder keeps events in memory (a few MB for hours of playing) and writes the whole file atomically
 (temp file + rename) on `flush()` and `close()`: an interrupted app leaves either the previous complete
@@ -63,7 +64,8 @@ class MidiRecorder:
 
     @property
     def event_count(self) -> int:
-        return sum(len(track.items) for track in self._tracks.values())
+        """Events in the tracks the file will hold."""
+        return sum(len(track.items) for track in self._played_tracks())
 
     def add_player(self, player: Hashable, name: str, program: int | None = None) -> None:
         """Name a player's track (and its starting program) before or after their first event."""
@@ -137,6 +139,10 @@ class MidiRecorder:
         times = [item[0] for track in self._tracks.values() for item in track.items]
         return min(times, default=0)
 
+    def _played_tracks(self) -> list[_Track]:
+        """Tracks with a note or pedal: not the recorder's own when it never played, nor people only seen."""
+        return [track for track in self._tracks.values() if any(item[2] != "program" for item in track.items)]
+
     def _write(self, path: Path) -> None:
         origin = self._origin()
         mid = mido.MidiFile(type=1, ticks_per_beat=PPQ, charset="utf-8")
@@ -150,7 +156,7 @@ class MidiRecorder:
             )
         )
         timed_tracks = []
-        for track in self._tracks.values():
+        for track in self._played_tracks():
             items = sorted(track.items, key=lambda item: (item[0], item[1]))
             timed_tracks.append(
                 (track, [(_ticks(item[0] - origin), _message(track.channel, item)) for item in items])
@@ -163,6 +169,21 @@ class MidiRecorder:
         mid.save(tmp)
         os.replace(tmp, path)
         log.info("recorded %d events to %s", self.event_count, path)
+
+
+def unwritable(path: str | os.PathLike[str]) -> str | None:
+    """Why a recording could not be written to `path`, found before a session is played into it; or None."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        return "that is a folder; name a file, e.g. out.mid"
+    folder = target.parent
+    while not folder.exists():  # the recorder makes the missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"you may not write in {folder}"
+    return None
 
 
 def _clean_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The status bar: connection, RTT, MIDI input, audio, notes per second, keyboard octave and velocity."""
+"""The status bar: connection, a file playing, RTT, MIDI input, audio, notes per second, octave, velocity."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class StatusBar(Widget):
     audio: reactive[str] = reactive("silent")
     notes_per_s: reactive[float] = reactive(0.0)
     keys: reactive[str] = reactive("")  # e.g. "C3 v96"
+    playing: reactive[str] = reactive("")  # --play: "▶ song.mid 0:07/0:18 · Ctrl+S stops"
 
     def connection_text(self) -> Text:
         mark, style = STATE_STYLE.get(self.connection, ("?", "dim"))
@@ -53,6 +54,8 @@ class StatusBar(Widget):
 
     def render(self) -> Text:
         parts = [self.connection_text()]
+        if self.playing:  # second: it names the key that stops it, so it must not be cut off
+            parts.append(plain(self.playing))
         rtt = self.rtt_ms if self.connection == "connected" else None  # the last figure is stale
         parts.append(Text("rtt " + ("–" if rtt is None else f"{rtt:.0f} ms"), end=""))
         parts.append(Text("midi ", end="") + plain(self.midi_in or "none"))
