@@ -165,6 +165,7 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("F2", "settings"),
             ("Ctrl+L", "leave the room"),
             ("Ctrl+R", "retry the connection"),
+            ("Ctrl+S", "stop the file --play is playing"),
             ("Ctrl+P", "command palette"),
             ("Ctrl+Q", "quit"),
         ),
