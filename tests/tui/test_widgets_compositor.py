@@ -87,7 +87,7 @@ async def test_roll_frames_render_neither_header_footer_nor_status_bar():
             await pilot.pause()
         assert roll.frames > frames
         assert counts == {"SafeHeader": 0, "Footer": 0, "StatusBar": 0}
-        status.rtt_ms = 99
+        status.connection, status.rtt_ms = "connected", 99
         await pilot.pause()
         assert counts["StatusBar"] >= 1
         assert "rtt 99 ms" in "".join(strip.text for strip in screen._compositor.render_strips())
