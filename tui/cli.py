@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from pianorhythm import __version__
@@ -27,8 +27,15 @@ DEFAULT_PORT = 8765
 _COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Refuses bad arguments in one line (argparse's usage block would bury the sentence that says why)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pianorhythm-tui",
         description="A terminal multiplayer piano. With no options it starts a local server and opens the "
         "TUI in its lobby.",
