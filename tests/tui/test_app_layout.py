@@ -17,6 +17,7 @@ from tui.messages import ChatLine
 from tui.screens.dialogs import HELP_SECTIONS, CreateRoomScreen, HelpScreen
 from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen
+from tui.screens.settings import SettingsScreen
 from tui.widgets.chat import ChatInput, ChatLog
 from tui.widgets.keyboard_roll import KeyboardRoll
 from tui.widgets.players import PlayersList
@@ -167,3 +168,35 @@ async def test_help_wraps_between_phrases_at_80_columns(relay_server, config_dir
                 assert any(line.startswith(s) for s in starts) or any(first_cell in u for u in usages), line
         assert any(line.startswith("Note length") for line in lines)
         assert _inside(app.screen.query_one("#close", Button), app.screen)
+
+
+async def test_settings_keep_save_and_cancel_in_sight_at_60x20(relay_server, config_dir):
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.room is not None)
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        dialog = app.screen
+        await pilot.pause()
+        for button in ("#save", "#cancel"):
+            assert _inside(dialog.query_one(button, Button), dialog), button
+        dialog.query_one("#note_length_s", Input).focus()  # the last field: the form scrolls to it
+        await pilot.pause()
+        assert dialog.query_one(".form").scroll_y > 0
+        assert _inside(dialog.query_one("#save", Button), dialog)
+
+
+async def test_a_narrow_status_bar_drops_whole_parts_never_the_state(relay_server, config_dir):
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_for(pilot, lambda: app.connection == "connected")
+        bar = app.screen.query_one(StatusBar)
+        bar.notes_per_s, bar.audio, bar.midi_in = 7, "fluidsynth/pulseaudio · TimGM6mb.sf2", "testkbd:keys"
+        await pilot.pause()
+        shown = str(bar.render())
+        assert shown.startswith("● connected") and "midi testkbd:keys" in shown
+        assert "notes/s" not in shown  # gone whole, not cut to "7 not"
+        assert len(shown) <= bar.content_size.width
+        await pilot.resize_terminal(160, 20)
+        await pilot.pause()
+        assert "7 notes/s" in str(bar.render())

@@ -40,7 +40,7 @@ class LobbyScreen(Screen[None]):
             yield RoomList(id="rooms")
             with Horizontal(id="join-row"):
                 yield Input(
-                    placeholder="room name: Enter joins it (or creates it)",
+                    placeholder="room name — Enter joins or creates it",
                     max_length=64,
                     id="room-name",
                     select_on_focus=False,  # a character typed on the list carries over into it

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
@@ -79,43 +79,52 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
             if not cfg.soundfont or cfg.soundfont in self.soundfonts
             else [cfg.soundfont, *self.soundfonts]
         )
-        with VerticalScroll(classes="dialog settings"):
+        with Vertical(classes="dialog settings"):
             yield Label("Settings", classes="title")
-            yield Label("Name")
-            yield Input(cfg.name, max_length=32, id="name")
-            yield Label("Colour (#rrggbb)")
-            yield Input(cfg.color, max_length=7, id="color")
-            yield Label("MIDI input")
-            yield Select(
-                self._midi_options(self._ports), value=self._saved_port, allow_blank=False, id="midi_device"
-            )
-            yield Label("Audio driver")
-            yield Select(
-                [(d, d) for d in drivers],
-                value=cfg.audio_driver or "auto",
-                allow_blank=False,
-                id="audio_driver",
-            )
-            yield Label("SoundFont")
-            font_options = [("automatic", "")] + [(f, f) for f in fonts]
-            yield Select(font_options, value=cfg.soundfont, allow_blank=False, id="soundfont")
-            yield Label("Instrument")
-            instruments = [(f"{i:3d} {name}", i) for i, name in enumerate(GM_PROGRAM_NAMES)]
-            yield Select(instruments, value=cfg.instrument, allow_blank=False, id="instrument")
-            yield Label("Latency")
-            yield Select(list(LATENCY_CHOICES), value=cfg.latency, allow_blank=False, id="latency")
-            with Horizontal(classes="levels"):
-                for key, label in (("volume", "Volume %"), ("reverb", "Reverb %"), ("chorus", "Chorus %")):
-                    yield Label(label)
-                    yield Input(str(round(getattr(cfg, key) * 100)), type="integer", max_length=3, id=key)
-            yield Label("Computer-key note length (ms; terminals send no key-up)")
-            yield Input(
-                str(round(cfg.note_length_s * 1000)), type="integer", max_length=4, id="note_length_s"
-            )
-            yield Label("", id="error", classes="error")
-            with Horizontal(classes="buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
+            with VerticalScroll(classes="form"):
+                yield Label("Name")
+                yield Input(cfg.name, max_length=32, id="name")
+                yield Label("Colour (#rrggbb)")
+                yield Input(cfg.color, max_length=7, id="color")
+                yield Label("MIDI input")
+                yield Select(
+                    self._midi_options(self._ports),
+                    value=self._saved_port,
+                    allow_blank=False,
+                    id="midi_device",
+                )
+                yield Label("Audio driver")
+                yield Select(
+                    [(d, d) for d in drivers],
+                    value=cfg.audio_driver or "auto",
+                    allow_blank=False,
+                    id="audio_driver",
+                )
+                yield Label("SoundFont")
+                font_options = [("automatic", "")] + [(f, f) for f in fonts]
+                yield Select(font_options, value=cfg.soundfont, allow_blank=False, id="soundfont")
+                yield Label("Instrument")
+                instruments = [(f"{i:3d} {name}", i) for i, name in enumerate(GM_PROGRAM_NAMES)]
+                yield Select(instruments, value=cfg.instrument, allow_blank=False, id="instrument")
+                yield Label("Latency")
+                yield Select(list(LATENCY_CHOICES), value=cfg.latency, allow_blank=False, id="latency")
+                with Horizontal(classes="levels"):
+                    for key, label in (
+                        ("volume", "Volume %"),
+                        ("reverb", "Reverb %"),
+                        ("chorus", "Chorus %"),
+                    ):
+                        yield Label(label)
+                        yield Input(str(round(getattr(cfg, key) * 100)), type="integer", max_length=3, id=key)
+                yield Label("Computer-key note length (ms; terminals send no key-up)")
+                yield Input(
+                    str(round(cfg.note_length_s * 1000)), type="integer", max_length=4, id="note_length_s"
+                )
+            with Vertical(classes="foot"):  # Save and Cancel stay in sight however small the terminal
+                yield Label("", id="error", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Save", variant="primary", id="save")
+                    yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
         if self.poll_s > 0:

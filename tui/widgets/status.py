@@ -53,14 +53,26 @@ class StatusBar(Widget):
         return text
 
     def render(self) -> Text:
-        parts = [self.connection_text()]
-        if self.playing:  # second: it names the key that stops it, so it must not be cut off
-            parts.append(plain(self.playing))
+        """The parts in their order; on a narrow terminal the least telling ones go first, whole, so what
+        is shown is never cut mid-word (notes/s, then the keys, rtt, audio and MIDI; never the state)."""
         rtt = self.rtt_ms if self.connection == "connected" else None  # the last figure is stale
-        parts.append(Text("rtt " + ("–" if rtt is None else f"{rtt:.0f} ms"), end=""))
-        parts.append(Text("midi ", end="") + plain(self.midi_in or "none"))
-        parts.append(Text("audio ", end="") + plain(self.audio or "silent"))
-        parts.append(Text(f"{self.notes_per_s:.0f} notes/s", end=""))
+        parts: list[tuple[int, Text]] = [(0, self.connection_text())]
+        if self.playing:  # it names the key that stops it, so it must not be cut off
+            parts.append((0, plain(self.playing)))
+        parts.append((3, Text("rtt " + ("–" if rtt is None else f"{rtt:.0f} ms"), end="")))
+        parts.append((1, Text("midi ", end="") + plain(self.midi_in or "none")))
+        parts.append((2, Text("audio ", end="") + plain(self.audio or "silent")))
+        parts.append((5, Text(f"{self.notes_per_s:.0f} notes/s", end="")))
         if self.keys:
-            parts.append(Text(self.keys, end=""))
-        return Text(" │ ", style="dim", end="").join(parts)
+            parts.append((4, Text(self.keys, end="")))
+        width = self.content_size.width
+        line = _joined(parts)
+        while width and line.cell_len > width and any(rank for rank, _ in parts):
+            least = max(range(len(parts)), key=lambda i: parts[i][0])
+            del parts[least]
+            line = _joined(parts)
+        return line
+
+
+def _joined(parts: list[tuple[int, Text]]) -> Text:
+    return Text(" │ ", style="dim", end="").join(text for _, text in parts)
