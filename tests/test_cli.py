@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -177,3 +178,51 @@ async def test_embedded_server_prefers_the_usual_port_and_falls_back_to_a_free_o
         assert server.url == f"ws://127.0.0.1:{DEFAULT_PORT}/api/websocket"
     finally:
         await server.close()
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PIANORHYTHM_LOG_DIR", "PIANORHYTHM_CONFIG_DIR")}
+    return {**env, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("variables", "folder"),
+    [
+        ({"PIANORHYTHM_LOG_DIR": "logs", "PIANORHYTHM_CONFIG_DIR": "cfg"}, "logs"),
+        ({"PIANORHYTHM_CONFIG_DIR": "cfg"}, "cfg"),
+        ({"XDG_STATE_HOME": "state"}, "state/pianorhythm-tui/log"),
+    ],
+)
+def test_help_names_the_log_file(variables: dict[str, str], folder: str, tmp_path: Path) -> None:
+    env = _env(**{key: str(tmp_path / value) for key, value in variables.items()})
+    out = subprocess.run(
+        [COMMAND or "", "--help"], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.endswith(f"\n  {tmp_path / folder / 'pianorhythm-tui.log'}\n")  # on a line of its own
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", True), ("error", False)])
+def test_headless_logs_to_stderr_at_its_level_and_writes_no_file(
+    level: str, shown: bool, tmp_path: Path
+) -> None:
+    url = "ws://127.0.0.1:1/api/websocket"  # refused at once: the session logs that at INFO
+    env = _env(PIANORHYTHM_LOG_DIR=str(tmp_path / "logs"), PIANORHYTHM_CONFIG_DIR=str(tmp_path / "cfg"))
+    args = ["--headless", "--no-audio", "--connect", url, "--duration", "1", "--log-level", level]
+    result = subprocess.run([COMMAND or "", *args], capture_output=True, text=True, timeout=30, env=env)
+    assert (f"INFO tui.net.session: connection to {url} lost or failed" in result.stderr) is shown
+    assert "could not join the lobby" in result.stderr  # the sentence for the user, whatever the level
+    assert not (tmp_path / "logs").exists()
+
+
+def test_server_logs_to_stderr_and_writes_no_file(tmp_path: Path) -> None:
+    from tests.e2e.headless_procs import Proc
+
+    env = {"PIANORHYTHM_LOG_DIR": str(tmp_path / "logs")}
+    args = ["--server", "--port", "0", "--db", str(tmp_path / "s.db"), "--log-level", "debug"]
+    server = Proc(args, tmp_path, "server", env=env)
+    try:
+        server.wait_for(r"INFO \S+: listening on ws://", stream="stderr")
+        server.wait_for(r" DEBUG ", stream="stderr")
+    finally:
+        server.interrupt()
+    assert not (tmp_path / "logs").exists()

@@ -101,6 +101,7 @@ class PianoApp(App[int]):
         self.url = ""
         self.playback: Any = None  # --play (tui.file_play.FilePlayback)
         self.farewell: list[tuple[bool, str]] = []  # (ok, sentence) to print after the UI: --record
+        self.notices: list[str] = []  # warnings from before the UI (a log file that cannot be opened)
         if options.effective.theme:
             self.theme = options.effective.theme
 
@@ -109,7 +110,7 @@ class PianoApp(App[int]):
     def on_mount(self) -> None:
         self.size_guard.follow_screens()
         self.push_screen(self.lobby)
-        for problem in self.options.config_problems:
+        for problem in (*self.options.config_problems, *self.notices):
             self.notify(problem, severity="warning", timeout=20)
         self.call_after_refresh(settle_gc)
         self.set_interval(1.0, self._tick_status)
@@ -481,13 +482,18 @@ def build_app(args: argparse.Namespace, start_embedded_server: ServerStarter | N
     return PianoApp(options, start_embedded_server)
 
 
-def run_from_args(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> int:
-    """Run the TUI until the user quits. Returns the exit status."""
+def run_from_args(
+    args: argparse.Namespace,
+    start_embedded_server: ServerStarter | None = None,
+    notices: Iterable[str] = (),
+) -> int:
+    """Run the TUI until the user quits, `notices` shown as warnings at start. Returns the exit status."""
     try:
         app = build_app(args, start_embedded_server)
     except FileFlagError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    app.notices.extend(notices)
     result = app.run()
     for ok, sentence in app.farewell:
         print(sentence, file=sys.stdout if ok else sys.stderr)

@@ -8,7 +8,6 @@ that needs them, so `--help` and `--server` stay fast and the server never loads
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from pianorhythm import __version__
+from tui.logs import log_path, to_file, to_stderr
 
 if TYPE_CHECKING:
     from server.addresses import TrustedProxies
@@ -37,11 +37,21 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pianorhythm-tui",
-        description="A terminal multiplayer piano. With no options it starts a local server and opens the "
+        # Raw, so the log file's path stays on one line (argparse would break it at a hyphen).
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A terminal multiplayer piano. With no options it starts a local server and opens the\n"
         "TUI in its lobby.",
+        epilog="The TUI logs to this file, never to the terminal it draws on (PIANORHYTHM_LOG_DIR\n"
+        f"changes the folder):\n  {log_path()}",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="logging level")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=None,
+        help="logging level (default info, warning for --list-midi): --server, --headless and --list-midi "
+        "log to stderr, the TUI to its log file (below)",
+    )
 
     mode = parser.add_argument_group("mode")
     exclusive = mode.add_mutually_exclusive_group()
@@ -171,21 +181,22 @@ def _check_file_flags(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("--duration is for --headless; in the TUI press Ctrl+Q to quit.")
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at `level` (one of LOG_LEVELS), for every mode: client and server alike."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # websockets logs every frame at DEBUG with its payload decoded as text ("> BINARY ...hello...").
-    # Hellos carry resume and admin tokens and Welcomes hand out new ones, so its loggers stop at INFO
-    # whatever --log-level asks: no log level may print any part of a token.
-    websockets_log = logging.getLogger("websockets")
-    websockets_log.setLevel(max(logging.INFO, websockets_log.getEffectiveLevel()))
+def configure_logging(level: str, *, tui: bool = False) -> str | None:
+    """Headless, server and tools log to stderr at `level` (one of LOG_LEVELS). The TUI owns the terminal,
+    so it logs to a file and Textual's devtools instead (tui.logs); returns why that file could not be
+    opened, if it could not."""
+    if tui:
+        return to_file(level)
+    to_stderr(level)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_modes(parser, args)
-    configure_logging(args.log_level or ("info" if args.server or args.headless else "warning"))
+    tui = not (args.server or args.headless or args.list_midi)
+    log_problem = configure_logging(args.log_level or ("warning" if args.list_midi else "info"), tui=tui)
     if args.server:
         from server.main import run_from_args
 
@@ -200,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_headless(args)
     from tui.app import run_from_args as run_app
 
-    return run_app(args, None if args.connect else start_embedded_server)
+    starter = None if args.connect else start_embedded_server
+    return run_app(args, starter, notices=[log_problem] if log_problem else [])
 
 
 async def start_embedded_server() -> LocalServer:

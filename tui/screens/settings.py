@@ -3,6 +3,7 @@
 Dismisses with the changed values (keys are `tui.config.Config` fields) or None when cancelled. The lists
 come from callables so tests can pass fixed ones; the MIDI list is polled while the screen is open. A MIDI
 port is listed with its system (ALSA, JACK), and choosing one saves both `midi_device` and `midi_api`.
+The last line, read-only, names the file this run logs to.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from textual.widgets import Button, Input, Label, Select
 
 from pianorhythm.gm import GM_PROGRAM_NAMES
 from tui.config import Config
+from tui.logs import active_log_file
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 MidiPort = tuple[str, str]  # (MIDI system: "alsa", "jack" or "" for the platform's own, port name)
@@ -120,6 +122,8 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
                 yield Input(
                     str(round(cfg.note_length_s * 1000)), type="integer", max_length=4, id="note_length_s"
                 )
+                log_file = active_log_file()
+                yield Label(f"Log file: {log_file or 'none in this run'}", id="log_file", markup=False)
             with Vertical(classes="foot"):  # Save and Cancel stay in sight however small the terminal
                 yield Label("", id="error", classes="error")
                 with Horizontal(classes="buttons"):
