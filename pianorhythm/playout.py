@@ -22,12 +22,13 @@ chord) and no interval changes by more than 2 ms; and a burst leaves the window 
 the delay comes down slowly, over a few rests.
 
 Until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a
-quarter of the range seen so far, at least 4 ms. A handful of samples says little about the tail and every
-step up costs a stretched interval; the extra room goes again, gliding, once the window knows better. A
+quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little
+about the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the
+window knows better. A
 trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in bench/README.md):
 more headroom protects the rhythm of a jittery player's first notes, less keeps a nearby player's first notes
-quick. Headroom that is only a share of the range with no floor let the first jittery notes step up again
-and again (IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with the 4 ms floor).
+quick. With a floor of 2-3 ms the first jittery notes stepped up again and again (simulated IOI error p99
+2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's first notes pay the floor.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class WarmupRule:
     """Extra room over the largest transit seen while the window holds fewer than `events` transits."""
 
     events: int
-    spread_factor: float  # times the range (max - min) of the transits seen so far ...
+    spread_factor: float  # times the reach (max - median) of the transits seen so far ...
     floor_us: int  # ... but never less than this
 
 
@@ -103,8 +104,9 @@ def warmup_headroom_us(sorted_transits: list[int], warmup: WarmupRule = WARMUP) 
     """0 once the window is warm; before, room for the tail that a handful of samples has not shown yet."""
     if not sorted_transits or len(sorted_transits) >= warmup.events:
         return 0
-    seen = sorted_transits[-1] - sorted_transits[0]
-    return max(warmup.floor_us, round(warmup.spread_factor * seen))
+    # Upward only: a transit far below the rest (a clock step, a note stamped ahead) says nothing of the tail.
+    reach = sorted_transits[-1] - quantile(sorted_transits, 0.5)
+    return max(warmup.floor_us, round(warmup.spread_factor * reach))
 
 
 def target_delay_us(
