@@ -24,11 +24,11 @@ the delay comes down slowly, over a few rests.
 Until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a
 quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little
 about the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the
-window knows better. A
-trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in bench/README.md):
-more headroom protects the rhythm of a jittery player's first notes, less keeps a nearby player's first notes
-quick. With a floor of 2-3 ms the first jittery notes stepped up again and again (simulated IOI error p99
-2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's first notes pay the floor.
+window knows better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py;
+figures in bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps
+a nearby player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and
+again (simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's
+first notes pay the floor.
 """
 
 from __future__ import annotations
