@@ -9,12 +9,13 @@ A runs in a child process (with the jitter proxy on its path, in its event loop)
 only B's event loop and dispatch thread, as a real listener's would.
 
 Scenarios (each with fresh engines and room):
-- loopback: A and B straight to the relay, balanced preset (target p99 latency <= 15 ms);
+- loopback: A and B straight to the relay, balanced preset (target: keypress -> remote sound p99 <= 12 ms
+  through JACK 48 kHz/128; B's synth here is a null synth, so the sound itself comes up to a period later);
 - jitter: A's path through a proxy adding 15 ms ± 15 ms (uniform, order kept) on the way up, balanced
   preset (targets: IOI error p99 <= 3 ms with a playout delay <= 35 ms).
 
 Figures are given for all events and for the steady state after the first WARMUP events (the playout
-delay starts with headroom and glides down 1 ms per rest as it learns the path).
+delay starts with headroom and glides down 1-2 ms per rest as it learns the path).
 
     .venv/bin/python bench/e2e_latency.py [--song tests/data/m21-test02.mid] [--scenario loopback jitter]
 """

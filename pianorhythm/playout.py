@@ -3,29 +3,32 @@
 A remote event captured at `capture` (the sender's capture time, mapped to our clock) is due at
 `capture + delay`. The *transit* of an event is `arrival - capture`: everything between the sender's key and
 our socket (their uplink, the relay, our downlink, clock-estimate error). The delay adapts to the transit
-distribution of the player's last ~200 events:
+distribution of the player's last ~200 events: a quantile of the transits plus a safety margin that
+follows their *spread* (p99 - p50), so a clean path gets a small delay and a jittery one a safe delay:
 
-- low:      p95 + 2 ms
-- balanced: p99 + 5 ms   (default)
-- safe:     max + 20 ms
+- low:      p95 + max(0.5 ms, 0.05 x spread)
+- balanced: p99 + max(1 ms, 0.1 x spread)   (default)
+- safe:     max + max(10 ms, 0.5 x spread)
 
-never below a floor and never above 500 ms. An event that arrives after its due time plays at once and is
-counted as late.
+never below a floor and never above 500 ms. The margin's floor covers the dispatch error and small
+clock-estimate moves; its share of the spread covers the tail the window has not shown yet. An event that
+arrives after its due time plays at once and is counted as late: a note is never dropped.
 
 Changing the delay must not reorder or squash a player's events. Growing is applied at once: an event that
-would otherwise be late is worth a slightly stretched interval. Shrinking only happens across a gap of at
-least PHRASE_GAP_US between captures, by a quarter of the excess but 1-2 ms per gap, so a shorter delay never
-pulls an event before its predecessor (or squashes a chord) and no interval changes by more than 2 ms: the
-delay glides down over a few rests instead of jumping.
+would otherwise be late is worth a slightly stretched interval, so a burst of jitter raises the delay within a
+few events. Shrinking only happens across a gap of at least PHRASE_GAP_US between captures, by a quarter of
+the excess but 1-2 ms per gap, so a shorter delay never pulls an event before its predecessor (or squashes a
+chord) and no interval changes by more than 2 ms; and a burst leaves the window only after ~200 more events:
+the delay comes down slowly, over a few rests.
 
-Until WARMUP_EVENTS transits are known, the target carries WARMUP_HEADROOM_US of extra room over the
-largest transit seen: a handful of samples says little about the tail, every step up costs a stretched
-interval, and the extra room goes again, gliding, once the window knows better. A trade-off (simulated by
-bench/playout_sim.py, measured by bench/e2e_latency.py; figures in bench/README.md): more headroom
-protects the rhythm of a jittery player's first notes, less keeps a nearby player's first notes quick;
-and every ms of headroom still held when the warm-up ends is glided away later in 1-2 ms steps, each a
-slightly shortened interval. 5 ms for the first 8 events kept the simulated IOI error p99 at 1.3 ms under
-±15 ms jitter (2.0 ms with 10 ms for 16 events) and a nearby player's first notes at 11.5 ms p99 (16.9).
+Until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a
+quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little
+about the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the
+window knows better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py;
+figures in bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps
+a nearby player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and
+again (simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's
+first notes pay the floor.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
 SHRINK_STEP_MAX_US: Final = 2_000
-WARMUP_EVENTS: Final = 8
-WARMUP_HEADROOM_US: Final = 5_000
+# Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
+KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US
 
 
 class LatencyPreset(StrEnum):
@@ -56,15 +59,26 @@ class LatencyPreset(StrEnum):
 @dataclass(frozen=True, slots=True)
 class PresetRule:
     quantile: float  # 0.95 = p95, 1.0 = max
-    margin_us: int
+    spread_factor: float  # the margin is this many times the transit spread (p99 - p50) ...
+    margin_floor_us: int  # ... but never less than this
+
+
+@dataclass(frozen=True, slots=True)
+class WarmupRule:
+    """Extra room over the largest transit seen while the window holds fewer than `events` transits."""
+
+    events: int
+    spread_factor: float  # times the reach (max - median) of the transits seen so far ...
+    floor_us: int  # ... but never less than this
 
 
 PRESET_RULES: Final[dict[LatencyPreset, PresetRule]] = {
-    LatencyPreset.LOW: PresetRule(0.95, 2_000),
-    LatencyPreset.BALANCED: PresetRule(0.99, 5_000),
-    LatencyPreset.SAFE: PresetRule(1.0, 20_000),
+    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500),
+    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000),
+    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000),
 }
 DEFAULT_PRESET: Final = LatencyPreset.BALANCED
+WARMUP: Final = WarmupRule(8, 0.25, 4_000)
 
 
 def quantile(sorted_values: list[int], q: float) -> int:
@@ -75,20 +89,43 @@ def quantile(sorted_values: list[int], q: float) -> int:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def spread_us(sorted_transits: list[int]) -> int:
+    """How far the transit tail reaches above the typical transit: p99 - p50 (0 without transits)."""
+    if not sorted_transits:
+        return 0
+    return quantile(sorted_transits, 0.99) - quantile(sorted_transits, 0.5)
+
+
+def margin_us(sorted_transits: list[int], rule: PresetRule) -> int:
+    return max(rule.margin_floor_us, round(rule.spread_factor * spread_us(sorted_transits)))
+
+
+def warmup_headroom_us(sorted_transits: list[int], warmup: WarmupRule = WARMUP) -> int:
+    """0 once the window is warm; before, room for the tail that a handful of samples has not shown yet."""
+    if not sorted_transits or len(sorted_transits) >= warmup.events:
+        return 0
+    # Upward only: a transit far below the rest (a clock step, a note stamped ahead) says nothing of the tail.
+    reach = sorted_transits[-1] - quantile(sorted_transits, 0.5)
+    return max(warmup.floor_us, round(warmup.spread_factor * reach))
+
+
 def target_delay_us(
     sorted_transits: list[int],
     preset: LatencyPreset,
     floor_us: int = FLOOR_US,
     ceiling_us: int = CEILING_US,
-    warmup: int = WARMUP_EVENTS,
+    rules: dict[LatencyPreset, PresetRule] = PRESET_RULES,
+    warmup: WarmupRule = WARMUP,
 ) -> int:
     """The delay the preset asks for given the recent transits (ascending), clamped to [floor, ceiling]."""
     if not sorted_transits:
         return floor_us
-    rule = PRESET_RULES[preset]
-    target = quantile(sorted_transits, rule.quantile) + rule.margin_us
-    if len(sorted_transits) < warmup:
-        target = max(target, sorted_transits[-1] + rule.margin_us + WARMUP_HEADROOM_US)
+    rule = rules[preset]
+    margin = margin_us(sorted_transits, rule)
+    target = quantile(sorted_transits, rule.quantile) + margin
+    headroom = warmup_headroom_us(sorted_transits, warmup)
+    if headroom:
+        target = max(target, sorted_transits[-1] + margin + headroom)
     return max(floor_us, min(ceiling_us, target))
 
 
@@ -132,8 +169,12 @@ class PlayoutState:
         floor_us: int = FLOOR_US,
         ceiling_us: int = CEILING_US,
         history: int = HISTORY,
+        rules: dict[LatencyPreset, PresetRule] = PRESET_RULES,
+        warmup: WarmupRule = WARMUP,
     ) -> None:
         self.preset = preset
+        self.rules = rules
+        self.warmup = warmup
         self.floor_us = floor_us
         self.ceiling_us = ceiling_us
         self.window = TransitWindow(history)
@@ -149,7 +190,9 @@ class PlayoutState:
 
     @property
     def target_us(self) -> int:
-        return target_delay_us(self.window.sorted, self.preset, self.floor_us, self.ceiling_us)
+        return target_delay_us(
+            self.window.sorted, self.preset, self.floor_us, self.ceiling_us, self.rules, self.warmup
+        )
 
     @property
     def transit_p50_us(self) -> int | None:
@@ -171,8 +214,11 @@ class PlayoutState:
             step = min(SHRINK_STEP_MAX_US, max(SHRINK_STEP_MIN_US, (self.delay_us - target) // 4))
             self.delay_us = max(target, self.delay_us - step)
         due = capture_us + self.delay_us
-        if self._last_due_us is not None and due < self._last_due_us:
-            due = self._last_due_us  # never reorder a player's events
+        if self._last_due_us is not None:
+            # Never reorder a player's events, nor shorten an interval shorter than a rest: after a late event
+            # the phrase stays shifted until the next rest, so a note released just after it still sounds.
+            kept = 0 if gap is None or gap <= 0 else min(gap, KEPT_INTERVAL_US)
+            due = max(due, self._last_due_us + kept)
         late = due < arrival_us
         if late:
             due = arrival_us

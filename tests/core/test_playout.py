@@ -7,17 +7,24 @@ import pytest
 from pianorhythm.playout import (
     CEILING_US,
     FLOOR_US,
+    HISTORY,
+    KEPT_INTERVAL_US,
     PHRASE_GAP_US,
+    PRESET_RULES,
     SHRINK_STEP_MAX_US,
     SHRINK_STEP_MIN_US,
-    WARMUP_EVENTS,
-    WARMUP_HEADROOM_US,
+    WARMUP,
     LatencyPreset,
     PlayoutState,
     TransitWindow,
+    margin_us,
     quantile,
+    spread_us,
     target_delay_us,
+    warmup_headroom_us,
 )
+
+BALANCED = PRESET_RULES[LatencyPreset.BALANCED]
 
 
 def feed(state: PlayoutState, transits, ioi_us=100_000, start=0):
@@ -29,6 +36,16 @@ def feed(state: PlayoutState, transits, ioi_us=100_000, start=0):
     return slots
 
 
+def phrases(state: PlayoutState, transits, start=0):
+    """Events 100 ms apart, a rest after every 16 (the delay may glide down): [(capture, arrival, slot)]."""
+    out = []
+    capture = start
+    for i, transit in enumerate(transits):
+        out.append((capture, capture + transit, state.schedule(capture, capture + transit)))
+        capture += 100_000 + (PHRASE_GAP_US * 4 if i % 16 == 15 else 0)
+    return out
+
+
 def test_quantile_nearest_rank():
     values = list(range(1, 101))
     assert quantile(values, 0.95) == 95
@@ -37,17 +54,41 @@ def test_quantile_nearest_rank():
     assert quantile([7], 0.5) == 7
 
 
+def test_spread_is_p99_minus_p50():
+    assert spread_us([i * 1_000 for i in range(1, 101)]) == 99_000 - 50_000
+    assert spread_us([4_000] * 50) == 0
+    assert spread_us([]) == 0
+
+
 @pytest.mark.parametrize(
     ("preset", "expected"),
     [
-        (LatencyPreset.LOW, 95_000 + 2_000),
-        (LatencyPreset.BALANCED, 99_000 + 5_000),
-        (LatencyPreset.SAFE, 100_000 + 20_000),
+        (LatencyPreset.LOW, 95_000 + 2_450),  # 0.05 x spread (49 ms)
+        (LatencyPreset.BALANCED, 99_000 + 4_900),  # 0.1 x spread
+        (LatencyPreset.SAFE, 100_000 + 24_500),  # 0.5 x spread
     ],
 )
-def test_preset_rules(preset, expected):
+def test_preset_rules_scale_the_margin_with_the_spread(preset, expected):
     transits = [i * 1_000 for i in range(1, 101)]
     assert target_delay_us(transits, preset) == expected
+
+
+@pytest.mark.parametrize(
+    ("preset", "margin"),
+    [(LatencyPreset.LOW, 500), (LatencyPreset.BALANCED, 1_000), (LatencyPreset.SAFE, 10_000)],
+)
+def test_a_narrow_spread_leaves_the_margin_at_its_floor(preset, margin):
+    transits = [5_000] * 90 + [5_200] * 10  # spread 0.2 ms
+    assert margin_us(transits, PRESET_RULES[preset]) == margin
+    assert target_delay_us(transits, preset) == 5_200 + margin
+
+
+def test_presets_order_low_balanced_safe():
+    rng = random.Random(5)
+    for spread in (0, 500, 3_000, 10_000, 30_000, 100_000):
+        transits = sorted(rng.randint(5_000, 5_000 + spread) for _ in range(HISTORY))
+        low, balanced, safe = (target_delay_us(transits, p) for p in LatencyPreset)
+        assert low < balanced < safe, spread
 
 
 def test_floor_and_ceiling():
@@ -64,28 +105,68 @@ def test_window_keeps_the_last_200():
     assert window.sorted == list(range(800, 1000))
 
 
+def test_a_clean_path_gets_a_small_delay():
+    rng = random.Random(1)
+    state = PlayoutState()
+    transits = [1_000 + rng.randint(0, 400) for _ in range(300)]
+    phrases(state, transits)
+    p99 = quantile(sorted(transits[-HISTORY:]), 0.99)
+    assert state.delay_us == state.target_us == max(FLOOR_US, p99 + BALANCED.margin_floor_us)
+    assert state.delay_us <= 3_000  # the fixed 5 ms margin gave p99 + 5 ms
+    assert state.late_count == 0
+
+
+def test_a_jittery_path_gets_a_delay_over_the_p99_transit_with_a_spread_share():
+    rng = random.Random(2)
+    state = PlayoutState()
+    transits = [1_500 + rng.randint(0, 30_000) for _ in range(600)]  # ±15 ms around 16.5 ms
+    slots = phrases(state, transits)
+    window = sorted(transits[-HISTORY:])
+    p99, spread = quantile(window, 0.99), spread_us(window)
+    assert spread > 10 * BALANCED.margin_floor_us
+    assert p99 + round(BALANCED.spread_factor * spread) <= state.delay_us <= 35_000
+    on_time = sum(not slot.late for _, _, slot in slots[-HISTORY:])
+    assert on_time >= 0.99 * HISTORY
+
+
 @pytest.mark.parametrize("preset", list(LatencyPreset))
 def test_delay_follows_the_preset_on_steady_jitter(preset):
     rng = random.Random(3)
     state = PlayoutState(preset)
-    # Pauses of a phrase let the warm-up headroom go.
     transits = [rng.randint(1_000, 20_000) for _ in range(400)]
-    for i, transit in enumerate(transits):
-        capture = i * 100_000 + (i // 16) * PHRASE_GAP_US * 4
-        state.schedule(capture, capture + transit)
-    recent = sorted(transits[-200:])
-    target = target_delay_us(recent, preset)
+    phrases(state, transits)
+    target = target_delay_us(sorted(transits[-200:]), preset)
     assert state.target_us == target
     assert target <= state.delay_us <= target + SHRINK_STEP_MAX_US  # it glides down 1-2 ms per rest
+
+
+def test_a_burst_raises_the_delay_within_a_few_events_and_it_decays_slowly():
+    state = PlayoutState()
+    clean = phrases(state, [1_200] * 300)
+    quiet = state.delay_us
+    start = clean[-1][0] + PHRASE_GAP_US * 4
+    burst = phrases(state, [30_000, 2_000, 28_000, 31_000, 5_000, 30_000, 29_000, 1_500], start=start)
+    assert [slot.late for _, _, slot in burst[:4]] == [True, False, True, True]
+    assert state.delay_us >= 31_000 + BALANCED.margin_floor_us  # three high transits: p99 of the window
+    assert all(not slot.late for _, _, slot in burst[4:])  # from then on the burst is covered
+    peak = state.delay_us
+    after = phrases(state, [1_200] * 190, start=burst[-1][0] + PHRASE_GAP_US * 4)
+    assert state.delay_us == peak  # the burst is still in the window: no glide yet
+    delays = [slot.due_us - capture for capture, _, slot in after]
+    assert all(b >= a for a, b in zip(delays, delays[1:], strict=False))
+    after = phrases(state, [1_200] * 300, start=after[-1][0] + PHRASE_GAP_US * 4)
+    delays = [slot.due_us - capture for capture, _, slot in after]
+    steps = [a - b for a, b in zip(delays, delays[1:], strict=False)]
+    assert max(steps) <= SHRINK_STEP_MAX_US  # gliding down, one rest at a time
+    assert state.delay_us == quiet
 
 
 def test_delay_grows_at_once_and_nothing_reorders():
     state = PlayoutState(LatencyPreset.BALANCED)
     slots = feed(state, [1_000] * 50 + [40_000] + [1_000] * 50, ioi_us=10_000)
-    assert state.delay_us >= 45_000
+    assert state.delay_us >= 40_000
     dues = [slot.due_us for _, slot in slots]
     assert dues == sorted(dues)
-    assert state.late_count == 0
 
 
 def test_shrinks_only_across_a_pause_and_by_one_step():
@@ -103,12 +184,17 @@ def test_shrinks_only_across_a_pause_and_by_one_step():
     assert state.delay_us == state.target_us == FLOOR_US
 
 
-def test_warmup_headroom_then_glide_to_the_rule():
+def test_warmup_headroom_follows_the_reach_above_the_median_then_glides_to_the_rule():
+    assert warmup_headroom_us([10_000]) == WARMUP.floor_us
+    assert warmup_headroom_us([2_000, 5_000, 40_000]) == round(WARMUP.spread_factor * 35_000)
+    assert warmup_headroom_us([-38_000, 1_000, 2_000]) == WARMUP.floor_us  # a low outlier is no risk
+    assert warmup_headroom_us([10_000] * WARMUP.events) == 0
+
     state = PlayoutState(LatencyPreset.BALANCED)
     (_, first), *_ = feed(state, [10_000])
-    assert first.due_us == 10_000 + 5_000 + WARMUP_HEADROOM_US
-    slots = feed(state, [10_000] * (WARMUP_EVENTS + 30), start=200_000, ioi_us=PHRASE_GAP_US)
-    assert state.delay_us == 10_000 + 5_000
+    assert first.due_us == 10_000 + BALANCED.margin_floor_us + WARMUP.floor_us
+    slots = feed(state, [10_000] * (WARMUP.events + 30), start=200_000, ioi_us=PHRASE_GAP_US)
+    assert state.delay_us == 10_000 + BALANCED.margin_floor_us
     steps = [(b.due_us - a.due_us) - (cb - ca) for (ca, a), (cb, b) in zip(slots, slots[1:], strict=False)]
     assert min(steps) >= -SHRINK_STEP_MAX_US  # no interval shrank by more than one step
     assert -SHRINK_STEP_MIN_US in steps  # and the last bit of the glide used the small step
@@ -126,6 +212,39 @@ def test_a_chord_is_never_squashed_or_reordered():
         dues += [slot.due_us for slot in chord]
         capture += rng.choice([20_000, 150_000, 400_000])
     assert dues == sorted(dues)
+
+
+@pytest.mark.parametrize("preset", list(LatencyPreset))
+def test_no_note_is_ever_dropped_or_squashed(preset):
+    """Clean stretches, jitter, bursts and stalls (a TCP stream: order kept): every event gets a slot no
+    earlier than its arrival, and an interval shorter than a rest is never shortened."""
+    rng = random.Random(11)
+    state = PlayoutState(preset)
+    capture, arrival = 0, 0
+    events = []
+    for i in range(3_000):
+        capture += rng.choice([0, 0, 3_000, 40_000, 90_000, 100_000, 250_000, 1_000_000])
+        phase = (i // 250) % 4
+        transit = [1_000, rng.randint(1_000, 31_000), 1_000 + rng.randint(0, 300), 1_000][phase]
+        if phase == 3 and i % 250 == 10:
+            transit = 400_000  # a stall: the next events queue up behind it
+        arrival = max(arrival, capture + transit)
+        events.append((capture, arrival, state.schedule(capture, arrival)))
+    assert state.event_count == len(events)
+    assert state.late_count == sum(slot.late for _, _, slot in events) > 0
+    for (c0, _, s0), (c1, a1, s1) in zip(events, events[1:], strict=False):
+        assert s1.due_us >= a1
+        assert s1.due_us - s0.due_us >= min(c1 - c0, KEPT_INTERVAL_US)
+
+
+def test_after_a_late_note_its_release_still_sounds():
+    state = PlayoutState(LatencyPreset.LOW)
+    feed(state, [2_000] * 300, ioi_us=300_000)
+    capture = 10**10
+    on = state.schedule(capture, capture + 200_000)  # stalled 200 ms
+    off = state.schedule(capture + 30_000, capture + 200_000)  # released 30 ms later, queued behind it
+    assert on.late
+    assert off.due_us - on.due_us == 30_000
 
 
 def test_late_events_play_at_once_and_are_counted():
@@ -146,4 +265,4 @@ def test_preset_change_applies_to_later_events():
     low = state.delay_us
     state.set_preset(LatencyPreset.SAFE)
     feed(state, [5_000], start=10**9)
-    assert state.delay_us == 5_000 + 20_000 > low
+    assert state.delay_us == 5_000 + PRESET_RULES[LatencyPreset.SAFE].margin_floor_us > low
