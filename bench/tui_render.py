@@ -11,6 +11,10 @@ in a room that receives 50 notes/s. Prints JSON.
    filters included). `roll_*` reports mean, p99 and max ms of that. `screen_*` also times the rest of the
    frame: the compositor's update of the screen and its conversion to the terminal's escape sequences.
    The garbage-collector policy is the app's (`tui.perf.settle_gc` once the screen has settled).
+   `room_120x36`: the same kind of frame in the room screen (two players, header, footer, status bar, chat
+   and players list around the roll), timed up to the terminal write, with the count of `render_lines`
+   calls per frame of each widget other than the roll (Textual's stock compositor asks the widgets whose
+   clip overlaps the changed area; see bench/README.md, section H).
 2. Idle CPU: a relay server, a sender playing 50 note-ons/s (each with its note-off 15 ms later) and the
    real client in the same room: the TUI in a real terminal (tmux, 120x36, --no-audio), then, for the
    split, `--headless` (the client engine alone) under the same load. Reports each process's CPU time /
@@ -43,8 +47,12 @@ from _note_sender import free_port  # noqa: E402
 from textual._compositor import CompositorUpdate  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.geometry import Region  # noqa: E402
+from textual.strip import Strip  # noqa: E402
+from textual.widget import Widget  # noqa: E402
 
+from tui.net import model as m  # noqa: E402
 from tui.perf import settle_gc  # noqa: E402
+from tui.screens.room import RoomScreen  # noqa: E402
 from tui.widgets.keyboard_roll import KeyboardRoll  # noqa: E402
 
 COLORS = {1: "#e6194b", 2: "#3cb44b", 3: "#4363d8", 4: "#f58231"}
@@ -68,6 +76,71 @@ class RollApp(App[None]):
 
     def on_mount(self) -> None:
         self.call_after_refresh(settle_gc)  # as PianoApp does once a screen has settled
+
+
+class RoomApp(App[None]):
+    """The room screen with two players and no network, its roll on the bench's clock."""
+
+    CSS_PATH = ROOT / "tui" / "app.tcss"
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def on_mount(self) -> None:
+        players = ((1, "ann"), (2, "bob"))
+        users = tuple(m.UserInfo(uid, name, COLORS[uid], "online", 0, False, uid) for uid, name in players)
+        settings = m.RoomSettingsInfo(True, False, 20, True, False)
+        room = m.RoomInfo("jam session", False, 2, settings, users, (), 0)
+        self.push_screen(RoomScreen(room, 1, None, clock=self.clock, stats_interval_s=0))
+        self.call_after_refresh(settle_gc)
+
+
+def _count_renders(widgets: list[Widget]) -> dict[str, int]:
+    counts = {type(w).__name__: 0 for w in widgets}
+    for widget in widgets:
+        original, name = widget.render_lines, type(widget).__name__
+
+        def counted(crop: Region, original: Any = original, name: str = name) -> list[Strip]:
+            counts[name] += 1
+            result: list[Strip] = original(crop)
+            return result
+
+        widget.render_lines = counted  # type: ignore[method-assign]
+    return counts
+
+
+async def bench_room_frames(frames: int) -> dict[str, Any]:
+    clock = Clock()
+    app = RoomApp(clock)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        screen = app.screen
+        roll = screen.query_one(KeyboardRoll)
+        for key in (48, 52, 55, 60):
+            roll.note_on(2, key, 90)
+        await pilot.pause()
+        counts = _count_renders([screen, *(w for w in screen.query(Widget) if w is not roll)])
+        compositor = screen._compositor
+        times: list[float] = []
+        for frame in range(frames):
+            clock.t += roll.seconds_per_row
+            roll.note_off(2, 40 + (frame - 1) % 30)
+            roll.note_on(2, 40 + frame % 30, 80)
+            start = time.perf_counter()
+            roll.advance()
+            compositor.update_widgets({roll})
+            update = compositor.render_update(screen_stack=app._background_screens)
+            assert update is None or isinstance(update, CompositorUpdate)
+            if update is not None:
+                update.render_segments(app.console)
+            times.append((time.perf_counter() - start) * 1000)
+    return {
+        "frames": frames,
+        "frame": _stats(times),
+        "other_widget_renders_per_frame": {name: round(n / frames, 2) for name, n in counts.items() if n},
+    }
 
 
 def _stats(times: list[float]) -> dict[str, float]:
@@ -262,6 +335,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "roll_80x24": asyncio.run(bench_frames(opts.frames, (80, 24))),
         "roll_160x48": asyncio.run(bench_frames(opts.frames, (160, 48))),
+        "room_120x36": asyncio.run(bench_room_frames(opts.frames)),
     }
     if opts.skip_idle:
         pass

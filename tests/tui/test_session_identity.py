@@ -93,7 +93,7 @@ async def test_a_replaced_session_stops_and_a_user_retry_takes_the_identity_back
         await other.pump(0.6)  # no reconnect: the other connection is left alone
         assert a.state is ConnectionState.REPLACED
         assert states(events)[-1] is ConnectionState.REPLACED
-        assert other.ws.protocol.close_rcvd is None
+        assert other.ws.close_code is None  # the server did not close it
 
         mark = len(events.items)
         a.retry()  # the user presses R

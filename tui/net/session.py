@@ -38,8 +38,6 @@ from typing import Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-from websockets.frames import Frame, Opcode
-from websockets.protocol import Event
 
 from pianorhythm import __version__
 from pianorhythm.clock import BURST_PINGS, PING_INTERVAL_S, SETTLE_INTERVAL_S, SETTLE_PINGS, ClockEstimator
@@ -101,33 +99,6 @@ class SessionConfig:
     hello_timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     insecure: bool = False  # wss://: accept a certificate that cannot be verified (--insecure)
-
-
-class _DirectConnection(ClientConnection):
-    """A websockets connection that hands each whole binary frame to `on_binary` as it is parsed.
-
-    The stock path queues every message and wakes a reader task to take it: a second loop iteration and
-    a task step per message, most of the session's per-note main-thread cost. Until `on_binary` is set
-    (and for fragmented or text messages) frames take the stock path, so `recv()` and `async for` work.
-    """
-
-    on_binary: Callable[[bytes], None] | None = None
-
-    def process_event(self, event: Event) -> None:
-        handler = self.on_binary
-        if (
-            handler is not None
-            and isinstance(event, Frame)
-            and event.opcode is Opcode.BINARY
-            and event.fin
-            and not self.recv_messages.frames  # nothing older still queued on the stock path
-        ):
-            try:
-                handler(bytes(event.data))
-            except Exception:  # never into the transport: it would drop the connection
-                log.exception("handling a message from the server failed")
-            return
-        super().process_event(event)
 
 
 MessageHandler = Callable[[pb.ServerMessage, int], None]
@@ -377,9 +348,7 @@ class ClientSession:
             ping_timeout=cfg.keepalive_timeout_s,
             close_timeout=cfg.close_timeout_s,
             user_agent_header=cfg.client_version,
-            create_connection=_DirectConnection,
         ) as ws:
-            assert isinstance(ws, _DirectConnection)
             self._ws = ws
             self._welcomed_here = False
             self._pages = Pages()
@@ -393,11 +362,9 @@ class ClientSession:
                 )
                 await ws.send(codec.encode(pb.ClientMessage(hello=hello)))
                 async with asyncio.timeout(cfg.hello_timeout_s):
-                    while not self._welcomed_here or ws.recv_messages.frames:
+                    while not self._welcomed_here:
                         self._receive(await ws.recv(decode=False))
-                ws.on_binary = self._receive  # from here on, frames are handled as they are parsed
-                await self._serve(ws)
-                return reasons.closed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+                return await self._serve(ws)
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code == CLOSE_REPLACED:
                     raise SessionReplaced(exc.rcvd.reason) from exc
@@ -406,7 +373,8 @@ class ClientSession:
                 self._ws = None
                 self._outgoing = None
 
-    async def _serve(self, ws: ClientConnection) -> None:
+    async def _serve(self, ws: ClientConnection) -> str:
+        """Receive until the connection closes; why it closed, in words."""
         assert self._outgoing is not None
         self._set_state(ConnectionState.CONNECTED, "")
         tasks = [
@@ -414,12 +382,17 @@ class ClientSession:
             asyncio.create_task(self._ping(), name="session-pinger"),
         ]
         try:
-            async for frame in ws:
-                if isinstance(frame, bytes):
+            while True:
+                # decode=False: a text frame comes as bytes too, and is refused by the codec with a warning
+                frame = await ws.recv(decode=False)
+                try:
                     self._receive(frame)
-            rcvd = ws.protocol.close_rcvd
-            if rcvd is not None and rcvd.code == CLOSE_REPLACED:
-                raise SessionReplaced(rcvd.reason)
+                except Exception:  # one message the client failed on must not end the connection
+                    log.exception("handling a message from the server failed")
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_REPLACED:
+                raise SessionReplaced(exc.rcvd.reason) from exc
+            return reasons.closed(exc.rcvd, exc.sent)
         finally:
             self._outgoing = None
             for task in tasks:

@@ -23,7 +23,6 @@ from pianorhythm.commands import CommandError, parse_command
 from pianorhythm.events import EventKind, MusicEvent
 from tui.messages import ChatLine, ChatSubmitted, LeaveRoomRequest, SettingsChanged, TypingChanged
 from tui.net import model as m
-from tui.perf import RegionCompositor
 from tui.screens import room_commands
 from tui.screens.room_state import RoomState
 from tui.widgets.chat import ChatInput, ChatLog
@@ -82,7 +81,6 @@ class RoomScreen(Screen[None]):
         stats_interval_s: float = 1.0,
     ) -> None:
         super().__init__()
-        self._compositor = RegionCompositor()  # a roll frame no longer re-renders the header, footer, ...
         self.state = RoomState.from_room(room, me_id, now_us, tz)
         self.history = room.chat_history
         self.engine = engine
