@@ -31,7 +31,7 @@ def _pieces(token: str, size: int = 8) -> set[str]:
 
 async def test_debug_logs_hold_no_part_of_any_token(tmp_path: Path) -> None:
     admin_token = secrets.token_urlsafe(24)
-    async with relay_process(tmp_path, "--admin-token", admin_token, log_level="debug") as server:
+    async with relay_process(tmp_path, f"--admin-token={admin_token}", log_level="debug") as server:
         client = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.e2e.token_client", server.url, str(tmp_path / "cfg"), admin_token,
             cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

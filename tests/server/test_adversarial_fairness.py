@@ -1,5 +1,5 @@
 """Fair rooms: a lobby of 2,000 members with one of them playing at its note limit leaves a quiet room's
-note p99 under 2x its baseline.
+note p99 under 2x its baseline (+1 ms).
 
 The crowd is a separate process (bench/_crowd.py: lean clients from 127.0.1.x, waiting for their Welcome
 only), so this test process only runs the probe. The baseline is measured before the crowd arrives. The
@@ -22,6 +22,13 @@ from tests.fixtures.relay_process import Latency, note_latency, relay_process
 CROWD = Path(__file__).resolve().parents[2] / "bench" / "_crowd.py"
 MEMBERS = 2000
 TRIES = 3
+# A p99 of 100 notes is about their largest: on a ~1 ms baseline one scheduler hiccup of the shared machine
+# moves it by a millisecond. Unfair fan-out costs tens of ms (86 ms measured without the room budget).
+SLACK_MS = 1.0
+
+
+def _held(baseline: Latency, loaded: Latency) -> bool:
+    return loaded.p99_ms < 2 * baseline.p99_ms + SLACK_MS
 
 
 async def _command(crowd: asyncio.subprocess.Process, command: str, timeout: float = 10) -> None:
@@ -36,7 +43,7 @@ async def _command(crowd: asyncio.subprocess.Process, command: str, timeout: flo
 async def test_a_crowded_lobby_at_quota_keeps_a_quiet_rooms_p99_under_twice_its_baseline(
     tmp_path: Path,
 ) -> None:
-    """Figure: quiet room note p99 (20 notes/s, 100 notes) < 2x baseline, 0 lost, with 2,000 lobby
+    """Figure: quiet room note p99 (20 notes/s, 100 notes) < 2x baseline + 1 ms, 0 lost, with 2,000 lobby
     members and one of them sending 200 note batches/s (the lobby gets the shared budget, 2,000
     deliveries/s, while the quiet room plays)."""
     async with relay_process(tmp_path) as server:
@@ -58,7 +65,7 @@ async def test_a_crowded_lobby_at_quota_keeps_a_quiet_rooms_p99_under_twice_its_
                 await asyncio.sleep(1.0)
                 loaded = await note_latency(server.url, room="quiet", seconds=5, rate=20)
                 tries.append((baseline, loaded))
-                if loaded.p99_ms < 2 * baseline.p99_ms:
+                if _held(baseline, loaded):
                     break
             crowd.stdin.close()
             report = json.loads(await asyncio.wait_for(crowd.stdout.readline(), 30))
@@ -69,7 +76,7 @@ async def test_a_crowded_lobby_at_quota_keeps_a_quiet_rooms_p99_under_twice_its_
     figures = [(b.as_dict(), lo.as_dict()) for b, lo in tries]
     print(json.dumps({"baseline_then_loaded": figures, "crowd": report}))
     assert all(b.lost == 0 and lo.lost == 0 for b, lo in tries), figures
-    assert any(lo.p99_ms < 2 * b.p99_ms for b, lo in tries), figures
+    assert any(_held(b, lo) for b, lo in tries), figures
     # The player really was over what the lobby may fan out, and the lobby still heard some of it.
     assert report["player_errors"].get("ERROR_CODE_RATE_LIMITED", 0) >= 1, report
     assert report["frames_received"] > MEMBERS, report
