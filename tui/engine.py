@@ -219,7 +219,7 @@ class Engine(Requests):
         if player is None:
             return None
         p = player.playout
-        transit = p.transit_p50_us
+        transit = p.transit_p50_us if self.session.connected else None  # stale while the link is down
         return m.PlayerStats(
             user_id=user_id,
             delay_ms=p.delay_us / 1000,

@@ -32,6 +32,11 @@ def player_names(screen: RoomScreen) -> set[str]:
     return {p.name for p in screen.query_one(PlayersList).players}
 
 
+def _figure_of(players: PlayersList, name: str) -> float | None:
+    """The rtt shown for `name` in the players panel (None: shown as "–")."""
+    return next(p.rtt_ms for p in players.players if p.name == name)
+
+
 def status_text(app: PianoApp) -> str:
     return str(app.screen.query_one(StatusBar).render())
 
@@ -186,13 +191,19 @@ async def test_rtt_and_room_list_show_as_stale_while_disconnected(relay_server, 
             assert not app.lobby.query_one("#rooms").has_class("-stale")
             await wait_for(pilot, lambda: "rtt –" not in status_text(app))
 
-            # In a room too: the status bar's rtt goes stale with the connection.
+            # In a room too: the status bar's rtt and the figures measured for others go stale with it.
             app.engine.join_room("den")
             await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
+            await bob.act(join_room=pb.JoinRoom(name="den"))
+            await bob.recv("room_state", where=lambda m: m.room_state.name == "den")
+            await bob.act(note_batch=pb.NoteBatch(events=[pb.NoteEvent(note=pb.Note(key=60, velocity=90))]))
+            players = app.screen.query_one(PlayersList)
             await wait_for(pilot, lambda: "rtt –" not in status_text(app))
+            await wait_for(pilot, lambda: _figure_of(players, "bob") is not None)
             await proxy.close()
             await wait_for(pilot, lambda: app.connection == "reconnecting")
             await pilot.pause(1.2)  # past the room's once-a-second figures update
             assert "rtt –" in status_text(app)
+            assert _figure_of(players, "bob") is None
     finally:
         await proxy.close()
