@@ -35,6 +35,7 @@ from pianorhythm.events import MusicEvent
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
 from tui import config as cfg
 from tui.engine import Engine, EngineConfig, play_file_events
+from tui.file_play import DRAIN_S
 from tui.net import model as m
 from tui.net.session import ConnectionState
 from tui.net.tls import insecure_warning
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15.0
 _STOPPED = (ConnectionState.GAVE_UP, ConnectionState.REPLACED)
-DRAIN_S = 0.5  # after --play ends: let the last notes reach the server before leaving
 _PRESETS: Final = {preset.value for preset in LatencyPreset}
 
 

@@ -7,17 +7,15 @@ the file, in order, and no track for the TUI's own silent user.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.headless_procs import DATA, REPO, Proc, headless, start_server
-from tests.e2e.test_tmux import Tmux, wait_until
+from tests.e2e.test_tmux import Tmux, tmux, wait_until
 from tui.midi.fileplayer import read_midi_file
 
 pytestmark = [
@@ -25,16 +23,9 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
 
+__all__ = ["tmux"]  # the fixture, used by name
+
 SONG = DATA / "m21-test02.mid"  # 18.5 s, 163 notes
-
-
-@pytest.fixture
-def mux(tmp_path: Path) -> Iterator[Tmux]:
-    tmux = Tmux(f"pr-rec-{os.getpid()}-{tmp_path.name}")
-    try:
-        yield tmux
-    finally:
-        tmux.kill()
 
 
 def recording_tui(workdir: Path, url: str, recording: Path) -> str:
@@ -50,28 +41,28 @@ def recording_tui(workdir: Path, url: str, recording: Path) -> str:
     return f"cd {shlex.quote(str(REPO))} && env {assignments} {shlex.join(args)}; echo tui-exit=$?; sleep 60"
 
 
-def test_a_tui_records_a_headless_player(tmp_path: Path, mux: Tmux) -> None:
+def test_a_tui_records_a_headless_player(tmp_path: Path, tmux: Tmux) -> None:
     recording = tmp_path / "heard.mid"
     procs: list[Proc] = []
     try:
         server, url = start_server(tmp_path)
         procs.append(server)
-        mux.start("ann", recording_tui(tmp_path, url, recording))
-        wait_until(lambda: "(you)" in mux.screen("ann"), "the TUI in the room", show=mux)
+        tmux.start("ann", recording_tui(tmp_path, url, recording))
+        wait_until(lambda: "(you)" in tmux.screen("ann"), "the TUI in the room", show=tmux)
 
         player = headless(tmp_path, url, "player", "--room", "e2e", "--play", str(SONG), "--exit-after-play")
         procs.append(player)
-        wait_until(lambda: "player" in mux.screen("ann"), "the player in ann's list", show=mux)
+        wait_until(lambda: "player" in tmux.screen("ann"), "the player in ann's list", show=tmux)
         assert player.wait(60) == 0, player.stderr
         assert "played " in player.stdout
 
-        mux.keys("ann", "C-q")
-        wait_until(lambda: "tui-exit=" in mux.screen("ann"), "the TUI to quit", show=mux)
-        screen = mux.screen("ann")
+        tmux.keys("ann", "C-q")
+        wait_until(lambda: "tui-exit=" in tmux.screen("ann"), "the TUI to quit", show=tmux)
+        screen = tmux.screen("ann")
         assert "tui-exit=0" in screen, screen
         assert f"Recorded 326 events to {recording}." in "".join(screen.splitlines()), screen  # maybe wrapped
     finally:
-        mux.kill()
+        tmux.kill()
         for proc in reversed(procs):
             proc.kill()
 
