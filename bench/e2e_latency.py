@@ -39,13 +39,14 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pianorhythm.client.effects import LOCAL  # noqa: E402
+from pianorhythm.client.model import EngineEvent, NotesScheduled, PlayerStats  # noqa: E402
 from pianorhythm.events import MusicEvent  # noqa: E402
 from pianorhythm.playout import LatencyPreset  # noqa: E402
 from tests.fixtures.proxy import JitterProxy  # noqa: E402
 from tui.audio.synth import NullSynth  # noqa: E402
-from tui.engine import LOCAL, Engine, EngineConfig, play_file_events  # noqa: E402
+from tui.engine import Engine, EngineConfig, play_file_events  # noqa: E402
 from tui.midi.fileplayer import read_events  # noqa: E402
-from tui.net.model import EngineEvent, NotesScheduled, PlayerStats  # noqa: E402
 
 WARMUP = 32
 FREEZE_GC = True  # --no-freeze-gc: the listener leaves the cyclic GC as it is (to compare)

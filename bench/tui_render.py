@@ -50,7 +50,7 @@ from textual.geometry import Region  # noqa: E402
 from textual.strip import Strip  # noqa: E402
 from textual.widget import Widget  # noqa: E402
 
-from tui.net import model as m  # noqa: E402
+from pianorhythm.client import model as m  # noqa: E402
 from tui.perf import settle_gc  # noqa: E402
 from tui.screens.room import RoomScreen  # noqa: E402
 from tui.widgets.keyboard_roll import KeyboardRoll  # noqa: E402

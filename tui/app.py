@@ -23,6 +23,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from pianorhythm.client import model as m
 from tui import config as cfg
 from tui.app_setup import (
     AppOptions,
@@ -33,7 +34,6 @@ from tui.app_setup import (
     room_view,
 )
 from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
-from tui.net import model as m
 from tui.net import reasons
 from tui.net.backoff import Backoff
 from tui.net.tls import insecure_warning
@@ -281,8 +281,8 @@ class PianoApp(App[int]):
                     self.notify(f"{detail.capitalize()}; {retry}", severity="error")
                 elif state.value == "connected" and previous in ("reconnecting", "gave_up", "replaced"):
                     self.notify("Reconnected.")
-            case m.RoomEntered(room=room, resumed=resumed):
-                self._enter(room, resumed)
+            case m.RoomEntered():
+                self._enter(event)
             case m.RoomListChanged(rooms=rooms):
                 self.lobby.set_rooms(room_view(r) for r in rooms)
             case m.Removed(reason=reason, room=room, by_name=by_name, duration_s=duration_s):
@@ -299,7 +299,8 @@ class PianoApp(App[int]):
                 if self.room_screen is not None:
                     self.room_screen.handle_engine_event(event)
 
-    def _enter(self, room: m.RoomInfo, resumed: bool) -> None:
+    def _enter(self, entered: m.RoomEntered) -> None:
+        room, resumed = entered.room, entered.resumed
         me = self.engine.me.id if self.engine is not None and self.engine.me is not None else 0
         if room.is_lobby:
             self._close_room_screen()
@@ -308,7 +309,7 @@ class PianoApp(App[int]):
             return
         if resumed and self.room_screen is not None and self.room_screen.state.name == room.name:
             # A reconnect into the same room: the screen takes who is there now; the catch-up fills the chat.
-            self.room_screen.handle_engine_event(m.RoomEntered(room, resumed))
+            self.room_screen.handle_engine_event(entered)
             return
         self._close_room_screen()
         if self.engine is not None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pianorhythm.client import model as m
 from tui import config as cfg
 from tui.messages import RoomView
 from tui.midi.fileplayer import MidiFileData, MidiFileError, read_midi_file
-from tui.net import model as m
 from tui.net.backoff import Backoff
 
 log = logging.getLogger(__name__)

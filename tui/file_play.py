@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from pianorhythm.client import model as m
 from tui.engine import Engine, play_file_events
 from tui.midi.fileplayer import MidiFileData
 from tui.midi.recorder import MidiRecorder
-from tui.net import model as m
 
 log = logging.getLogger(__name__)
 

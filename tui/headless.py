@@ -1,4 +1,5 @@
-"""`pianorhythm-tui --headless`: the client engine without a UI, logging room events as lines on stdout.
+"""`pianorhythm-tui --headless`: the client engine (the same client core as the TUI) without a UI, logging
+room events as lines on stdout.
 
     pianorhythm-tui --headless --connect ws://host:8765/api/websocket --room jam --name bot \
         [--play in.mid [--exit-after-play]] [--record out.mid] [--midi-in PORT] [--duration S]
@@ -31,13 +32,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
+from pianorhythm.client import model as m
+from pianorhythm.client.model import ConnectionState
 from pianorhythm.events import MusicEvent
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
 from tui import config as cfg
 from tui.engine import Engine, EngineConfig, play_file_events
 from tui.file_play import DRAIN_S
-from tui.net import model as m
-from tui.net.session import ConnectionState
 from tui.net.tls import insecure_warning
 
 if TYPE_CHECKING:

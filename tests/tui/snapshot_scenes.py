@@ -23,6 +23,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from pianorhythm.client import model as m
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.local import LocalServer, host_or_join
 from tests.fixtures.server import TestClient
@@ -30,7 +31,6 @@ from tests.tui.app_helpers import wait_for
 from tui.app import PianoApp, build_app
 from tui.cli import build_parser
 from tui.engine import Engine
-from tui.net import model as m
 from tui.screens.room import RoomScreen
 from tui.widgets.chat import ChatLog
 from tui.widgets.keyboard_roll import KeyboardRoll

@@ -7,9 +7,9 @@ from typing import Any
 
 from textual.widgets import Checkbox, Input
 
+from pianorhythm.client import model as m
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import current_screen, make_app, wait_for
-from tui.net import model as m
 from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
 from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from textual.widgets import Input, Label, Select
 
+from pianorhythm.client import model as m
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import current_screen, make_app, wait_for
 from tui import config as cfg
-from tui.net import model as m
 from tui.screens.room import RoomScreen
 from tui.screens.settings import SettingsScreen
 from tui.widgets.players import PlayersList
@@ -91,7 +91,5 @@ async def test_a_new_audio_driver_applies_at_once(jackd, relay_server, config_di
         app.on_engine_event(m.SynthFailed("gone", "audio stopped (gone); notes still show"))
         app.on_engine_event(m.SynthChanged("silent", True, "audio stopped"))
         await pilot.pause()
-        assert "audio stopped (gone); notes still show" in [
-            str(n.message) for n in app._notifications
-        ]
+        assert "audio stopped (gone); notes still show" in [str(n.message) for n in app._notifications]
         assert status.audio == "silent"

@@ -1,25 +1,30 @@
 """Remote notes played by the dispatch thread reach subscribers in batches, all of them and in order,
 without a loop wake per event: the first after a pause at once, the rest with the next incoming message or
-the flush timer. No network: the engine is fed server messages directly."""
+the flush timer. No network: the engine runs the core's effects for server messages fed to it directly."""
 
 import asyncio
 
+from pianorhythm.client import model as m
 from pianorhythm.events import EventKind, MusicEvent
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tui.engine import Engine, EngineConfig
-from tui.net import model as m
 
 
 def note(key, velocity=90):
     return MusicEvent(EventKind.NOTE, key, velocity, 0)
 
 
+def receive(engine, message):
+    """As the session shell does with a message from the server."""
+    engine.session.run(engine.core.handle(message, 0))
+
+
 async def make_engine():
     engine = Engine(EngineConfig("ws://unused", "me", save_token=False, freeze_gc=False, played_flush_s=0.05))
     engine._loop = asyncio.get_running_loop()
-    engine.session.welcome = pb.Welcome(user=pb.User(id=1, name="me"))
+    engine.core.link.welcome = pb.Welcome(user=pb.User(id=1, name="me"))
     users = [pb.User(id=1, name="me"), pb.User(id=2, name="them")]
-    engine._on_message(pb.ServerMessage(room_state=pb.RoomState(name="r", users=users)), 0)
+    receive(engine, pb.ServerMessage(room_state=pb.RoomState(name="r", users=users)))
     seen: list[m.EngineEvent] = []
     engine.subscribe(seen.append)
     return engine, seen
@@ -41,7 +46,7 @@ async def test_played_notes_are_batched_and_ride_along_with_incoming_messages():
     assert len(played(seen)) == 1  # no wake per event while the flush is armed
 
     typing = pb.ServerMessage(typing=pb.Typing(user_id=2, typing=True))
-    engine._on_message(typing, 0)  # the next arrival delivers them first, in order
+    receive(engine, typing)  # the next arrival delivers them first, in order
     assert played(seen)[1] == (note(62), note(60, 0))
     assert isinstance(seen[-1], m.TypingChanged)
 

@@ -6,11 +6,11 @@ the server replaced one with the other, and each reconnected with it: a takeover
 
 import asyncio
 
+from pianorhythm.client import model as m
+from pianorhythm.client.model import ConnectionState
 from tests.fixtures.server import TestClient
 from tests.tui.test_session_reconnect import Events, entered, fast_backoff
 from tui.engine import Engine, EngineConfig
-from tui.net import model as m
-from tui.net.session import ConnectionState
 from tui.net.tokens import TokenStore
 
 

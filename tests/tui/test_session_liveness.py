@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import re
 
+from pianorhythm.client import model as m
+from pianorhythm.client.model import ConnectionState
 from server.main import ServerOptions, start_server
 from tests.fixtures.proxy import JitterProxy
 from tests.tui.test_session_reconnect import Events, entered, fast_backoff
 from tui.engine import Engine, EngineConfig
-from tui.net import model as m
-from tui.net.session import ConnectionState
 
 CLASS_NAME = re.compile(r"[A-Z][a-z]+(Error|Exception|Closed|Handshake|URI)\b")
 

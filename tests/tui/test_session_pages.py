@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from pianorhythm.client import model as m
+from pianorhythm.client.model import ConnectionState
+from pianorhythm.client.pages import Pages
 from pianorhythm.commands import chat_refusal
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from server.core import Limits, paging
@@ -18,10 +21,7 @@ from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, enter_room_with_bob, system_lines
 from tests.tui.test_session_reconnect import Events, entered
 from tui.engine import Engine, EngineConfig
-from tui.net import model as m
 from tui.net.backoff import Backoff
-from tui.net.pages import Pages
-from tui.net.session import ConnectionState
 from tui.widgets.chat import ChatInput
 
 CLEF = "\U0001d11e"

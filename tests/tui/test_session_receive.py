@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from pianorhythm.client.model import ConnectionState
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.net.session import ClientSession, ConnectionState, SessionConfig
+from tui.net.session import ClientSession, SessionConfig
 
 Script = Callable[[ServerConnection], Awaitable[None]]
 

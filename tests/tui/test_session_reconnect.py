@@ -4,12 +4,12 @@ a user retry. Real relay, real SQLite file, real websockets; backoff shortened s
 import asyncio
 import random
 
+from pianorhythm.client import model as m
+from pianorhythm.client.model import ConnectionState
 from server.main import ServerOptions, start_server
 from tests.fixtures.proxy import JitterProxy
 from tui.engine import Engine, EngineConfig
-from tui.net import model as m
 from tui.net.backoff import Backoff
-from tui.net.session import ConnectionState
 
 
 async def start_test_server(db, port=0):

@@ -3,14 +3,15 @@
 import asyncio
 import time
 
+from pianorhythm.client import model as m
+from pianorhythm.client.model import ConnectionState
 from pianorhythm.events import EventKind, MusicEvent
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tui.audio.synth import NullSynth
 from tui.engine import Engine, EngineConfig
 from tui.midi.fileplayer import read_midi_file
 from tui.midi.recorder import MidiRecorder
-from tui.net import model as m
-from tui.net.session import ClientSession, ConnectionState, SessionConfig
+from tui.net.session import ClientSession, SessionConfig
 from tui.net.tokens import TokenStore
 
 

@@ -8,10 +8,11 @@ import asyncio
 
 import pytest
 
+from pianorhythm.client.model import ConnectionState
 from server.main import RunningServer
 from tests.fixtures.tls import SelfSigned
 from tui.net.backoff import Backoff
-from tui.net.session import ClientSession, ConnectionState, SessionConfig
+from tui.net.session import ClientSession, SessionConfig
 from tui.net.tls import insecure_warning
 
 SENTENCE = (

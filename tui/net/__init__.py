@@ -1,1 +1,2 @@
-"""The client's network side: the WebSocket session, reconnect backoff and the resume-token store."""
+"""The client's network shell: the WebSocket session running the client core (pianorhythm.client), the
+reconnect backoff, TLS, the resume-token store and the note dispatcher."""

@@ -19,10 +19,10 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from pianorhythm.client import model as m
 from pianorhythm.commands import CommandError, parse_command
 from pianorhythm.events import EventKind, MusicEvent
 from tui.messages import ChatLine, ChatSubmitted, LeaveRoomRequest, SettingsChanged, TypingChanged
-from tui.net import model as m
 from tui.screens import room_commands
 from tui.screens.room_state import RoomState
 from tui.widgets.chat import ChatInput, ChatLog
@@ -193,8 +193,8 @@ class RoomScreen(Screen[None]):
                 for line in lines:
                     if line.id not in shown:
                         log.add(_chat_line(line))
-            case m.RoomEntered(room=room):
-                self._resume(room)
+            case m.RoomEntered():
+                self._resume(event)
             case m.UserLeft(user_id=uid):
                 self.roll.release_player(uid)
                 self.state.apply(event, self.say)
@@ -210,9 +210,11 @@ class RoomScreen(Screen[None]):
                 if self.state.apply(event, self.say):
                     self._refresh_players()
 
-    def _resume(self, room: m.RoomInfo) -> None:
-        """Back in this room after a drop: the members are the server's now; say who came and went."""
-        came, went = self.state.take_room(room)
+    def _resume(self, entered: m.RoomEntered) -> None:
+        """Back in this room after a drop: the members are the server's now; say who came and went (the
+        client core compares them with the members when the link dropped)."""
+        self.state.take_room(entered.room)
+        came, went = entered.came, entered.went
         for user in went:
             self.roll.release_player(user.id)
         self._refresh_players()

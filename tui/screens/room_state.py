@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from pianorhythm.client import model as m
 from tui.messages import PlayerView
-from tui.net import model as m
 
 LEAVE_WORDS = {
     "left": "left",
@@ -89,15 +89,12 @@ class RoomState:
                 parts.append("only the owner plays")
         return " · ".join(parts)
 
-    def take_room(self, room: m.RoomInfo) -> tuple[list[m.UserInfo], list[m.UserInfo]]:
-        """Members, owner and settings from a whole room state (a resume after a drop): who came, who went."""
+    def take_room(self, room: m.RoomInfo) -> None:
+        """Members, owner and settings from a whole room state (a resume after a drop)."""
         fresh = RoomState.from_room(room, self.me_id)
-        came = [u for uid, u in fresh.users.items() if uid not in self.users and uid != self.me_id]
-        went = [u for uid, u in self.users.items() if uid not in fresh.users and uid != self.me_id]
         self.owner_id, self.settings, self.users = fresh.owner_id, fresh.settings, fresh.users
         self.typing &= fresh.users.keys()
         self.stats = {uid: s for uid, s in self.stats.items() if uid in fresh.users}
-        return came, went
 
     @property
     def am_owner(self) -> bool:

@@ -1,16 +1,27 @@
-"""What the client engine tells its users (the TUI, headless mode, tests): small frozen dataclasses.
+"""What the client core tells its users (the TUI, headless mode, tests): small frozen dataclasses.
 
-Protobuf messages stay inside the engine; these are the plain values a screen renders. Text fields come
-from other users: render them as plain text, never as markup.
+The core (pianorhythm.client.core) hands them out in Notify effects and the engine (tui/engine.py) passes
+them to its subscribers. Protobuf messages stay inside the core; these are the plain values a screen
+renders. Text fields come from other users: render them as plain text, never as markup.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pianorhythm.events import MusicEvent
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.net.session import ConnectionState
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    GAVE_UP = "gave_up"
+    REPLACED = "replaced"  # closed by the server because our identity connected elsewhere; waits for retry()
+    CLOSED = "closed"
+
 
 STATUS_NAMES = {pb.STATUS_ONLINE: "online", pb.STATUS_AWAY: "away", pb.STATUS_BUSY: "busy"}
 
@@ -155,6 +166,8 @@ class RoomEntered:
 
     room: RoomInfo
     resumed: bool  # the same room as before a reconnect (merge chat by id rather than replace)
+    came: tuple[UserInfo, ...] = ()  # resumed: who joined while we were away
+    went: tuple[UserInfo, ...] = ()  # resumed: who left while we were away (their notes were released)
 
 
 @dataclass(frozen=True, slots=True)
