@@ -266,8 +266,9 @@ class ClientCore(Requests):
 
     def _on_room_state(self, state: pb.RoomState) -> list[Effect]:
         resumed = state.name == self._resuming_room
+        before = self._members_when_dropped
         if resumed or not state.is_lobby:
-            self._resuming_room = None
+            self._resuming_room, self._members_when_dropped = None, {}
         out: list[Effect] = []
         for uid in list(self.players):
             out += self._remove_player(uid)
@@ -277,7 +278,6 @@ class ClientCore(Requests):
         came: tuple[m.UserInfo, ...] = ()
         went: tuple[m.UserInfo, ...] = ()
         if resumed:
-            before, self._members_when_dropped = self._members_when_dropped, {}
             came = tuple(u for u in self.room.users if u.id not in before and u.id != self.link.user_id)
             went = tuple(u for uid, u in before.items() if uid not in self.players)
         out.append(Notify(m.RoomEntered(self.room, resumed, came, went)))
