@@ -51,7 +51,7 @@ def test_the_client_core_is_part_of_the_checked_core() -> None:
     """The client core (handle/tick/local_input, no I/O) is walked by the test above, module by module."""
     client = {name for name in _modules("pianorhythm") if name.startswith("pianorhythm.client")}
     expected = {"core", "effects", "model", "pages", "requests", "session"}
-    assert client == {"pianorhythm.client"} | {f"pianorhythm.client.{name}" for name in expected}
+    assert {"pianorhythm.client"} | {f"pianorhythm.client.{name}" for name in expected} <= client
 
 
 def test_server_loads_no_client_libraries() -> None:

@@ -214,11 +214,6 @@ class ClientSession:
     def user_id(self) -> int:
         return self.link.user_id
 
-    @property
-    def offset_us(self) -> float:
-        """Server time minus our perf_counter time, in µs (from Welcome until the first pong)."""
-        return self.link.offset_us
-
     def server_now_us(self) -> int:
         return self.link.server_now_us(self._now_ns())
 
