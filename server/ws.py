@@ -220,6 +220,7 @@ class WebSocket(asyncio.Protocol):
             await self._server.handler(self)
         except Exception:
             log.exception("connection handler failed")
+            await self.close(CloseCode.INTERNAL_ERROR, "internal error")
         await self.close()
 
     def _handshake(self, request: Request) -> bool:
