@@ -33,9 +33,9 @@ log = logging.getLogger("server")
 
 SHUTDOWN_REASON = "server shutting down"
 # Requested send buffer of every accepted socket (Linux doubles it for bookkeeping and accepted sockets
-# inherit it from the listener). With the transport's 64 KiB write limit above it, at most ~192 KiB sit
-# between a client's outbox and the wire, so a reader that falls behind shows in the outbox within a
-# second or two instead of after megabytes of kernel autotuned buffer.
+# inherit it from the listener). With the transport's buffer above it (server/ws.py pauses writing past
+# WRITE_LIMIT_BYTES), at most ~192 KiB sit between a client's outbox and the wire, so a reader that falls
+# behind shows in the outbox within a second or two instead of after megabytes of kernel autotuned buffer.
 SEND_BUFFER_BYTES = 64 * 1024
 WRITE_LIMIT_BYTES = 64 * 1024
 

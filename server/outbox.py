@@ -140,7 +140,7 @@ class Mailer:
             if not box.dirty:
                 box.dirty = True
                 dirty.append(box)
-            elif box.draining and box.size + _buffered(box) > self.max_bytes:
+            elif box.draining and box.size + box.conn.buffered() > self.max_bytes:
                 self._slow(box, "the outgoing queue overflowed")
         if not self._scheduled and dirty:
             self._scheduled = True
@@ -185,7 +185,7 @@ class Mailer:
             box.size = 0
             return
         if box.draining or conn.writing_paused:
-            if box.size + _buffered(box) > self.max_bytes:
+            if box.size + conn.buffered() > self.max_bytes:
                 self._slow(box, "the outgoing queue overflowed")
             elif not box.draining:
                 self._drain(box)
@@ -262,9 +262,7 @@ class Mailer:
 
     async def _wait_drain(self, box: Outbox) -> None:
         try:
-            await box.conn.drain()
-        except Exception:
-            return
+            await box.conn.drain()  # returns when the buffer drains or the connection is lost
         finally:
             box.draining = False
         if not box.closed and box.items and not box.dirty:
@@ -277,7 +275,10 @@ class Mailer:
     def _slow(self, box: Outbox, why: str) -> None:
         if not box.closed:
             log.info(
-                "session %d is too slow: %s (%d bytes queued)", box.session_id, why, box.size + _buffered(box)
+                "session %d is too slow: %s (%d bytes queued)",
+                box.session_id,
+                why,
+                box.size + box.conn.buffered(),
             )
             box.closed = True
             box.items.clear()
@@ -287,10 +288,6 @@ class Mailer:
 def _ws_frame(data: bytes) -> bytes:
     """The bytes websockets' ServerProtocol.send_binary would write for `data` (no mask, no extensions)."""
     return Frame(Opcode.BINARY, data).serialize(mask=False, extensions=[])
-
-
-def _buffered(box: Outbox) -> int:
-    return box.conn.buffered()
 
 
 def _chunks(items: list[bytes], limit: int) -> list[list[bytes]]:
