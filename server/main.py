@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-from websockets.asyncio.server import Server, serve
 
 from pianorhythm import __version__
 from pianorhythm.wire import codec
@@ -28,15 +27,17 @@ from server.dblock import DatabaseInUse
 from server.shell import WS_PATH, RelayShell
 from server.storage import Storage
 from server.tls import TLSConfigError, server_context
+from server.ws import Settings, WebSocketServer
 
 log = logging.getLogger("server")
 
 SHUTDOWN_REASON = "server shutting down"
 # Requested send buffer of every accepted socket (Linux doubles it for bookkeeping and accepted sockets
-# inherit it from the listener). With websockets' 64 KiB write limit above it, at most ~192 KiB sit
-# between a client's outbox and the wire, so a reader that falls behind shows in the outbox within a
-# second or two instead of after megabytes of kernel autotuned buffer.
+# inherit it from the listener). With the transport's buffer above it (server/ws.py pauses writing past
+# WRITE_LIMIT_BYTES), at most ~192 KiB sit between a client's outbox and the wire, so a reader that falls
+# behind shows in the outbox within a second or two instead of after megabytes of kernel autotuned buffer.
 SEND_BUFFER_BYTES = 64 * 1024
+WRITE_LIMIT_BYTES = 64 * 1024
 
 
 def default_db_path() -> Path:
@@ -64,7 +65,13 @@ class ServerOptions:
 
 class RunningServer:
     def __init__(
-        self, server: Server, shell: RelayShell, storage: Storage, host: str, port: int, tls: bool = False
+        self,
+        server: WebSocketServer,
+        shell: RelayShell,
+        storage: Storage,
+        host: str,
+        port: int,
+        tls: bool = False,
     ) -> None:
         self._server = server
         self.shell = shell
@@ -80,8 +87,7 @@ class RunningServer:
             return
         self._closed = True
         self.shell.mailer.flush_all()
-        self._server.close(code=1001, reason=SHUTDOWN_REASON)
-        await self._server.wait_closed()
+        await self._server.close(1001, SHUTDOWN_REASON)
         await self.shell.stop()
         await self._storage.close()
         log.info("server stopped")
@@ -139,21 +145,17 @@ async def start_server(options: ServerOptions) -> RunningServer:
     return running
 
 
-async def _listen(shell: RelayShell, options: ServerOptions, tls: ssl.SSLContext | None) -> Server:
-    server = await serve(
-        shell.handler,
-        options.host,
-        options.port,
-        process_request=shell.process_request,
-        compression=None,
+async def _listen(shell: RelayShell, options: ServerOptions, tls: ssl.SSLContext | None) -> WebSocketServer:
+    settings = Settings(
+        server_header=f"pianorhythm-tui/{__version__}",
         max_size=codec.frame_bytes(options.max_frame_bytes),
         ping_interval=options.ping_interval,
         ping_timeout=options.ping_timeout,
         close_timeout=options.close_timeout,
-        write_limit=64 * 1024,
-        server_header=f"pianorhythm-tui/{__version__}",
-        ssl=tls,
+        write_limit=WRITE_LIMIT_BYTES,
     )
+    server = WebSocketServer(shell.handler, shell.process_request, settings)
+    await server.listen(options.host, options.port, tls)
     for sock in server.sockets:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     return server

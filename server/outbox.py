@@ -15,9 +15,13 @@ Two rules keep one busy room or one stalled reader from costing everyone else:
   room's note, which arrives meanwhile, is written in the very next turn instead of after the whole crowd.
   Lobby members still waiting accumulate items, which then leave as one batch frame: fewer writes.
 - A client that is being sent data must show it reads: at most every `LIVENESS_INTERVAL_S` it gets a
-  WebSocket ping (websockets' public `ping()`), and one not answered within `LIVENESS_TIMEOUT_S` makes it
-  slow. Byte limits alone cannot catch a stall quickly: at 50 notes/s (~2 KB/s) the kernel buffers on both
-  ends absorb tens of seconds of a busy room. Idle clients are left to websockets' own 20 s heartbeat.
+  WebSocket ping, and one not answered within `LIVENESS_TIMEOUT_S` makes it slow. Byte limits alone cannot
+  catch a stall quickly: at 50 notes/s (~2 KB/s) the kernel buffers on both ends absorb tens of seconds of
+  a busy room. Idle clients are left to the 20 s keepalive ping of server/ws.py.
+
+Frames are written with `WebSocket.write_frames` (server/ws.py owns the transport and drives websockets'
+sans-I/O protocol), so one frame's bytes, built with websockets' public `Frame.serialize`, go to every
+client that is sent the same payloads.
 """
 
 from __future__ import annotations
@@ -29,13 +33,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
+from server.ws import WebSocket
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ class Outbox:
         "unproven",
     )
 
-    def __init__(self, session_id: int, conn: ServerConnection) -> None:
+    def __init__(self, session_id: int, conn: WebSocket) -> None:
         self.session_id = session_id
         self.conn = conn
         self.items: list[bytes] = []
@@ -110,7 +113,7 @@ class Mailer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pings_left = PINGS_PER_TURN
 
-    def add(self, session_id: int, conn: ServerConnection) -> Outbox:
+    def add(self, session_id: int, conn: WebSocket) -> Outbox:
         box = Outbox(session_id, conn)
         self.boxes[session_id] = box
         return box
@@ -137,7 +140,7 @@ class Mailer:
             if not box.dirty:
                 box.dirty = True
                 dirty.append(box)
-            elif box.draining and box.size + _buffered(box) > self.max_bytes:
+            elif box.draining and box.size + box.conn.buffered() > self.max_bytes:
                 self._slow(box, "the outgoing queue overflowed")
         if not self._scheduled and dirty:
             self._scheduled = True
@@ -177,12 +180,12 @@ class Mailer:
         if box.closed or not box.items:
             return
         conn = box.conn
-        if conn.protocol.state is not State.OPEN:
+        if not conn.open:
             box.items.clear()
             box.size = 0
             return
-        if box.draining or conn.paused:
-            if box.size + _buffered(box) > self.max_bytes:
+        if box.draining or conn.writing_paused:
+            if box.size + conn.buffered() > self.max_bytes:
                 self._slow(box, "the outgoing queue overflowed")
             elif not box.draining:
                 self._drain(box)
@@ -200,7 +203,7 @@ class Mailer:
                 wire[key] = (data, items)
             else:
                 data = cached[0]
-            conn.transport.write(data)
+            conn.write_frames(data)
         except Exception as exc:  # the connection broke under us; its handler cleans up and logs the close
             log.info("write to session %d failed (%s); its connection is closing", box.session_id, exc)
         box.items = []
@@ -221,8 +224,7 @@ class Mailer:
         """Ping a client we are sending data to; one that does not answer in time is slow."""
         try:
             async with asyncio.timeout(LIVENESS_TIMEOUT_S):
-                pong = await box.conn.ping()
-                await pong
+                await box.conn.ping()
         except TimeoutError:
             self._slow(box, f"no pong within {LIVENESS_TIMEOUT_S} s while being sent data")
         except ConnectionClosed:
@@ -260,9 +262,7 @@ class Mailer:
 
     async def _wait_drain(self, box: Outbox) -> None:
         try:
-            await box.conn.drain()
-        except Exception:
-            return
+            await box.conn.drain()  # returns when the buffer drains or the connection is lost
         finally:
             box.draining = False
         if not box.closed and box.items and not box.dirty:
@@ -275,7 +275,10 @@ class Mailer:
     def _slow(self, box: Outbox, why: str) -> None:
         if not box.closed:
             log.info(
-                "session %d is too slow: %s (%d bytes queued)", box.session_id, why, box.size + _buffered(box)
+                "session %d is too slow: %s (%d bytes queued)",
+                box.session_id,
+                why,
+                box.size + box.conn.buffered(),
             )
             box.closed = True
             box.items.clear()
@@ -285,11 +288,6 @@ class Mailer:
 def _ws_frame(data: bytes) -> bytes:
     """The bytes websockets' ServerProtocol.send_binary would write for `data` (no mask, no extensions)."""
     return Frame(Opcode.BINARY, data).serialize(mask=False, extensions=[])
-
-
-def _buffered(box: Outbox) -> int:
-    transport = box.conn.transport
-    return transport.get_write_buffer_size() if transport is not None else 0
 
 
 def _chunks(items: list[bytes], limit: int) -> list[list[bytes]]:

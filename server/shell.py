@@ -1,4 +1,4 @@
-"""The thin asyncio/websockets shell around the relay core: reads frames, feeds the core, carries out its
+"""The thin asyncio shell around the relay core: reads frames, feeds the core, carries out its
 actions (queue bytes, close connections, storage), runs its timers and answers /healthz."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -29,6 +28,7 @@ from server.core.models import chat_pb
 from server.core.records import UserRecord
 from server.outbox import Mailer
 from server.storage import Storage
+from server.ws import WebSocket
 
 log = logging.getLogger("server")
 
@@ -52,9 +52,9 @@ class RelayShell:
         self.trusted_proxies = trusted_proxies
         # Each WebSocket connection's client address, derived once in process_request (where the per-address
         # cap is checked) and taken by the handler, so the cap, the session and the logs agree on it.
-        self._addresses: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
+        self._addresses: weakref.WeakKeyDictionary[WebSocket, str] = weakref.WeakKeyDictionary()
         self.mailer = Mailer(max_queue_bytes, self._on_slow, core.limits.max_frame_bytes)
-        self.connections: dict[int, ServerConnection] = {}
+        self.connections: dict[int, WebSocket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -81,7 +81,7 @@ class RelayShell:
 
     # -- HTTP ----------------------------------------------------------------------------------------
 
-    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+    def process_request(self, conn: WebSocket, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
             response = conn.respond(HTTPStatus.OK, json.dumps(self.health()) + "\n")
@@ -96,7 +96,7 @@ class RelayShell:
         self._addresses[conn] = ip
         return None
 
-    def _client_address(self, conn: ServerConnection, headers: Headers) -> str:
+    def _client_address(self, conn: WebSocket, headers: Headers) -> str:
         remote = conn.remote_address
         peer = str(remote[0]) if remote else "?"
         found = client_address(peer, headers, self.trusted_proxies)
@@ -121,7 +121,7 @@ class RelayShell:
 
     # -- connections ---------------------------------------------------------------------------------
 
-    async def handler(self, conn: ServerConnection) -> None:
+    async def handler(self, conn: WebSocket) -> None:
         ip = self._addresses.pop(conn)
         now = self.clock.now_us()
         session = self.core.open_session(ip, now)
@@ -309,7 +309,7 @@ class RelayShell:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _close_conn(self, conn: ServerConnection, code: int, reason: str) -> None:
+    async def _close_conn(self, conn: WebSocket, code: int, reason: str) -> None:
         await asyncio.sleep(0)  # let this turn's queued messages go out first
         await conn.close(code, reason)
 
