@@ -15,7 +15,8 @@ is tied to perf_counter by a measured offset; A's and B's clocks are the same CL
 no clock-sync error in the measurement itself. Only note-ons are measured (a release has no onset).
 
 A runs in a child process (with the jitter proxy on its path, in its event loop) so that B's process holds
-only B's event loop, as a real listener's would.
+only B's event loop and its synth, as a real listener's would: `listener_cpu_percent` is that process's CPU
+(FluidSynth's rendering included) while the song plays.
 
 Scenarios (each with fresh engines, room and JACK capture):
 - loopback: A and B straight to the relay, balanced preset (target: keypress -> remote sound p99 <= 12 ms);
@@ -101,14 +102,20 @@ class TimingSynth(FluidSynthSynth):
         settings = {"synth.reverb.active": 0, "synth.chorus.active": 0, "audio.jack.id": JACK_ID}
         super().__init__(soundfont, driver="jack", settings=settings)
         self.log: list[tuple[int, int, MusicEvent, int | None]] = []  # (call ns, channel, event, due)
+        self._queueing = False
 
     def play(self, channel: int, event: MusicEvent) -> None:
-        self.log.append((time.perf_counter_ns(), channel, event, None))
+        if not self._queueing:  # play_at plays an event that came too late for its block at once
+            self.log.append((time.perf_counter_ns(), channel, event, None))
         super().play(channel, event)
 
     def play_at(self, channel: int, event: MusicEvent, due_ns: int) -> int:
         self.log.append((time.perf_counter_ns(), channel, event, due_ns))
-        return super().play_at(channel, event, due_ns)
+        self._queueing = True
+        try:
+            return super().play_at(channel, event, due_ns)
+        finally:
+            self._queueing = False
 
 
 def use_sequencer(engine: Engine) -> None:
@@ -392,8 +399,10 @@ def run_scenario(
     child = [sys.executable, __file__, "--role", "sender", "--url", url, "--room", room, "--song", song]
     child += ["--jitter-ms", str(jitter_ms), "--out", str(out)]
     capture = Capture(tmp / f"{room}.npz", 120)
+    cpu0, wall0 = time.process_time(), time.monotonic()
     subprocess.run(child, check=True, timeout=300, cwd=REPO)
     time.sleep(0.3)
+    cpu_percent = 100 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
     audio = capture.stop()
     report = json.loads(out.read_text())
     uid = report["user_id"]
@@ -425,6 +434,7 @@ def run_scenario(
         "scheduler": SCHEDULER,
         **figures,
         "synth_call_minus_due_ms": summary(call_error),
+        "listener_cpu_percent": round(cpu_percent, 1),
         "scheduler_lateness_ms": {"p50": lateness[0], "p99": lateness[1]} if lateness else None,
         "playout_delay_ms_final": round(stats.delay_ms, 2) if stats else None,
         "late_events": stats.late_count if stats else None,

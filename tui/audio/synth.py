@@ -358,8 +358,8 @@ class FluidSynthSynth(Synth):
     def play_at(self, channel: int, event: MusicEvent, due_ns: int) -> int:
         """Queue `event` in FluidSynth's sequencer, to play in the block that renders `due_ns`.
 
-        Returns how late it came (ns): by how much its block had already been rendered (FluidSynth then
-        plays it in the next block it renders, i.e. the next period).
+        Returns how late it came (ns): by how much its block had already been rendered. Such an event is
+        played at once instead (FluidSynth starts it with the next period it renders).
         """
         if self.closed or not 0 <= channel < self.channels or not 0 <= event.number <= 127:
             return 0
@@ -367,7 +367,22 @@ class FluidSynthSynth(Synth):
         now = time.perf_counter_ns()
         rendered = int(calls.get_tick(self._sequencer.sequencer))  # the last block the audio thread rendered
         self.clock.observe(now, rendered)
+        tick = max(0, round(self.clock.tick_of(due_ns)))
         value = min(127, max(0, event.value))
+        if event.kind is EventKind.NOTE:
+            # At one tick FluidSynth plays note-ons last: a release that rounds onto its own note-on's
+            # tick would come first and leave the note hanging. It goes a tick (1 ms) later instead.
+            key = (channel, event.number)
+            if value > 0:
+                self._last_on[key] = tick
+            elif self._last_on.get(key, -1) >= tick:
+                tick = self._last_on[key] + 1
+        if tick <= rendered:
+            # Its block is rendered already: queued, it would sound a block into the next period; played
+            # now, from the start of it. Order holds: whatever came before it for this channel has a
+            # tick no later, so it has been played too.
+            self.play(channel, event)
+            return (rendered - tick) * 1_000_000
         if event.kind is EventKind.NOTE:
             if value > 0:
                 calls.noteon(evt, channel, event.number, value)
@@ -377,19 +392,10 @@ class FluidSynthSynth(Synth):
             calls.control_change(evt, channel, event.number, value)
         calls.set_source(evt, self._sources[channel])
         calls.set_dest(evt, self._synth_id)
-        tick = max(0, round(self.clock.tick_of(due_ns)))
-        if event.kind is EventKind.NOTE:
-            # At one tick FluidSynth plays note-ons last: a release that rounds onto its own note-on's
-            # tick would come first and leave the note hanging. It goes a tick (1 ms) later instead.
-            key = (channel, event.number)
-            if value > 0:
-                self._last_on[key] = tick
-            elif self._last_on.get(key, -1) >= tick:
-                tick = self._last_on[key] + 1
         if calls.send_at(self._sequencer.sequencer, evt, tick, 1) != 0:
             raise AudioDriverError("FluidSynth's sequencer refused an event")
         self.events_played += 1
-        return max(0, rendered - tick) * 1_000_000
+        return 0
 
     def _start_driver(self, driver: str) -> None:
         # Only the audio driver: pyfluidsynth's Synth.start() would also open a MIDI driver (ALSA seq).
