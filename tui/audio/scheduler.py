@@ -4,8 +4,9 @@ The playout (pianorhythm.playout) gives every remote event a due time a few ms a
 at once to the synth (`Synth.play_at`): FluidSynth's sequencer plays it in the audio thread, in the 64-frame
 block that holds the due time (1.3 ms at 48 kHz), with no Python thread between the due time and the sound,
 so neither the GIL, a busy event loop nor a garbage collection can make it late once it is queued. What is
-not timing-critical (held notes, the recorder, the keyboard on screen) is done by `played`, called on the
-event loop at about the due time (asyncio's timers, ~1 ms).
+not timing-critical (held notes, the recorder, which takes the event's own time, the keyboard on screen) is
+done by `played`, called on the event loop once the event is due, for all events due so far at most every
+BOOK_INTERVAL_NS: one loop wake per due time cost more main-thread CPU than the dispatch thread saved.
 
 This replaced a dispatch thread that slept and then spun to each due time and called the synth there
 (bench/README.md, "Session 4, C"): that thread needed the GIL at the due time, a lowered switch interval,
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 CLOCK_POLL_S: Final = 0.05  # how often the synth's clock is read (its offset: max over a 5 s window)
 LATENESS_HISTORY: Final = 4096
 BOOK_EARLY_NS: Final = 1_000_000  # asyncio runs a timer up to its clock resolution early: book those too
+BOOK_INTERVAL_NS: Final = 25_000_000  # the screen draws at 20 frames/s: a later booking changes nothing
 
 SoundAt = Callable[[int, Hashable, MusicEvent], int]  # (due_ns, player, event) -> ns late when handed over
 Played = Callable[[int, Hashable, MusicEvent], None]  # (due_ns, player, event), on the loop, at ~due
@@ -61,6 +63,7 @@ class SynthScheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0
+        self._booked_ns = 0  # when the last booking ran
         self._poll: asyncio.TimerHandle | None = None
         self.dispatched = 0
         self.max_lateness_ns = 0
@@ -127,7 +130,7 @@ class SynthScheduler:
         loop = self._loop
         if loop is None or not self._heap:
             return
-        due_ns = self._heap[0][0]
+        due_ns = max(self._heap[0][0], self._booked_ns + BOOK_INTERVAL_NS)
         if self._timer is not None:
             if self._timer_due <= due_ns:
                 return
@@ -138,7 +141,7 @@ class SynthScheduler:
 
     def _book(self) -> None:
         self._timer = None
-        now = self._now_ns()
+        now = self._booked_ns = self._now_ns()
         while self._heap and self._heap[0][0] <= now + BOOK_EARLY_NS:
             due_ns, _, player, event = heapq.heappop(self._heap)
             try:
