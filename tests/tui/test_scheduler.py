@@ -86,6 +86,22 @@ async def test_cancel_forgets_one_players_pending_events_and_resend_queues_the_r
     assert scheduler.pending() == 0
 
 
+async def test_cancel_books_what_has_sounded_before_forgetting_the_rest():
+    r = Recorder()
+    scheduler = SynthScheduler(r.sound_at, r.book)
+    scheduler.start()
+    try:
+        now = time.perf_counter_ns()
+        scheduler.schedule(now - 2_000_000, "a", ev(1))  # due already: the synth has played it
+        scheduler.schedule(now + 60 * 10**9, "a", ev(2))
+        scheduler.schedule(now - 1_000_000, "b", ev(3))
+        assert scheduler.cancel("a") == 1
+        assert r.played == [("a", 1)]  # booked now, so the engine's releases cover it
+        assert scheduler.pending() == 1
+    finally:
+        scheduler.stop()
+
+
 async def test_a_synth_that_raises_does_not_stop_the_others(caplog):
     r = Recorder()
     scheduler = SynthScheduler(r.sound_at, r.book)

@@ -109,12 +109,17 @@ class SynthScheduler:
         return len(self._heap)
 
     def cancel(self, player: Hashable) -> int:
-        """Forget `player`'s pending events; returns how many. The synth drops what it queued for their
-        channel in `Synth.release_all`, which is what to call with this (they left, or we lost the link)."""
-        before = len(self._heap)
+        """Book `player`'s events that are due already (they have sounded), forget the rest; returns how
+        many were forgotten. The synth drops what it queued for their channel in `Synth.release_all`, which
+        is what to call next (they left, or we lost the link): its releases then cover every booked note."""
+        now = self._now_ns()
+        mine = sorted(item for item in self._heap if item[2] == player)
         self._heap = [item for item in self._heap if item[2] != player]
         heapq.heapify(self._heap)
-        return before - len(self._heap)
+        sounded = [item for item in mine if item[0] <= now + BOOK_EARLY_NS]
+        for due_ns, _, key, event in sounded:
+            self._book_one(due_ns, key, event)
+        return len(mine) - len(sounded)
 
     def pending(self, player: Hashable | None = None) -> int:
         return sum(1 for item in self._heap if player is None or item[2] == player)
@@ -144,12 +149,15 @@ class SynthScheduler:
         now = self._booked_ns = self._now_ns()
         while self._heap and self._heap[0][0] <= now + BOOK_EARLY_NS:
             due_ns, _, player, event = heapq.heappop(self._heap)
-            try:
-                self._played(due_ns, player, event)
-            except Exception:
-                log.exception("booking a played event failed")
-            self.dispatched += 1
+            self._book_one(due_ns, player, event)
         self._arm()
+
+    def _book_one(self, due_ns: int, player: Hashable, event: MusicEvent) -> None:
+        try:
+            self._played(due_ns, player, event)
+        except Exception:
+            log.exception("booking a played event failed")
+        self.dispatched += 1
 
     def _poll_clock(self) -> None:
         if self._clock is not None:
