@@ -76,10 +76,11 @@ async def test_cancel_forgets_one_players_pending_events_and_resend_queues_the_r
         scheduler.schedule(far, "a", ev(1))
         scheduler.schedule(far, "b", ev(2))
         scheduler.schedule(far, "a", ev(3))
+        scheduler.schedule(time.perf_counter_ns() - 1_000_000, "b", ev(4))  # due: not booked yet
         assert scheduler.cancel("a") == 2
-        assert scheduler.pending() == 1 and scheduler.pending("b") == 1
+        assert scheduler.pending() == 2 and scheduler.pending("b") == 2
         r.queued.clear()
-        assert scheduler.resend() == 1
+        assert scheduler.resend() == 1  # the one already due sounded on the old synth
         assert r.queued == [(far, "b", 2)]
     finally:
         scheduler.stop()

@@ -100,13 +100,16 @@ class SynthScheduler:
         self._arm()
 
     def resend(self) -> int:
-        """Queue every pending event again (into a new synth: the old one's queue went with it)."""
-        for due_ns, _, player, event in sorted(self._heap):
+        """Queue the events still to come again (into a new synth: the old one's queue went with it); those
+        already due sounded on the old one and are not played twice. Returns how many were queued."""
+        now = self._now_ns()
+        coming = [item for item in sorted(self._heap) if item[0] > now]
+        for due_ns, _, player, event in coming:
             try:
                 self._sound_at(due_ns, player, event)
             except Exception:
                 log.exception("queueing a pending event in the new synth failed")
-        return len(self._heap)
+        return len(coming)
 
     def cancel(self, player: Hashable) -> int:
         """Book `player`'s events that are due already (they have sounded), forget the rest; returns how
