@@ -1,40 +1,57 @@
-"""Keypress -> remote synth latency and rhythm (IOI) error, through a real relay on loopback. Prints JSON.
+"""Keypress -> remote sound through JACK 48 kHz/128, and rhythm (IOI) error, via a real relay on loopback.
 
 A relay runs as a `pianorhythm-tui --server` process; two client engines: A plays, B listens. A plays a
-if from a keyboard: each event's capture time is its perf_counter_ns stamp. B's synth records the
-perf_counter_ns at which each event is handed to it. Both clocks are the same CLOCK_MONOTONIC, so
-latency = B's synth time - A's capture time, with no clock-sync error in the measurement itself.
+song as if from a keyboard: each event's capture time is its perf_counter_ns stamp. B is a real listener:
+its FluidSynth plays into a JACK server this bench starts (`jackd -R -d dummy -r 48000 -p 128`: no sound
+card needed, realtime as JACK users run it; `--no-realtime` if that is refused), and a JACK client in a
+process of its own (bench/_jack_capture.py) records what the synth sends out, with every cycle's frame time.
+
+The sound is found in that audio: A plays a woodblock (GM 115, full level in its first block), reverb and
+chorus off; the song's chords are 250 ms apart, so each chord's onset is the first 64-frame block (the
+synth's own block) in its window whose peak jumps 4x over the two blocks before. Its time is the block's
+JACK frame time (`left_synth`: the sample leaves the synth) and, adding the playback latency JACK reports
+for the synth's port (256 frames here), when it is heard. Latency = heard - A's capture stamp; JACK's clock
+is tied to perf_counter by a measured offset; A's and B's clocks are the same CLOCK_MONOTONIC, so there is
+no clock-sync error in the measurement itself. Only note-ons are measured (a release has no onset).
 
 A runs in a child process (with the jitter proxy on its path, in its event loop) so that B's process holds
-only B's event loop and dispatch thread, as a real listener's would.
+only B's event loop and its synth, as a real listener's would: `listener_cpu_percent` is that process's CPU
+(FluidSynth's rendering included) while the song plays.
 
-Scenarios (each with fresh engines and room):
-- loopback: A and B straight to the relay, balanced preset (target: keypress -> remote sound p99 <= 12 ms
-  through JACK 48 kHz/128; B's synth here is a null synth, so the sound itself comes up to a period later);
+Scenarios (each with fresh engines, room and JACK capture):
+- loopback: A and B straight to the relay, balanced preset (target: keypress -> remote sound p99 <= 12 ms);
 - jitter: A's path through a proxy adding 15 ms ± 15 ms (uniform, order kept) on the way up, balanced
   preset (targets: IOI error p99 <= 3 ms with a playout delay <= 35 ms).
+- floor: no network: B plays the song itself (engine.play_local, straight to the synth), the set-up's floor.
 
-Figures are given for all events and for the steady state after the first WARMUP events (the playout
+Figures are given for all note-ons and for the steady state after the first WARMUP events (the playout
 delay starts with headroom and glides down 1-2 ms per rest as it learns the path).
 
-    .venv/bin/python bench/e2e_latency.py [--song tests/data/m21-test02.mid] [--scenario loopback jitter]
+    .venv/bin/python bench/e2e_latency.py [--song FILE.mid] [--scenario loopback jitter floor]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+import uuid
+from collections.abc import Coroutine, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,12 +61,24 @@ from pianorhythm.client.model import EngineEvent, NotesScheduled, PlayerStats  #
 from pianorhythm.events import MusicEvent  # noqa: E402
 from pianorhythm.playout import LatencyPreset  # noqa: E402
 from tests.fixtures.proxy import JitterProxy  # noqa: E402
-from tui.audio.synth import NullSynth  # noqa: E402
+from tui.audio.scheduler import SynthScheduler  # noqa: E402
+from tui.audio.soundfont import find_soundfont  # noqa: E402
+from tui.audio.synth import BLOCK_FRAMES, FluidSynthSynth, NullSynth  # noqa: E402
 from tui.engine import Engine, EngineConfig, play_file_events  # noqa: E402
 from tui.midi.fileplayer import read_events  # noqa: E402
 
 WARMUP = 32
+WOODBLOCK = 115  # GM program: full level in its first block, gone well before the next chord
+RATE = 48000
+PERIOD = 128
+JACK_ID = "pianorhythm-tui"
+ONSET_JUMP = 4.0  # a block's peak over the larger of the two before it
+ONSET_FLOOR = 0.01  # full scale 1.0; an idle synth is < 1e-4
+CHORD_NS = 2_000_000  # note-ons captured this close together are one chord, one onset
+WINDOW_NS = 200_000_000  # an onset is looked for this long after its capture (or up to the next chord)
 FREEZE_GC = True  # --no-freeze-gc: the listener leaves the cyclic GC as it is (to compare)
+SCHEDULER = "dispatch"
+CAPTURE = str(Path(__file__).with_name("_jack_capture.py"))
 T = TypeVar("T")
 
 
@@ -67,16 +96,135 @@ class LoopThread:
         self.thread.join(5)
 
 
-class TimingSynth(NullSynth):
-    """Silent, but notes when each event reached it."""
+class TimingSynth(FluidSynthSynth):
+    """B's FluidSynth on JACK; notes when each event was handed to it (play: now; play_at: queued)."""
 
-    def __init__(self) -> None:
-        super().__init__("bench")
-        self.log: list[tuple[int, int, MusicEvent]] = []
+    def __init__(self, soundfont: Path) -> None:
+        settings = {"synth.reverb.active": 0, "synth.chorus.active": 0, "audio.jack.id": JACK_ID}
+        super().__init__(soundfont, driver="jack", settings=settings)
+        self.log: list[tuple[int, int, MusicEvent, int | None]] = []  # (call ns, channel, event, due)
+        self._queueing = False
 
     def play(self, channel: int, event: MusicEvent) -> None:
-        self.log.append((time.perf_counter_ns(), channel, event))
+        if not self._queueing:  # play_at plays an event that came too late for its block at once
+            self.log.append((time.perf_counter_ns(), channel, event, None))
         super().play(channel, event)
+
+    def play_at(self, channel: int, event: MusicEvent, due_ns: int) -> int:
+        self.log.append((time.perf_counter_ns(), channel, event, due_ns))
+        self._queueing = True
+        try:
+            return super().play_at(channel, event, due_ns)
+        finally:
+            self._queueing = False
+
+
+def use_sequencer(engine: Engine) -> None:
+    """Swap B's dispatch thread for the synth's sequencer (the engine's own wiring once merged)."""
+
+    def sound_at(due_ns: int, key: Hashable, event: MusicEvent) -> int:
+        player = engine._players.get(key)  # type: ignore[call-overload]
+        if player is None or player.channel is None:
+            return 0
+        return engine.synth.play_at(player.channel, event, due_ns)
+
+    def played(due_ns: int, key: Hashable, event: MusicEvent) -> None:
+        player = engine._players.get(key)  # type: ignore[call-overload]
+        if player is not None:
+            player.held.apply(event)
+
+    engine.dispatcher = SynthScheduler(sound_at, played, clock=lambda: engine.synth.observe_clock())  # type: ignore[assignment]
+
+
+def _die_with_parent() -> None:
+    """In jackd: SIGTERM it if the bench dies without stopping it (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+
+
+class Jackd:
+    """`jackd -d dummy` at 48 kHz/128 under a name of its own; JACK clients of this process talk to it."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("jackd")
+        if binary is None:
+            raise SystemExit("jackd is not installed (apt install jackd2)")
+        self.name = f"pr-bench-{uuid.uuid4().hex[:8]}"
+        self.log = workdir / "jackd.log"
+        self.realtime = True
+        for realtime in ("-R", "--no-realtime"):
+            self.realtime = realtime == "-R"
+            args = [binary, "-n", self.name, realtime, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)]
+            self.proc = subprocess.Popen(
+                args, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            )
+            if self._ready():
+                break
+            self.proc.kill()
+            self.proc.wait(5)
+        else:
+            raise RuntimeError(f"jackd did not start: {self.log.read_text()}")
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        os.environ["JACK_NO_START_SERVER"] = "1"
+
+    def _ready(self) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            check = subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, check=False)
+            if check.returncode == 0 and b"system:" in check.stdout:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def xruns(self) -> int:
+        return self.log.read_text(errors="replace").count("XRun")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Capture:
+    """bench/_jack_capture.py recording B's synth; `stop()` returns its npz."""
+
+    def __init__(self, out: Path, seconds: float) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [sys.executable, CAPTURE, JACK_ID, str(out), str(seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the JACK capture did not start")
+
+    def stop(self) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
+        return np.load(self.out)
+
+
+def onsets(capture: Any, chords_ns: list[int]) -> list[float | None]:
+    """The perf_counter time (ns) at which each chord's sound leaves the synth, found in the audio; None if
+    no onset is found in its window. Blocks are the synth's own (it renders whole 128-frame periods)."""
+    audio = np.abs(capture["audio"]).max(axis=1)
+    blocks = len(audio) // BLOCK_FRAMES
+    peak = audio[: blocks * BLOCK_FRAMES].reshape(blocks, BLOCK_FRAMES).max(axis=1)
+    per_cycle = PERIOD // BLOCK_FRAMES
+    cycle_us = capture["cycle_us"].astype(np.float64) + float(capture["jack_to_perf_us"])
+    index = np.arange(blocks)
+    block_ns = (cycle_us[index // per_cycle] + (index % per_cycle) * BLOCK_FRAMES * 1e6 / RATE) * 1000
+    before = np.maximum(np.concatenate([[0.0, 0.0], peak[:-2]]), np.concatenate([[0.0], peak[:-1]]))
+    hits = (peak > ONSET_FLOOR) & (peak > ONSET_JUMP * before)
+    found: list[float | None] = []
+    for i, start in enumerate(chords_ns):
+        end = min(start + WINDOW_NS, chords_ns[i + 1] if i + 1 < len(chords_ns) else start + WINDOW_NS)
+        lo, hi = np.searchsorted(block_ns, start), np.searchsorted(block_ns, end)
+        where = np.flatnonzero(hits[lo:hi])
+        found.append(float(block_ns[lo + where[0]]) if len(where) else None)
+    return found
 
 
 def start_relay(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -100,6 +248,16 @@ def start_relay(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "p50": round(pct(values, 0.5), 3),
+        "p99": round(pct(values, 0.99), 3),
+        "max": round(max(values), 3),
+    }
 
 
 async def _wait(predicate: Any, timeout: float = 10) -> None:
@@ -129,6 +287,7 @@ async def sender(url: str, room: str, song_path: str, jitter_ms: float, out: str
     a.play_local = capture  # type: ignore[method-assign]
     await a.start()
     await _wait(lambda: a.room is not None and a.room.name == room and len(a.room.users) == 2)
+    a.set_instrument(WOODBLOCK)
     await asyncio.sleep(1.0)  # the clock burst
     await play_file_events(a, read_events(song_path))
     await asyncio.sleep(0.3)
@@ -153,7 +312,7 @@ async def sender(url: str, room: str, song_path: str, jitter_ms: float, out: str
 
 
 class GcPauses:
-    """The longest cyclic-GC pauses in this process (they hold the GIL: the dispatch thread waits)."""
+    """The longest cyclic-GC pauses in this process (they hold the GIL)."""
 
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float]] = []
@@ -174,15 +333,60 @@ class GcPauses:
         }
 
 
+def sound_figures(
+    sent: list[tuple[int, int, int, bool]], capture: Any, due_of_onset: list[int | None]
+) -> dict[str, Any]:
+    """Latency, IOI error and the scheduler's error, from the onsets found in the capture."""
+    playback_ns = int(capture["playback_latency"]) * 1e9 / RATE
+    note_ons = [(i, s[0]) for i, s in enumerate(sent) if s[3]]
+    chords: list[list[int]] = []  # indices into note_ons
+    for n, (_, t) in enumerate(note_ons):
+        if chords and t - note_ons[chords[-1][0]][1] <= CHORD_NS:
+            chords[-1].append(n)
+        else:
+            chords.append([n])
+    found = onsets(capture, [note_ons[c[0]][1] for c in chords])
+    latency: list[tuple[int, float]] = []  # (event index, ms)
+    heard: list[tuple[int, float]] = []  # (capture ns, onset ns) per note-on: a chord's notes share one
+    scheduler_error: list[float] = []
+    for chord, onset in zip(chords, found, strict=True):
+        if onset is None:
+            continue
+        for n in chord:
+            index, captured = note_ons[n]
+            heard.append((captured, onset))
+            latency.append((index, (onset + playback_ns - captured) / 1e6))
+            due = due_of_onset[n]
+            if due is not None:
+                scheduler_error.append((onset - due) / 1e6)
+    # Between consecutive note-ons, as the null-synth figures before (within a chord: ~0 both ways).
+    ioi = [abs((b1 - b0) - (a1 - a0)) / 1e6 for (a0, b0), (a1, b1) in zip(heard, heard[1:], strict=False)]
+    steady_onsets = sum(1 for i, _ in note_ons if i < WARMUP)
+    return {
+        "chords": len(chords),
+        "onsets_missed": sum(1 for f in found if f is None),
+        "latency_ms": summary([ms for _, ms in latency]),
+        "latency_ms_steady": summary([ms for i, ms in latency if i >= WARMUP]),
+        "left_synth_ms": summary([ms - playback_ns / 1e6 for _, ms in latency]),
+        "playback_latency_ms": round(playback_ns / 1e6, 3),
+        "ioi_error_ms": summary(ioi),
+        "ioi_error_ms_steady": summary(ioi[steady_onsets:]),
+        "sound_minus_due_ms": summary(scheduler_error),
+        "sound_minus_due_ms_min": round(min(scheduler_error), 3) if scheduler_error else None,
+    }
+
+
 def run_scenario(
-    url: str, song: str, room: str, jitter_ms: float, preset: LatencyPreset, tmp: Path
+    url: str, song: str, room: str, jitter_ms: float, preset: LatencyPreset, tmp: Path, font: Path
 ) -> dict[str, Any]:
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     loop = LoopThread("B")
-    synth = TimingSynth()
+    synth = TimingSynth(font)
     config = EngineConfig(url, "listener", room=room, save_token=False, preset=preset, freeze_gc=FREEZE_GC)
     b = Engine(config, synth=synth)
+    if SCHEDULER == "sequencer":
+        use_sequencer(b)
     last_stats: dict[int, PlayerStats | None] = {}
 
     def on_event(event: EngineEvent) -> None:
@@ -195,8 +399,12 @@ def run_scenario(
     out = tmp / f"{room}.json"
     child = [sys.executable, __file__, "--role", "sender", "--url", url, "--room", room, "--song", song]
     child += ["--jitter-ms", str(jitter_ms), "--out", str(out)]
+    capture = Capture(tmp / f"{room}.npz", 120)
+    cpu0, wall0 = time.process_time(), time.monotonic()
     subprocess.run(child, check=True, timeout=300, cwd=REPO)
     time.sleep(0.3)
+    cpu_percent = 100 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    audio = capture.stop()
     report = json.loads(out.read_text())
     uid = report["user_id"]
     stats = last_stats.get(uid)
@@ -205,39 +413,30 @@ def run_scenario(
         (b_clock.offset_us - (time.time_ns() - time.perf_counter_ns()) / 1000) / 1000 if b_clock else None
     )
     mine = b.channels.channel_of(LOCAL)
-    got = [(t, e) for t, ch, e in synth.log if ch != mine]
+    got = [(t, e, due) for t, ch, e, due in synth.log if ch != mine and e.kind.name == "NOTE"]
+    lateness = b.dispatcher.lateness_quantiles_ms(0.5, 0.99)
     loop.run(b.close())
     loop.stop()
+    synth.close()
     gc.callbacks.remove(gc_pauses)
 
-    sent = report["events"]
-    assert len(got) == len(sent), f"B played {len(got)} of {len(sent)} events"
-    assert all((g.number, g.value) == (s[1], s[2]) for (_, g), s in zip(got, sent, strict=True))
-    latency = [(t - s[0]) / 1e6 for (t, _), s in zip(got, sent, strict=True)]
-    dispatch_error = [(t - g.time_ns) / 1e6 for t, g in got]
-    onsets = [(s[0], t) for (t, _), s in zip(got, sent, strict=True) if s[3]]
-    ioi_error = [
-        abs((b1 - b0) - (a1 - a0)) / 1e6 for (a0, b0), (a1, b1) in zip(onsets, onsets[1:], strict=False)
-    ]
-    steady_onsets = sum(1 for s in sent[:WARMUP] if s[3])
-
-    def summary(values: list[float]) -> dict[str, float]:
-        return {
-            "p50": round(pct(values, 0.5), 3),
-            "p99": round(pct(values, 0.99), 3),
-            "max": round(max(values), 3),
-        }
-
+    sent = [tuple(s) for s in report["events"]]
+    assert len(got) == len(sent), f"B's synth got {len(got)} of {len(sent)} events"
+    assert all((g.number, g.value) == (s[1], s[2]) for (_, g, _), s in zip(got, sent, strict=True))
+    # The due time of each note-on: the event's time_ns as scheduled (what play_at got, or B's stamp).
+    due = [g.time_ns if d is None else d for (_, g, d), s in zip(got, sent, strict=True) if s[3]]
+    call_error = [(t - g.time_ns) / 1e6 for t, g, d in got if d is None]
+    figures = sound_figures(sent, audio, list(due))
     return {
         "events": len(sent),
-        "onsets": len(onsets),
+        "onsets": sum(1 for s in sent if s[3]),
         "jitter_ms": jitter_ms,
         "preset": preset.value,
-        "latency_ms": summary(latency),
-        "latency_ms_steady": summary(latency[WARMUP:]),
-        "ioi_error_ms": summary(ioi_error),
-        "ioi_error_ms_steady": summary(ioi_error[steady_onsets:]),
-        "dispatch_error_ms": summary(dispatch_error),
+        "scheduler": SCHEDULER,
+        **figures,
+        "synth_call_minus_due_ms": summary(call_error),
+        "listener_cpu_percent": round(cpu_percent, 1),
+        "scheduler_lateness_ms": {"p50": lateness[0], "p99": lateness[1]} if lateness else None,
         "playout_delay_ms_final": round(stats.delay_ms, 2) if stats else None,
         "late_events": stats.late_count if stats else None,
         "listener_gc": gc_pauses.summary(),
@@ -245,18 +444,50 @@ def run_scenario(
         "sender_clock_error_ms": round(report["clock_error_ms"], 3)
         if report["clock_error_ms"] is not None
         else None,
-        "sender_clock_samples": report["clock_samples"],
         "listener_clock_error_ms": round(b_clock_error, 3) if b_clock_error is not None else None,
     }
+
+
+def run_floor(song: str, tmp: Path, font: Path) -> dict[str, Any]:
+    """No network: B's own keypresses straight into the synth (play_local), as the set-up's floor."""
+    loop = LoopThread("B")
+    synth = TimingSynth(font)
+    b = Engine(EngineConfig("ws://127.0.0.1:9/unused", "alone", save_token=False), synth=synth)
+    loop.run(b.start())
+    synth.set_program(b.channels.channel_of(LOCAL) or 0, WOODBLOCK)
+    capture = Capture(tmp / "floor.npz", 120)
+    sent: list[tuple[int, int, int, bool]] = []
+
+    def local(event: MusicEvent) -> None:
+        sent.append((event.time_ns, event.number, event.value, event.is_note_on))
+        synth.play(b.channels.channel_of(LOCAL) or 0, event)
+
+    async def play() -> None:
+        from tui.midi.fileplayer import play_events
+
+        await play_events(read_events(song), local, start_ns=time.perf_counter_ns() + 50_000_000)
+
+    loop.run(play())
+    time.sleep(0.3)
+    audio = capture.stop()
+    loop.run(b.close())
+    loop.stop()
+    synth.close()
+    figures = sound_figures(sent, audio, [None] * sum(1 for s in sent if s[3]))
+    return {"events": len(sent), **figures}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--song", default=str(REPO / "tests" / "data" / "m21-test02.mid"))
     parser.add_argument(
-        "--scenario", nargs="*", default=["loopback", "jitter"], choices=["loopback", "jitter"]
+        "--scenario",
+        nargs="*",
+        default=["loopback", "jitter"],
+        choices=["loopback", "jitter", "floor"],
     )
     parser.add_argument("--preset", default="balanced", choices=[p.value for p in LatencyPreset])
+    parser.add_argument("--scheduler", default="dispatch", choices=["dispatch", "sequencer"])
     parser.add_argument("--role", default="main", choices=["main", "sender"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--room", help=argparse.SUPPRESS)
@@ -264,22 +495,39 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--no-freeze-gc", action="store_true", help="listener: do not gc.freeze() at start")
     args = parser.parse_args()
-    global FREEZE_GC
+    global FREEZE_GC, SCHEDULER
     FREEZE_GC = not args.no_freeze_gc
+    SCHEDULER = args.scheduler
     if args.role == "sender":
         asyncio.run(sender(args.url, args.room, args.song, args.jitter_ms, args.out))
         return
-    results: dict[str, Any] = {"song": Path(args.song).name, "warmup_events": WARMUP, "freeze_gc": FREEZE_GC}
+    font = find_soundfont().path
+    if font is None:
+        raise SystemExit("no SoundFont found (apt install timgm6mb-soundfont)")
+    results: dict[str, Any] = {
+        "song": Path(args.song).name,
+        "warmup_events": WARMUP,
+        "freeze_gc": FREEZE_GC,
+        "scheduler": SCHEDULER,
+        "load_before": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory() as tmp:
+        jackd = Jackd(Path(tmp))
+        results["jack"] = {"rate": RATE, "period": PERIOD, "realtime": jackd.realtime}
         proc, url = start_relay(Path(tmp))
         try:
             for name in args.scenario:
+                if name == "floor":
+                    results[name] = run_floor(args.song, Path(tmp), font)
+                    continue
                 jitter = 15.0 if name == "jitter" else 0.0
                 preset = LatencyPreset(args.preset)
-                results[name] = run_scenario(url, args.song, f"bench-{name}", jitter, preset, Path(tmp))
+                results[name] = run_scenario(url, args.song, f"bench-{name}", jitter, preset, Path(tmp), font)
         finally:
             proc.terminate()
             proc.wait(10)
+            results["jack"]["xruns"] = jackd.xruns()
+            jackd.stop()
     print(json.dumps(results, indent=1))
 
 

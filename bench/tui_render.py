@@ -10,7 +10,7 @@ in a room that receives 50 notes/s. Prints JSON.
    redrawn) and Textual's render of every line of the widget (`render_lines` over the whole widget, line
    filters included). `roll_*` reports mean, p99 and max ms of that. `screen_*` also times the rest of the
    frame: the compositor's update of the screen and its conversion to the terminal's escape sequences.
-   The garbage-collector policy is the app's (`tui.perf.settle_gc` once the screen has settled).
+   The garbage-collector policy is the app's (`settle_gc` once the screen has settled, `tuned_interpreter`).
    `room_120x36`: the same kind of frame in the room screen (two players, header, footer, status bar, chat
    and players list around the roll), timed up to the terminal write, with the count of `render_lines`
    calls per frame of each widget other than the roll (Textual's stock compositor asks the widgets whose
@@ -51,7 +51,7 @@ from textual.strip import Strip  # noqa: E402
 from textual.widget import Widget  # noqa: E402
 
 from pianorhythm.client import model as m  # noqa: E402
-from tui.perf import settle_gc  # noqa: E402
+from pianorhythm.interpreter import settle_gc, tuned_interpreter  # noqa: E402
 from tui.screens.room import RoomScreen  # noqa: E402
 from tui.widgets.keyboard_roll import KeyboardRoll  # noqa: E402
 
@@ -332,11 +332,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--skip-idle", action="store_true")
     opts = parser.parse_args()
-    result: dict[str, Any] = {
-        "roll_80x24": asyncio.run(bench_frames(opts.frames, (80, 24))),
-        "roll_160x48": asyncio.run(bench_frames(opts.frames, (160, 48))),
-        "room_120x36": asyncio.run(bench_room_frames(opts.frames)),
-    }
+    with tuned_interpreter():  # as tui.cli.main runs the app
+        result: dict[str, Any] = {
+            "roll_80x24": asyncio.run(bench_frames(opts.frames, (80, 24))),
+            "roll_160x48": asyncio.run(bench_frames(opts.frames, (160, 48))),
+            "room_120x36": asyncio.run(bench_room_frames(opts.frames)),
+        }
     if opts.skip_idle:
         pass
     elif shutil.which("tmux") is None:

@@ -24,6 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from pianorhythm.client import model as m
+from pianorhythm.interpreter import settle_gc
 from tui import config as cfg
 from tui.app_setup import (
     AppOptions,
@@ -37,7 +38,6 @@ from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from tui.net import reasons
 from tui.net.backoff import Backoff
 from tui.net.tls import insecure_warning
-from tui.perf import settle_gc
 from tui.screens.dialogs import HelpScreen
 from tui.screens.lobby import LobbyScreen
 from tui.screens.room import RoomScreen

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from pianorhythm import __version__
+from pianorhythm.interpreter import tuned_interpreter
 from tui.logs import log_path, to_file, to_stderr
 
 if TYPE_CHECKING:
@@ -197,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_modes(parser, args)
     tui = not (args.server or args.headless or args.list_midi)
     log_problem = configure_logging(args.log_level or ("warning" if args.list_midi else "info"), tui=tui)
+    with tuned_interpreter():  # the process-wide settings, for every mode; restored on the way out
+        return _run_mode(args, tui, log_problem)
+
+
+def _run_mode(args: argparse.Namespace, tui: bool, log_problem: str | None) -> int:
     if args.server:
         from server.main import run_from_args
 
