@@ -47,7 +47,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Hashable
+from collections.abc import Coroutine
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,9 +60,9 @@ sys.path.insert(0, str(REPO))
 from pianorhythm.client.effects import LOCAL  # noqa: E402
 from pianorhythm.client.model import EngineEvent, NotesScheduled, PlayerStats  # noqa: E402
 from pianorhythm.events import MusicEvent  # noqa: E402
+from pianorhythm.interpreter import tuned_interpreter  # noqa: E402
 from pianorhythm.playout import LatencyPreset  # noqa: E402
 from tests.fixtures.proxy import JitterProxy  # noqa: E402
-from tui.audio.scheduler import SynthScheduler  # noqa: E402
 from tui.audio.soundfont import find_soundfont  # noqa: E402
 from tui.audio.synth import BLOCK_FRAMES, FluidSynthSynth, NullSynth  # noqa: E402
 from tui.engine import Engine, EngineConfig, play_file_events  # noqa: E402
@@ -76,8 +77,7 @@ ONSET_JUMP = 4.0  # a block's peak over the larger of the two before it
 ONSET_FLOOR = 0.01  # full scale 1.0; an idle synth is < 1e-4
 CHORD_NS = 2_000_000  # note-ons captured this close together are one chord, one onset
 WINDOW_NS = 200_000_000  # an onset is looked for this long after its capture (or up to the next chord)
-FREEZE_GC = True  # --no-freeze-gc: the listener leaves the cyclic GC as it is (to compare)
-SCHEDULER = "dispatch"
+TUNED = True  # --untuned: the listener runs without the entry point's interpreter settings (to compare)
 CAPTURE = str(Path(__file__).with_name("_jack_capture.py"))
 T = TypeVar("T")
 
@@ -117,23 +117,6 @@ class TimingSynth(FluidSynthSynth):
             return super().play_at(channel, event, due_ns)
         finally:
             self._queueing = False
-
-
-def use_sequencer(engine: Engine) -> None:
-    """Swap B's dispatch thread for the synth's sequencer (the engine's own wiring once merged)."""
-
-    def sound_at(due_ns: int, key: Hashable, event: MusicEvent) -> int:
-        player = engine._players.get(key)  # type: ignore[call-overload]
-        if player is None or player.channel is None:
-            return 0
-        return engine.synth.play_at(player.channel, event, due_ns)
-
-    def played(due_ns: int, key: Hashable, event: MusicEvent) -> None:
-        player = engine._players.get(key)  # type: ignore[call-overload]
-        if player is not None:
-            player.held.apply(event)
-
-    engine.dispatcher = SynthScheduler(sound_at, played, clock=lambda: engine.synth.observe_clock())  # type: ignore[assignment]
 
 
 def _die_with_parent() -> None:
@@ -383,10 +366,8 @@ def run_scenario(
     gc.callbacks.append(gc_pauses)
     loop = LoopThread("B")
     synth = TimingSynth(font)
-    config = EngineConfig(url, "listener", room=room, save_token=False, preset=preset, freeze_gc=FREEZE_GC)
+    config = EngineConfig(url, "listener", room=room, save_token=False, preset=preset)
     b = Engine(config, synth=synth)
-    if SCHEDULER == "sequencer":
-        use_sequencer(b)
     last_stats: dict[int, PlayerStats | None] = {}
 
     def on_event(event: EngineEvent) -> None:
@@ -414,7 +395,7 @@ def run_scenario(
     )
     mine = b.channels.channel_of(LOCAL)
     got = [(t, e, due) for t, ch, e, due in synth.log if ch != mine and e.kind.name == "NOTE"]
-    lateness = b.dispatcher.lateness_quantiles_ms(0.5, 0.99)
+    lateness = b.scheduler.lateness_quantiles_ms(0.5, 0.99)
     loop.run(b.close())
     loop.stop()
     synth.close()
@@ -425,18 +406,15 @@ def run_scenario(
     assert all((g.number, g.value) == (s[1], s[2]) for (_, g, _), s in zip(got, sent, strict=True))
     # The due time of each note-on: the event's time_ns as scheduled (what play_at got, or B's stamp).
     due = [g.time_ns if d is None else d for (_, g, d), s in zip(got, sent, strict=True) if s[3]]
-    call_error = [(t - g.time_ns) / 1e6 for t, g, d in got if d is None]
     figures = sound_figures(sent, audio, list(due))
     return {
         "events": len(sent),
         "onsets": sum(1 for s in sent if s[3]),
         "jitter_ms": jitter_ms,
         "preset": preset.value,
-        "scheduler": SCHEDULER,
         **figures,
-        "synth_call_minus_due_ms": summary(call_error),
         "listener_cpu_percent": round(cpu_percent, 1),
-        "scheduler_lateness_ms": {"p50": lateness[0], "p99": lateness[1]} if lateness else None,
+        "queue_late_ms": {"p50": lateness[0], "p99": lateness[1]} if lateness else None,
         "playout_delay_ms_final": round(stats.delay_ms, 2) if stats else None,
         "late_events": stats.late_count if stats else None,
         "listener_gc": gc_pauses.summary(),
@@ -487,17 +465,17 @@ def main() -> None:
         choices=["loopback", "jitter", "floor"],
     )
     parser.add_argument("--preset", default="balanced", choices=[p.value for p in LatencyPreset])
-    parser.add_argument("--scheduler", default="dispatch", choices=["dispatch", "sequencer"])
     parser.add_argument("--role", default="main", choices=["main", "sender"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--room", help=argparse.SUPPRESS)
     parser.add_argument("--jitter-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    parser.add_argument("--no-freeze-gc", action="store_true", help="listener: do not gc.freeze() at start")
+    parser.add_argument(
+        "--untuned", action="store_true", help="listener: without tuned_interpreter() (no gc.freeze)"
+    )
     args = parser.parse_args()
-    global FREEZE_GC, SCHEDULER
-    FREEZE_GC = not args.no_freeze_gc
-    SCHEDULER = args.scheduler
+    global TUNED
+    TUNED = not args.untuned
     if args.role == "sender":
         asyncio.run(sender(args.url, args.room, args.song, args.jitter_ms, args.out))
         return
@@ -507,11 +485,10 @@ def main() -> None:
     results: dict[str, Any] = {
         "song": Path(args.song).name,
         "warmup_events": WARMUP,
-        "freeze_gc": FREEZE_GC,
-        "scheduler": SCHEDULER,
+        "tuned_interpreter": TUNED,
         "load_before": os.getloadavg()[0],
     }
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tuned_interpreter() if TUNED else nullcontext():
         jackd = Jackd(Path(tmp))
         results["jack"] = {"rate": RATE, "period": PERIOD, "realtime": jackd.realtime}
         proc, url = start_relay(Path(tmp))

@@ -1,14 +1,12 @@
-"""CPU cost of the client engine in a room receiving 50 notes/s, and the dispatch error it keeps. Prints JSON.
+"""CPU cost of the client engine in a room receiving 50 notes/s. Prints JSON.
 
-1. headless: a `--server` process, a `--headless --no-audio` listener process in room "bench", and a sender
-   process playing `--rate` note-ons/s, each with its note-off `--hold-ms` later (so 2 x rate events/s, each
-   its own due time). The listener's CPU (utime + stime from /proc/<pid>/stat) over `--seconds` of wall
-   time is reported as % of one core, with the dispatch error (synth call - due time) p50/p99 that the
-   listener prints when it stops.
-2. dispatcher: the Dispatcher alone in this process, fed the same pattern ahead of time through a no-op
-   sink: process CPU % and dispatch error p50/p99 (isolates the dispatch thread from websockets/asyncio).
+A `--server` process, a `--headless --no-audio` listener process in room "bench", and a sender process
+playing `--rate` note-ons/s, each with its note-off `--hold-ms` later (so 2 x rate events/s, each its own
+due time). The listener's CPU (utime + stime from /proc/<pid>/stat) over `--seconds` of wall time is
+reported as % of one core, with how late events reached the synth's queue (p50/p99, 0 when in time) as
+the listener prints it when it stops. The sound itself is timed by bench/e2e_latency.py (through JACK).
 
-    .venv/bin/python bench/engine_cpu.py [--seconds 20] [--rate 50] [--part headless dispatcher]
+    .venv/bin/python bench/engine_cpu.py [--seconds 20] [--rate 50]
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,9 +28,6 @@ sys.path.insert(0, str(REPO))
 
 from _note_sender import SCRIPT as SENDER_SCRIPT  # noqa: E402
 from _note_sender import free_port  # noqa: E402
-
-from pianorhythm.events import EventKind, MusicEvent  # noqa: E402
-from tui.net.dispatcher import Dispatcher, WakeMargin  # noqa: E402
 
 CLI = [sys.executable, "-m", "tui.cli"]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -124,7 +118,7 @@ def bench_headless(seconds: float, rate: float, hold_ms: float) -> dict[str, Any
                 proc.terminate()
                 proc.wait(5)
     stats = re.search(r"stats sent=\d+ received=(\d+) late=(\d+).*", out)
-    dispatch = re.search(r"dispatch_p50=([\d.]+)ms dispatch_p99=([\d.]+)ms", out)
+    late = re.search(r"queue_late_p50=([\d.]+)ms queue_late_p99=([\d.]+)ms", out)
     return {
         "notes_per_s": rate,
         "events_per_s": 2 * rate,
@@ -149,79 +143,7 @@ def bench_headless(seconds: float, rate: float, hold_ms: float) -> dict[str, Any
         ),
         "received": int(stats.group(1)) if stats else None,
         "late": int(stats.group(2)) if stats else None,
-        "dispatch_error_ms": {"p50": float(dispatch.group(1)), "p99": float(dispatch.group(2))}
-        if dispatch
-        else None,
-    }
-
-
-VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "no_guard": {"guard_ns": 0},
-    "no_timer_slack": {"timer_slack": False},
-    "margin_1ms": {"margin": (1_000_000, 1_000_000)},
-    "switch_5ms": {"switch_interval_s": None},
-    "switch_0.5ms": {"switch_interval_s": 0.0005},
-}
-
-
-def _busy_main_thread(stop: threading.Event, work_ms: float, period_ms: float) -> None:
-    """Keep the calling thread running Python for `work_ms` of every `period_ms` (a UI drawing frames)."""
-    while not stop.is_set():
-        end = time.perf_counter() + work_ms / 1000
-        x = 0
-        while time.perf_counter() < end:
-            x += sum(range(50))
-        stop.wait(max(0.0, (period_ms - work_ms) / 1000))
-
-
-def bench_dispatcher(
-    seconds: float, rate: float, hold_ms: float, variant: str = "default", busy_ms: float = 0.0
-) -> dict[str, Any]:
-    lateness: list[int] = []
-    done = threading.Event()
-    total = int(seconds * rate) * 2
-
-    def sink(due_ns: int, player: object, event: MusicEvent) -> None:
-        lateness.append(time.perf_counter_ns() - due_ns)
-        if len(lateness) == total:
-            done.set()
-
-    options = dict(VARIANTS[variant])
-    if "margin" in options:
-        low, high = options.pop("margin")
-        options["margin"] = WakeMargin(low, high)
-    switch_before = sys.getswitchinterval()
-    dispatcher = Dispatcher(sink, **options)
-    dispatcher.start()
-    start = time.perf_counter_ns() + 200_000_000
-    for i in range(total // 2):
-        on = start + round(i * 1e9 / rate)
-        key = 48 + i % 24
-        dispatcher.schedule(on, 1, MusicEvent(EventKind.NOTE, key, 90, on))
-        off = on + round(hold_ms * 1e6)
-        dispatcher.schedule(off, 1, MusicEvent(EventKind.NOTE, key, 0, off))
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    if busy_ms:
-        _busy_main_thread(done, busy_ms, 33.0)
-    done.wait(seconds + 10)
-    cpu1, wall1 = time.process_time(), time.monotonic()
-    dispatcher.stop()
-    sys.setswitchinterval(switch_before)
-    ordered = sorted(lateness)
-
-    def q(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] / 1e6, 3)
-
-    busy_cpu = busy_ms / 33.0 * 100
-    return {
-        "variant": variant,
-        "busy_main_thread_percent": round(busy_cpu, 1),
-        "events": len(ordered),
-        "wakes": dispatcher.wakes,
-        "cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / (wall1 - wall0) - busy_cpu, 1),
-        "dispatch_error_ms": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0), "min": q(0.0)},
-        "final_margin_ms": dispatcher.margin.margin_ns / 1e6,
+        "queue_late_ms": {"p50": float(late.group(1)), "p99": float(late.group(2))} if late else None,
     }
 
 
@@ -230,25 +152,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=50.0, help="note-ons per second")
     parser.add_argument("--hold-ms", type=float, default=15.0, help="note-off this long after its note-on")
-    parser.add_argument(
-        "--part", nargs="*", default=["headless", "dispatcher"], choices=["headless", "dispatcher"]
-    )
-    parser.add_argument("--variant", nargs="*", default=["default"], choices=list(VARIANTS))
-    parser.add_argument(
-        "--busy-ms",
-        type=float,
-        default=0.0,
-        help="dispatcher part: main thread runs Python this long per 33 ms",
-    )
     args = parser.parse_args()
     result: dict[str, Any] = {"load_before": os.getloadavg()[0]}
-    if "dispatcher" in args.part:
-        result["dispatcher"] = [
-            bench_dispatcher(args.seconds, args.rate, args.hold_ms, variant, args.busy_ms)
-            for variant in args.variant
-        ]
-    if "headless" in args.part:
-        result["headless"] = bench_headless(args.seconds, args.rate, args.hold_ms)
+    result["headless"] = bench_headless(args.seconds, args.rate, args.hold_ms)
     print(json.dumps(result, indent=1))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import resource
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 import platformdirs
 
 from pianorhythm import __version__
+from pianorhythm.interpreter import settle_gc
 from pianorhythm.wire import codec
 from server.addresses import TrustedProxies
 from server.clock import ServerClock
@@ -221,9 +221,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 async def _serve_until_signal(options: ServerOptions) -> int:
     running = await start_server(options)
     raise_open_file_limit()  # once serving, so that a start-up error stays the only line printed
-    # Everything built so far lives as long as the process: keep the collector from rescanning it.
-    gc.collect()
-    gc.freeze()
+    settle_gc()  # everything built so far lives as long as the process (pianorhythm.interpreter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,19 +12,20 @@
 What happens is decided by the client core (pianorhythm.client.core.ClientCore, no I/O); the session shell
 (tui.net.session) moves its messages over the WebSocket, and this runs the rest of its effects (pianorhythm.
 client.effects): a local event (PlayLocal) sounds at once on our own synth channel; a remote one
-(ScheduleNote, its due time from the player's PlayoutState) goes to the dispatch thread (tui.net.dispatcher),
-which plays it on the player's own channel at that time, records it and hands it to subscribers in batches
-(NotesPlayed); ReleasePlayer drops a player's pending notes and releases what it holds (it left, we changed
-rooms, our connection dropped); Notify goes to subscribers. Event types are in pianorhythm.client.model.
+(ScheduleNote, its due time from the player's PlayoutState) goes to the scheduler (tui.audio.scheduler),
+which queues it at once in the synth for that time on the player's own channel and, once it is due, on the
+event loop, records it and hands it to subscribers in batches (NotesPlayed); ReleasePlayer drops a
+player's pending notes and releases what it holds (it left, we changed rooms, our connection dropped);
+Notify goes to subscribers. Event types are in pianorhythm.client.model.
 
-The synth is held by tui.synth_owner: one lock around every call (the dispatch thread plays too), a live
-swap (`replace_synth()`), and a silent fallback when a call raises (SynthFailed, then SynthChanged).
+The synth is held by tui.synth_owner: one lock around every call, a live swap (`replace_synth()`, which
+re-queues the remote notes still to come), and a silent fallback when a call raises (SynthFailed, then
+SynthChanged).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import threading
 import time
@@ -49,11 +50,12 @@ from pianorhythm.client.effects import (
 from pianorhythm.client.model import ConnectionState
 from pianorhythm.client.session import SessionCore
 from pianorhythm.events import MusicEvent
+from pianorhythm.interpreter import settle_gc
 from pianorhythm.notes import HeldNotes
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
+from tui.audio.scheduler import SynthScheduler
 from tui.audio.synth import NullSynth, Synth
 from tui.net.backoff import Backoff
-from tui.net.dispatcher import Dispatcher
 from tui.net.requests import Requests
 from tui.net.session import ClientSession, SessionConfig
 from tui.net.tokens import TokenStore
@@ -86,14 +88,9 @@ class EngineConfig:
     ping_interval_s: float = 5.0
     backoff: Backoff = field(default_factory=Backoff)
     insecure: bool = False  # wss://: accept a certificate that cannot be verified (--insecure)
-    # Move everything alive at start() out of the cyclic GC's reach (gc.freeze): a full collection
-    # otherwise scans every module, class and widget, holding the GIL 15-30 ms, and the dispatch thread
-    # cannot play a note meanwhile. Process-wide, like the switch interval the dispatcher lowers.
-    freeze_gc: bool = True
-    # Remote notes played by the dispatch thread reach subscribers (NotesPlayed) in batches, at most one per
-    # this interval while notes flow (the first after a pause at once): waking the event loop for every
-    # event cost more main-thread CPU than everything else the engine does per note. The TUI draws the
-    # keyboard at 20 frames/s, so 25 ms batches change nothing on screen.
+    # Remote notes reach subscribers (NotesPlayed) in batches, at most one per this interval while notes
+    # flow (the first after a pause at once): one per event cost more main-thread CPU than everything else
+    # the engine does per note. The TUI draws the keyboard at 20 frames/s, so 25 ms batches change nothing.
     played_flush_s: float = 0.025
 
 
@@ -123,14 +120,16 @@ class Engine(Requests, SynthOwner):
         link = SessionCore(session_config.settings())
         self.core = ClientCore(link, config.preset, config.name_is_fallback)
         self.session = ClientSession(session_config, core=self.core, on_effects=self._execute, now_ns=now_ns)
-        self.dispatcher = Dispatcher(self._play_scheduled, now_ns=now_ns)
+        self.scheduler = SynthScheduler(
+            self._sound_at, self._played_scheduled, clock=lambda: self.synth.observe_clock(), now_ns=now_ns
+        )
         self.channels = ChannelAllocator(self.synth.channels)
         self._held: dict[Hashable, HeldNotes] = {LOCAL: HeldNotes()}  # what each player holds on the synth
-        self._lock = threading.Lock()  # held notes and the recorder, shared with the dispatch thread
-        self._synth_lock = threading.RLock()  # every call into self.synth (the dispatch thread plays too)
+        self._lock = threading.Lock()  # held notes and the recorder
+        self._synth_lock = threading.RLock()  # every call into self.synth
         self._subscribers: list[Callable[[m.EngineEvent], None]] = []
         self._played: deque[tuple[int, MusicEvent]] = deque()
-        self._played_pending = False  # a flush is armed: a timer, or a wake from the dispatch thread
+        self._played_pending = False  # a flush is armed
         self._played_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.local_events = 0
@@ -139,12 +138,10 @@ class Engine(Requests, SynthOwner):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self.config.freeze_gc:
-            gc.collect()
-            gc.freeze()
+        settle_gc()  # only under the entry point's tuned_interpreter(): a library leaves the GC alone
         channel, _ = self.channels.acquire(LOCAL)
         self._synth_program(channel, self.core.instrument)
-        self.dispatcher.start()
+        self.scheduler.start()
         await self.session.start()
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
@@ -153,7 +150,7 @@ class Engine(Requests, SynthOwner):
     async def close(self) -> None:
         await self.session.close()
         self._execute(self.core.close())
-        self.dispatcher.stop()
+        self.scheduler.stop()
 
     def subscribe(self, callback: Callable[[m.EngineEvent], None]) -> Callable[[], None]:
         """Call `callback` (on the event loop) for every engine event; returns the unsubscribe function."""
@@ -245,7 +242,7 @@ class Engine(Requests, SynthOwner):
             if isinstance(effect, Notify):
                 self._emit(effect.event)
             elif isinstance(effect, ScheduleNote):
-                self.dispatcher.schedule(effect.due_ns, effect.player, effect.event)
+                self.scheduler.schedule(effect.due_ns, effect.player, effect.event)
             elif isinstance(effect, PlayLocal):
                 self._play_local(effect.event)
             elif isinstance(effect, AddPlayer):
@@ -282,7 +279,7 @@ class Engine(Requests, SynthOwner):
 
     def _release(self, player: Hashable, forget: bool) -> None:
         """Cancel the player's pending notes, silence its channel, record the releases of what it held."""
-        self.dispatcher.cancel(player)
+        self.scheduler.cancel(player)
         channel = self.channels.channel_of(player)
         if channel is not None:
             self._synth_release(channel)
@@ -293,39 +290,43 @@ class Engine(Requests, SynthOwner):
         if forget:
             self.channels.release(player)
 
-    def _play_scheduled(self, due_ns: int, player_key: Hashable, event: MusicEvent) -> None:
-        """On the dispatch thread, at the due time."""
-        assert isinstance(player_key, int)
+    def _sound_at(self, due_ns: int, player_key: Hashable, event: MusicEvent) -> int:
+        """As a remote event arrives: queue it in the synth for its due time; returns how late it came."""
         channel = self.channels.channel_of(player_key)
+        if channel is None:
+            return 0
+        with self._synth_lock:
+            late = self._guarded(self.synth, self.synth.play_at, channel, event, due_ns)
+        return late if isinstance(late, int) else 0
+
+    def _played_scheduled(self, due_ns: int, player_key: Hashable, event: MusicEvent) -> None:
+        """On the loop, once due (the synth has it queued): held notes, the recorder, subscribers."""
+        assert isinstance(player_key, int)
         held = self._held.get(player_key)
-        if channel is None or held is None:
+        if held is None:
             return
-        self._sound(channel, event)
         with self._lock:
             held.apply(event)
             self._record(player_key, event)
         loop = self._loop
         if loop is not None:
             self._played.append((player_key, event))
-            if not self._played_pending:  # no flush armed on the loop: wake it (once per pause)
+            if not self._played_pending:  # no flush armed: deliver on the next turn of the loop
                 self._played_pending = True
-                loop.call_soon_threadsafe(self._flush_played)
+                loop.call_soon(self._flush_played)
 
     def _flush_played(self) -> None:
-        """On the loop (the dispatch thread's wake, or the timer): hand played events to subscribers.
+        """On the loop (the first event after a pause, or the timer): hand played events to subscribers.
 
-        While notes keep coming the flush stays armed as a timer, so the dispatch thread does not wake the
-        loop for each event; each incoming message also flushes and pushes the timer back, so in a busy
-        room the timer hardly ever fires and played notes ride along with the arrivals' wake-ups.
+        While notes keep coming the flush stays armed as a timer, so subscribers get one batch per interval;
+        each incoming message also flushes and pushes the timer back, so in a busy room the timer hardly
+        ever fires and played notes ride along with the arrivals' wake-ups.
         """
         self._played_timer = None
         if self._drain_played():
             self._arm_played()
             return
-        self._played_pending = False  # disarmed: the dispatch thread wakes us for the next event
-        if self._played and not self._played_pending:  # it appended just before seeing the flag
-            self._played_pending = True
-            self._arm_played(0.0)
+        self._played_pending = False  # disarmed: the next played event arms it again
 
     def _arm_played(self, delay_s: float | None = None) -> None:
         loop = self._loop

@@ -125,8 +125,8 @@ class _Printer:
             f"{self.names.get(s.user_id, s.user_id)}:{s.delay_ms:.1f}ms/late{s.late_count}"
             for s in self.engine.all_player_stats()
         )
-        dispatch = self.engine.dispatcher.lateness_quantiles_ms(0.5, 0.99)
-        timing = f" dispatch_p50={dispatch[0]:.3f}ms dispatch_p99={dispatch[1]:.3f}ms" if dispatch else ""
+        late = self.engine.scheduler.lateness_quantiles_ms(0.5, 0.99)
+        timing = f" queue_late_p50={late[0]:.3f}ms queue_late_p99={late[1]:.3f}ms" if late else ""
         _line(f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]{timing}")
 
 

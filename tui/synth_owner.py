@@ -1,8 +1,9 @@
 """The engine's hold on the synth: one lock around every call, a live swap, and a silent fallback.
 
-Every synth call goes through `_synth_lock`, so `replace_synth()` can swap the synth while the dispatch
-thread plays. A synth call that raises never stops the music: the owner switches to a NullSynth, closes the
-broken one and emits SynthFailed (then SynthChanged); notes keep flowing to the screen and the recorder.
+Every synth call goes through `_synth_lock`. `replace_synth()` swaps the synth at once and re-queues the
+remote notes still to come (tui.audio.scheduler) into the new one. A synth call that raises never stops
+the music: the owner switches to a NullSynth, closes the broken one and emits SynthFailed (then
+SynthChanged); notes keep flowing to the screen and the recorder.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from collections.abc import Callable
 
 from pianorhythm.client import model as m
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
+from tui.audio.scheduler import SynthScheduler
 from tui.audio.synth import NullSynth, Synth
 
 log = logging.getLogger(__name__)
 
 
 class SynthOwner:
-    """A mixin of the Engine: it gives `_emit`, `_loop` and `_channel_states`."""
+    """A mixin of the Engine: it gives `_emit`, `_loop`, `scheduler` and `_channel_states`."""
 
     synth: Synth
+    scheduler: SynthScheduler
     _synth_lock: threading.RLock
     _loop: asyncio.AbstractEventLoop | None
 
@@ -38,9 +41,10 @@ class SynthOwner:
         """Play into `synth` from now on (another audio driver or SoundFont); returns the old one.
 
         The new synth gets every channel's program (ours and each player's), the sustain pedal of whoever
-        holds it down and, with `keep_levels`, the old one's volume, reverb and chorus. Every channel of the
-        old synth is released (notes sounding on it stop) and, with `close_old`, it is closed. Call it on
-        the event loop's thread; closing a FluidSynth stops its audio driver, which can take a few ms.
+        holds it down, the remote events still to come and, with `keep_levels`, the old one's volume,
+        reverb and chorus. Every channel of the old synth is released (notes sounding on it stop) and, with
+        `close_old`, it is closed. Call it on the event loop's thread; closing a FluidSynth stops its audio
+        driver, which can take a few ms.
         """
         if synth.channels < self.synth.channels:
             log.warning("the new synth has %d channels; players past them will be silent", synth.channels)
@@ -56,9 +60,10 @@ class SynthOwner:
                     self._guarded(synth, synth.play, channel, _pedal_down())
             try:
                 for channel in range(old.channels):
-                    old.release_all(channel)
+                    old.release_all(channel)  # its queue of remote events goes with it
             except Exception:
                 log.exception("releasing the old synth's channels failed")
+            self.scheduler.resend()  # into the new one
         if close_old:
             _close_quietly(old)
         self._emit(_synth_changed(self.synth))  # the silent fallback if the new one failed at once
@@ -76,13 +81,14 @@ class SynthOwner:
         with self._synth_lock:
             self._guarded(self.synth, self.synth.release_all, channel)
 
-    def _guarded(self, synth: Synth, call: Callable[..., None], *args: object) -> None:
-        """Call into `synth` (holding _synth_lock); if it raises, fall back to silence, never propagate."""
+    def _guarded(self, synth: Synth, call: Callable[..., object], *args: object) -> object:
+        """Call into `synth` (holding _synth_lock) and return what it returns; if it raises, fall back to
+        silence (None), never propagate."""
         try:
-            call(*args)
+            return call(*args)
         except Exception as exc:
             if synth is not self.synth:
-                return  # already replaced
+                return None  # already replaced
             error = str(exc) or "the synth failed"  # the class name goes to the log, not to the player
             message = f"audio stopped ({error}); notes still show"
             log.error("the synth failed (%r); playing silently from now on", exc, exc_info=True)
@@ -90,6 +96,7 @@ class SynthOwner:
             fallback.volume, fallback.reverb, fallback.chorus = synth.volume, synth.reverb, synth.chorus
             self.synth = fallback
             self._on_loop(self._synth_failed, synth, error, message)
+            return None
 
     def _synth_failed(self, broken: Synth, error: str, message: str) -> None:
         _close_quietly(broken)

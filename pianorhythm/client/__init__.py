@@ -11,7 +11,7 @@ The path of a note, and where each step lives:
     wire                   server/shell.py and server/outbox.py write it, tui/net/session.py reads it
     client core            ClientCore.receive -> ScheduleNote(due_ns) from the player's PlayoutState
                            (pianorhythm/playout.py) and the clock offset (pianorhythm/clock.py)
-    scheduler              tui/net/dispatcher.py plays it at due_ns on the player's channel (tui/engine.py)
+    scheduler              tui/audio/scheduler.py queues it in the synth for due_ns, on the player's channel
     synth                  tui/audio/synth.py (FluidSynth), and the screen through NotesPlayed
 
 Modules: model.py (what the UI is told), effects.py (what the shells do), session.py (connection-level

@@ -1,5 +1,5 @@
-"""Remote notes played by the dispatch thread reach subscribers in batches, all of them and in order,
-without a loop wake per event: the first after a pause at once, the rest with the next incoming message or
+"""Remote notes booked by the scheduler once due reach subscribers in batches, all of them and in order,
+without a loop turn per event: the first after a pause at once, the rest with the next incoming message or
 the flush timer. No network: the engine runs the core's effects for server messages fed to it directly."""
 
 import asyncio
@@ -20,7 +20,7 @@ def receive(engine, message):
 
 
 async def make_engine():
-    engine = Engine(EngineConfig("ws://unused", "me", save_token=False, freeze_gc=False, played_flush_s=0.05))
+    engine = Engine(EngineConfig("ws://unused", "me", save_token=False, played_flush_s=0.05))
     engine._loop = asyncio.get_running_loop()
     engine.core.link.welcome = pb.Welcome(user=pb.User(id=1, name="me"))
     users = [pb.User(id=1, name="me"), pb.User(id=2, name="them")]
@@ -36,12 +36,12 @@ def played(seen):
 
 async def test_played_notes_are_batched_and_ride_along_with_incoming_messages():
     engine, seen = await make_engine()
-    engine._play_scheduled(0, 2, note(60))  # as the dispatch thread does
+    engine._played_scheduled(0, 2, note(60))  # as the scheduler does once it is due
     await asyncio.sleep(0)
     assert played(seen) == [(note(60),)]  # the first after a pause: at once
 
-    engine._play_scheduled(0, 2, note(62))
-    engine._play_scheduled(0, 2, note(60, 0))
+    engine._played_scheduled(0, 2, note(62))
+    engine._played_scheduled(0, 2, note(60, 0))
     await asyncio.sleep(0)
     assert len(played(seen)) == 1  # no wake per event while the flush is armed
 
@@ -50,26 +50,24 @@ async def test_played_notes_are_batched_and_ride_along_with_incoming_messages():
     assert played(seen)[1] == (note(62), note(60, 0))
     assert isinstance(seen[-1], m.TypingChanged)
 
-    engine._play_scheduled(0, 2, note(64))
+    engine._played_scheduled(0, 2, note(64))
     await asyncio.sleep(0.2)  # no message: the timer delivers it, then disarms
     assert played(seen)[2] == (note(64),)
     assert engine._played_timer is None and not engine._played_pending
 
-    engine._play_scheduled(0, 2, note(65))  # after the pause: at once again
+    engine._played_scheduled(0, 2, note(65))  # after the pause: at once again
     await asyncio.sleep(0)
     assert played(seen)[3] == (note(65),)
     await engine.close()
 
 
-async def test_a_burst_from_another_thread_arrives_whole_in_a_few_batches():
+async def test_a_burst_arrives_whole_in_a_few_batches():
     engine, seen = await make_engine()
     events = [note(40 + i % 40, 90 if i % 2 == 0 else 0) for i in range(200)]
-
-    def burst():
-        for event in events:
-            engine._play_scheduled(0, 2, event)
-
-    await asyncio.to_thread(burst)
+    for i, event in enumerate(events):
+        engine._played_scheduled(0, 2, event)
+        if i % 10 == 9:
+            await asyncio.sleep(0.002)  # ten events due per 2 ms
     await asyncio.sleep(0.3)
     batches = played(seen)
     assert [e for batch in batches for e in batch] == events

@@ -124,12 +124,12 @@ async def test_a_failing_synth_falls_back_to_silence_and_the_notes_go_on(relay_s
         changed = [e for e in events if isinstance(e, m.SynthChanged)]
         assert changed and changed[-1].silent and changed[-1].reason == failed.message
         assert [e.number for _, e in broken.played] == [60]
-        # The dispatch thread lives on: later notes are still scheduled and played (silently).
+        # The scheduler lives on: later notes are still scheduled and played (silently).
         a.play_local(note(64, 90))
         await until(
             lambda: sum(len(e.events) for e in events if isinstance(e, m.NotesPlayed) and not e.local) == 4
         )
-        await until(lambda: b.dispatcher.dispatched == 4)  # counted just after the synth call
+        await until(lambda: b.scheduler.dispatched == 4)  # booked at the due time, after the synth had it
     finally:
         await a.close()
         await b.close()
@@ -160,13 +160,13 @@ async def test_replace_synth_with_real_fluidsynth_sounds_on_the_new_one_only(rel
     second = FluidSynthSynth(SOUNDFONT)
     try:
         a.play_local(note(60, 110))
-        await until(lambda: b.dispatcher.dispatched == 1)
+        await until(lambda: b.scheduler.dispatched == 1)
         assert rms(first.render(SAMPLE_RATE // 10)) > AUDIBLE
         b.replace_synth(second)
         assert first.closed
         assert rms(second.render(SAMPLE_RATE // 10)) < SILENT  # the held note was not carried over
         a.play_local(note(64, 110))
-        await until(lambda: b.dispatcher.dispatched == 2)
+        await until(lambda: b.scheduler.dispatched == 2)
         assert rms(second.render(SAMPLE_RATE // 10)) > AUDIBLE
     finally:
         await a.close()

@@ -177,7 +177,7 @@ async def test_leaver_is_released_and_both_sides_are_recorded(relay_server, tmp_
         a.play_local(MusicEvent(EventKind.NOTE, 60, 90, now + 1_000_000))
         a.play_local(MusicEvent(EventKind.NOTE, 64, 90, now + 2_000_000))
         async with asyncio.timeout(5):
-            while len(b_synth.played) < 3:
+            while len(b_synth.played) < 3 or b.scheduler.dispatched < 3:  # queued, then due
                 await asyncio.sleep(0.01)
         channel = b.channels.channel_of(a.session.user_id)
         assert channel is not None and {ch for ch, _ in b_synth.played} == {channel}
