@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pianorhythm.channels import ChannelAllocator  # noqa: E402
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent  # noqa: E402
-from tui.audio.soundfont import find_soundfont  # noqa: E402
-from tui.audio.synth import SAMPLE_RATE, FluidSynthSynth  # noqa: E402
+from pianorhythm.tui.audio.soundfont import find_soundfont  # noqa: E402
+from pianorhythm.tui.audio.synth import SAMPLE_RATE, FluidSynthSynth  # noqa: E402
 
 PERIOD = 256
 
@@ -85,7 +85,7 @@ def bench_play_calls(events: int) -> dict[str, float | int]:
 async def midi_latency(count: int) -> dict[str, float | int]:
     import rtmidi
 
-    from tui.midi.input import RtMidiInput
+    from pianorhythm.tui.midi.input import RtMidiInput
 
     keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-kbd")
     keyboard.open_virtual_port("keys")

@@ -62,11 +62,11 @@ from pianorhythm.client.model import EngineEvent, NotesScheduled, PlayerStats  #
 from pianorhythm.events import MusicEvent  # noqa: E402
 from pianorhythm.interpreter import tuned_interpreter  # noqa: E402
 from pianorhythm.playout import LatencyPreset  # noqa: E402
+from pianorhythm.tui.audio.soundfont import find_soundfont  # noqa: E402
+from pianorhythm.tui.audio.synth import BLOCK_FRAMES, FluidSynthSynth, NullSynth  # noqa: E402
+from pianorhythm.tui.engine import Engine, EngineConfig, play_file_events  # noqa: E402
+from pianorhythm.tui.midi.fileplayer import read_events  # noqa: E402
 from tests.fixtures.proxy import JitterProxy  # noqa: E402
-from tui.audio.soundfont import find_soundfont  # noqa: E402
-from tui.audio.synth import BLOCK_FRAMES, FluidSynthSynth, NullSynth  # noqa: E402
-from tui.engine import Engine, EngineConfig, play_file_events  # noqa: E402
-from tui.midi.fileplayer import read_events  # noqa: E402
 
 WARMUP = 32
 WOODBLOCK = 115  # GM program: full level in its first block, gone well before the next chord
@@ -213,7 +213,7 @@ def onsets(capture: Any, chords_ns: list[int]) -> list[float | None]:
 def start_relay(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     err = (workdir / "server.err").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "--server", "--port", "0", "--db", str(workdir / "s.db")],
+        [sys.executable, "-m", "pianorhythm.tui.cli", "--server", "--port", "0", "--db", str(workdir / "s.db")],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=err,
@@ -441,7 +441,7 @@ def run_floor(song: str, tmp: Path, font: Path) -> dict[str, Any]:
         synth.play(b.channels.channel_of(LOCAL) or 0, event)
 
     async def play() -> None:
-        from tui.midi.fileplayer import play_events
+        from pianorhythm.tui.midi.fileplayer import play_events
 
         await play_events(read_events(song), local, start_ns=time.perf_counter_ns() + 50_000_000)
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from _note_sender import SCRIPT as SENDER_SCRIPT  # noqa: E402
 from _note_sender import free_port  # noqa: E402
 
-CLI = [sys.executable, "-m", "tui.cli"]
+CLI = [sys.executable, "-m", "pianorhythm.tui.cli"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 

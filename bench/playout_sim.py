@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from pianorhythm import playout  # noqa: E402
 from pianorhythm.events import MusicEvent  # noqa: E402
-from tui.midi.fileplayer import read_events  # noqa: E402
+from pianorhythm.tui.midi.fileplayer import read_events  # noqa: E402
 
 BURST_EVENTS = range(120, 180)
 PASSES = {"burst": 3}

@@ -52,8 +52,8 @@ from textual.widget import Widget  # noqa: E402
 
 from pianorhythm.client import model as m  # noqa: E402
 from pianorhythm.interpreter import settle_gc, tuned_interpreter  # noqa: E402
-from tui.screens.room import RoomScreen  # noqa: E402
-from tui.widgets.keyboard_roll import KeyboardRoll  # noqa: E402
+from pianorhythm.tui.screens.room import RoomScreen  # noqa: E402
+from pianorhythm.tui.widgets.keyboard_roll import KeyboardRoll  # noqa: E402
 
 COLORS = {1: "#e6194b", 2: "#3cb44b", 3: "#4363d8", 4: "#f58231"}
 
@@ -248,7 +248,7 @@ def bench_idle(seconds: float, rate: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="pr-bench-"))
     port = free_port()
     url = f"ws://127.0.0.1:{port}/api/websocket"
-    cli = [sys.executable, "-m", "tui.cli"]
+    cli = [sys.executable, "-m", "pianorhythm.tui.cli"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIANORHYTHM_CONFIG_DIR": str(tmp / "cfg")}
     socket_name = f"pr-bench-{os.getpid()}"
     tmux = ["tmux", "-L", socket_name]
@@ -332,7 +332,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--skip-idle", action="store_true")
     opts = parser.parse_args()
-    with tuned_interpreter():  # as tui.cli.main runs the app
+    with tuned_interpreter():  # as pianorhythm.tui.cli.main runs the app
         result: dict[str, Any] = {
             "roll_80x24": asyncio.run(bench_frames(opts.frames, (80, 24))),
             "roll_160x48": asyncio.run(bench_frames(opts.frames, (160, 48))),

@@ -1,6 +1,6 @@
 """The process-wide interpreter settings, in one place: the entry point applies them and restores them.
 
-    with tuned_interpreter():   # tui.cli.main, around the TUI, --headless and --server alike
+    with tuned_interpreter():   # pianorhythm.tui.cli.main, around the TUI, --headless and --server alike
         ...                     # settle_gc() once something long-lived has been built
 
 One setting is left: the cyclic garbage collector. A full collection walks every live object (a Textual
@@ -14,7 +14,7 @@ that uses the engine as a library) it does nothing: a library leaves its host's 
 the block unfreezes everything, so the process is as it was.
 
 Not set any more: `sys.setswitchinterval` and the 1 ns timer slack were for a thread that slept and spun
-to each note's due time; remote notes are now timed by the synth's own sequencer (tui.audio.scheduler).
+to each note's due time; remote notes are now timed by the synth's own sequencer (pianorhythm.tui.audio.scheduler).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     local.url, local.hosting        # where to connect; False: another process's server was joined
     await local.close()
 
-One database has one server (server.dblock). A second plain `pianorhythm-tui` on the same machine finds the
+One database has one server (pianorhythm.server.dblock). A second plain `pianorhythm-tui` on the same machine finds the
 embedded database locked, reads the holder's URL from the lock file and connects there as a client. If the
 hosting window quits, the joined one takes the database and the same address over, so its client's own
 reconnect finds a server again and resumes.
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from server.dblock import DatabaseInUse, read_holder
-from server.main import RunningServer, ServerOptions, start_server
+from pianorhythm.server.dblock import DatabaseInUse, read_holder
+from pianorhythm.server.main import RunningServer, ServerOptions, start_server
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,15 @@ import platformdirs
 
 from pianorhythm import __version__
 from pianorhythm.interpreter import settle_gc
+from pianorhythm.server.addresses import TrustedProxies
+from pianorhythm.server.clock import ServerClock
+from pianorhythm.server.core import CoreOptions, Limits, RelayCore
+from pianorhythm.server.dblock import DatabaseInUse
+from pianorhythm.server.shell import WS_PATH, RelayShell
+from pianorhythm.server.storage import Storage
+from pianorhythm.server.tls import TLSConfigError, server_context
+from pianorhythm.server.ws import Settings, WebSocketServer
 from pianorhythm.wire import codec
-from server.addresses import TrustedProxies
-from server.clock import ServerClock
-from server.core import CoreOptions, Limits, RelayCore
-from server.dblock import DatabaseInUse
-from server.shell import WS_PATH, RelayShell
-from server.storage import Storage
-from server.tls import TLSConfigError, server_context
-from server.ws import Settings, WebSocketServer
 
 log = logging.getLogger("server")
 

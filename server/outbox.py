@@ -36,9 +36,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
+from pianorhythm.server.ws import WebSocket
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.ws import WebSocket
 
 log = logging.getLogger(__name__)
 

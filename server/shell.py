@@ -17,18 +17,18 @@ from http import HTTPStatus
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from pianorhythm.server.addresses import Headers, TrustedProxies, client_address
+from pianorhythm.server.clock import ServerClock
+from pianorhythm.server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send, paging
+from pianorhythm.server.core.actions import HashPassword, MemoryReport, VerifyPassword
+from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
+from pianorhythm.server.core.models import chat_pb
+from pianorhythm.server.core.records import UserRecord
+from pianorhythm.server.outbox import Mailer
+from pianorhythm.server.storage import Storage
+from pianorhythm.server.ws import WebSocket
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.addresses import Headers, TrustedProxies, client_address
-from server.clock import ServerClock
-from server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send, paging
-from server.core.actions import HashPassword, MemoryReport, VerifyPassword
-from server.core.crypto import check_password, hash_password, hash_token
-from server.core.models import chat_pb
-from server.core.records import UserRecord
-from server.outbox import Mailer
-from server.storage import Storage
-from server.ws import WebSocket
 
 log = logging.getLogger("server")
 

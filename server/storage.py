@@ -1,7 +1,7 @@
 """SQLite storage: users, persistent room settings and bans, chat. WAL mode, versioned migrations.
 
 Every call runs on one dedicated thread (the connection never leaves it), so the event loop never blocks
-on disk. Notes never come here. An open Storage holds the database's lock (server.dblock): a second server
+on disk. Notes never come here. An open Storage holds the database's lock (pianorhythm.server.dblock): a second server
 on the same file fails to open it with DatabaseInUse.
 """
 
@@ -16,9 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from server.core.actions import ClearChat, DeleteRoom, PruneUsers, SaveChat, SaveRoom, SaveUser, Store
-from server.core.records import BanRecord, ChatRecord, RoomRecord, UserRecord
-from server.dblock import DatabaseLock
+from pianorhythm.server.core.actions import (
+    ClearChat,
+    DeleteRoom,
+    PruneUsers,
+    SaveChat,
+    SaveRoom,
+    SaveUser,
+    Store,
+)
+from pianorhythm.server.core.records import BanRecord, ChatRecord, RoomRecord, UserRecord
+from pianorhythm.server.dblock import DatabaseLock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,7 +120,7 @@ class Storage:
         self._executor.shutdown(wait=True)
 
     def advertise(self, url: str) -> None:
-        """Record where the server on this database listens (see server.dblock)."""
+        """Record where the server on this database listens (see pianorhythm.server.dblock)."""
         if self._lock is not None:
             self._lock.advertise(url)
 

@@ -105,7 +105,7 @@ def test_bad_urls_and_colours_are_refused_when_the_command_line_is_read(
 
 
 def test_good_urls_and_colours_pass_as_given() -> None:
-    from tui.cli import build_parser
+    from pianorhythm.tui.cli import build_parser
 
     parse = build_parser().parse_args
     for url in (
@@ -152,7 +152,7 @@ def test_file_flags_out_of_place_are_refused(args: list[str], message: str) -> N
 async def test_embedded_server_prefers_the_usual_port_and_falls_back_to_a_free_one(tmp_path, monkeypatch):
     import socket
 
-    from tui.cli import DEFAULT_PORT, start_embedded_server
+    from pianorhythm.tui.cli import DEFAULT_PORT, start_embedded_server
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     blocker = socket.socket()
@@ -209,7 +209,7 @@ def test_headless_logs_to_stderr_at_its_level_and_writes_no_file(
     env = _env(PIANORHYTHM_LOG_DIR=str(tmp_path / "logs"), PIANORHYTHM_CONFIG_DIR=str(tmp_path / "cfg"))
     args = ["--headless", "--no-audio", "--connect", url, "--duration", "1", "--log-level", level]
     result = subprocess.run([COMMAND or "", *args], capture_output=True, text=True, timeout=30, env=env)
-    assert (f"INFO tui.net.session: connection to {url} lost or failed" in result.stderr) is shown
+    assert (f"INFO pianorhythm.tui.net.session: connection to {url} lost or failed" in result.stderr) is shown
     assert "could not join the lobby" in result.stderr  # the sentence for the user, whatever the level
     assert not (tmp_path / "logs").exists()
 

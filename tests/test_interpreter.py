@@ -9,7 +9,7 @@ import pytest
 
 from pianorhythm import interpreter
 from pianorhythm.interpreter import settle_gc, tuned, tuned_interpreter
-from tui import cli
+from pianorhythm.tui import cli
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ def test_the_entry_point_applies_them_for_its_mode_and_restores_them(monkeypatch
         seen.append((interpreter.tuned(), gc.get_freeze_count()))
         return 0
 
-    monkeypatch.setattr("tui.midi.ports.print_ports", mode)
+    monkeypatch.setattr("pianorhythm.tui.midi.ports.print_ports", mode)
     switch = sys.getswitchinterval()
     assert cli.main(["--list-midi"]) == 0
     assert seen and seen[0][0] and seen[0][1] > 0

@@ -1,10 +1,10 @@
 """The Textual app: composes the lobby and room screens and routes engine events and user requests.
 
-    run_from_args(args, start_embedded_server)   # tui.cli calls this
+    run_from_args(args, start_embedded_server)   # pianorhythm.tui.cli calls this
 
-With no --connect, `start_embedded_server()` (given by tui.cli, the only module that may import the
+With no --connect, `start_embedded_server()` (given by pianorhythm.tui.cli, the only module that may import the
 server) starts a relay on 127.0.0.1 and a free port inside the app's event loop, and the app joins its
-lobby. The engine (tui.engine) does all networking; this module only turns its events into screen updates.
+lobby. The engine (pianorhythm.tui.engine) does all networking; this module only turns its events into screen updates.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from textual.screen import Screen
 
 from pianorhythm.client import model as m
 from pianorhythm.interpreter import settle_gc
-from tui import config as cfg
-from tui.app_setup import (
+from pianorhythm.tui import config as cfg
+from pianorhythm.tui.app_setup import (
     AppOptions,
     FileFlagError,
     ObservedBackoff,
@@ -34,23 +34,23 @@ from tui.app_setup import (
     options_from_args,
     room_view,
 )
-from tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
-from tui.net import reasons
-from tui.net.backoff import Backoff
-from tui.net.tls import insecure_warning
-from tui.screens.dialogs import HelpScreen
-from tui.screens.lobby import LobbyScreen
-from tui.screens.room import RoomScreen
-from tui.screens.settings import SettingsScreen
-from tui.widgets.keyboard_roll import KeyboardRoll
-from tui.widgets.status import RETRY_KEY, StatusBar
-from tui.widgets.too_small import SizeGuard
+from pianorhythm.tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
+from pianorhythm.tui.net import reasons
+from pianorhythm.tui.net.backoff import Backoff
+from pianorhythm.tui.net.tls import insecure_warning
+from pianorhythm.tui.screens.dialogs import HelpScreen
+from pianorhythm.tui.screens.lobby import LobbyScreen
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.screens.settings import SettingsScreen
+from pianorhythm.tui.widgets.keyboard_roll import KeyboardRoll
+from pianorhythm.tui.widgets.status import RETRY_KEY, StatusBar
+from pianorhythm.tui.widgets.too_small import SizeGuard
 
 log = logging.getLogger(__name__)
 
 
 class EmbeddedServer(Protocol):
-    """What the embedded-server starter returns (server.local.LocalServer fits): hosted here, or joined."""
+    """What the embedded-server starter returns (pianorhythm.server.local.LocalServer fits): hosted here, or joined."""
 
     @property
     def url(self) -> str: ...
@@ -99,7 +99,7 @@ class PianoApp(App[int]):
         self.room_screen: RoomScreen | None = None
         self.connection = "connecting"
         self.url = ""
-        self.playback: Any = None  # --play (tui.file_play.FilePlayback)
+        self.playback: Any = None  # --play (pianorhythm.tui.file_play.FilePlayback)
         self.farewell: list[tuple[bool, str]] = []  # (ok, sentence) to print after the UI: --record
         self.notices: list[str] = []  # warnings from before the UI (a log file that cannot be opened)
         if options.effective.theme:
@@ -143,8 +143,8 @@ class PianoApp(App[int]):
         self._set_audio_status()
 
     def _open_midi(self) -> None:
-        from tui.midi.input import open_midi_input
-        from tui.midi.ports import missing_port_message
+        from pianorhythm.tui.midi.input import open_midi_input
+        from pianorhythm.tui.midi.ports import missing_port_message
 
         api = self.options.midi_api or self.options.effective.midi_api or None
         wanted = self.options.effective.midi_device or None
@@ -213,7 +213,7 @@ class PianoApp(App[int]):
         opts = self.options
         if opts.song is None or opts.play is None:
             return
-        from tui.file_play import FilePlayback
+        from pianorhythm.tui.file_play import FilePlayback
 
         self.playback = FilePlayback(
             self.engine,
@@ -234,7 +234,7 @@ class PianoApp(App[int]):
     def _close_recording(self, engine: Any) -> None:
         if self.options.record is None or engine.recorder is None:
             return
-        from tui.file_play import close_recording
+        from pianorhythm.tui.file_play import close_recording
 
         self.farewell.append(close_recording(engine.recorder, self.options.record))
 
@@ -405,7 +405,7 @@ class PianoApp(App[int]):
 
     async def _swap_synth(self) -> None:
         """Open the synth the settings now ask for (off the event loop: it may be slow) and play into it."""
-        from tui.audio.drivers import open_synth
+        from pianorhythm.tui.audio.drivers import open_synth
 
         eff = self.options.effective
         try:
@@ -429,11 +429,11 @@ class PianoApp(App[int]):
     # ---- actions (bindings and the command palette) -------------------------------------------------------
 
     def action_settings(self) -> None:
-        from tui.audio.drivers import audio_driver_choices
-        from tui.audio.soundfont import list_soundfonts
+        from pianorhythm.tui.audio.drivers import audio_driver_choices
+        from pianorhythm.tui.audio.soundfont import list_soundfonts
 
         def ports() -> list[tuple[str, str]]:
-            from tui.midi.ports import list_ports_by_api
+            from pianorhythm.tui.midi.ports import list_ports_by_api
 
             return list_ports_by_api(self.options.midi_api)
 
@@ -476,7 +476,7 @@ class PianoApp(App[int]):
 def build_app(args: argparse.Namespace, start_embedded_server: ServerStarter | None = None) -> PianoApp:
     """The app the entry point runs, from the command line and the config file (the snapshot tests build
     theirs here too, so they show what a user sees)."""
-    from tui.app_setup import remember_choices
+    from pianorhythm.tui.app_setup import remember_choices
 
     options = options_from_args(args)
     remember_choices(options, args)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pianorhythm.client import model as m
-from tui import config as cfg
-from tui.messages import RoomView
-from tui.midi.fileplayer import MidiFileData, MidiFileError, read_midi_file
-from tui.net.backoff import Backoff
+from pianorhythm.tui import config as cfg
+from pianorhythm.tui.messages import RoomView
+from pianorhythm.tui.midi.fileplayer import MidiFileData, MidiFileError, read_midi_file
+from pianorhythm.tui.net.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def options_from_args(args: argparse.Namespace, config_file: Path | None = None)
     except MidiFileError as error:
         raise FileFlagError(f"--play {play}: {error}") from error
     if record:
-        from tui.midi.recorder import unwritable  # mido, only when recording
+        from pianorhythm.tui.midi.recorder import unwritable  # mido, only when recording
 
         problem = unwritable(record)
         if problem:
@@ -141,9 +141,9 @@ def room_view(room: m.RoomSummaryInfo) -> RoomView:
 async def make_engine(options: AppOptions, url: str, backoff: Backoff) -> Any:
     """The real engine with the synth the settings ask for (opened off the event loop: it may be slow)."""
     from pianorhythm.playout import LatencyPreset
-    from tui.audio.drivers import open_configured_synth
-    from tui.engine import Engine, EngineConfig
-    from tui.midi.recorder import MidiRecorder
+    from pianorhythm.tui.audio.drivers import open_configured_synth
+    from pianorhythm.tui.engine import Engine, EngineConfig
+    from pianorhythm.tui.midi.recorder import MidiRecorder
 
     eff = options.effective
     synth = await asyncio.to_thread(open_configured_synth, eff, no_audio=options.no_audio)

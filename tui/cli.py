@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from pianorhythm import __version__
 from pianorhythm.interpreter import tuned_interpreter
-from tui.logs import log_path, to_file, to_stderr
+from pianorhythm.tui.logs import log_path, to_file, to_stderr
 
 if TYPE_CHECKING:
-    from server.addresses import TrustedProxies
-    from server.local import LocalServer
+    from pianorhythm.server.addresses import TrustedProxies
+    from pianorhythm.server.local import LocalServer
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LATENCY_PRESETS = ("low", "balanced", "safe")
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _trusted_proxies(text: str) -> TrustedProxies:
-    from server.addresses import parse_trusted
+    from pianorhythm.server.addresses import parse_trusted
 
     try:
         return parse_trusted(text)
@@ -184,7 +184,7 @@ def _check_file_flags(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 def configure_logging(level: str, *, tui: bool = False) -> str | None:
     """Headless, server and tools log to stderr at `level` (one of LOG_LEVELS). The TUI owns the terminal,
-    so it logs to a file and Textual's devtools instead (tui.logs); returns why that file could not be
+    so it logs to a file and Textual's devtools instead (pianorhythm.tui.logs); returns why that file could not be
     opened, if it could not."""
     if tui:
         return to_file(level)
@@ -204,18 +204,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_mode(args: argparse.Namespace, tui: bool, log_problem: str | None) -> int:
     if args.server:
-        from server.main import run_from_args
+        from pianorhythm.server.main import run_from_args
 
         return run_from_args(args)
     if args.list_midi:
-        from tui.midi.ports import print_ports
+        from pianorhythm.tui.midi.ports import print_ports
 
         return print_ports(args.midi_api)
     if args.headless:
-        from tui.headless import run_from_args as run_headless
+        from pianorhythm.tui.headless import run_from_args as run_headless
 
         return run_headless(args)
-    from tui.app import run_from_args as run_app
+    from pianorhythm.tui.app import run_from_args as run_app
 
     starter = None if args.connect else start_embedded_server
     return run_app(args, starter, notices=[log_problem] if log_problem else [])
@@ -223,13 +223,13 @@ def _run_mode(args: argparse.Namespace, tui: bool, log_problem: str | None) -> i
 
 async def start_embedded_server() -> LocalServer:
     """The embedded default: a relay on loopback (port 8765, else a free one), inside the TUI's process, or
-    the one another window on this machine already runs on the same database (server.local).
+    the one another window on this machine already runs on the same database (pianorhythm.server.local).
 
     Its database sits beside a hosted server's, in a file of its own, so a local room keeps its chat
     history and your identity between runs.
     """
-    from server.local import host_or_join
-    from server.main import default_db_path
+    from pianorhythm.server.local import host_or_join
+    from pianorhythm.server.main import default_db_path
 
     return await host_or_join(default_db_path().with_name("embedded.db"), DEFAULT_PORT)
 

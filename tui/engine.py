@@ -10,15 +10,15 @@
     await engine.close()
 
 What happens is decided by the client core (pianorhythm.client.core.ClientCore, no I/O); the session shell
-(tui.net.session) moves its messages over the WebSocket, and this runs the rest of its effects (pianorhythm.
+(pianorhythm.tui.net.session) moves its messages over the WebSocket, and this runs the rest of its effects (pianorhythm.
 client.effects): a local event (PlayLocal) sounds at once on our own synth channel; a remote one
-(ScheduleNote, its due time from the player's PlayoutState) goes to the scheduler (tui.audio.scheduler),
+(ScheduleNote, its due time from the player's PlayoutState) goes to the scheduler (pianorhythm.tui.audio.scheduler),
 which queues it at once in the synth for that time on the player's own channel and, once it is due, on the
 event loop, records it and hands it to subscribers in batches (NotesPlayed); ReleasePlayer drops a
 player's pending notes and releases what it holds (it left, we changed rooms, our connection dropped);
 Notify goes to subscribers. Event types are in pianorhythm.client.model.
 
-The synth is held by tui.synth_owner: one lock around every call, a live swap (`replace_synth()`, which
+The synth is held by pianorhythm.tui.synth_owner: one lock around every call, a live swap (`replace_synth()`, which
 re-queues the remote notes still to come), and a silent fallback when a call raises (SynthFailed, then
 SynthChanged).
 """
@@ -53,19 +53,19 @@ from pianorhythm.events import MusicEvent
 from pianorhythm.interpreter import settle_gc
 from pianorhythm.notes import HeldNotes
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
-from tui.audio.scheduler import SynthScheduler
-from tui.audio.synth import NullSynth, Synth
-from tui.net.backoff import Backoff
-from tui.net.requests import Requests
-from tui.net.session import ClientSession, SessionConfig
-from tui.net.tokens import TokenStore
-from tui.synth_owner import SynthOwner
+from pianorhythm.tui.audio.scheduler import SynthScheduler
+from pianorhythm.tui.audio.synth import NullSynth, Synth
+from pianorhythm.tui.net.backoff import Backoff
+from pianorhythm.tui.net.requests import Requests
+from pianorhythm.tui.net.session import ClientSession, SessionConfig
+from pianorhythm.tui.net.tokens import TokenStore
+from pianorhythm.tui.synth_owner import SynthOwner
 
 log = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
-    """What the engine feeds (tui.midi.recorder.MidiRecorder): a track per player, events at synth time."""
+    """What the engine feeds (pianorhythm.tui.midi.recorder.MidiRecorder): a track per player, events at synth time."""
 
     def add_player(self, player: Hashable, name: str, program: int | None = None) -> None: ...
     def record(self, player: Hashable, event: MusicEvent) -> None: ...
@@ -348,7 +348,7 @@ class Engine(Requests, SynthOwner):
             self._emit(m.NotesPlayed(uid, tuple(events), local=False))
         return True
 
-    # ---- the synth (tui.synth_owner) ----------------------------------------------------------------------
+    # ---- the synth (pianorhythm.tui.synth_owner) ----------------------------------------------------------------------
 
     def _channel_states(self) -> list[tuple[int, int, bool]]:
         """(channel, program, sustain pedal down) for us and every remote player with a channel."""
@@ -377,6 +377,6 @@ async def play_file_events(
     the event loop wakes a little late. Returns how many events were played. Cancelled (the user stops
     it), it releases every key and pedal it holds first, so nothing sticks for the listeners.
     """
-    from tui.midi.fileplayer import play_events
+    from pianorhythm.tui.midi.fileplayer import play_events
 
     return await play_events(events, engine.play_local, start_ns=now_ns() + 50_000_000, clock=now_ns)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from pianorhythm.client import model as m
-from tui.engine import Engine, play_file_events
-from tui.midi.fileplayer import MidiFileData
-from tui.midi.recorder import MidiRecorder
+from pianorhythm.tui.engine import Engine, play_file_events
+from pianorhythm.tui.midi.fileplayer import MidiFileData
+from pianorhythm.tui.midi.recorder import MidiRecorder
 
 log = logging.getLogger(__name__)
 

@@ -36,15 +36,15 @@ from pianorhythm.client import model as m
 from pianorhythm.client.model import ConnectionState
 from pianorhythm.events import MusicEvent
 from pianorhythm.playout import DEFAULT_PRESET, LatencyPreset
-from tui import config as cfg
-from tui.engine import Engine, EngineConfig, play_file_events
-from tui.file_play import DRAIN_S
-from tui.net.tls import insecure_warning
+from pianorhythm.tui import config as cfg
+from pianorhythm.tui.engine import Engine, EngineConfig, play_file_events
+from pianorhythm.tui.file_play import DRAIN_S
+from pianorhythm.tui.net.tls import insecure_warning
 
 if TYPE_CHECKING:
-    from tui.audio.synth import Synth
-    from tui.midi.fileplayer import MidiFileData
-    from tui.midi.recorder import MidiRecorder
+    from pianorhythm.tui.audio.synth import Synth
+    from pianorhythm.tui.midi.fileplayer import MidiFileData
+    from pianorhythm.tui.midi.recorder import MidiRecorder
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class _Printer:
 
 
 def _open_recorder(path: str) -> MidiRecorder:
-    from tui.midi.recorder import MidiRecorder
+    from pianorhythm.tui.midi.recorder import MidiRecorder
 
     return MidiRecorder(path)
 
@@ -147,7 +147,7 @@ def _settings(args: argparse.Namespace) -> tuple[cfg.Config, bool]:
 
 def _open_synth(settings: cfg.Config, no_audio: bool) -> Synth:
     """The synth the settings ask for, and one line: the driver that plays, or why nothing does."""
-    from tui.audio.drivers import open_configured_synth
+    from pianorhythm.tui.audio.drivers import open_configured_synth
 
     synth = open_configured_synth(settings, no_audio=no_audio)
     if not synth.silent:
@@ -158,13 +158,13 @@ def _open_synth(settings: cfg.Config, no_audio: bool) -> Synth:
 
 
 def _open_midi_input(args: argparse.Namespace, on_event: Callable[[MusicEvent], None]) -> Any:
-    from tui.midi.input import open_midi_input_from_args
+    from pianorhythm.tui.midi.input import open_midi_input_from_args
 
     return open_midi_input_from_args(args, on_event, lambda status: _line(f"midi {status}"))
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from tui.midi.fileplayer import MidiFileError, read_midi_file
+    from pianorhythm.tui.midi.fileplayer import MidiFileError, read_midi_file
 
     song: MidiFileData | None = None
     if args.play:
@@ -298,7 +298,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         )
         return 2
     if args.record:
-        from tui.midi.recorder import unwritable
+        from pianorhythm.tui.midi.recorder import unwritable
 
         problem = unwritable(args.record)
         if problem:

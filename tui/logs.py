@@ -22,8 +22,8 @@ from typing import Final
 
 from platformdirs import user_log_dir
 
-from tui.config import APP_NAME
-from tui.config import ENV_DIR as CONFIG_ENV_DIR
+from pianorhythm.tui.config import APP_NAME
+from pianorhythm.tui.config import ENV_DIR as CONFIG_ENV_DIR
 
 ENV_DIR: Final = "PIANORHYTHM_LOG_DIR"
 FILE_NAME: Final = "pianorhythm-tui.log"

@@ -1,7 +1,7 @@
 """The engine's hold on the synth: one lock around every call, a live swap, and a silent fallback.
 
 Every synth call goes through `_synth_lock`. `replace_synth()` swaps the synth at once and re-queues the
-remote notes still to come (tui.audio.scheduler) into the new one. A synth call that raises never stops
+remote notes still to come (pianorhythm.tui.audio.scheduler) into the new one. A synth call that raises never stops
 the music: the owner switches to a NullSynth, closes the broken one and emits SynthFailed (then
 SynthChanged); notes keep flowing to the screen and the recorder.
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from pianorhythm.client import model as m
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.audio.scheduler import SynthScheduler
-from tui.audio.synth import NullSynth, Synth
+from pianorhythm.tui.audio.scheduler import SynthScheduler
+from pianorhythm.tui.audio.synth import NullSynth, Synth
 
 log = logging.getLogger(__name__)
 

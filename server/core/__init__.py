@@ -1,9 +1,15 @@
 """The sans-I/O relay core: rooms, sessions, permissions, quotas and timers as a pure state machine."""
 
-from server.core.actions import Action, Close, FetchHistory, Persist, Send
-from server.core.base import CoreOptions
-from server.core.limits import Limits
-from server.core.relay import CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED, CLOSE_SLOW, RelayCore
+from pianorhythm.server.core.actions import Action, Close, FetchHistory, Persist, Send
+from pianorhythm.server.core.base import CoreOptions
+from pianorhythm.server.core.limits import Limits
+from pianorhythm.server.core.relay import (
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_REPLACED,
+    CLOSE_SLOW,
+    RelayCore,
+)
 
 __all__ = [
     "CLOSE_POLICY",

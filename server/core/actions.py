@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from server.core.records import ChatRecord, RoomRecord, UserRecord
+from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 
 
 @dataclass(frozen=True, slots=True)

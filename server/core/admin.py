@@ -11,11 +11,11 @@ import json
 import logging
 from typing import Final
 
+from pianorhythm.server.core import validate
+from pianorhythm.server.core.actions import ClearChat, MemoryReport, Persist, SaveChat, Send
+from pianorhythm.server.core.models import Session, chat_pb
+from pianorhythm.server.core.social import SYSTEM_USER_ID, SocialOps
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import validate
-from server.core.actions import ClearChat, MemoryReport, Persist, SaveChat, Send
-from server.core.models import Session, chat_pb
-from server.core.social import SYSTEM_USER_ID, SocialOps
 
 log = logging.getLogger("server.admin")
 

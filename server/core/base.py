@@ -7,12 +7,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pianorhythm.server.core import paging
+from pianorhythm.server.core.actions import Action, Persist, SaveRoom, Send
+from pianorhythm.server.core.limits import US, KeyedBuckets, Limits
+from pianorhythm.server.core.models import Room, Session, summary_pb
+from pianorhythm.server.core.records import ChatRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import paging
-from server.core.actions import Action, Persist, SaveRoom, Send
-from server.core.limits import US, KeyedBuckets, Limits
-from server.core.models import Room, Session, summary_pb
-from server.core.records import ChatRecord, RoomRecord
 
 SWEEP_US = 60 * US  # how often throttle buckets that refilled are forgotten
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from pianorhythm.server.core.limits import TokenBucket
+from pianorhythm.server.core.records import ChatRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core.limits import TokenBucket
-from server.core.records import ChatRecord, RoomRecord
 
 LOBBY = "lobby"
 
@@ -38,7 +38,7 @@ class Session:
     limited_last_us: int = 0
     note_error_us: int = -(10**18)  # last time a note error was sent (one per second at most)
     closed: bool = False
-    scope: str = ""  # what a ban on this session's address covers (server.core.address.ban_scope)
+    scope: str = ""  # what a ban on this session's address covers (pianorhythm.server.core.address.ban_scope)
     suffix: str = ""  # "#<user id>" while a present member of the room has the same name
 
     @property

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from pianorhythm.server.core import validate
+from pianorhythm.server.core.actions import Action, Close, Persist, SaveUser, Send
+from pianorhythm.server.core.address import ban_scope
+from pianorhythm.server.core.base import CoreOptions
+from pianorhythm.server.core.crypto import hash_token
+from pianorhythm.server.core.limits import US, TokenBucket
+from pianorhythm.server.core.models import Room, Session
+from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
+from pianorhythm.server.core.upkeep import UpkeepOps
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import validate
-from server.core.actions import Action, Close, Persist, SaveUser, Send
-from server.core.address import ban_scope
-from server.core.base import CoreOptions
-from server.core.crypto import hash_token
-from server.core.limits import US, TokenBucket
-from server.core.models import Room, Session
-from server.core.records import ChatRecord, RoomRecord, UserRecord
-from server.core.upkeep import UpkeepOps
 
 CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_POLICY: Final = 1008

@@ -6,14 +6,22 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+from pianorhythm.server.core import paging, validate
+from pianorhythm.server.core.actions import (
+    Action,
+    DeleteRoom,
+    HashPassword,
+    Persist,
+    SaveRoom,
+    Send,
+    VerifyPassword,
+)
+from pianorhythm.server.core.base import CoreBase
+from pianorhythm.server.core.crypto import pending_hash
+from pianorhythm.server.core.limits import US
+from pianorhythm.server.core.models import LOBBY, Room, Session, chat_pb, summary_pb
+from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import paging, validate
-from server.core.actions import Action, DeleteRoom, HashPassword, Persist, SaveRoom, Send, VerifyPassword
-from server.core.base import CoreBase
-from server.core.crypto import pending_hash
-from server.core.limits import US
-from server.core.models import LOBBY, Room, Session, chat_pb, summary_pb
-from server.core.records import BanRecord, RoomRecord
 
 log = logging.getLogger("server.rooms")
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import validate
-from server.core.actions import (
+from pianorhythm.server.core import validate
+from pianorhythm.server.core.actions import (
     Action,
     FetchHistory,
     Persist,
@@ -12,10 +11,11 @@ from server.core.actions import (
     SaveUser,
     Send,
 )
-from server.core.limits import US
-from server.core.models import Room, Session, chat_pb
-from server.core.records import ChatRecord, UserRecord
-from server.core.rooms import RoomOps
+from pianorhythm.server.core.limits import US
+from pianorhythm.server.core.models import Room, Session, chat_pb
+from pianorhythm.server.core.records import ChatRecord, UserRecord
+from pianorhythm.server.core.rooms import RoomOps
+from pianorhythm.wire import pianorhythm_pb2 as pb
 
 SYSTEM_USER_ID = 0  # chat from the server itself: ChatMessage.system, shown as a notice, under no name
 

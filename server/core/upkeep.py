@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from server.core.actions import DeleteRoom, Persist, PruneUsers
-from server.core.admin import AdminOps
-from server.core.limits import US
+from pianorhythm.server.core.actions import DeleteRoom, Persist, PruneUsers
+from pianorhythm.server.core.admin import AdminOps
+from pianorhythm.server.core.limits import US
 
 log = logging.getLogger("server.upkeep")
 

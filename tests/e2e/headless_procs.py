@@ -12,7 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
-CLI = [sys.executable, "-m", "tui.cli"]
+CLI = [sys.executable, "-m", "pianorhythm.tui.cli"]
 
 
 class Proc:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from pianorhythm.tui.midi.fileplayer import read_midi_file
 from tests.e2e.headless_procs import DATA, Proc, headless, start_server
-from tui.midi.fileplayer import read_midi_file
 
 SONG = DATA / "m21-test02.mid"
 

@@ -33,7 +33,7 @@ def tui(workdir: Path, url: str, name: str, log_dir: Path) -> str:
         "PYTHONPATH": str(REPO),
         "TERM": "xterm-256color",
     }
-    args = [sys.executable, "-m", "tui.cli", "--no-audio", "--connect", url, "--name", name]
+    args = [sys.executable, "-m", "pianorhythm.tui.cli", "--no-audio", "--connect", url, "--name", name]
     args += ["--room", "logs", "--log-level", "debug"]
     assignments = [f"{key}={shlex.quote(value)}" for key, value in env.items()]
     # The pause lets pipe-pane start recording before the TUI writes its first byte.
@@ -67,7 +67,7 @@ def test_logs_go_to_the_file_and_never_over_the_screen(tmp_path: Path, tmux: Tmu
         wait_until(lambda: " DEBUG " in log_file.read_text(), "debug lines in ann's log file", show=tmux)
 
         server.kill()  # both clients log the lost connection while they draw "reconnecting"
-        lost = f"INFO tui.net.session: connection to {url} lost or failed"
+        lost = f"INFO pianorhythm.tui.net.session: connection to {url} lost or failed"
         wait_until(lambda: lost in log_file.read_text(), "the lost connection in ann's log", show=tmux)
         wait_until(lambda: "Connection lost" in tmux.screen("bob"), "bob's reconnecting toast", show=tmux)
         tmux.keys("ann", "C-q")

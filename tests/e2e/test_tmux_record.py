@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pianorhythm.tui.midi.fileplayer import read_midi_file
 from tests.e2e.headless_procs import DATA, REPO, Proc, headless, start_server
 from tests.e2e.test_tmux import Tmux, tmux, wait_until
-from tui.midi.fileplayer import read_midi_file
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,7 +35,7 @@ def recording_tui(workdir: Path, url: str, recording: Path) -> str:
         "PYTHONPATH": str(REPO),
         "TERM": "xterm-256color",
     }
-    args = [sys.executable, "-m", "tui.cli", "--no-audio", "--connect", url, "--room", "e2e", "--name", "ann"]
+    args = [sys.executable, "-m", "pianorhythm.tui.cli", "--no-audio", "--connect", url, "--room", "e2e", "--name", "ann"]
     args += ["--record", str(recording)]
     assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
     return f"cd {shlex.quote(str(REPO))} && env {assignments} {shlex.join(args)}; echo tui-exit=$?; sleep 60"

@@ -28,11 +28,11 @@ __all__ = ["tmux"]  # the fixture, used by name
 def plain_tui(workdir: Path, name: str) -> str:
     env = {
         "PIANORHYTHM_CONFIG_DIR": str(workdir / "config"),
-        "XDG_DATA_HOME": str(workdir / "data"),  # where embedded.db lives (server.main.default_db_path)
+        "XDG_DATA_HOME": str(workdir / "data"),  # where embedded.db lives (pianorhythm.server.main.default_db_path)
         "PYTHONPATH": str(REPO),
         "TERM": "xterm-256color",
     }
-    args = [sys.executable, "-m", "tui.cli", "--no-audio", "--name", name]
+    args = [sys.executable, "-m", "pianorhythm.tui.cli", "--no-audio", "--name", name]
     assignments = [f"{key}={shlex.quote(value)}" for key, value in env.items()]
     return f"cd {shlex.quote(str(REPO))} && exec env {' '.join(assignments)} {shlex.join(args)}"
 

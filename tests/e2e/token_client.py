@@ -11,10 +11,10 @@ import asyncio
 import json
 import sys
 
+from pianorhythm.tui.cli import configure_logging
+from pianorhythm.tui.net.session import ClientSession, SessionConfig
+from pianorhythm.tui.net.tokens import TokenStore
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.cli import configure_logging
-from tui.net.session import ClientSession, SessionConfig
-from tui.net.tokens import TokenStore
 
 
 async def _run(url: str, config_dir: str, admin_token: str) -> dict[str, object]:

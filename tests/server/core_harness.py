@@ -6,11 +6,11 @@ import itertools
 from collections import defaultdict
 from typing import Any
 
+from pianorhythm.server.core import Close, CoreOptions, FetchHistory, Limits, Persist, RelayCore, Send
+from pianorhythm.server.core.actions import Action, HashPassword, VerifyPassword
+from pianorhythm.server.core.crypto import check_password, hash_password
+from pianorhythm.server.core.records import UserRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import Close, CoreOptions, FetchHistory, Limits, Persist, RelayCore, Send
-from server.core.actions import Action, HashPassword, VerifyPassword
-from server.core.crypto import check_password, hash_password
-from server.core.records import UserRecord
 
 START_US = 1_700_000_000_000_000
 SEC = 1_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from websockets.datastructures import Headers
 
-from server.addresses import ClientAddress, client_address, parse_trusted
+from pianorhythm.server.addresses import ClientAddress, client_address, parse_trusted
 
 
 def found(

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from pianorhythm.server.storage import Storage
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.storage import Storage
 from tests.fixtures.relay_process import REPO, ServerProcess, connect_from, relay_process
 from tests.fixtures.server import TestClient
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pianorhythm.server.core.actions import HashPassword, SaveRoom, VerifyPassword
+from pianorhythm.server.core.address import ban_scope
+from pianorhythm.server.core.crypto import check_password, hash_password
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core.actions import HashPassword, SaveRoom, VerifyPassword
-from server.core.address import ban_scope
-from server.core.crypto import check_password, hash_password
 from tests.server.core_harness import SEC, Harness
 
 

@@ -3,8 +3,8 @@ rooms that expire, stored rooms and users swept after 30 days, and maps that emp
 
 from __future__ import annotations
 
+from pianorhythm.server.core.actions import DeleteRoom, MemoryReport, PruneUsers, SaveRoom, SaveUser
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core.actions import DeleteRoom, MemoryReport, PruneUsers, SaveRoom, SaveUser
 from tests.server.core_harness import SEC, START_US, Harness
 
 DAY_S = 86_400

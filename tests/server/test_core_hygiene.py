@@ -8,7 +8,7 @@ import sys
 
 def test_core_imports_no_io_modules() -> None:
     code = (
-        "import sys, server.core; "
+        "import sys, pianorhythm.server.core; "
         "bad = {'asyncio', 'websockets', 'sqlite3', 'socket', 'textual', 'tui'} & set(sys.modules); "
         "print(sorted(bad))"
     )

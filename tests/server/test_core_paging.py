@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from pianorhythm.server.core import Limits, Send, paging
+from pianorhythm.server.core.actions import Action, Persist
+from pianorhythm.server.core.models import LOBBY, Session
+from pianorhythm.server.core.records import ChatRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import Limits, Send, paging
-from server.core.actions import Action, Persist
-from server.core.models import LOBBY, Session
-from server.core.records import ChatRecord
 from tests.server.core_harness import Harness
 
 PAGE = Limits().page_bytes

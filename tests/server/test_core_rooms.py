@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pianorhythm.server.core.actions import SaveRoom
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core.actions import SaveRoom
 from tests.server.core_harness import Harness, notes
 
 

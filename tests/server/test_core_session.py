@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from pianorhythm.server.core import CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED
+from pianorhythm.server.core.actions import SaveChat, SaveUser
+from pianorhythm.server.core.crypto import hash_token
+from pianorhythm.server.core.records import UserRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED
-from server.core.actions import SaveChat, SaveUser
-from server.core.crypto import hash_token
-from server.core.records import UserRecord
 from tests.server.core_harness import START_US, Harness, notes
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from server.dblock import DatabaseInUse, read_holder
-from server.main import ServerOptions, start_server
-from server.storage import Storage
+from pianorhythm.server.dblock import DatabaseInUse, read_holder
+from pianorhythm.server.main import ServerOptions, start_server
+from pianorhythm.server.storage import Storage
 from tests.fixtures.server import TestClient
 
 CLI = Path(sys.executable).with_name("pianorhythm-tui")
@@ -99,7 +99,7 @@ async def test_a_database_in_a_missing_directory_creates_it_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "new" / "dir" / "server.db"
-    caplog.set_level(logging.INFO, logger="server.storage")
+    caplog.set_level(logging.INFO, logger="pianorhythm.server.storage")
     storage = Storage(db)
     await storage.open()
     await storage.close()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from server import local
-from server.dblock import DatabaseLock, read_holder
-from server.local import host_or_join
+from pianorhythm.server import local
+from pianorhythm.server.dblock import DatabaseLock, read_holder
+from pianorhythm.server.local import host_or_join
 from tests.fixtures.server import TestClient
 
 
@@ -77,7 +77,7 @@ async def test_a_holder_in_another_process_is_joined(tmp_path: Path) -> None:
         f"""
         import asyncio, sys
         from pathlib import Path
-        from server.main import ServerOptions, start_server
+        from pianorhythm.server.main import ServerOptions, start_server
 
         async def main():
             server = await start_server(ServerOptions(port=0, db_path=Path({str(db)!r})))

@@ -14,9 +14,9 @@ import logging
 import lz4.frame
 import pytest
 
+from pianorhythm.server.main import RunningServer
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.main import RunningServer
 from tests.fixtures.server import TestClient
 from tests.tui.test_session_relay import open_session
 
@@ -78,7 +78,7 @@ async def test_an_oversized_message_becomes_a_typed_error_and_nothing_else_is_lo
     sid = session_id(relay_server, a.user_id)
     mailer = relay_server.shell.mailer
     oversized = server_message(CAP + 1000)
-    with caplog.at_level(logging.ERROR, logger="server.outbox"):
+    with caplog.at_level(logging.ERROR, logger="pianorhythm.server.outbox"):
         for payload in (good(1), oversized, good(2)):  # one loop turn: one flush, one batch
             mailer.send((sid,), payload)
         await a.pump(0.3)
@@ -91,7 +91,7 @@ async def test_an_oversized_message_becomes_a_typed_error_and_nothing_else_is_lo
     error = a.backlog[1].error
     assert error.code == pb.ERROR_CODE_FRAME_TOO_LARGE
     assert "command_result" in error.message and str(CAP + 1000) in error.message
-    [record] = [r for r in caplog.records if r.name == "server.outbox"]
+    [record] = [r for r in caplog.records if r.name == "pianorhythm.server.outbox"]
     assert record.levelno == logging.ERROR
     assert "command_result" in record.getMessage() and str(CAP + 1000) in record.getMessage()
     await a.act(ref=3, ping=pb.Ping(client_send_us=1))  # and the connection carries on
@@ -103,11 +103,11 @@ async def test_an_oversized_message_to_a_crowd_is_logged_once(
 ) -> None:
     clients = [await strict_client(relay_server, f"c{i}") for i in range(3)]
     targets = [session_id(relay_server, c.user_id) for c in clients]
-    with caplog.at_level(logging.ERROR, logger="server.outbox"):
+    with caplog.at_level(logging.ERROR, logger="pianorhythm.server.outbox"):
         relay_server.shell.mailer.send(targets, server_message(CAP + 1))
         for client in clients:
             assert (await client.recv("error")).error.code == pb.ERROR_CODE_FRAME_TOO_LARGE
-    assert len([r for r in caplog.records if r.name == "server.outbox"]) == 1
+    assert len([r for r in caplog.records if r.name == "pianorhythm.server.outbox"]) == 1
     assert "3 client(s)" in caplog.records[-1].getMessage()
 
 

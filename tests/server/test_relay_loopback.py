@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from pianorhythm.server.core import Limits
+from pianorhythm.server.main import RunningServer
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import Limits
-from server.main import RunningServer
 from tests.fixtures.server import ADMIN_TOKEN, TestClient, answers, start_test_server
 
 

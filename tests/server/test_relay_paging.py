@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from pianorhythm.server.main import RunningServer
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.main import RunningServer
 from tests.e2e.headless_procs import headless
 from tests.fixtures.relay_process import REPO, relay_process
 from tests.fixtures.server import TestClient, answers, start_test_server

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 from pianorhythm import __version__
+from pianorhythm.server.main import RunningServer
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.main import RunningServer
 from tests.fixtures.server import TestClient, start_test_server
 
 

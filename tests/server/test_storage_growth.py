@@ -7,10 +7,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from server.core.actions import DeleteRoom, PruneUsers, SaveRoom, SaveUser
-from server.core.crypto import hash_token
-from server.core.records import BanRecord, RoomRecord, UserRecord
-from server.storage import MIGRATIONS, Storage
+from pianorhythm.server.core.actions import DeleteRoom, PruneUsers, SaveRoom, SaveUser
+from pianorhythm.server.core.crypto import hash_token
+from pianorhythm.server.core.records import BanRecord, RoomRecord, UserRecord
+from pianorhythm.server.storage import MIGRATIONS, Storage
 
 DAY = 86_400_000_000
 NOW = 1_800_000_000_000_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import InvalidMessage
 
-from server.tls import TLSConfigError, server_context
+from pianorhythm.server.tls import TLSConfigError, server_context
 from tests.fixtures.server import TestClient, start_test_server
 from tests.fixtures.tls import SelfSigned, make_self_signed
 

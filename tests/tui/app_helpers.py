@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 from textual.screen import Screen
 from textual.widget import Widget
 
-from tui.app import PianoApp, options_from_args
-from tui.cli import build_parser
+from pianorhythm.tui.app import PianoApp, options_from_args
+from pianorhythm.tui.cli import build_parser
 
 S = TypeVar("S", bound=Screen[Any])
 

@@ -1,6 +1,6 @@
 """The real app, made deterministic for snapshots, and the steps that bring it to each screen.
 
-`scene_app(tmp_path, monkeypatch)` builds the app with `tui.app.build_app` (what `pianorhythm-tui` runs) on an
+`scene_app(tmp_path, monkeypatch)` builds the app with `pianorhythm.tui.app.build_app` (what `pianorhythm-tui` runs) on an
 in-process relay that the app starts itself, as the embedded default does. What would differ from run to
 run is pinned, and nothing else:
 - the server clock starts at a fixed instant (chat timestamps), the room's roll runs on a clock the scene
@@ -24,17 +24,17 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from pianorhythm.client import model as m
+from pianorhythm.server.local import LocalServer, host_or_join
+from pianorhythm.tui.app import PianoApp, build_app
+from pianorhythm.tui.cli import build_parser
+from pianorhythm.tui.engine import Engine
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.widgets.chat import ChatLog
+from pianorhythm.tui.widgets.keyboard_roll import KeyboardRoll
+from pianorhythm.tui.widgets.room_list import RoomList
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.local import LocalServer, host_or_join
 from tests.fixtures.server import TestClient
 from tests.tui.app_helpers import wait_for
-from tui.app import PianoApp, build_app
-from tui.cli import build_parser
-from tui.engine import Engine
-from tui.screens.room import RoomScreen
-from tui.widgets.chat import ChatLog
-from tui.widgets.keyboard_roll import KeyboardRoll
-from tui.widgets.room_list import RoomList
 
 EPOCH_US = 1_700_000_000_000_000  # 2023-11-14 22:13:20 UTC: every chat line of a scene says 22:13
 ROOM = "jam session"
@@ -75,7 +75,7 @@ def _fixed_stats(self: Engine, user_id: int) -> m.PlayerStats | None:
 
 def scene_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> PianoApp:
     """The app `pianorhythm-tui --no-audio --name ann --color #e6194b` builds, on a relay it starts itself."""
-    monkeypatch.setattr("server.main.ServerClock", FixedStartClock)
+    monkeypatch.setattr("pianorhythm.server.main.ServerClock", FixedStartClock)
     monkeypatch.setattr(Engine, "rtt_ms", property(lambda self: 12.0))
     monkeypatch.setattr(Engine, "player_stats", _fixed_stats)
     args: argparse.Namespace = build_parser().parse_args(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from pianorhythm.tui.screens.room import RoomScreen
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.fixtures.server import ADMIN_TOKEN
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, system_lines
 from tests.tui.test_app_room_feedback import room_ready
-from tui.screens.room import RoomScreen
 
 
 async def test_admin_login_help_and_real_answers(relay_server, relay_clients, config_dir, caplog):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pianorhythm.tui import config as cfg
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.widgets.chat import ChatLog
+from pianorhythm.tui.widgets.players import PlayersList
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import make_app, wait_for
-from tui import config as cfg
-from tui.screens.room import RoomScreen
-from tui.widgets.chat import ChatLog
-from tui.widgets.players import PlayersList
 
 
 async def command(pilot: Any, text: str) -> None:

@@ -3,8 +3,8 @@ user's file when a setting is changed (before, the first save replaced it with d
 
 from __future__ import annotations
 
+from pianorhythm.tui import config as cfg
 from tests.tui.app_helpers import make_app, wait_for
-from tui import config as cfg
 
 
 async def test_a_broken_config_is_named_at_start_and_survives_a_settings_change(relay_server, config_dir):

@@ -7,16 +7,16 @@ from typing import Any
 
 from textual.widgets import Input, Label
 
+from pianorhythm.tui.app import PianoApp
+from pianorhythm.tui.screens.lobby import LobbyScreen
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.widgets.chat import ChatInput, ChatLog
+from pianorhythm.tui.widgets.players import PlayersList
+from pianorhythm.tui.widgets.status import StatusBar
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.fixtures.proxy import JitterProxy
 from tests.fixtures.server import ADMIN_TOKEN, start_test_server
 from tests.tui.app_helpers import current_screen, make_app, wait_for
-from tui.app import PianoApp
-from tui.screens.lobby import LobbyScreen
-from tui.screens.room import RoomScreen
-from tui.widgets.chat import ChatInput, ChatLog
-from tui.widgets.players import PlayersList
-from tui.widgets.status import StatusBar
 
 
 def toasts(app: Any) -> list[str]:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import mido
 
+from pianorhythm.tui.app import PianoApp, options_from_args
+from pianorhythm.tui.cli import build_parser
+from pianorhythm.tui.midi.fileplayer import read_midi_file
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.widgets.status import StatusBar
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.e2e.headless_procs import REPO
 from tests.tui.app_helpers import make_app, wait_for
-from tui.app import PianoApp, options_from_args
-from tui.cli import build_parser
-from tui.midi.fileplayer import read_midi_file
-from tui.screens.room import RoomScreen
-from tui.widgets.status import StatusBar
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 LONG_SONG = DATA / "m21-test02.mid"  # 18.5 s: still playing when the test stops it
@@ -118,7 +118,7 @@ async def test_the_stop_key_ends_the_playing_and_releases_every_key(relay_server
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, timeout=30, cwd=cwd
+        [sys.executable, "-m", "pianorhythm.tui.cli", *args], capture_output=True, text=True, timeout=30, cwd=cwd
     )
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from pianorhythm.tui.screens.lobby import LobbyScreen
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.widgets.chat import ChatInput, ChatLog
+from pianorhythm.tui.widgets.keyboard_roll import KeyboardRoll
+from pianorhythm.tui.widgets.players import PlayersList
+from pianorhythm.tui.widgets.room_list import RoomList
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import focused, make_app, wait_for
-from tui.screens.lobby import LobbyScreen
-from tui.screens.room import RoomScreen
-from tui.widgets.chat import ChatInput, ChatLog
-from tui.widgets.keyboard_roll import KeyboardRoll
-from tui.widgets.players import PlayersList
-from tui.widgets.room_list import RoomList
 
 
 async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, config_dir):
@@ -92,7 +92,7 @@ async def test_lobby_join_chat_typing_and_notes(relay_server, relay_clients, con
 
 
 async def test_embedded_server_starts_and_stops_with_the_app(tmp_path, config_dir):
-    from server.local import host_or_join
+    from pianorhythm.server.local import host_or_join
 
     started = []
 
@@ -121,7 +121,7 @@ async def test_embedded_server_starts_and_stops_with_the_app(tmp_path, config_di
 
 
 async def test_settings_changed_in_the_ui_are_saved(relay_server, config_dir):
-    from tui import config as cfg
+    from pianorhythm.tui import config as cfg
 
     app = make_app(config_dir, "--connect", relay_server.url, "--name", "flagname")
     async with app.run_test(size=(80, 24)) as pilot:

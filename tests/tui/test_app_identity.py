@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pianorhythm.client import model as m
+from pianorhythm.tui import config as cfg
+from pianorhythm.tui.app import PianoApp
+from pianorhythm.tui.app_setup import options_from_args, remember_choices
+from pianorhythm.tui.engine import Engine, EngineConfig
 from tests.tui.app_helpers import make_args, wait_for
 from tests.tui.test_session_reconnect import Events, fast_backoff
-from tui import config as cfg
-from tui.app import PianoApp
-from tui.app_setup import options_from_args, remember_choices
-from tui.engine import Engine, EngineConfig
 
 
 def launched(config_dir: Path, *argv: str) -> PianoApp:

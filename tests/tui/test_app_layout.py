@@ -12,17 +12,17 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from pianorhythm.commands import HELP
+from pianorhythm.tui.messages import ChatLine
+from pianorhythm.tui.screens.dialogs import HELP_SECTIONS, CreateRoomScreen, HelpScreen
+from pianorhythm.tui.screens.lobby import LobbyScreen
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.screens.settings import SettingsScreen
+from pianorhythm.tui.widgets.chat import ChatInput, ChatLog
+from pianorhythm.tui.widgets.keyboard_roll import KeyboardRoll
+from pianorhythm.tui.widgets.players import PlayersList
+from pianorhythm.tui.widgets.status import StatusBar
+from pianorhythm.tui.widgets.too_small import TooSmall
 from tests.tui.app_helpers import current_screen, focused, make_app, wait_for
-from tui.messages import ChatLine
-from tui.screens.dialogs import HELP_SECTIONS, CreateRoomScreen, HelpScreen
-from tui.screens.lobby import LobbyScreen
-from tui.screens.room import RoomScreen
-from tui.screens.settings import SettingsScreen
-from tui.widgets.chat import ChatInput, ChatLog
-from tui.widgets.keyboard_roll import KeyboardRoll
-from tui.widgets.players import PlayersList
-from tui.widgets.status import StatusBar
-from tui.widgets.too_small import TooSmall
 
 T0_US = 1_700_000_000_000_000
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Select
 
+from pianorhythm.tui import config as cfg
+from pianorhythm.tui.midi.ports import list_ports_by_api
+from pianorhythm.tui.screens.settings import SettingsScreen
+from pianorhythm.tui.widgets.status import StatusBar
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_midi_input import KEYBOARD_CLIENT, KEYBOARD_PORT, Keyboard
-from tui import config as cfg
-from tui.midi.ports import list_ports_by_api
-from tui.screens.settings import SettingsScreen
-from tui.widgets.status import StatusBar
 
 pytestmark = pytest.mark.usefixtures("jackd")
 PORT = f"{KEYBOARD_CLIENT}:{KEYBOARD_PORT}"

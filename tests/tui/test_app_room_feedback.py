@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.widgets.players import PlayersList
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, enter_room_with_bob, system_lines
-from tui.screens.room import RoomScreen
-from tui.widgets.players import PlayersList
 
 
 def room_ready(app: Any) -> bool:

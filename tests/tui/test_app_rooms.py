@@ -8,12 +8,12 @@ from typing import Any
 from textual.widgets import Checkbox, Input
 
 from pianorhythm.client import model as m
+from pianorhythm.tui.screens.dialogs import CreateRoomScreen, PasswordScreen
+from pianorhythm.tui.screens.lobby import LobbyScreen
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.widgets.room_list import RoomList
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import current_screen, make_app, wait_for
-from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
-from tui.screens.lobby import LobbyScreen
-from tui.screens.room import RoomScreen
-from tui.widgets.room_list import RoomList
 
 
 def toasts(app: Any) -> list[str]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from textual.widgets import Input, Label, Select
 
 from pianorhythm.client import model as m
+from pianorhythm.tui import config as cfg
+from pianorhythm.tui.screens.room import RoomScreen
+from pianorhythm.tui.screens.settings import SettingsScreen
+from pianorhythm.tui.widgets.players import PlayersList
+from pianorhythm.tui.widgets.status import StatusBar
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.tui.app_helpers import current_screen, make_app, wait_for
-from tui import config as cfg
-from tui.screens.room import RoomScreen
-from tui.screens.settings import SettingsScreen
-from tui.widgets.players import PlayersList
-from tui.widgets.status import StatusBar
 
 
 async def test_settings_are_saved_and_applied(relay_server, relay_clients, config_dir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.main import RunningServer
+from pianorhythm.server.main import RunningServer
 from tests.tui.app_helpers import make_app, wait_for
 
 

@@ -1,4 +1,4 @@
-from tui import config as cfg
+from pianorhythm.tui import config as cfg
 
 
 def test_round_trip_with_awkward_strings(tmp_path):
@@ -54,7 +54,7 @@ def test_a_value_of_the_wrong_type_is_named_with_its_line(tmp_path):
 
 
 def test_flags_override(tmp_path):
-    from tui.cli import build_parser
+    from pianorhythm.tui.cli import build_parser
 
     args = build_parser().parse_args(["--name", "flag", "--latency", "low"])
     merged = cfg.with_flags(cfg.Config(name="saved", latency="safe"), args)

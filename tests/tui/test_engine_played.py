@@ -6,8 +6,8 @@ import asyncio
 
 from pianorhythm.client import model as m
 from pianorhythm.events import EventKind, MusicEvent
+from pianorhythm.tui.engine import Engine, EngineConfig
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.engine import Engine, EngineConfig
 
 
 def note(key, velocity=90):

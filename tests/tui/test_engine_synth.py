@@ -12,9 +12,9 @@ import pytest
 from pianorhythm.client import model as m
 from pianorhythm.client.effects import LOCAL
 from pianorhythm.events import EventKind, MusicEvent
-from tui.audio.soundfont import find_soundfont
-from tui.audio.synth import SAMPLE_RATE, FluidSynthSynth, NullSynth
-from tui.engine import Engine, EngineConfig
+from pianorhythm.tui.audio.soundfont import find_soundfont
+from pianorhythm.tui.audio.synth import SAMPLE_RATE, FluidSynthSynth, NullSynth
+from pianorhythm.tui.engine import Engine, EngineConfig
 
 SOUNDFONT = find_soundfont().path
 SILENT, AUDIBLE = 5.0, 100.0  # RMS: an idle synth ~0.5, a piano note at volume 0.5 ~750 (test_synth.py)

@@ -10,7 +10,7 @@ import mido
 import pytest
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.midi.fileplayer import MidiFileError, play_events, read_midi_file
+from pianorhythm.tui.midi.fileplayer import MidiFileError, play_events, read_midi_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import Label
 
+from pianorhythm.tui import logs
+from pianorhythm.tui.screens.lobby import LobbyScreen
+from pianorhythm.tui.screens.settings import SettingsScreen
 from tests.tui.app_helpers import make_app, wait_for
-from tui import logs
-from tui.screens.lobby import LobbyScreen
-from tui.screens.settings import SettingsScreen
 
 
 @pytest.fixture
@@ -39,10 +39,10 @@ def fresh_logging() -> Iterator[None]:
 
 
 def _log_from_everywhere(marker: str) -> None:
-    logging.getLogger("tui.engine").warning("%s from the loop", marker)
-    logging.getLogger("tui.engine").debug("%s debug, below the level", marker)
+    logging.getLogger("pianorhythm.tui.engine").warning("%s from the loop", marker)
+    logging.getLogger("pianorhythm.tui.engine").debug("%s debug, below the level", marker)
     thread = threading.Thread(
-        target=lambda: logging.getLogger("server.shell").error("%s from a thread", marker)
+        target=lambda: logging.getLogger("pianorhythm.server.shell").error("%s from a thread", marker)
     )
     thread.start()
     thread.join()
@@ -68,7 +68,7 @@ async def test_lines_land_in_the_file_and_never_on_the_terminal(
     out, err = capfd.readouterr()
     assert "MARK-1" not in out + err
     text = path.read_text()
-    for line in ("WARNING tui.engine: MARK-1 from the loop", "ERROR server.shell: MARK-1 from a thread"):
+    for line in ("WARNING pianorhythm.tui.engine: MARK-1 from the loop", "ERROR pianorhythm.server.shell: MARK-1 from a thread"):
         assert line in text
     assert "MARK-1 as a warning" in text
     assert "debug, below the level" not in text

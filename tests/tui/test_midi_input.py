@@ -8,8 +8,8 @@ import pytest
 import rtmidi
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.midi.input import NullMidiInput, RtMidiInput, open_midi_input
-from tui.midi.ports import list_input_ports, print_ports
+from pianorhythm.tui.midi.input import NullMidiInput, RtMidiInput, open_midi_input
+from pianorhythm.tui.midi.ports import list_input_ports, print_ports
 
 pytestmark = pytest.mark.usefixtures("jackd")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.midi.input import parse_message
-from tui.midi.ports import (
+from pianorhythm.tui.midi.input import parse_message
+from pianorhythm.tui.midi.ports import (
     MidiUnavailable,
     choose_port,
     is_hardware_port,

@@ -8,8 +8,8 @@ import mido
 import pytest
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.midi.fileplayer import read_midi_file
-from tui.midi.recorder import MidiRecorder
+from pianorhythm.tui.midi.fileplayer import read_midi_file
+from pianorhythm.tui.midi.recorder import MidiRecorder
 
 START = 5_000_000_000_000  # an arbitrary perf_counter_ns origin
 
@@ -143,9 +143,9 @@ def test_unicode_names_survive(tmp_path):
 
 
 def test_engine_protocol_add_and_save(tmp_path):
-    """tui.engine feeds `add(track_name, event)`; tui.headless saves to the --record path at the end."""
-    from tui.midi.fileplayer import read_events
-    from tui.midi.recorder import Recorder
+    """pianorhythm.tui.engine feeds `add(track_name, event)`; pianorhythm.tui.headless saves to the --record path at the end."""
+    from pianorhythm.tui.midi.fileplayer import read_events
+    from pianorhythm.tui.midi.recorder import Recorder
 
     rec = Recorder()
     rec.add("Alice", note(60, 100, 0))

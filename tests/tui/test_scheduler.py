@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from pianorhythm.events import EventKind, MusicEvent
-from tui.audio.scheduler import SynthScheduler
-from tui.audio.soundfont import find_soundfont
-from tui.audio.synth import SAMPLE_RATE, FluidSynthSynth
+from pianorhythm.tui.audio.scheduler import SynthScheduler
+from pianorhythm.tui.audio.soundfont import find_soundfont
+from pianorhythm.tui.audio.synth import SAMPLE_RATE, FluidSynthSynth
 
 SOUNDFONT = find_soundfont().path
 

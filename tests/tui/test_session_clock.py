@@ -7,8 +7,8 @@ The issue asks for convergence after 30 s of the default 5 s pings; with the pin
 import asyncio
 import time
 
+from pianorhythm.tui.net.session import ClientSession, SessionConfig
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.net.session import ClientSession, SessionConfig
 
 SAMPLES = 48
 

@@ -8,10 +8,10 @@ import asyncio
 
 from pianorhythm.client import model as m
 from pianorhythm.client.model import ConnectionState
+from pianorhythm.tui.engine import Engine, EngineConfig
+from pianorhythm.tui.net.tokens import TokenStore
 from tests.fixtures.server import TestClient
 from tests.tui.test_session_reconnect import Events, entered, fast_backoff
-from tui.engine import Engine, EngineConfig
-from tui.net.tokens import TokenStore
 
 
 def states(events):

@@ -9,10 +9,10 @@ import re
 
 from pianorhythm.client import model as m
 from pianorhythm.client.model import ConnectionState
-from server.main import ServerOptions, start_server
+from pianorhythm.server.main import ServerOptions, start_server
+from pianorhythm.tui.engine import Engine, EngineConfig
 from tests.fixtures.proxy import JitterProxy
 from tests.tui.test_session_reconnect import Events, entered, fast_backoff
-from tui.engine import Engine, EngineConfig
 
 CLASS_NAME = re.compile(r"[A-Z][a-z]+(Error|Exception|Closed|Handshake|URI)\b")
 

@@ -1,4 +1,4 @@
-"""The client puts paged room states and lists back together (tui.net.pages), on messages built by the
+"""The client puts paged room states and lists back together (pianorhythm.tui.net.pages), on messages built by the
 relay core's own pager, and a chat line the server would refuse is refused before it is sent."""
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from pianorhythm.client import model as m
 from pianorhythm.client.model import ConnectionState
 from pianorhythm.client.pages import Pages
 from pianorhythm.commands import chat_refusal
+from pianorhythm.server.core import Limits, paging
+from pianorhythm.server.main import ServerOptions, start_server
+from pianorhythm.tui.engine import Engine, EngineConfig
+from pianorhythm.tui.net.backoff import Backoff
+from pianorhythm.tui.widgets.chat import ChatInput
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from server.core import Limits, paging
-from server.main import ServerOptions, start_server
 from tests.fixtures.proxy import JitterProxy
 from tests.fixtures.server import TestClient, answers
 from tests.tui.app_helpers import make_app, wait_for
 from tests.tui.test_app_commands import command, enter_room_with_bob, system_lines
 from tests.tui.test_session_reconnect import Events, entered
-from tui.engine import Engine, EngineConfig
-from tui.net.backoff import Backoff
-from tui.widgets.chat import ChatInput
 
 CLEF = "\U0001d11e"
 

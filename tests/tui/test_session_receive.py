@@ -12,9 +12,9 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from pianorhythm.client.model import ConnectionState
+from pianorhythm.tui.net.session import ClientSession, SessionConfig
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.net.session import ClientSession, SessionConfig
 
 Script = Callable[[ServerConnection], Awaitable[None]]
 
@@ -98,7 +98,7 @@ async def test_a_failing_or_unreadable_message_is_logged_and_the_connection_stay
 
     inbox = Inbox(fail_on=1)
     session = ClientSession(SessionConfig(url=await scripted(trouble), name="me"), inbox)
-    caplog.set_level(logging.WARNING, logger="tui.net.session")
+    caplog.set_level(logging.WARNING, logger="pianorhythm.tui.net.session")
     await session.start()
     try:
         await inbox.wait_for(2)

@@ -6,10 +6,10 @@ import random
 
 from pianorhythm.client import model as m
 from pianorhythm.client.model import ConnectionState
-from server.main import ServerOptions, start_server
+from pianorhythm.server.main import ServerOptions, start_server
+from pianorhythm.tui.engine import Engine, EngineConfig
+from pianorhythm.tui.net.backoff import Backoff
 from tests.fixtures.proxy import JitterProxy
-from tui.engine import Engine, EngineConfig
-from tui.net.backoff import Backoff
 
 
 async def start_test_server(db, port=0):

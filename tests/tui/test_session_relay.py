@@ -6,13 +6,13 @@ import time
 from pianorhythm.client import model as m
 from pianorhythm.client.model import ConnectionState
 from pianorhythm.events import EventKind, MusicEvent
+from pianorhythm.tui.audio.synth import NullSynth
+from pianorhythm.tui.engine import Engine, EngineConfig
+from pianorhythm.tui.midi.fileplayer import read_midi_file
+from pianorhythm.tui.midi.recorder import MidiRecorder
+from pianorhythm.tui.net.session import ClientSession, SessionConfig
+from pianorhythm.tui.net.tokens import TokenStore
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.audio.synth import NullSynth
-from tui.engine import Engine, EngineConfig
-from tui.midi.fileplayer import read_midi_file
-from tui.midi.recorder import MidiRecorder
-from tui.net.session import ClientSession, SessionConfig
-from tui.net.tokens import TokenStore
 
 
 class Inbox:

@@ -9,11 +9,11 @@ import asyncio
 import pytest
 
 from pianorhythm.client.model import ConnectionState
-from server.main import RunningServer
+from pianorhythm.server.main import RunningServer
+from pianorhythm.tui.net.backoff import Backoff
+from pianorhythm.tui.net.session import ClientSession, SessionConfig
+from pianorhythm.tui.net.tls import insecure_warning
 from tests.fixtures.tls import SelfSigned
-from tui.net.backoff import Backoff
-from tui.net.session import ClientSession, SessionConfig
-from tui.net.tls import insecure_warning
 
 SENTENCE = (
     "The server's certificate could not be verified (self-signed certificate); "

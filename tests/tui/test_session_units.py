@@ -4,8 +4,8 @@ import json
 import random
 import stat
 
-from tui.net.backoff import Backoff
-from tui.net.tokens import TokenStore
+from pianorhythm.tui.net.backoff import Backoff
+from pianorhythm.tui.net.tokens import TokenStore
 
 
 def test_backoff_doubles_from_one_second_with_jitter_and_gives_up_after_five():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.audio.drivers import audio_driver_choices, compiled_drivers, open_synth
-from tui.audio.soundfont import SoundfontError, find_soundfont
-from tui.audio.synth import SAMPLE_RATE, FluidSynthSynth, NullSynth
+from pianorhythm.tui.audio.drivers import audio_driver_choices, compiled_drivers, open_synth
+from pianorhythm.tui.audio.soundfont import SoundfontError, find_soundfont
+from pianorhythm.tui.audio.synth import SAMPLE_RATE, FluidSynthSynth, NullSynth
 
 SOUNDFONT = find_soundfont().path
 pytestmark = pytest.mark.skipif(SOUNDFONT is None, reason="no General MIDI SoundFont installed")

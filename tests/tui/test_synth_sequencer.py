@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
-from tui.audio.soundfont import find_soundfont
-from tui.audio.synth import SAMPLE_RATE, FluidSynthSynth, NullSynth
+from pianorhythm.tui.audio.soundfont import find_soundfont
+from pianorhythm.tui.audio.synth import SAMPLE_RATE, FluidSynthSynth, NullSynth
 
 SOUNDFONT = find_soundfont().path
 pytestmark = pytest.mark.skipif(SOUNDFONT is None, reason="no General MIDI SoundFont installed")

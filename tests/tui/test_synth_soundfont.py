@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui.audio.soundfont import ENV_VAR, SoundfontError, find_soundfont, list_soundfonts
+from pianorhythm.tui.audio.soundfont import ENV_VAR, SoundfontError, find_soundfont, list_soundfonts
 
 
 @pytest.fixture

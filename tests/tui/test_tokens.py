@@ -3,13 +3,13 @@
 import subprocess
 import sys
 
-from tui.net.tokens import TokenStore
+from pianorhythm.tui.net.tokens import TokenStore
 
 URL = "ws://127.0.0.1:8765/api/websocket"
 
 HOLDER = """
 import sys, time
-from tui.net.tokens import TokenStore
+from pianorhythm.tui.net.tokens import TokenStore
 claim = TokenStore(sys.argv[1]).claim(sys.argv[2])
 print("held" if claim is not None else "refused", flush=True)
 time.sleep(60)

@@ -6,11 +6,11 @@ import datetime as dt
 
 from textual.app import App, ComposeResult
 
-from tui.messages import ChatLine, ChatSubmitted, PlayerView, TypingChanged
-from tui.widgets.chat import ChatInput, ChatLog, render_line
-from tui.widgets.players import PlayersList, render_player
-from tui.widgets.safe_text import clean, safe_color
-from tui.widgets.status import StatusBar
+from pianorhythm.tui.messages import ChatLine, ChatSubmitted, PlayerView, TypingChanged
+from pianorhythm.tui.widgets.chat import ChatInput, ChatLog, render_line
+from pianorhythm.tui.widgets.players import PlayersList, render_player
+from pianorhythm.tui.widgets.safe_text import clean, safe_color
+from pianorhythm.tui.widgets.status import StatusBar
 
 NOON_UTC_US = 1_700_000_000_000_000  # 2023-11-14 22:13:20 UTC
 

@@ -7,9 +7,9 @@ from rich.color import Color
 from textual.app import App, ComposeResult
 
 from pianorhythm.keymap import KeymapState
-from tui.widgets.keyboard_layout import ALL_WHITES, KeyboardGeometry, fit, is_white, note_name
-from tui.widgets.keyboard_roll import KeyboardRoll
-from tui.widgets.roll_render import HELD_BAR, SUSTAINED_BAR
+from pianorhythm.tui.widgets.keyboard_layout import ALL_WHITES, KeyboardGeometry, fit, is_white, note_name
+from pianorhythm.tui.widgets.keyboard_roll import KeyboardRoll
+from pianorhythm.tui.widgets.roll_render import HELD_BAR, SUSTAINED_BAR
 
 RED, GREEN, BLUE = "#ff0000", "#00ff00", "#0000ff"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from tui.messages import RoomView
-from tui.widgets.room_list import LOCK, RoomList, players_text
+from pianorhythm.tui.messages import RoomView
+from pianorhythm.tui.widgets.room_list import LOCK, RoomList, players_text
 
 
 class ListApp(App[None]):

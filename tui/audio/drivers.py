@@ -17,7 +17,7 @@ from .soundfont import SoundfontError, find_soundfont
 from .synth import AudioDriverError, FluidSynthSynth, NullSynth, Synth
 
 if TYPE_CHECKING:
-    from tui.config import Config
+    from pianorhythm.tui.config import Config
 
 log = logging.getLogger(__name__)
 

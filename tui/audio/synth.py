@@ -8,11 +8,11 @@ tests and benchmarks use that.
 
 `play_at(channel, event, due_ns)` queues an event for a time ahead: FluidSynth's own sequencer plays it in
 the audio thread, in the 64-frame block that holds its due time (see `FluidSynthSynth.play_at`), with no
-Python thread and no GIL between the due time and the sound. `tui.audio.scheduler` uses it for remote notes.
+Python thread and no GIL between the due time and the sound. `pianorhythm.tui.audio.scheduler` uses it for remote notes.
 
 Every player gets a channel of their own (see `pianorhythm.channels`), so one player's sustain pedal,
 program or stuck note never touches another's; `release_all(channel)` is what to call when they leave.
-Pick and start one with `open_synth()` (in `tui.audio.drivers`).
+Pick and start one with `open_synth()` (in `pianorhythm.tui.audio.drivers`).
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ class FluidSynthSynth(Synth):
         self.clock = SynthClock(self.sample_rate)
 
     def observe_clock(self, now_ns: int | None = None) -> None:
-        """Read the sequencer's tick against the system clock: play_at() does, tui.audio.scheduler polls."""
+        """Read the sequencer's tick against the system clock: play_at() does, pianorhythm.tui.audio.scheduler polls."""
         tick = self._calls.get_tick(self._sequencer.sequencer)
         self.clock.observe(time.perf_counter_ns() if now_ns is None else now_ns, tick)
 

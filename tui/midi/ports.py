@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from tui.audio.clog import captured_stderr
+from pianorhythm.tui.audio.clog import captured_stderr
 
 CLIENT_NAME: Final = "pianorhythm-tui"
 MIDI_APIS: Final = ("alsa", "jack")

@@ -233,4 +233,4 @@ def _build_track(track: _Track, timed: list[tuple[int, Any]], end_tick: int) -> 
     return out
 
 
-Recorder = MidiRecorder  # the name tui.engine and tui.headless use
+Recorder = MidiRecorder  # the name pianorhythm.tui.engine and pianorhythm.tui.headless use

@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 
 from pianorhythm.client.core import ClientCore
 from pianorhythm.client.effects import Effect
+from pianorhythm.tui.net.session import ClientSession
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.net.session import ClientSession
 
 
 class Requests:

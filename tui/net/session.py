@@ -44,12 +44,12 @@ from pianorhythm.client.effects import Effect, Received, Refuse, SaveToken, Send
 from pianorhythm.client.model import ConnectionState
 from pianorhythm.client.session import SessionCore, SessionSettings
 from pianorhythm.clock import BURST_PINGS, PING_INTERVAL_S, SETTLE_INTERVAL_S, SETTLE_PINGS, ClockEstimator
+from pianorhythm.tui.net import reasons
+from pianorhythm.tui.net.backoff import Backoff
+from pianorhythm.tui.net.tls import certificate_failure, client_context
+from pianorhythm.tui.net.tokens import TokenClaim, TokenStore
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.net import reasons
-from tui.net.backoff import Backoff
-from tui.net.tls import certificate_failure, client_context
-from tui.net.tokens import TokenClaim, TokenStore
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from pianorhythm.commands import HELP
-from tui.messages import NewRoom
-from tui.widgets.safe_text import plain
+from pianorhythm.tui.messages import NewRoom
+from pianorhythm.tui.widgets.safe_text import plain
 
 
 class PasswordScreen(ModalScreen[str | None]):

@@ -16,11 +16,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label
 
-from tui.messages import JoinRoomRequest, NewRoom, RoomView
-from tui.screens.dialogs import CreateRoomScreen, PasswordScreen
-from tui.widgets.header import SafeHeader
-from tui.widgets.room_list import RoomList
-from tui.widgets.status import RETRY_KEY, StatusBar
+from pianorhythm.tui.messages import JoinRoomRequest, NewRoom, RoomView
+from pianorhythm.tui.screens.dialogs import CreateRoomScreen, PasswordScreen
+from pianorhythm.tui.widgets.header import SafeHeader
+from pianorhythm.tui.widgets.room_list import RoomList
+from pianorhythm.tui.widgets.status import RETRY_KEY, StatusBar
 
 TITLE = "Rooms — Enter joins the selected room"
 WAITING = {"connected": "updating…", "connecting": "connecting…", "reconnecting": "reconnecting…"}

@@ -22,18 +22,18 @@ from textual.widgets import Footer
 from pianorhythm.client import model as m
 from pianorhythm.commands import CommandError, parse_command
 from pianorhythm.events import EventKind, MusicEvent
-from tui.messages import ChatLine, ChatSubmitted, LeaveRoomRequest, SettingsChanged, TypingChanged
-from tui.screens import room_commands
-from tui.screens.room_state import RoomState
-from tui.widgets.chat import ChatInput, ChatLog
-from tui.widgets.header import SafeHeader
-from tui.widgets.keyboard_roll import Clock, KeyboardRoll
-from tui.widgets.players import PlayersList
-from tui.widgets.status import StatusBar
+from pianorhythm.tui.messages import ChatLine, ChatSubmitted, LeaveRoomRequest, SettingsChanged, TypingChanged
+from pianorhythm.tui.screens import room_commands
+from pianorhythm.tui.screens.room_state import RoomState
+from pianorhythm.tui.widgets.chat import ChatInput, ChatLog
+from pianorhythm.tui.widgets.header import SafeHeader
+from pianorhythm.tui.widgets.keyboard_roll import Clock, KeyboardRoll
+from pianorhythm.tui.widgets.players import PlayersList
+from pianorhythm.tui.widgets.status import StatusBar
 
 
 class EngineLike(room_commands.EngineActions, Protocol):
-    """What the room screen calls on the engine (tui.engine.Engine satisfies it)."""
+    """What the room screen calls on the engine (pianorhythm.tui.engine.Engine satisfies it)."""
 
     def play_local(self, event: MusicEvent) -> None: ...
     def send_chat(self, text: str) -> bool: ...

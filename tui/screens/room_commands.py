@@ -7,12 +7,12 @@ from typing import Protocol
 
 from pianorhythm import commands as c
 from pianorhythm.gm import GM_PROGRAM_NAMES, program_name
+from pianorhythm.tui.screens.room_state import RoomState
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tui.screens.room_state import RoomState
 
 
 class EngineActions(Protocol):
-    """The part of tui.engine.Engine the room screen uses."""
+    """The part of pianorhythm.tui.engine.Engine the room screen uses."""
 
     def set_profile(self, name: str | None = None, color: str | None = None) -> bool: ...
     def set_status(self, status: str) -> bool: ...

@@ -1,6 +1,6 @@
 """What the room screen knows about the room: members, owner, typing, settings (plain state, no widgets).
 
-Fed with the engine's events (tui.net.model); produces `PlayerView`s for the players list and system lines
+Fed with the engine's events (pianorhythm.tui.net.model); produces `PlayerView`s for the players list and system lines
 for the chat. Kept apart from the screen so it can be read and tested on its own.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from pianorhythm.client import model as m
-from tui.messages import PlayerView
+from pianorhythm.tui.messages import PlayerView
 
 LEAVE_WORDS = {
     "left": "left",

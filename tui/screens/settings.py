@@ -1,6 +1,6 @@
 """Settings: MIDI input (live list), audio driver, SoundFont, instrument, levels, latency, name and colour.
 
-Dismisses with the changed values (keys are `tui.config.Config` fields) or None when cancelled. The lists
+Dismisses with the changed values (keys are `pianorhythm.tui.config.Config` fields) or None when cancelled. The lists
 come from callables so tests can pass fixed ones; the MIDI list is polled while the screen is open. A MIDI
 port is listed with its system (ALSA, JACK), and choosing one saves both `midi_device` and `midi_api`.
 The last line, read-only, names the file this run logs to.
@@ -20,8 +20,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from pianorhythm.gm import GM_PROGRAM_NAMES
-from tui.config import Config
-from tui.logs import active_log_file
+from pianorhythm.tui.config import Config
+from pianorhythm.tui.logs import active_log_file
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 MidiPort = tuple[str, str]  # (MIDI system: "alsa", "jack" or "" for the platform's own, port name)

@@ -18,8 +18,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, RichLog
 
-from tui.messages import ChatLine, ChatSubmitted, TypingChanged
-from tui.widgets.safe_text import plain, safe_color
+from pianorhythm.tui.messages import ChatLine, ChatSubmitted, TypingChanged
+from pianorhythm.tui.widgets.safe_text import plain, safe_color
 
 TYPING_IDLE_S = 3.0
 

@@ -32,8 +32,8 @@ from textual.widget import Widget
 
 from pianorhythm.keymap import KeymapState, PlayNote, StateChange, handle_key
 from pianorhythm.roll import RollModel
-from tui.widgets.keyboard_layout import KeyboardGeometry, fit
-from tui.widgets.roll_render import RollPalette, RollRenderer
+from pianorhythm.tui.widgets.keyboard_layout import KeyboardGeometry, fit
+from pianorhythm.tui.widgets.roll_render import RollPalette, RollRenderer
 
 Clock = Callable[[], float]
 # The roll draws at most this many frames per row (10 rows a second), however many notes arrive: the ticks

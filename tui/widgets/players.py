@@ -9,8 +9,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from pianorhythm.gm import program_name
-from tui.messages import PlayerView
-from tui.widgets.safe_text import plain, safe_color
+from pianorhythm.tui.messages import PlayerView
+from pianorhythm.tui.widgets.safe_text import plain, safe_color
 
 CROWN = "♛"
 STATUS_MARK = {"online": ("●", "green"), "away": ("◐", "yellow"), "busy": ("⊘", "red")}

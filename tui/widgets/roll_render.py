@@ -24,7 +24,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from pianorhythm.roll import KeyState, RollModel
-from tui.widgets.keyboard_layout import KeyboardGeometry, is_white
+from pianorhythm.tui.widgets.keyboard_layout import KeyboardGeometry, is_white
 
 HELD_BAR = "█"
 SUSTAINED_BAR = "▒"

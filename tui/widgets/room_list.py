@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from tui.messages import RoomView
-from tui.widgets.safe_text import plain
+from pianorhythm.tui.messages import RoomView
+from pianorhythm.tui.widgets.safe_text import plain
 
 LOCK = "🔒"
 

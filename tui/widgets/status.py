@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui.widgets.safe_text import plain
+from pianorhythm.tui.widgets.safe_text import plain
 
 RETRY_KEY = "Ctrl+R"  # the app's retry binding (ctrl+r) as every message names it
 
