@@ -212,8 +212,9 @@ def onsets(capture: Any, chords_ns: list[int]) -> list[float | None]:
 
 def start_relay(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     err = (workdir / "server.err").open("wb")
+    db = str(workdir / "s.db")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pianorhythm.tui.cli", "--server", "--port", "0", "--db", str(workdir / "s.db")],
+        [sys.executable, "-m", "pianorhythm.tui.cli", "--server", "--port", "0", "--db", db],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=err,

@@ -4,9 +4,9 @@
     local.url, local.hosting        # where to connect; False: another process's server was joined
     await local.close()
 
-One database has one server (pianorhythm.server.dblock). A second plain `pianorhythm-tui` on the same machine finds the
-embedded database locked, reads the holder's URL from the lock file and connects there as a client. If the
-hosting window quits, the joined one takes the database and the same address over, so its client's own
+One database has one server (pianorhythm.server.dblock). A second plain `pianorhythm-tui` on the same machine
+finds the embedded database locked, reads the holder's URL from the lock file and connects there as a client.
+If the hosting window quits, the joined one takes the database and the same address over, so its client's own
 reconnect finds a server again and resumes.
 """
 

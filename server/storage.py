@@ -1,8 +1,8 @@
 """SQLite storage: users, persistent room settings and bans, chat. WAL mode, versioned migrations.
 
-Every call runs on one dedicated thread (the connection never leaves it), so the event loop never blocks
-on disk. Notes never come here. An open Storage holds the database's lock (pianorhythm.server.dblock): a second server
-on the same file fails to open it with DatabaseInUse.
+Every call runs on one dedicated thread (the connection never leaves it), so the event loop never blocks on
+disk. Notes never come here. An open Storage holds the database's lock (pianorhythm.server.dblock): a second
+server on the same file fails to open it with DatabaseInUse.
 """
 
 from __future__ import annotations

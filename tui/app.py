@@ -2,9 +2,10 @@
 
     run_from_args(args, start_embedded_server)   # pianorhythm.tui.cli calls this
 
-With no --connect, `start_embedded_server()` (given by pianorhythm.tui.cli, the only module that may import the
-server) starts a relay on 127.0.0.1 and a free port inside the app's event loop, and the app joins its
-lobby. The engine (pianorhythm.tui.engine) does all networking; this module only turns its events into screen updates.
+With no --connect, `start_embedded_server()` (given by pianorhythm.tui.cli, the only module that may import
+the server) starts a relay on 127.0.0.1 and a free port inside the app's event loop, and the app joins its
+lobby. The engine (pianorhythm.tui.engine) does all networking; this module only turns its events into screen
+updates.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedServer(Protocol):
-    """What the embedded-server starter returns (pianorhythm.server.local.LocalServer fits): hosted here, or joined."""
+    """What the embedded-server starter returns (pianorhythm.server.local.LocalServer fits): hosted here, or
+    joined."""
 
     @property
     def url(self) -> str: ...

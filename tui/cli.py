@@ -183,9 +183,9 @@ def _check_file_flags(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 
 def configure_logging(level: str, *, tui: bool = False) -> str | None:
-    """Headless, server and tools log to stderr at `level` (one of LOG_LEVELS). The TUI owns the terminal,
-    so it logs to a file and Textual's devtools instead (pianorhythm.tui.logs); returns why that file could not be
-    opened, if it could not."""
+    """Headless, server and tools log to stderr at `level` (one of LOG_LEVELS). The TUI owns the terminal, so
+    it logs to a file and Textual's devtools instead (pianorhythm.tui.logs); returns why that file could not
+    be opened, if it could not."""
     if tui:
         return to_file(level)
     to_stderr(level)

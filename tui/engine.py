@@ -65,7 +65,8 @@ log = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
-    """What the engine feeds (pianorhythm.tui.midi.recorder.MidiRecorder): a track per player, events at synth time."""
+    """What the engine feeds (pianorhythm.tui.midi.recorder.MidiRecorder): a track per player, events at
+    synth time."""
 
     def add_player(self, player: Hashable, name: str, program: int | None = None) -> None: ...
     def record(self, player: Hashable, event: MusicEvent) -> None: ...

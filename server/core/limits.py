@@ -73,7 +73,8 @@ class Limits:
         """The most a paged ServerMessage (room state, room list, history) may serialize to.
 
         7/8 of the frame cap: the page fits with room to spare in one of the outbox's batch frames
-        (pianorhythm.server.outbox.CHUNK_BYTES, 60 KiB of 64), beside the batch framing and other queued messages.
+        (pianorhythm.server.outbox.CHUNK_BYTES, 60 KiB of 64), beside the batch framing and other
+        queued messages.
         """
         return self.max_frame_bytes * 7 // 8
 

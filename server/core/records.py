@@ -17,7 +17,8 @@ class UserRecord:
 @dataclass(frozen=True, slots=True)
 class BanRecord:
     """A ban (or a kick's short cool-down) from one room. It holds the user id and, when known, the
-    address the user had (see pianorhythm.server.core.address.ban_scope): a fresh identity from there is refused too."""
+    address the user had (see pianorhythm.server.core.address.ban_scope): a fresh identity from there
+    is refused too."""
 
     user_id: int
     name: str

@@ -80,7 +80,8 @@ def tui_command(workdir: Path, url: str, name: str) -> str:
         "COLORTERM": "truecolor",  # Textual then sends 24-bit colours, which tmux keeps
         "TERM": "xterm-256color",
     }
-    args = [sys.executable, "-m", "pianorhythm.tui.cli", "--no-audio", "--connect", url, "--room", "e2e", "--name", name]
+    args = [sys.executable, "-m", "pianorhythm.tui.cli", "--no-audio", "--connect", url]
+    args += ["--room", "e2e", "--name", name]
     assignments = [f"{key}={shlex.quote(value)}" for key, value in env.items()]
     return f"cd {shlex.quote(str(REPO))} && exec env {' '.join(assignments)} {shlex.join(args)}"
 

@@ -35,8 +35,8 @@ def recording_tui(workdir: Path, url: str, recording: Path) -> str:
         "PYTHONPATH": str(REPO),
         "TERM": "xterm-256color",
     }
-    args = [sys.executable, "-m", "pianorhythm.tui.cli", "--no-audio", "--connect", url, "--room", "e2e", "--name", "ann"]
-    args += ["--record", str(recording)]
+    args = [sys.executable, "-m", "pianorhythm.tui.cli", "--no-audio", "--connect", url]
+    args += ["--room", "e2e", "--name", "ann", "--record", str(recording)]
     assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
     return f"cd {shlex.quote(str(REPO))} && env {assignments} {shlex.join(args)}; echo tui-exit=$?; sleep 60"
 

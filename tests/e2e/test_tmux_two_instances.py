@@ -28,7 +28,8 @@ __all__ = ["tmux"]  # the fixture, used by name
 def plain_tui(workdir: Path, name: str) -> str:
     env = {
         "PIANORHYTHM_CONFIG_DIR": str(workdir / "config"),
-        "XDG_DATA_HOME": str(workdir / "data"),  # where embedded.db lives (pianorhythm.server.main.default_db_path)
+        # where embedded.db lives (pianorhythm.server.main.default_db_path)
+        "XDG_DATA_HOME": str(workdir / "data"),
         "PYTHONPATH": str(REPO),
         "TERM": "xterm-256color",
     }

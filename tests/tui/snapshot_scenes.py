@@ -1,8 +1,8 @@
 """The real app, made deterministic for snapshots, and the steps that bring it to each screen.
 
-`scene_app(tmp_path, monkeypatch)` builds the app with `pianorhythm.tui.app.build_app` (what `pianorhythm-tui` runs) on an
-in-process relay that the app starts itself, as the embedded default does. What would differ from run to
-run is pinned, and nothing else:
+`scene_app(tmp_path, monkeypatch)` builds the app with `pianorhythm.tui.app.build_app` (what `pianorhythm-tui`
+runs) on an in-process relay that the app starts itself, as the embedded default does. What would differ from
+run to run is pinned, and nothing else:
 - the server clock starts at a fixed instant (chat timestamps), the room's roll runs on a clock the scene
   moves by hand (so a held note's bar has a known length), times show in UTC;
 - measured figures (round trip, playout delay) are fixed numbers;

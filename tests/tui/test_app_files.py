@@ -118,7 +118,11 @@ async def test_the_stop_key_ends_the_playing_and_releases_every_key(relay_server
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pianorhythm.tui.cli", *args], capture_output=True, text=True, timeout=30, cwd=cwd
+        [sys.executable, "-m", "pianorhythm.tui.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
     )
 
 

@@ -68,7 +68,10 @@ async def test_lines_land_in_the_file_and_never_on_the_terminal(
     out, err = capfd.readouterr()
     assert "MARK-1" not in out + err
     text = path.read_text()
-    for line in ("WARNING pianorhythm.tui.engine: MARK-1 from the loop", "ERROR pianorhythm.server.shell: MARK-1 from a thread"):
+    for line in (
+        "WARNING pianorhythm.tui.engine: MARK-1 from the loop",
+        "ERROR pianorhythm.server.shell: MARK-1 from a thread",
+    ):
         assert line in text
     assert "MARK-1 as a warning" in text
     assert "debug, below the level" not in text

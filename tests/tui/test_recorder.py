@@ -143,7 +143,8 @@ def test_unicode_names_survive(tmp_path):
 
 
 def test_engine_protocol_add_and_save(tmp_path):
-    """pianorhythm.tui.engine feeds `add(track_name, event)`; pianorhythm.tui.headless saves to the --record path at the end."""
+    """pianorhythm.tui.engine feeds `add(track_name, event)`; pianorhythm.tui.headless saves to the --record
+    path at the end."""
     from pianorhythm.tui.midi.fileplayer import read_events
     from pianorhythm.tui.midi.recorder import Recorder
 

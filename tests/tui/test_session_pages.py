@@ -1,5 +1,5 @@
-"""The client puts paged room states and lists back together (pianorhythm.tui.net.pages), on messages built by the
-relay core's own pager, and a chat line the server would refuse is refused before it is sent."""
+"""The client puts paged room states and lists back together (pianorhythm.tui.net.pages), on messages built by
+the relay core's own pager, and a chat line the server would refuse is refused before it is sent."""
 
 from __future__ import annotations
 

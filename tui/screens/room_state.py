@@ -1,7 +1,7 @@
 """What the room screen knows about the room: members, owner, typing, settings (plain state, no widgets).
 
-Fed with the engine's events (pianorhythm.tui.net.model); produces `PlayerView`s for the players list and system lines
-for the chat. Kept apart from the screen so it can be read and tested on its own.
+Fed with the engine's events (pianorhythm.tui.net.model); produces `PlayerView`s for the players list and
+system lines for the chat. Kept apart from the screen so it can be read and tested on its own.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Settings: MIDI input (live list), audio driver, SoundFont, instrument, levels, latency, name and colour.
 
-Dismisses with the changed values (keys are `pianorhythm.tui.config.Config` fields) or None when cancelled. The lists
-come from callables so tests can pass fixed ones; the MIDI list is polled while the screen is open. A MIDI
-port is listed with its system (ALSA, JACK), and choosing one saves both `midi_device` and `midi_api`.
+Dismisses with the changed values (keys are `pianorhythm.tui.config.Config` fields) or None when cancelled.
+The lists come from callables so tests can pass fixed ones; the MIDI list is polled while the screen is open.
+A MIDI port is listed with its system (ALSA, JACK), and choosing one saves both `midi_device` and `midi_api`.
 The last line, read-only, names the file this run logs to.
 """
 
