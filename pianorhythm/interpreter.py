@@ -14,7 +14,8 @@ that uses the engine as a library) it does nothing: a library leaves its host's 
 the block unfreezes everything, so the process is as it was.
 
 Not set any more: `sys.setswitchinterval` and the 1 ns timer slack were for a thread that slept and spun
-to each note's due time; remote notes are now timed by the synth's own sequencer (pianorhythm.tui.audio.scheduler).
+to each note's due time; remote notes are now timed by the synth's own sequencer
+(pianorhythm.tui.audio.scheduler).
 """
 
 from __future__ import annotations

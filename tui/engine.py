@@ -9,18 +9,19 @@
     engine.replace_synth(open_synth(...))    # another driver/SoundFont, applied at once
     await engine.close()
 
-What happens is decided by the client core (pianorhythm.client.core.ClientCore, no I/O); the session shell
-(pianorhythm.tui.net.session) moves its messages over the WebSocket, and this runs the rest of its effects (pianorhythm.
-client.effects): a local event (PlayLocal) sounds at once on our own synth channel; a remote one
-(ScheduleNote, its due time from the player's PlayoutState) goes to the scheduler (pianorhythm.tui.audio.scheduler),
-which queues it at once in the synth for that time on the player's own channel and, once it is due, on the
-event loop, records it and hands it to subscribers in batches (NotesPlayed); ReleasePlayer drops a
-player's pending notes and releases what it holds (it left, we changed rooms, our connection dropped);
-Notify goes to subscribers. Event types are in pianorhythm.client.model.
+What happens is decided by the client core (pianorhythm.client.core.ClientCore, no I/O); the session
+shell (pianorhythm.tui.net.session) moves its messages over the WebSocket, and this runs the rest of its
+effects (pianorhythm.client.effects): a local event (PlayLocal) sounds at once on our own synth channel; a
+remote one (ScheduleNote, its due time from the player's PlayoutState) goes to the scheduler
+(pianorhythm.tui.audio.scheduler), which queues it at once in the synth for that time on the player's own
+channel and, once it is due, on the event loop, records it and hands it to subscribers in batches
+(NotesPlayed); ReleasePlayer drops a player's pending notes and releases what it holds (it left, we
+changed rooms, our connection dropped); Notify goes to subscribers. Event types are in
+pianorhythm.client.model.
 
-The synth is held by pianorhythm.tui.synth_owner: one lock around every call, a live swap (`replace_synth()`, which
-re-queues the remote notes still to come), and a silent fallback when a call raises (SynthFailed, then
-SynthChanged).
+The synth is held by pianorhythm.tui.synth_owner: one lock around every call, a live swap
+(`replace_synth()`, which re-queues the remote notes still to come), and a silent fallback when a call
+raises (SynthFailed, then SynthChanged).
 """
 
 from __future__ import annotations
@@ -349,7 +350,7 @@ class Engine(Requests, SynthOwner):
             self._emit(m.NotesPlayed(uid, tuple(events), local=False))
         return True
 
-    # ---- the synth (pianorhythm.tui.synth_owner) ----------------------------------------------------------------------
+    # ---- the synth (pianorhythm.tui.synth_owner) ---------------------------------------------------------
 
     def _channel_states(self) -> list[tuple[int, int, bool]]:
         """(channel, program, sustain pedal down) for us and every remote player with a channel."""

@@ -1,8 +1,8 @@
 """The engine's hold on the synth: one lock around every call, a live swap, and a silent fallback.
 
 Every synth call goes through `_synth_lock`. `replace_synth()` swaps the synth at once and re-queues the
-remote notes still to come (pianorhythm.tui.audio.scheduler) into the new one. A synth call that raises never stops
-the music: the owner switches to a NullSynth, closes the broken one and emits SynthFailed (then
+remote notes still to come (pianorhythm.tui.audio.scheduler) into the new one. A synth call that raises
+never stops the music: the owner switches to a NullSynth, closes the broken one and emits SynthFailed (then
 SynthChanged); notes keep flowing to the screen and the recorder.
 """
 

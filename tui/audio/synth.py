@@ -8,7 +8,8 @@ tests and benchmarks use that.
 
 `play_at(channel, event, due_ns)` queues an event for a time ahead: FluidSynth's own sequencer plays it in
 the audio thread, in the 64-frame block that holds its due time (see `FluidSynthSynth.play_at`), with no
-Python thread and no GIL between the due time and the sound. `pianorhythm.tui.audio.scheduler` uses it for remote notes.
+Python thread and no GIL between the due time and the sound. `pianorhythm.tui.audio.scheduler` uses it for
+remote notes.
 
 Every player gets a channel of their own (see `pianorhythm.channels`), so one player's sustain pedal,
 program or stuck note never touches another's; `release_all(channel)` is what to call when they leave.
@@ -351,7 +352,7 @@ class FluidSynthSynth(Synth):
         self.clock = SynthClock(self.sample_rate)
 
     def observe_clock(self, now_ns: int | None = None) -> None:
-        """Read the sequencer's tick against the system clock: play_at() does, pianorhythm.tui.audio.scheduler polls."""
+        """Read the sequencer's tick against the system clock: play_at() does, the scheduler polls."""
         tick = self._calls.get_tick(self._sequencer.sequencer)
         self.clock.observe(time.perf_counter_ns() if now_ns is None else now_ns, tick)
 
