@@ -45,7 +45,8 @@ def test_restored_even_when_the_mode_fails():
     assert not tuned() and gc.get_freeze_count() == 0
 
 
-def test_the_entry_point_applies_them_for_its_mode_and_restores_them(monkeypatch):
+def test_the_entry_point_applies_them_for_its_mode_and_restores_them(monkeypatch, fresh_logging):
+    # fresh_logging: cli.main sets up logging for its mode, which must not outlive the test
     seen: list[tuple[bool, int]] = []
 
     def mode(_api: object) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,23 +18,6 @@ from pianorhythm.tui import logs
 from pianorhythm.tui.screens.lobby import LobbyScreen
 from pianorhythm.tui.screens.settings import SettingsScreen
 from tests.tui.app_helpers import make_app, wait_for
-
-
-@pytest.fixture
-def fresh_logging() -> Iterator[None]:
-    """Put the root logger back as pytest set it up, closing the handlers a test added."""
-    root, ws = logging.getLogger(), logging.getLogger("websockets")
-    handlers, level, ws_level = root.handlers[:], root.level, ws.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        root.setLevel(level)
-        ws.setLevel(ws_level)
-        logging.captureWarnings(False)
 
 
 def _log_from_everywhere(marker: str) -> None:
