@@ -12,11 +12,13 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import sys
 import termios
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -111,6 +113,14 @@ class KittyTerminal:
         raise AssertionError(f"the TUI did not exit:\n{self.output[-3000:]!r}")
 
 
+def wait_until(done: Callable[[], bool], what: str, term: KittyTerminal, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited for {what}; flags {term.flags}:\n{term.output[-2000:]!r}")
+        time.sleep(0.05)
+
+
 def tui_env(workdir: Path) -> dict[str, str]:
     return {**os.environ, "PIANORHYTHM_CONFIG_DIR": str(workdir / "cfg-ann"), "TERM": "xterm-kitty"}
 
@@ -168,6 +178,11 @@ def test_held_keys_are_held_notes_and_chat_is_text(tmp_path: Path) -> None:
         bob.wait_for("chat ann: hello")
         time.sleep(0.5)
         assert term.flags[-1] == 27
+
+        os.kill(term.pid, signal.SIGTSTP)  # Ctrl+Z in a shell: the terminal as it was while suspended
+        wait_until(lambda: term.flags == [], "the flags popped on suspend", term)
+        os.kill(term.pid, signal.SIGCONT)
+        wait_until(lambda: term.flags == [25, 27], "the flags pushed again on resume", term)
 
         term.key(113, mods=5)  # Ctrl+Q
         assert term.wait_exit() == 0

@@ -26,7 +26,6 @@ import os
 import re
 import selectors
 import sys
-import threading
 from codecs import getincrementaldecoder
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
@@ -170,8 +169,10 @@ class KeyboardDetected(Message):
 
 
 class KeyboardInput:
-    """The keys mode and the flags pushed on the terminal. `want_events` is called on the app's thread; the
-    driver calls `attach` / `detach` and `on_stop` / `on_start` around application mode."""
+    """The keys mode and the flags pushed on the terminal. The room calls `want_events`; the driver calls
+    `attach` / `detach` when application mode starts and stops (start, suspend, resume, exit). All of them run
+    on the app's thread (Textual's SIGTSTP/SIGCONT handlers too), so there is no lock: a signal handler
+    taking one the interrupted code holds would deadlock."""
 
     def __init__(self, setting: str = "auto") -> None:
         if setting not in KEYS_MODES:
@@ -182,7 +183,6 @@ class KeyboardInput:
         self.wanted = False
         self.pushed = False
         self._write: Driver | None = None
-        self._lock = threading.Lock()
 
     @property
     def press_release(self) -> bool:
@@ -197,26 +197,23 @@ class KeyboardInput:
         return "keys held" if self.press_release else "keys fixed"
 
     def attach(self, driver: Driver) -> None:
-        with self._lock:
-            self._write = driver
-            if self.wanted and self.press_release and not self.pushed:
-                self._send(PUSH)
+        self._write = driver
+        if self.wanted and self.press_release and not self.pushed:
+            self._send(PUSH)
 
     def detach(self) -> None:
         """Application mode stops (exit or suspend): pop ours; `attach` pushes again on resume."""
-        with self._lock:
-            if self.pushed:
-                self._send(POP)
-            self._write = None
+        if self.pushed:
+            self._send(POP)
+        self._write = None
 
     def want_events(self, want: bool) -> None:
         """Push the event-type flags (the keyboard roll has focus) or pop them (anything else)."""
-        with self._lock:
-            self.wanted = want
-            if want and self.press_release and not self.pushed:
-                self._send(PUSH)
-            elif not want and self.pushed:
-                self._send(POP)
+        self.wanted = want
+        if want and self.press_release and not self.pushed:
+            self._send(PUSH)
+        elif not want and self.pushed:
+            self._send(POP)
 
     def _send(self, sequence: str) -> None:
         assert self._write is not None
