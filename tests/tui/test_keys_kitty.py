@@ -39,6 +39,12 @@ def test_modifiers_and_text_survive_and_a_shifted_release_names_the_unshifted_ke
     assert items == ["\x1b[122;2;90u", Release(122), "\x1b[13;5u"]
 
 
+def test_arrows_and_function_keys_with_event_types():
+    # Textual's parser would fail on `CSI 1;1:3C` (it reads "1:3" as the modifiers): none reaches it.
+    items = KittyFilter().feed("\x1b[C\x1b[1;1:2C\x1b[1;1:3C\x1b[1;5:3D\x1b[3;1:3~\x1b[1;5:2A\x1b[15;1:2~")
+    assert items == ["\x1b[C\x1b[C\x1b[1;5A\x1b[15~"]
+
+
 def test_a_chord_released_in_any_order():
     items = KittyFilter().feed("\x1b[122u\x1b[99u\x1b[98u\x1b[99;1:3u\x1b[122;1:3u\x1b[98;1:3u")
     assert items == ["\x1b[122u\x1b[99u\x1b[98u", Release(99), Release(122), Release(98)]

@@ -50,10 +50,8 @@ TEXTUAL_TESTED: Final = "8.2."  # KittyDriver.run_input_thread copies this versi
 _CSI_PARTIAL = re.compile(r"\x1b\[[\d;:?]*\Z")
 _CSI = re.compile(r"\x1b\[([\d;:?]*)([A-Za-z~])")
 _KEY_PARAMS = re.compile(r"(\d+)(?::[\d:]*)?(?:;(\d*)(?::(\d))?)?(?:;([\d:]*))?")
-
-PRESS: Final = 1
-REPEAT: Final = 2
-RELEASE: Final = 3
+KEY_FINALS: Final = "u~ABCDEFHPQRS"  # text keys end in u; arrows, F1-F4, Home, End... in the others
+RELEASE: Final = 3  # the event types: 1 press, 2 repeat, 3 release
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +80,9 @@ class DeviceAttributes:
 Item = str | Release | FlagsReply | DeviceAttributes
 
 
-def _key_event(params: str) -> tuple[str, int] | None:
-    """(the plain press sequence for Textual, event type) for a kitty key sequence's parameters with an event
-    type, or None when it has none (Textual parses it as it is)."""
+def _key_event(params: str, final: str) -> tuple[str, int] | None:
+    """(the plain press sequence for Textual, event type) for a kitty key sequence with an event type, or
+    None when it has none (Textual parses it as it is)."""
     match = _KEY_PARAMS.fullmatch(params)
     if match is None or match.group(3) is None:
         return None
@@ -94,7 +92,9 @@ def _key_event(params: str) -> tuple[str, int] | None:
         fields.append(mods)
     if text:
         fields.append(text)
-    return "\x1b[" + ";".join(fields) + "u", int(event)
+    if final != "u" and fields == ["1"]:
+        fields = []  # `CSI 1;1:2A`: an arrow with no modifier is plain `CSI A`
+    return "\x1b[" + ";".join(fields) + final, int(event)
 
 
 class KittyFilter:
@@ -123,9 +123,14 @@ class KittyFilter:
                 item = FlagsReply(int(params[1:]))
             elif params.startswith("?") and final == "c":
                 item = DeviceAttributes()
-            elif final == "u" and (key := _key_event(params)) is not None:
+            elif final in KEY_FINALS and (key := _key_event(params, final)) is not None:
                 sequence, event = key
-                item = Release(int(params.split(";")[0].split(":")[0])) if event == RELEASE else sequence
+                if event != RELEASE:
+                    item = sequence
+                elif final == "u":
+                    item = Release(int(params.split(";")[0].split(":")[0]))
+                else:
+                    item = ""  # an arrow or function key let go: nothing holds on it
             if item is not None:
                 if pos > text_start:
                     items.append(data[text_start:pos])
@@ -145,6 +150,8 @@ class KittyFilter:
 def _joined(items: list[Item]) -> list[Item]:
     out: list[Item] = []
     for item in items:
+        if item == "":
+            continue
         if isinstance(item, str) and out and isinstance(out[-1], str):
             out[-1] += item
         else:
