@@ -74,5 +74,5 @@ async def test_fixed_overrides_a_terminal_that_speaks_the_protocol(relay_server,
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
         room = current_screen(app, RoomScreen)
-        await wait_for(pilot, lambda: room.query_one(StatusBar).keys == "C3 v96 keys fixed")
+        await wait_for(pilot, lambda: [bar.keys for bar in room.query(StatusBar)] == ["C3 v96 keys fixed"])
         assert terminal.out == [] and not room.query_one(KeyboardRoll).hold_keys
