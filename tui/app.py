@@ -35,7 +35,13 @@ from pianorhythm.tui.app_setup import (
     options_from_args,
     room_view,
 )
-from pianorhythm.tui.keys.kitty import KeyboardDetected, KeyboardInput, KeyReleased, driver_class_for
+from pianorhythm.tui.keys.kitty import (
+    KEYS_MODES,
+    KeyboardDetected,
+    KeyboardInput,
+    KeyReleased,
+    driver_class_for,
+)
 from pianorhythm.tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from pianorhythm.tui.net import reasons
 from pianorhythm.tui.net.backoff import Backoff
@@ -107,6 +113,10 @@ class PianoApp(App[int]):
         self.playback: Any = None  # --play (pianorhythm.tui.file_play.FilePlayback)
         self.farewell: list[tuple[bool, str]] = []  # (ok, sentence) to print after the UI: --record
         self.notices: list[str] = []  # warnings from before the UI (a log file that cannot be opened)
+        if options.effective.keys not in KEYS_MODES:
+            self.notices.append(
+                f"keys = {options.effective.keys!r} in the config: use auto, press-release or fixed."
+            )
         if options.effective.theme:
             self.theme = options.effective.theme
 

@@ -76,3 +76,12 @@ async def test_fixed_overrides_a_terminal_that_speaks_the_protocol(relay_server,
         room = current_screen(app, RoomScreen)
         await wait_for(pilot, lambda: [bar.keys for bar in room.query(StatusBar)] == ["C3 v96 keys fixed"])
         assert terminal.out == [] and not room.query_one(KeyboardRoll).hold_keys
+
+
+async def test_an_unknown_keys_setting_in_the_config_is_said_and_auto_used(relay_server, config_dir):
+    config_dir.mkdir()
+    (config_dir / "config.toml").write_text('keys = "sometimes"\n')
+    app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: any("keys = 'sometimes'" in n.message for n in app._notifications))
+        assert app.keyboard_input.setting == "auto"
