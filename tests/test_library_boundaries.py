@@ -2,8 +2,8 @@
 
 Private members change without notice, and an override of one keeps running, or silently stops
 running, after an upgrade. These checks read the sources (AST, no imports of them) and fail naming the
-file, the line and what to use instead. There is no version-gated fast path today; one added later
-would come with its own test that fails when the fast path turns off, and an entry here.
+file, the line and what to use instead. One version-gated path: tui/keys/kitty.py's driver copies Textual
+8.2's LinuxDriver input loop (key release); tests/tui/test_keys_kitty.py fails when its gate turns off.
 
 The relay drives websockets' sans-I/O `ServerProtocol` with its own asyncio transport (server/ws.py); the
 server checks follow every websockets connection or protocol object the code names (a parameter, variable

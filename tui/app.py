@@ -35,6 +35,13 @@ from pianorhythm.tui.app_setup import (
     options_from_args,
     room_view,
 )
+from pianorhythm.tui.keys.kitty import (
+    KEYS_MODES,
+    KeyboardDetected,
+    KeyboardInput,
+    KeyReleased,
+    driver_class_for,
+)
 from pianorhythm.tui.messages import JoinRoomRequest, LeaveRoomRequest, SettingsChanged
 from pianorhythm.tui.net import reasons
 from pianorhythm.tui.net.backoff import Backoff
@@ -87,7 +94,9 @@ class PianoApp(App[int]):
         engine_factory: Callable[[AppOptions, str, Backoff], Any] | None = None,
         room_screen_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        keyboard = KeyboardInput(options.effective.keys)
+        super().__init__(driver_class=driver_class_for(keyboard))
+        self.keyboard_input = keyboard
         self.options = options
         self.start_embedded_server = start_embedded_server
         self.engine_factory = engine_factory or make_engine
@@ -104,6 +113,10 @@ class PianoApp(App[int]):
         self.playback: Any = None  # --play (pianorhythm.tui.file_play.FilePlayback)
         self.farewell: list[tuple[bool, str]] = []  # (ok, sentence) to print after the UI: --record
         self.notices: list[str] = []  # warnings from before the UI (a log file that cannot be opened)
+        if options.effective.keys not in KEYS_MODES:
+            self.notices.append(
+                f"keys = {options.effective.keys!r} in the config: use auto, press-release or fixed."
+            )
         if options.effective.theme:
             self.theme = options.effective.theme
 
@@ -318,7 +331,7 @@ class PianoApp(App[int]):
             self.engine.subscribe_rooms(False)
         kwargs: dict[str, Any] = {"now_us": self.engine.session.server_now_us} if self.engine else {}
         kwargs.update(self.room_screen_kwargs)
-        self.room_screen = RoomScreen(room, me, self.engine, **kwargs)
+        self.room_screen = RoomScreen(room, me, self.engine, keyboard=self.keyboard_input, **kwargs)
         self.push_screen(self.room_screen)
         self.call_after_refresh(self._after_room_mount)
 
@@ -332,6 +345,14 @@ class PianoApp(App[int]):
         for roll in screen.query(KeyboardRoll):  # none if the screen went already
             roll.keymap = replace(roll.keymap, note_length_s=self.options.effective.note_length_s)
         settle_gc()
+
+    def on_keyboard_detected(self, message: KeyboardDetected) -> None:
+        if self.room_screen is not None and self.room_screen.is_mounted:
+            self.room_screen.sync_keys()
+
+    def on_key_released(self, message: KeyReleased) -> None:
+        if self.focused is not None:  # to the widget that had the press
+            self.focused.post_message(KeyReleased(message.character))
 
     def _set_audio_status_quiet(self) -> None:
         synth = getattr(self.engine, "synth", None)

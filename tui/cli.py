@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--soundfont", metavar="PATH", help="SoundFont (.sf2) to play with")
     client.add_argument("--audio-driver", metavar="NAME", help="FluidSynth audio driver (default: auto)")
     client.add_argument(
+        "--keys",
+        choices=("auto", "press-release", "fixed"),
+        help="computer keys: held notes where the terminal reports key release (kitty protocol), or"
+        " fixed-length notes (default: auto, asks the terminal)",
+    )
+    client.add_argument(
         "--no-audio", action="store_true", help="do not make sound (notes still flow and show)"
     )
     client.add_argument("--latency", choices=LATENCY_PRESETS, help="playout delay preset (default balanced)")

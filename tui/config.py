@@ -46,6 +46,7 @@ class Config:
     reverb: float = 0.2
     chorus: float = 0.0
     note_length_s: float = 0.3
+    keys: str = "auto"  # auto | press-release | fixed (pianorhythm.tui.keys.kitty)
     theme: str = ""
 
 
@@ -217,6 +218,7 @@ def with_flags(config: Config, args: object) -> Config:
         "audio_driver": "audio_driver",
         "soundfont": "soundfont",
         "latency": "latency",
+        "keys": "keys",
     }
     values = {
         field_name: getattr(args, attr)

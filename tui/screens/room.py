@@ -22,6 +22,7 @@ from textual.widgets import Footer
 from pianorhythm.client import model as m
 from pianorhythm.commands import CommandError, parse_command
 from pianorhythm.events import EventKind, MusicEvent
+from pianorhythm.tui.keys.kitty import KeyboardInput
 from pianorhythm.tui.messages import ChatLine, ChatSubmitted, LeaveRoomRequest, SettingsChanged, TypingChanged
 from pianorhythm.tui.screens import room_commands
 from pianorhythm.tui.screens.room_state import RoomState
@@ -79,6 +80,7 @@ class RoomScreen(Screen[None]):
         now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         tz: dt.tzinfo | None = None,
         stats_interval_s: float = 1.0,
+        keyboard: KeyboardInput | None = None,
     ) -> None:
         super().__init__()
         self.state = RoomState.from_room(room, me_id, now_us, tz)
@@ -88,6 +90,8 @@ class RoomScreen(Screen[None]):
         self.now_us = now_us
         self.tz = tz
         self.stats_interval_s = stats_interval_s
+        self.keyboard = keyboard or KeyboardInput("fixed")
+        self._active = True  # not covered by a dialog
         self._note_ons = 0
         self._ready = False
         self._pending: list[m.EngineEvent] = []  # events that came before the widgets existed
@@ -129,6 +133,7 @@ class RoomScreen(Screen[None]):
         self.query_one(ChatLog).reset([_chat_line(line) for line in self.history])
         self._refresh_players()
         roll.focus()
+        self.sync_keys()
         if self.stats_interval_s > 0:
             self.set_interval(self.stats_interval_s, self._update_stats)
         self._ready = True
@@ -165,6 +170,37 @@ class RoomScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self._closed = True
+        self.keyboard.want_events(False)
+
+    # ---- key press and release (pianorhythm.tui.keys.kitty) ----------------------------------------------
+
+    def sync_keys(self) -> None:
+        """Key events with release while the keyboard roll has focus, ordinary keys everywhere else (chat,
+        dialogs); the status bar says which."""
+        roll = self.roll
+        want = self._active and not self._closed and self.focused is roll
+        self.keyboard.want_events(want)
+        roll.hold_keys = want and self.keyboard.press_release
+        self._show_keys()
+
+    def _show_keys(self) -> None:
+        state = self.roll.keymap
+        self.query_one(StatusBar).keys = f"{state.octave_label} v{state.velocity} {self.keyboard.label}"
+
+    def on_descendant_focus(self) -> None:
+        self.sync_keys()
+
+    def on_descendant_blur(self) -> None:
+        self.sync_keys()
+
+    def on_screen_suspend(self) -> None:
+        self._active = False
+        self.sync_keys()
+
+    def on_screen_resume(self) -> None:
+        self._active = True
+        if self._ready:
+            self.sync_keys()
 
     def handle_engine_event(self, event: m.EngineEvent) -> None:
         if self._closed:
@@ -245,7 +281,7 @@ class RoomScreen(Screen[None]):
             self._note_ons += 1
 
     def on_keyboard_roll_keymap_changed(self, message: KeyboardRoll.KeymapChanged) -> None:
-        self.query_one(StatusBar).keys = f"{message.state.octave_label} v{message.state.velocity}"
+        self._show_keys()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "focus_chat":

@@ -2,8 +2,10 @@
 
 Feed it with `note_on` / `note_off` / `pedal` / `release_player` (stamped with its clock on arrival). It
 plays too: the mouse (click and swipe across the keys) and, while it has focus, the computer keyboard
-(`pianorhythm.keymap`: two rows, two octaves, arrows shift octave and velocity). Terminals send no key-up,
-so a computer-key note lasts `note_length_s`; holding the key (auto-repeat) keeps it sounding. Every local
+(`pianorhythm.keymap`: two rows, two octaves, arrows shift octave and velocity). Most terminals send no
+key-up, so a computer-key note lasts `note_length_s`; holding the key (auto-repeat) keeps it sounding. With
+`hold_keys` (the terminal reports releases: pianorhythm.tui.keys.kitty) a key held is a note held until its
+`KeyReleased`, and repeats are ignored. Every local
 press and release is posted as `KeyboardRoll.LocalNote` for the screen to send, and lit at once for
 `local_player`.
 
@@ -32,6 +34,7 @@ from textual.widget import Widget
 
 from pianorhythm.keymap import KeymapState, PlayNote, StateChange, handle_key
 from pianorhythm.roll import RollModel
+from pianorhythm.tui.keys.kitty import KeyReleased
 from pianorhythm.tui.widgets.keyboard_layout import KeyboardGeometry, fit
 from pianorhythm.tui.widgets.roll_render import RollPalette, RollRenderer
 
@@ -105,6 +108,8 @@ class KeyboardRoll(Widget, can_focus=True):
         self._last_frame: tuple[Hashable, int, int, list[Strip]] | None = None  # (key, slice, version, lines)
         self._mouse_key: int | None = None
         self._key_timers: dict[int, Timer] = {}
+        self.hold_keys = False
+        self._held: dict[str, int] = {}  # character -> the key it holds down (hold_keys)
         self._ticker: Timer | None = None
         self.frames = 0  # rendered frames, for the benchmark
 
@@ -321,8 +326,22 @@ class KeyboardRoll(Widget, can_focus=True):
         if isinstance(action, StateChange):
             self.keymap = action.state
             self.post_message(self.KeymapChanged(action.state))
-        else:
+        elif not self.hold_keys:
             self.play_key(action)
+        elif event.character is not None and event.character not in self._held:  # else a repeat
+            self._held[event.character] = action.key
+            self._press(action.key, action.velocity)
+
+    def on_key_released(self, message: KeyReleased) -> None:
+        key = self._held.pop(message.character, None)
+        if key is not None:
+            self._release(key)
+
+    def on_blur(self) -> None:
+        """Focus went elsewhere: the releases will not come here."""
+        held, self._held = self._held, {}
+        for key in held.values():
+            self._release(key)
 
     def _key_under(self, x: int, y: int) -> int | None:
         renderer = self._get_renderer()
