@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     exclusive.add_argument(
         "--headless", action="store_true", help="run the client without a UI (bots, scripts)"
     )
-    exclusive.add_argument("--list-midi", action="store_true", help="print the MIDI input ports and exit")
+    exclusive.add_argument(
+        "--list-midi", action="store_true", help="print the MIDI input and output ports and exit"
+    )
 
     host = parser.add_argument_group("server (with --server)")
     host.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--name", metavar="NAME", help="your display name")
     client.add_argument("--color", type=_color, metavar="#RRGGBB", help="your colour")
     client.add_argument("--midi-in", metavar="PORT", help="MIDI input port (substring of its name)")
+    client.add_argument(
+        "--midi-out", metavar="PORT", help="send remote players to this MIDI port too (part of its name)"
+    )
     client.add_argument("--midi-api", choices=("alsa", "jack"), help="MIDI system (default: ALSA on Linux)")
     client.add_argument("--soundfont", metavar="PATH", help="SoundFont (.sf2) to play with")
     client.add_argument("--audio-driver", metavar="NAME", help="FluidSynth audio driver (default: auto)")
