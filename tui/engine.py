@@ -78,7 +78,7 @@ class MidiOutSink(Protocol):
     """Where remote players' events also go (pianorhythm.tui.midi.output.MidiOut), on their channel."""
 
     def schedule(self, due_ns: int, channel: int, event: MusicEvent) -> None: ...
-    def program(self, channel: int, program: int) -> None: ...
+    def program(self, channel: int, program: int, due_ns: int | None = None) -> None: ...
     def release(self, channel: int) -> None: ...
 
 
@@ -297,8 +297,13 @@ class Engine(Requests, SynthOwner):
         channel = self.channels.channel_of(player)
         if channel is not None:
             self._synth_program(channel, program)
-            if self.midi_out is not None and player != LOCAL:
-                self.midi_out.program(channel, program)
+            if self.midi_out is not None and isinstance(player, int):
+                # Between the notes played around it: a note is due at its capture time plus the player's
+                # playout delay, and the change carries no capture time, so it is estimated from the
+                # player's median transit (within the path's jitter of where it was played).
+                stats = self.core.player_stats(player)
+                ahead_ms = stats.delay_ms - (stats.transit_ms or 0.0) if stats is not None else 0.0
+                self.midi_out.program(channel, program, self._now_ns() + int(ahead_ms * 1_000_000))
         if self.recorder is not None:
             self.recorder.set_program(player, program, self._now_ns())
 

@@ -186,3 +186,29 @@ async def test_the_settings_choose_a_midi_out_port_saved_in_the_config(synth, re
             await wait_for(pilot, lambda: [m[1:] for m in synth.notes_on()] == [[67, 70]])
         finally:
             await ann.close()
+
+
+async def test_an_instrument_change_comes_between_the_notes_played_around_it(synth, relay_server):
+    url = relay_server.url
+    ann = Engine(EngineConfig(url, "ann", room="prog", save_token=False))
+    ben = Engine(EngineConfig(url, "ben", room="prog", save_token=False))
+    out = MidiOut(SYNTH_CLIENT, api="jack")
+    ben.attach_midi_out(out)
+    try:
+        await ann.start()
+        await ben.start()
+        await until(lambda: ben.player_stats(ann.session.user_id) is not None and ann.room is not None)
+        ann.play_local(note(60, 90))
+        await asyncio.sleep(0.05)
+        ann.set_instrument(40)
+        await asyncio.sleep(0.05)
+        ann.play_local(note(62, 90))
+        await until(lambda: len(synth.notes_on()) == 2)
+        channel = synth.notes_on()[0][0] & 0x0F
+        sent = [m for m in synth.messages() if m[0] & 0x0F == channel]
+        first, second = synth.notes_on()
+        assert sent.index(first) < sent.index([PROGRAM | channel, 40]) < sent.index(second)
+    finally:
+        await ben.close()
+        out.close()
+        await ann.close()

@@ -139,10 +139,11 @@ class MidiOut:
         """Send `event` on the engine's `channel` at `due_ns` (time.perf_counter_ns)."""
         self._put(due_ns, EventKind(event.kind), channel, event)
 
-    def program(self, channel: int, program: int) -> None:
-        """A program change on `channel`, sent now (ahead of the notes already queued for later)."""
-        event = MusicEvent(EventKind.CONTROL, program, program, time.perf_counter_ns())
-        self._put(time.perf_counter_ns(), _PROGRAM, channel, event)
+    def program(self, channel: int, program: int, due_ns: int | None = None) -> None:
+        """A program change on `channel` at `due_ns` (None: now, ahead of the notes queued for later)."""
+        now = time.perf_counter_ns()
+        event = MusicEvent(EventKind.CONTROL, program, program, now)
+        self._put(now if due_ns is None else due_ns, _PROGRAM, channel, event)
 
     def release(self, channel: int) -> None:
         """Drop what is queued for `channel` and silence it now: pedals up, held keys off, all notes off."""
