@@ -176,8 +176,10 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def _check_file_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """--record, --play, --exit-after-play and --duration belong to a client; --duration to --headless."""
-    client_only = [flag for flag in ("record", "play", "exit_after_play", "duration") if getattr(args, flag)]
+    """--record, --play, --exit-after-play, --duration and --midi-out belong to a client; --duration to
+    --headless."""
+    flags = ("record", "play", "exit_after_play", "duration", "midi_out")
+    client_only = [flag for flag in flags if getattr(args, flag)]
     if client_only and (args.server or args.list_midi):
         mode = "--server" if args.server else "--list-midi"
         parser.error(f"--{client_only[0].replace('_', '-')} is for a player; {mode} has no use for it.")
