@@ -125,9 +125,9 @@ def _die_with_parent() -> None:
 
 
 class Jackd:
-    """`jackd -d dummy` at 48 kHz/128 under a name of its own; JACK clients of this process talk to it."""
+    """`jackd -d dummy` at 48 kHz/`period` under a name of its own; this process's JACK clients talk to it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, period: int = PERIOD) -> None:
         binary = shutil.which("jackd")
         if binary is None:
             raise SystemExit("jackd is not installed (apt install jackd2)")
@@ -136,7 +136,7 @@ class Jackd:
         self.realtime = True
         for realtime in ("-R", "--no-realtime"):
             self.realtime = realtime == "-R"
-            args = [binary, "-n", self.name, realtime, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)]
+            args = [binary, "-n", self.name, realtime, "-d", "dummy", "-r", str(RATE), "-p", str(period)]
             self.proc = subprocess.Popen(
                 args, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
             )

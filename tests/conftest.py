@@ -10,6 +10,7 @@ import pytest
 pytest_plugins: list[str] = [
     "tests.fixtures.jack",
     "tests.fixtures.proxy",
+    "tests.fixtures.pulse",
     "tests.fixtures.server",
     "tests.fixtures.tls",
 ]

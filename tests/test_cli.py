@@ -138,6 +138,7 @@ def test_a_bad_url_ends_a_real_process_at_once() -> None:
     [
         (["--server", "--record", "out.mid"], "--record is for a player; --server has no use for it."),
         (["--list-midi", "--play", "in.mid"], "--play is for a player; --list-midi has no use for it."),
+        (["--server", "--midi-out", "synth"], "--midi-out is for a player; --server has no use for it."),
         (["--exit-after-play"], "--exit-after-play needs --play FILE.mid"),
         (["--headless", "--exit-after-play"], "--exit-after-play needs --play FILE.mid"),
         (["--duration", "5"], "--duration is for --headless"),

@@ -104,6 +104,7 @@ class PianoApp(App[int]):
         self.engine: Any = None
         self.server: EmbeddedServer | None = None
         self.midi: Any = None
+        self.midi_out: Any = None
         self.backoff = ObservedBackoff()
         self.size_guard = SizeGuard(self)
         self.lobby = LobbyScreen()
@@ -155,6 +156,7 @@ class PianoApp(App[int]):
         self._prepare_play()
         await self.engine.start()
         self._open_midi()
+        self._open_midi_out()
         self._set_audio_status()
 
     def _open_midi(self) -> None:
@@ -171,6 +173,26 @@ class PianoApp(App[int]):
         if wanted and not (self.midi is not None and self.midi.connected):
             reason = getattr(self.midi, "reason", "")  # no MIDI system at all: say which
             self.notify(missing_port_message(wanted, api, reason), severity="warning", timeout=15)
+
+    def _open_midi_out(self) -> None:
+        """--midi-out (or the config's midi_out): remote players to that port too; what happens as toasts."""
+        from pianorhythm.tui.midi.output import open_midi_out
+
+        if self.midi_out is not None:
+            self.midi_out.close()  # releases what it sounded
+            self.midi_out = None
+        eff, engine = self.options.effective, self.engine
+        if engine is None:
+            return
+        api = self.options.midi_api or eff.midi_api or None
+        if eff.midi_out:
+            loop = asyncio.get_running_loop()
+            self.midi_out = open_midi_out(eff.midi_out, api, self._on_midi_out_status, loop)
+        engine.attach_midi_out(self.midi_out)
+
+    def _on_midi_out_status(self, message: str) -> None:
+        bad = "gone" in message or message.startswith("No MIDI")
+        self.notify(message, severity="warning" if bad else "information", timeout=10 if bad else 4)
 
     def _on_midi_event(self, event: Any) -> None:
         if self.engine is not None:
@@ -216,6 +238,9 @@ class PianoApp(App[int]):
         if self.engine is not None:
             engine, self.engine = self.engine, None
             await engine.close()
+            if self.midi_out is not None:
+                self.midi_out.close()
+                self.midi_out = None
             engine.synth.close()
             self._close_recording(engine)
         if self.server is not None:
@@ -422,6 +447,8 @@ class PianoApp(App[int]):
         if ("midi_device" in changes or "midi_api" in changes) and self.midi is not None:
             self.midi.close()
             self._open_midi()
+        if "midi_out" in changes or ("midi_api" in changes and self.midi_out is not None):
+            self._open_midi_out()
         if self.room_screen is not None and self.room_screen.is_mounted and "note_length_s" in changes:
             roll = self.room_screen.query_one(KeyboardRoll)
             roll.keymap = replace(roll.keymap, note_length_s=opts.effective.note_length_s)

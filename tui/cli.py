@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     exclusive.add_argument(
         "--headless", action="store_true", help="run the client without a UI (bots, scripts)"
     )
-    exclusive.add_argument("--list-midi", action="store_true", help="print the MIDI input ports and exit")
+    exclusive.add_argument(
+        "--list-midi", action="store_true", help="print the MIDI input and output ports and exit"
+    )
 
     host = parser.add_argument_group("server (with --server)")
     host.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--name", metavar="NAME", help="your display name")
     client.add_argument("--color", type=_color, metavar="#RRGGBB", help="your colour")
     client.add_argument("--midi-in", metavar="PORT", help="MIDI input port (substring of its name)")
+    client.add_argument(
+        "--midi-out", metavar="PORT", help="send remote players to this MIDI port too (part of its name)"
+    )
     client.add_argument("--midi-api", choices=("alsa", "jack"), help="MIDI system (default: ALSA on Linux)")
     client.add_argument("--soundfont", metavar="PATH", help="SoundFont (.sf2) to play with")
     client.add_argument("--audio-driver", metavar="NAME", help="FluidSynth audio driver (default: auto)")
@@ -177,8 +182,10 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def _check_file_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """--record, --play, --exit-after-play and --duration belong to a client; --duration to --headless."""
-    client_only = [flag for flag in ("record", "play", "exit_after_play", "duration") if getattr(args, flag)]
+    """--record, --play, --exit-after-play, --duration and --midi-out belong to a client; --duration to
+    --headless."""
+    flags = ("record", "play", "exit_after_play", "duration", "midi_out")
+    client_only = [flag for flag in flags if getattr(args, flag)]
     if client_only and (args.server or args.list_midi):
         mode = "--server" if args.server else "--list-midi"
         parser.error(f"--{client_only[0].replace('_', '-')} is for a player; {mode} has no use for it.")

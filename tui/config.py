@@ -38,6 +38,7 @@ class Config:
     room: str = ""
     midi_device: str = ""
     midi_api: str = ""
+    midi_out: str = ""  # MIDI output port (substring of its name) remote players are sent to; "" none
     audio_driver: str = "auto"
     soundfont: str = ""
     instrument: int = 0
@@ -215,6 +216,7 @@ def with_flags(config: Config, args: object) -> Config:
         "room": "room",
         "midi_in": "midi_device",
         "midi_api": "midi_api",
+        "midi_out": "midi_out",
         "audio_driver": "audio_driver",
         "soundfont": "soundfont",
         "latency": "latency",

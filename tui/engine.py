@@ -74,6 +74,14 @@ class Recorder(Protocol):
     def set_program(self, player: Hashable, program: int, time_ns: int) -> None: ...
 
 
+class MidiOutSink(Protocol):
+    """Where remote players' events also go (pianorhythm.tui.midi.output.MidiOut), on their channel."""
+
+    def schedule(self, due_ns: int, channel: int, event: MusicEvent) -> None: ...
+    def program(self, channel: int, program: int, due_ns: int | None = None) -> None: ...
+    def release(self, channel: int) -> None: ...
+
+
 @dataclass(slots=True)
 class EngineConfig:
     url: str
@@ -107,6 +115,7 @@ class Engine(Requests, SynthOwner):
         self.config = config
         self.synth: Synth = synth if synth is not None else NullSynth()
         self.recorder = recorder
+        self.midi_out: MidiOutSink | None = None  # remote players' events to a MIDI port too (--midi-out)
         self._now_ns = now_ns
         session_config = SessionConfig(
             url=config.url,
@@ -230,6 +239,15 @@ class Engine(Requests, SynthOwner):
         if self.core.link.has_pending:
             self.session.flush_soon()
 
+    def attach_midi_out(self, out: MidiOutSink | None) -> None:
+        """Send remote players to `out` too from now on (None: stop), starting with each one's instrument."""
+        self.midi_out = out
+        if out is not None:
+            for uid, player in list(self.core.players.items()):
+                channel = self.channels.channel_of(uid)
+                if channel is not None:
+                    out.program(channel, player.info.instrument)
+
     def set_instrument(self, program: int) -> bool:
         return self._run(self.core.set_instrument(program))
 
@@ -245,6 +263,7 @@ class Engine(Requests, SynthOwner):
                 self._emit(effect.event)
             elif isinstance(effect, ScheduleNote):
                 self.scheduler.schedule(effect.due_ns, effect.player, effect.event)
+                self._midi_out(effect)
             elif isinstance(effect, PlayLocal):
                 self._play_local(effect.event)
             elif isinstance(effect, AddPlayer):
@@ -267,6 +286,8 @@ class Engine(Requests, SynthOwner):
         if player != LOCAL:
             channel, _ = self.channels.acquire(player)
             self._synth_program(channel, instrument)
+            if self.midi_out is not None:
+                self.midi_out.program(channel, instrument)
             with self._lock:
                 self._held[player] = HeldNotes()
         if self.recorder is not None:
@@ -276,6 +297,13 @@ class Engine(Requests, SynthOwner):
         channel = self.channels.channel_of(player)
         if channel is not None:
             self._synth_program(channel, program)
+            if self.midi_out is not None and isinstance(player, int):
+                # Between the notes played around it: a note is due at its capture time plus the player's
+                # playout delay, and the change carries no capture time, so it is estimated from the
+                # player's median transit (within the path's jitter of where it was played).
+                stats = self.core.player_stats(player)
+                ahead_ms = stats.delay_ms - (stats.transit_ms or 0.0) if stats is not None else 0.0
+                self.midi_out.program(channel, program, self._now_ns() + int(ahead_ms * 1_000_000))
         if self.recorder is not None:
             self.recorder.set_program(player, program, self._now_ns())
 
@@ -285,12 +313,19 @@ class Engine(Requests, SynthOwner):
         channel = self.channels.channel_of(player)
         if channel is not None:
             self._synth_release(channel)
+            if self.midi_out is not None and player != LOCAL:
+                self.midi_out.release(channel)
         with self._lock:
             held = self._held.pop(player, None) if forget else self._held.get(player)
             for event in held.release(self._now_ns()) if held is not None else ():
                 self._record(player, event)
         if forget:
             self.channels.release(player)
+
+    def _midi_out(self, note: ScheduleNote) -> None:
+        channel = self.channels.channel_of(note.player)
+        if self.midi_out is not None and channel is not None:
+            self.midi_out.schedule(note.due_ns, channel, note.event)
 
     def _sound_at(self, due_ns: int, player_key: Hashable, event: MusicEvent) -> int:
         """As a remote event arrives: queue it in the synth for its due time; returns how late it came."""

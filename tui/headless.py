@@ -2,11 +2,13 @@
 room events as lines on stdout.
 
     pianorhythm-tui --headless --connect ws://host:8765/api/websocket --room jam --name bot \
-        [--play in.mid [--exit-after-play]] [--record out.mid] [--midi-in PORT] [--duration S]
+        [--play in.mid [--exit-after-play]] [--record out.mid] [--midi-in PORT] [--midi-out PORT] \
+        [--duration S]
 
 It reads the TUI's config.toml ($PIANORHYTHM_CONFIG_DIR or the platform config dir) with the flags on
 top: name, colour, room, latency, instrument, SoundFont, audio driver and levels. With no name configured
-or given it is `bot-NNNN`. MIDI input opens only with --midi-in (a bot does not take your keyboard).
+or given it is `bot-NNNN`. MIDI input opens only with --midi-in (a bot does not take your keyboard); MIDI
+out (--midi-out or the config's midi_out) sends remote players to that port, with `midi-out ...` lines.
 One line says which audio driver plays (`audio fluidsynth/...`), or a warning on stderr why it is silent.
 
 A wss:// server's certificate is verified (system store or $SSL_CERT_FILE) unless --insecure is given;
@@ -44,6 +46,7 @@ from pianorhythm.tui.net.tls import insecure_warning
 if TYPE_CHECKING:
     from pianorhythm.tui.audio.synth import Synth
     from pianorhythm.tui.midi.fileplayer import MidiFileData
+    from pianorhythm.tui.midi.output import MidiOut
     from pianorhythm.tui.midi.recorder import MidiRecorder
 
 log = logging.getLogger(__name__)
@@ -163,6 +166,20 @@ def _open_midi_input(args: argparse.Namespace, on_event: Callable[[MusicEvent], 
     return open_midi_input_from_args(args, on_event, lambda status: _line(f"midi {status}"))
 
 
+def _open_midi_out(settings: cfg.Config) -> MidiOut | None:
+    """With --midi-out (or the config's midi_out): remote players to that port too; lines say how it goes."""
+    if not settings.midi_out:
+        return None
+    from pianorhythm.tui.midi.output import open_midi_out
+
+    loop = asyncio.get_running_loop()
+    return open_midi_out(settings.midi_out, settings.midi_api, _midi_out_line, loop)
+
+
+def _midi_out_line(status: str) -> None:
+    _line(f"midi-out {status}")
+
+
 async def _run(args: argparse.Namespace) -> int:
     from pianorhythm.tui.midi.fileplayer import MidiFileError, read_midi_file
 
@@ -191,6 +208,8 @@ async def _run(args: argparse.Namespace) -> int:
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     engine = Engine(config, synth=synth, recorder=recorder)
+    midi_out = _open_midi_out(settings)
+    engine.attach_midi_out(midi_out)
     if settings.instrument:
         engine.set_instrument(settings.instrument)
     printer = _Printer(engine)
@@ -254,6 +273,8 @@ async def _run(args: argparse.Namespace) -> int:
                 midi.close()
         printer.summary()
         await engine.close()
+        if midi_out is not None:
+            midi_out.close()
         synth.close()
         if recorder is not None:
             recorder.close()

@@ -63,7 +63,7 @@ def keyboard():
 def test_ports_are_listed(keyboard, capsys):
     assert f"{KEYBOARD_CLIENT}:{KEYBOARD_PORT}" in list_input_ports("jack")
     assert print_ports("jack") == 0
-    assert f"{KEYBOARD_CLIENT}:{KEYBOARD_PORT}" in capsys.readouterr().out.splitlines()
+    assert f"in\t{KEYBOARD_CLIENT}:{KEYBOARD_PORT}" in capsys.readouterr().out.splitlines()
 
 
 async def test_notes_and_pedal_arrive_in_order_with_velocity(keyboard):

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Tried in turn by auto: the desktop sound servers first, then the raw devices, then the OS natives.
+# Tried in turn by auto (README "Sound"): the desktop sound server (PulseAudio, or PipeWire's Pulse server,
+# then PipeWire's own), then the raw ALSA device, then JACK, then macOS's and Windows' own; none: silence.
 AUTO_DRIVERS: Final[tuple[str, ...]] = (
     "pulseaudio", "pipewire", "alsa", "jack", "coreaudio", "wasapi", "dsound",
 )  # fmt: skip

@@ -136,19 +136,25 @@ def choose_port(ports: Sequence[str], wanted: str | None = None, last_used: str 
 
 
 def print_ports(api: str | None) -> int:
-    """`pianorhythm-tui --list-midi`: the input ports on stdout, one per line.
+    """`pianorhythm-tui --list-midi`: the input then the output ports on stdout, one per line, each as
+    "in<TAB>NAME" or "out<TAB>NAME" (`cut -f2` gives the names).
 
-    Exit status 0 when the MIDI system answered (even with no ports: "no MIDI input ports" goes to stderr),
-    1 when there is no MIDI system to ask, with one line on stderr. Like `jack_lsp` or `aconnect -l`, a
-    script can tell "nothing plugged in" from "could not look".
+    Exit status 0 when the MIDI system answered (even with no ports: a line on stderr says so), 1 when there
+    is no MIDI system to ask, with one line on stderr. Like `jack_lsp` or `aconnect -l`, a script can tell
+    "nothing plugged in" from "could not look".
     """
+    from .output import list_output_ports
+
     try:
-        ports = list_input_ports(api)
+        inputs = list_input_ports(api)
+        outputs = list_output_ports(api)
     except MidiUnavailable as error:
         print(error, file=sys.stderr)
         return 1
-    if not ports:
-        print("No MIDI input ports (plug in a keyboard, then run this again).", file=sys.stderr)
-    for port in ports:
-        print(port)
+    if not inputs and not outputs:
+        print("No MIDI ports (plug in a keyboard or a synth, then run this again).", file=sys.stderr)
+    for port in inputs:
+        print(f"in\t{port}")
+    for port in outputs:
+        print(f"out\t{port}")
     return 0

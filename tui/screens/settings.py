@@ -1,4 +1,5 @@
-"""Settings: MIDI input (live list), audio driver, SoundFont, instrument, levels, latency, name and colour.
+"""Settings: MIDI input (live list), MIDI out, audio driver, SoundFont, instrument, levels, latency, name and
+colour.
 
 Dismisses with the changed values (keys are `pianorhythm.tui.config.Config` fields) or None when cancelled.
 The lists come from callables so tests can pass fixed ones; the MIDI list is polled while the screen is open.
@@ -95,6 +96,8 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
                     allow_blank=False,
                     id="midi_device",
                 )
+                yield Label("MIDI out: remote players to (part of a port name)")
+                yield Input(cfg.midi_out, id="midi_out")
                 yield Label("Audio driver")
                 yield Select(
                     [(d, d) for d in drivers],
@@ -165,6 +168,7 @@ class SettingsScreen(ModalScreen[dict[str, object] | None]):
         midi = self.query_one("#midi_device", Select).value
         if isinstance(midi, tuple):
             values["midi_api"], values["midi_device"] = midi
+        values["midi_out"] = self.query_one("#midi_out", Input).value.strip()
         for key in ("audio_driver", "soundfont", "instrument", "latency"):
             value = self.query_one(f"#{key}", Select).value
             if value is not Select.NULL:
