@@ -21,7 +21,12 @@ the excess but 1-2 ms per gap, so a shorter delay never pulls an event before it
 chord) and no interval changes by more than 2 ms; and a burst leaves the window only after ~200 more events:
 the delay comes down slowly, over a few rests.
 
-Until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a
+The path is known before the first note: the relay measures each member's uplink spread from their pings
+and shares it in presence, and our own pongs give our downlink's spread. Their sum (`path_spread_us`) is
+how far the transit can reach above its lowest, so the target is at least the lowest transit seen + the
+preset's share of it (low 0.8, balanced 1, safe 1.25) + the margin floor, from the first note on: the
+window's own quantile has nothing to step up to later. Without it (an older relay), until WARMUP.events
+transits are known, the target carries headroom over the largest transit seen: a
 quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little
 about the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the
 window knows better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py;
@@ -61,6 +66,7 @@ class PresetRule:
     quantile: float  # 0.95 = p95, 1.0 = max
     spread_factor: float  # the margin is this many times the transit spread (p99 - p50) ...
     margin_floor_us: int  # ... but never less than this
+    path_share: float = 1.0  # the delay covers the lowest transit + this share of the known path spread
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +79,9 @@ class WarmupRule:
 
 
 PRESET_RULES: Final[dict[LatencyPreset, PresetRule]] = {
-    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500),
-    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000),
-    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000),
+    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500, 0.8),
+    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000, 1.0),
+    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000, 1.25),
 }
 DEFAULT_PRESET: Final = LatencyPreset.BALANCED
 WARMUP: Final = WarmupRule(8, 0.25, 4_000)
@@ -116,15 +122,19 @@ def target_delay_us(
     ceiling_us: int = CEILING_US,
     rules: dict[LatencyPreset, PresetRule] = PRESET_RULES,
     warmup: WarmupRule = WARMUP,
+    path_spread_us: int = 0,
 ) -> int:
-    """The delay the preset asks for given the recent transits (ascending), clamped to [floor, ceiling]."""
+    """The delay the preset asks for given the recent transits (ascending) and the path's known spread,
+    clamped to [floor, ceiling]."""
     if not sorted_transits:
         return floor_us
     rule = rules[preset]
     margin = margin_us(sorted_transits, rule)
     target = quantile(sorted_transits, rule.quantile) + margin
-    headroom = warmup_headroom_us(sorted_transits, warmup)
-    if headroom:
+    if path_spread_us:
+        path = sorted_transits[0] + round(rule.path_share * path_spread_us) + rule.margin_floor_us
+        target = max(target, path)
+    elif headroom := warmup_headroom_us(sorted_transits, warmup):
         target = max(target, sorted_transits[-1] + margin + headroom)
     return max(floor_us, min(ceiling_us, target))
 
@@ -179,6 +189,7 @@ class PlayoutState:
         self.ceiling_us = ceiling_us
         self.window = TransitWindow(history)
         self.delay_us = floor_us
+        self.path_spread_us = 0  # their uplink's spread + our downlink's, measured from pings (0: unknown)
         self.late_count = 0
         self.event_count = 0
         self._last_capture_us: int | None = None
@@ -191,7 +202,13 @@ class PlayoutState:
     @property
     def target_us(self) -> int:
         return target_delay_us(
-            self.window.sorted, self.preset, self.floor_us, self.ceiling_us, self.rules, self.warmup
+            self.window.sorted,
+            self.preset,
+            self.floor_us,
+            self.ceiling_us,
+            self.rules,
+            self.warmup,
+            self.path_spread_us,
         )
 
     @property

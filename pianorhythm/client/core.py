@@ -236,6 +236,8 @@ class ClientCore(Requests):
             return []
         offset_us = self.link.offset_us
         arrival_us = now_ns // 1000
+        # Their uplink (the relay saw their pings) and our downlink: sized before their first note arrives.
+        player.playout.path_spread_us = player.info.uplink_spread_us + self.link.downlink.spread_us
         out: list[Effect] = []
         scheduled: list[MusicEvent] = []
         late = 0
