@@ -14,12 +14,14 @@ never below a floor and never above 500 ms. The margin's floor covers the dispat
 clock-estimate moves; its share of the spread covers the tail the window has not shown yet. An event that
 arrives after its due time plays at once and is counted as late: a note is never dropped.
 
-Changing the delay must not reorder or squash a player's events. Growing is applied at once: an event that
-would otherwise be late is worth a slightly stretched interval, so a burst of jitter raises the delay within a
-few events. Shrinking only happens across a gap of at least PHRASE_GAP_US between captures, by a quarter of
-the excess but 1-2 ms per gap, so a shorter delay never pulls an event before its predecessor (or squashes a
-chord) and no interval changes by more than 2 ms; and a burst leaves the window only after ~200 more events:
-the delay comes down slowly, over a few rests.
+Changing the delay must not reorder or squash a player's events. Growing stretches the interval before the
+event it applies to, so it goes by GROW_STEP_MAX_US (3 ms) per event while that still covers the event; an
+event that would be late even so takes the whole step at once (worth one stretched interval, and its
+neighbours then need none), so a burst of jitter raises the delay within a few events. Shrinking only happens
+across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-2 ms per gap, so a
+shorter delay never pulls an event before its predecessor (or squashes a chord) and no interval changes by
+more than 2 ms; and a burst leaves the window only after ~200 more events: the delay comes down slowly, over a
+few rests.
 
 The path is known before the first note: the relay measures each member's uplink spread from their pings
 and shares it in presence, and our own pongs give our downlink's spread. Their sum (`path_spread_us`) is
@@ -51,6 +53,7 @@ CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
 SHRINK_STEP_MAX_US: Final = 2_000
+GROW_STEP_MAX_US: Final = 3_000  # an interval stretched by this much is not heard as a hiccup
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
 KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US
 
@@ -226,7 +229,9 @@ class PlayoutState:
         elif gap <= 0:
             pass  # the same instant as the previous event (a chord): same delay, so it stays a chord
         elif target > self.delay_us:
-            self.delay_us = target
+            # Step by step while each step still covers this event; all at once if it would be late anyway.
+            grown = min(target, self.delay_us + GROW_STEP_MAX_US)
+            self.delay_us = grown if arrival_us - capture_us <= grown else target
         elif target < self.delay_us and gap >= PHRASE_GAP_US:
             step = min(SHRINK_STEP_MAX_US, max(SHRINK_STEP_MIN_US, (self.delay_us - target) // 4))
             self.delay_us = max(target, self.delay_us - step)
