@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import re
@@ -85,7 +86,7 @@ async def _wait(predicate: Any, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
+            raise TimeoutError(f"condition not met: {inspect.getsource(predicate).strip()}")
         await asyncio.sleep(0.02)
 
 
@@ -129,8 +130,8 @@ async def run_path(
     b.subscribe(on_event)
     await b.start()
     await a.start()
-    await _wait(lambda: a.room is not None and a.room.name == room and len(a.room.users) == 2)
     await _wait(lambda: b.room is not None and b.room.name == room)
+    await _wait(lambda: a.room is not None and a.room.name == room)
     await _wait(lambda: [p.info.name for p in b.core.players.values()] == ["player"])
     await asyncio.sleep(LEAD_IN_S)
     await play_file_events(a, song)
