@@ -139,6 +139,7 @@ class PlayerStats:
     transit_ms: float | None  # median capture-to-arrival time of their notes (their uplink + ours)
     late_count: int
     events: int
+    path_spread_ms: float | None = None  # their uplink's spread + our downlink's (None: not measured yet)
 
 
 # ---- events --------------------------------------------------------------------------------------------

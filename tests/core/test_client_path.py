@@ -69,3 +69,14 @@ def test_a_refreshed_uplink_spread_applies_from_their_next_note() -> None:
     h.take()
     assert first_note_delay_ms(h, transit_ms=10) == pytest.approx(10 + 40 + 1)
     assert h.core.players[2].info.uplink_spread_us == 40_000
+
+
+def test_the_players_figures_give_the_path_spread_and_the_late_notes() -> None:
+    h = measured(LatencyPreset.BALANCED, (1, 31, 11), uplink_spread_us=20_000)
+    stats = h.core.player_stats(2)
+    assert stats is not None and stats.path_spread_ms == 50.0 and stats.late_count == 0
+    unmeasured = ClientHarness(room="jam")
+    unmeasured.connect()
+    unmeasured.enter("jam", ANN, bob(0))
+    stats = unmeasured.core.player_stats(2)
+    assert stats is not None and stats.path_spread_ms is None
