@@ -18,24 +18,25 @@ Changing the delay must not reorder or squash a player's events. Growing stretch
 event it applies to, so it goes by GROW_STEP_MAX_US (3 ms) per event while that still covers the event; an
 event that would be late even so takes the whole step at once (worth one stretched interval, and its
 neighbours then need none), so a burst of jitter raises the delay within a few events. Shrinking only happens
-across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-2 ms per gap, so a
+across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-3 ms per gap, so a
 shorter delay never pulls an event before its predecessor (or squashes a chord) and no interval changes by
-more than 2 ms; and a burst leaves the window only after ~200 more events: the delay comes down slowly, over a
+more than 3 ms; and a burst leaves the window only after ~200 more events: the delay comes down slowly, over a
 few rests.
 
-The path is known before the first note: the relay measures each member's uplink spread from their pings
-and shares it in presence, and our own pongs give our downlink's spread. Their sum (`path_spread_us`) is
-how far the transit can reach above its lowest, so the target is at least the lowest transit seen + the
-preset's share of it (low 0.8, balanced 1, safe 1.25) + the margin floor, from the first note on: the
-window's own quantile has nothing to step up to later. Without it (an older relay), until WARMUP.events
-transits are known, the target carries headroom over the largest transit seen: a
-quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little
-about the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the
-window knows better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py;
-figures in bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps
-a nearby player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and
-again (simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's
-first notes pay the floor.
+The path is known before the first note: the relay measures each member's uplink spread from their pings and
+shares it in presence, and our own pongs give our downlink's spread. Their sum (`path_spread_us`) is how far
+the transit can reach above its lowest, so the target is at least the lowest transit seen + the preset's share
+of it (low 0.8, balanced 1, safe 1.25) + the margin floor, from the first note until the window holds
+PATH_EVENTS transits: the window's own quantile has nothing to step up to later, and once it knows the path
+the sum of both legs' extremes (which rarely meet) no longer holds the delay up. Without it (an older relay),
+until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a quarter
+of how far the largest reaches above the median, at least 4 ms. A handful of samples says little about the
+tail and every step up costs a stretched interval; the extra room goes again, gliding, once the window knows
+better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in
+bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps a nearby
+player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and again
+(simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's first notes
+pay the floor.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ FLOOR_US: Final = 3_000
 CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
-SHRINK_STEP_MAX_US: Final = 2_000
+SHRINK_STEP_MAX_US: Final = 3_000  # as much as growing may stretch: the issue's bound on one interval
 GROW_STEP_MAX_US: Final = 3_000  # an interval stretched by this much is not heard as a hiccup
+PATH_EVENTS: Final = 32  # the path's spread sizes the delay until the window holds this many transits
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
 KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US
 
@@ -134,10 +136,10 @@ def target_delay_us(
     rule = rules[preset]
     margin = margin_us(sorted_transits, rule)
     target = quantile(sorted_transits, rule.quantile) + margin
-    if path_spread_us:
+    if path_spread_us and len(sorted_transits) < PATH_EVENTS:
         path = sorted_transits[0] + round(rule.path_share * path_spread_us) + rule.margin_floor_us
         target = max(target, path)
-    elif headroom := warmup_headroom_us(sorted_transits, warmup):
+    elif not path_spread_us and (headroom := warmup_headroom_us(sorted_transits, warmup)):
         target = max(target, sorted_transits[-1] + margin + headroom)
     return max(floor_us, min(ceiling_us, target))
 

@@ -10,6 +10,7 @@ from pianorhythm.playout import (
     GROW_STEP_MAX_US,
     HISTORY,
     KEPT_INTERVAL_US,
+    PATH_EVENTS,
     PHRASE_GAP_US,
     PRESET_RULES,
     SHRINK_STEP_MAX_US,
@@ -306,3 +307,12 @@ def test_late_notes_are_counted_per_player():
     feed(bob, [2_000] * 250 + [200_000, 2_000])
     feed(cat, [2_000] * 252)
     assert (bob.late_count, cat.late_count) == (1, 0)
+
+
+def test_the_known_path_sizes_the_delay_until_the_window_knows_it():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    state.path_spread_us = 50_000
+    feed(state, [10_000] * (PATH_EVENTS - 1))
+    assert state.target_us == 10_000 + 50_000 + BALANCED.margin_floor_us
+    feed(state, [10_000], start=10**9)
+    assert state.target_us == 10_000 + BALANCED.margin_floor_us  # the window's own rule from now on
