@@ -55,7 +55,7 @@ PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
 SHRINK_STEP_MAX_US: Final = 3_000  # as much as growing may stretch: the bound on one interval
 GROW_STEP_MAX_US: Final = 3_000  # an interval stretched by this much is not heard as a hiccup
-PATH_EVENTS: Final = 32  # the path's spread sizes the delay until the window holds this many transits
+PATH_EVENTS: Final = 100  # the path's spread sizes the delay until the window holds this many transits
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
 KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US
 
