@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Final
 
 DEFAULT_WINDOW: Final = 64
+SPREAD_WINDOW: Final = 32  # one-way delays: the burst, the settle pings and a few more
 BURST_PINGS: Final = 8
 SETTLE_PINGS: Final = 16  # after the burst, one every SETTLE_INTERVAL_S: the bounds tighten in seconds
 SETTLE_INTERVAL_S: Final = 0.5
@@ -139,3 +140,28 @@ class ClockEstimator:
             uncertainty_us=uncertainty,
             samples=len(samples),
         )
+
+
+class DelaySpread:
+    """How far one direction's delay reaches above its lowest, over the last `window` one-way samples.
+
+    A sample is (receive time - send time) on two unsynchronised clocks: it carries an unknown constant
+    offset, which the difference max - min cancels. Fed with a client's pings on the server (its uplink) or
+    with pongs on the client (its downlink), it tells a listener how much delay that leg adds at worst.
+    """
+
+    def __init__(self, window: int = SPREAD_WINDOW) -> None:
+        self._samples: deque[int] = deque(maxlen=window)
+
+    def add(self, send_us: int, receive_us: int) -> None:
+        self._samples.append(receive_us - send_us)
+
+    def reset(self) -> None:
+        self._samples.clear()
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    @property
+    def spread_us(self) -> int:
+        return max(self._samples) - min(self._samples) if self._samples else 0

@@ -14,21 +14,29 @@ never below a floor and never above 500 ms. The margin's floor covers the dispat
 clock-estimate moves; its share of the spread covers the tail the window has not shown yet. An event that
 arrives after its due time plays at once and is counted as late: a note is never dropped.
 
-Changing the delay must not reorder or squash a player's events. Growing is applied at once: an event that
-would otherwise be late is worth a slightly stretched interval, so a burst of jitter raises the delay within a
-few events. Shrinking only happens across a gap of at least PHRASE_GAP_US between captures, by a quarter of
-the excess but 1-2 ms per gap, so a shorter delay never pulls an event before its predecessor (or squashes a
-chord) and no interval changes by more than 2 ms; and a burst leaves the window only after ~200 more events:
-the delay comes down slowly, over a few rests.
+Changing the delay must not reorder or squash a player's events. Growing stretches the interval before the
+event it applies to, so it goes by GROW_STEP_MAX_US (3 ms) per event while that still covers the event; an
+event that would be late even so takes the whole step at once (worth one stretched interval, and its
+neighbours then need none), so a burst of jitter raises the delay within a few events. Shrinking only happens
+across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-3 ms per gap, so a
+shorter delay never pulls an event before its predecessor (or squashes a chord) and no interval changes by
+more than 3 ms; and a burst leaves the window only after ~200 more events: the delay comes down slowly, over a
+few rests.
 
-Until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a
-quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little
-about the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the
-window knows better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py;
-figures in bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps
-a nearby player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and
-again (simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's
-first notes pay the floor.
+The path is known before the first note: the relay measures each member's uplink spread from their pings and
+shares it in presence, and our own pongs give our downlink's spread. Their sum (`path_spread_us`) is how far
+the transit can reach above its lowest, so the target is at least the lowest transit seen + the preset's share
+of it (low 0.8, balanced 1, safe 1.25) + the margin floor, from the first note until the window holds
+PATH_EVENTS transits: the window's own quantile has nothing to step up to later, and once it knows the path
+the sum of both legs' extremes (which rarely meet) no longer holds the delay up. Without it (an older relay),
+until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a quarter
+of how far the largest reaches above the median, at least 4 ms. A handful of samples says little about the
+tail and every step up costs a stretched interval; the extra room goes again, gliding, once the window knows
+better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in
+bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps a nearby
+player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and again
+(simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's first notes
+pay the floor.
 """
 
 from __future__ import annotations
@@ -45,7 +53,9 @@ FLOOR_US: Final = 3_000
 CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
-SHRINK_STEP_MAX_US: Final = 2_000
+SHRINK_STEP_MAX_US: Final = 3_000  # as much as growing may stretch: the issue's bound on one interval
+GROW_STEP_MAX_US: Final = 3_000  # an interval stretched by this much is not heard as a hiccup
+PATH_EVENTS: Final = 100  # the path's spread sizes the delay until the window holds this many transits
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
 KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US
 
@@ -61,6 +71,7 @@ class PresetRule:
     quantile: float  # 0.95 = p95, 1.0 = max
     spread_factor: float  # the margin is this many times the transit spread (p99 - p50) ...
     margin_floor_us: int  # ... but never less than this
+    path_share: float = 1.0  # the delay covers the lowest transit + this share of the known path spread
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +84,9 @@ class WarmupRule:
 
 
 PRESET_RULES: Final[dict[LatencyPreset, PresetRule]] = {
-    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500),
-    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000),
-    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000),
+    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500, 0.8),
+    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000, 1.0),
+    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000, 1.25),
 }
 DEFAULT_PRESET: Final = LatencyPreset.BALANCED
 WARMUP: Final = WarmupRule(8, 0.25, 4_000)
@@ -116,15 +127,19 @@ def target_delay_us(
     ceiling_us: int = CEILING_US,
     rules: dict[LatencyPreset, PresetRule] = PRESET_RULES,
     warmup: WarmupRule = WARMUP,
+    path_spread_us: int = 0,
 ) -> int:
-    """The delay the preset asks for given the recent transits (ascending), clamped to [floor, ceiling]."""
+    """The delay the preset asks for given the recent transits (ascending) and the path's known spread,
+    clamped to [floor, ceiling]."""
     if not sorted_transits:
         return floor_us
     rule = rules[preset]
     margin = margin_us(sorted_transits, rule)
     target = quantile(sorted_transits, rule.quantile) + margin
-    headroom = warmup_headroom_us(sorted_transits, warmup)
-    if headroom:
+    if path_spread_us and len(sorted_transits) < PATH_EVENTS:
+        path = sorted_transits[0] + round(rule.path_share * path_spread_us) + rule.margin_floor_us
+        target = max(target, path)
+    elif not path_spread_us and (headroom := warmup_headroom_us(sorted_transits, warmup)):
         target = max(target, sorted_transits[-1] + margin + headroom)
     return max(floor_us, min(ceiling_us, target))
 
@@ -179,6 +194,7 @@ class PlayoutState:
         self.ceiling_us = ceiling_us
         self.window = TransitWindow(history)
         self.delay_us = floor_us
+        self.path_spread_us = 0  # their uplink's spread + our downlink's, measured from pings (0: unknown)
         self.late_count = 0
         self.event_count = 0
         self._last_capture_us: int | None = None
@@ -191,7 +207,13 @@ class PlayoutState:
     @property
     def target_us(self) -> int:
         return target_delay_us(
-            self.window.sorted, self.preset, self.floor_us, self.ceiling_us, self.rules, self.warmup
+            self.window.sorted,
+            self.preset,
+            self.floor_us,
+            self.ceiling_us,
+            self.rules,
+            self.warmup,
+            self.path_spread_us,
         )
 
     @property
@@ -209,7 +231,9 @@ class PlayoutState:
         elif gap <= 0:
             pass  # the same instant as the previous event (a chord): same delay, so it stays a chord
         elif target > self.delay_us:
-            self.delay_us = target
+            # Step by step while each step still covers this event; all at once if it would be late anyway.
+            grown = min(target, self.delay_us + GROW_STEP_MAX_US)
+            self.delay_us = grown if arrival_us - capture_us <= grown else target
         elif target < self.delay_us and gap >= PHRASE_GAP_US:
             step = min(SHRINK_STEP_MAX_US, max(SHRINK_STEP_MIN_US, (self.delay_us - target) // 4))
             self.delay_us = max(target, self.delay_us - step)

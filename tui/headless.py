@@ -120,14 +120,20 @@ class _Printer:
             _line(
                 f"notes sent/s={self._window_sent} received/s={self._window_received}"
                 + (f" rtt={rtt:.1f}ms" if rtt is not None else "")
+                + (f" delays=[{self.delays()}]" if self._window_received else "")
             )
         self._window_sent = self._window_received = 0
 
-    def summary(self) -> None:
-        delays = " ".join(
+    def delays(self) -> str:
+        """Per remote player: playout delay, late notes, path spread (as in the players list)."""
+        return " ".join(
             f"{self.names.get(s.user_id, s.user_id)}:{s.delay_ms:.1f}ms/late{s.late_count}"
+            + ("" if s.path_spread_ms is None else f"/spread{s.path_spread_ms:.1f}ms")
             for s in self.engine.all_player_stats()
         )
+
+    def summary(self) -> None:
+        delays = self.delays()
         late = self.engine.scheduler.lateness_quantiles_ms(0.5, 0.99)
         timing = f" queue_late_p50={late[0]:.3f}ms queue_late_p99={late[1]:.3f}ms" if late else ""
         _line(f"stats sent={self.sent} received={self.received} late={self.late} delays=[{delays}]{timing}")

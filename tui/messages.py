@@ -28,6 +28,10 @@ class PlayerView:
     is_self: bool = False
     rtt_ms: float | None = None  # round trip to the server (yours) or measured for them
     delay_ms: float | None = None  # the playout delay applied to their notes
+    spread_ms: float | None = (
+        None  # how far their notes' transit reaches above its lowest (their path + ours)
+    )
+    late: int = 0  # their notes that came too late for the delay (played at once)
 
 
 @dataclass(frozen=True, slots=True)

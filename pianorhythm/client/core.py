@@ -139,6 +139,7 @@ class ClientCore(Requests):
             return None
         p = player.playout
         transit = p.transit_p50_us if self.connected else None  # stale while the link is down
+        spread = self.path_spread_us(player)
         return m.PlayerStats(
             user_id=user_id,
             delay_ms=p.delay_us / 1000,
@@ -146,7 +147,16 @@ class ClientCore(Requests):
             transit_ms=None if transit is None else transit / 1000,
             late_count=p.late_count,
             events=p.event_count,
+            path_spread_ms=None if spread is None or not self.connected else spread / 1000,
         )
+
+    def path_spread_us(self, player: Player) -> int | None:
+        """How far the transit of their notes can reach above its lowest: their uplink's spread (the relay's
+        figure) + our downlink's (our pongs); None before either is measured."""
+        downlink = self.link.downlink
+        if not player.info.uplink_spread_us and len(downlink) < 2:
+            return None
+        return player.info.uplink_spread_us + downlink.spread_us
 
     # ---- incoming ------------------------------------------------------------------------------------
 
@@ -236,6 +246,8 @@ class ClientCore(Requests):
             return []
         offset_us = self.link.offset_us
         arrival_us = now_ns // 1000
+        # Their uplink (the relay saw their pings) and our downlink: sized before their first note arrives.
+        player.playout.path_spread_us = self.path_spread_us(player) or 0
         out: list[Effect] = []
         scheduled: list[MusicEvent] = []
         late = 0

@@ -35,6 +35,7 @@ class UserInfo:
     instrument: int
     muted: bool
     joined_room_us: int
+    uplink_spread_us: int = 0  # how far their uplink delay reaches above its lowest (the relay measures it)
 
     @classmethod
     def from_pb(cls, user: pb.User) -> UserInfo:
@@ -46,6 +47,7 @@ class UserInfo:
             instrument=user.instrument,
             muted=user.muted,
             joined_room_us=user.joined_room_us,
+            uplink_spread_us=user.uplink_spread_us,
         )
 
 
@@ -137,6 +139,7 @@ class PlayerStats:
     transit_ms: float | None  # median capture-to-arrival time of their notes (their uplink + ours)
     late_count: int
     events: int
+    path_spread_ms: float | None = None  # their uplink's spread + our downlink's (None: not measured yet)
 
 
 # ---- events --------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ What it keeps across links:
   room after a resume, the lines newer than it are fetched with ChatHistoryRequest(after_id), page by page
   (ref CATCHUP_REF);
 - the clock: Welcome.server_time_us gives a provisional offset, Ping/Pong samples (a burst, a few settle
-  pings, then one every `ping_interval_s`) feed the estimator (pianorhythm.clock), reset per link.
+  pings, then one every `ping_interval_s`) feed the estimator (pianorhythm.clock), reset per link; the
+  pongs' way back also gives our downlink's spread (`downlink`), which every remote player's path shares.
 A RoomState or RoomList paged by the server is passed on once, whole (pianorhythm.client.pages).
 """
 
@@ -27,7 +28,14 @@ from typing import Final
 from pianorhythm import __version__
 from pianorhythm.client.effects import Effect, Received, Refuse, SaveToken, Send
 from pianorhythm.client.pages import Pages
-from pianorhythm.clock import BURST_PINGS, PING_INTERVAL_S, SETTLE_INTERVAL_S, SETTLE_PINGS, ClockEstimator
+from pianorhythm.clock import (
+    BURST_PINGS,
+    PING_INTERVAL_S,
+    SETTLE_INTERVAL_S,
+    SETTLE_PINGS,
+    ClockEstimator,
+    DelaySpread,
+)
 from pianorhythm.events import MusicEvent
 from pianorhythm.notes import pack_batches
 from pianorhythm.wire import codec
@@ -62,6 +70,9 @@ class SessionCore:
         self.settings = settings
         self.token = token  # the resume token sent in Hello: the last Welcome's
         self.clock = ClockEstimator()
+        self.downlink = (
+            DelaySpread()
+        )  # our downlink's spread, from the pongs: part of every remote note's path
         self.welcome: pb.Welcome | None = None
         self.room: pb.RoomState | None = None
         self.last_chat_id = 0
@@ -201,6 +212,7 @@ class SessionCore:
         if kind == "pong":
             p = message.pong
             self.clock.add_pong(p.client_send_us, p.server_receive_us, p.server_send_us, now_ns // 1000)
+            self.downlink.add(p.server_send_us, now_ns // 1000)
             return []
         if kind in _PAGED:
             whole = self._pages.feed(message)
@@ -232,6 +244,7 @@ class SessionCore:
         self.welcomed = True
         self._first_room_state = True
         self.clock.reset()
+        self.downlink.reset()
         self._provisional_offset_us = welcome.server_time_us - now_ns / 1000
         self._resume_after_id = self.last_chat_id if resuming and self.last_chat_id else None
         self._pings, self._next_ping_ns = 0, now_ns

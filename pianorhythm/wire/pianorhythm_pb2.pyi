@@ -272,6 +272,7 @@ class User(_message.Message):
     INSTRUMENT_FIELD_NUMBER: _builtins.int
     MUTED_FIELD_NUMBER: _builtins.int
     JOINED_ROOM_US_FIELD_NUMBER: _builtins.int
+    UPLINK_SPREAD_US_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """stable across reconnects of the same identity"""
     name: _builtins.str
@@ -285,6 +286,10 @@ class User(_message.Message):
     """muted in the current room (cannot chat)"""
     joined_room_us: _builtins.int
     """server time the user entered the current room (crown goes to the oldest)"""
+    uplink_spread_us: _builtins.int
+    """How far this user's uplink delay reaches above its lowest (µs), from their recent pings as the server
+    saw them: listeners size a playout delay for their notes before the first one arrives.
+    """
     @_builtins.property
     def position(self) -> Global___Position: ...
     def __init__(
@@ -298,10 +303,11 @@ class User(_message.Message):
         instrument: _builtins.int = ...,
         muted: _builtins.bool = ...,
         joined_room_us: _builtins.int = ...,
+        uplink_spread_us: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["color", b"color", "id", b"id", "instrument", b"instrument", "joined_room_us", b"joined_room_us", "muted", b"muted", "name", b"name", "position", b"position", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["color", b"color", "id", b"id", "instrument", b"instrument", "joined_room_us", b"joined_room_us", "muted", b"muted", "name", b"name", "position", b"position", "status", b"status", "uplink_spread_us", b"uplink_spread_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from pianorhythm.clock import DelaySpread
 from pianorhythm.server.core.limits import TokenBucket
 from pianorhythm.server.core.records import ChatRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -40,6 +41,9 @@ class Session:
     closed: bool = False
     scope: str = ""  # what a ban on this session's address covers (pianorhythm.server.core.address.ban_scope)
     suffix: str = ""  # "#<user id>" while a present member of the room has the same name
+    uplink: DelaySpread = field(default_factory=DelaySpread)  # from this session's pings
+    uplink_shared_us: int = 0  # the spread the room was last told (User.uplink_spread_us)
+    uplink_shared_at_us: int | None = None
 
     @property
     def display_name(self) -> str:
@@ -57,6 +61,7 @@ class Session:
             instrument=self.instrument,
             muted=room is not None and room.is_muted(self.user_id, now_us),
             joined_room_us=self.joined_room_us,
+            uplink_spread_us=self.uplink_shared_us,
         )
 
 

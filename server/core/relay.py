@@ -24,6 +24,10 @@ CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_POLICY: Final = 1008
 CLOSE_REPLACED: Final = 4001
 CLOSE_SLOW: Final = 4008
+# A member's uplink spread goes to the room in presence when it moved by at least SPREAD_STEP_US, at most
+# once per SPREAD_SHARE_US (the first figure at once): a few bytes every few seconds while the path changes.
+SPREAD_STEP_US: Final = 1_000
+SPREAD_SHARE_US: Final = 2_000_000
 
 PALETTE: Final = (
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
@@ -60,6 +64,17 @@ class RelayCore(UpkeepOps):
             "update_profile": self._profile,
             "server_command": self._command,
         }
+
+    def _measure_uplink(self, session: Session, client_send_us: int, now: int) -> None:
+        session.uplink.add(client_send_us, now)
+        spread = session.uplink.spread_us
+        last = session.uplink_shared_at_us
+        if abs(spread - session.uplink_shared_us) < SPREAD_STEP_US:
+            return
+        if last is not None and now - last < SPREAD_SHARE_US:
+            return
+        session.uplink_shared_us, session.uplink_shared_at_us = spread, now
+        self._user_updated(session, now)
 
     # -- connections ---------------------------------------------------------------------------------
 
@@ -131,6 +146,7 @@ class RelayCore(UpkeepOps):
                     client_send_us=msg.ping.client_send_us, server_receive_us=now, server_send_us=now
                 )
                 self._to(session, pb.ServerMessage(ref=ref, pong=pong))
+                self._measure_uplink(session, msg.ping.client_send_us, now)
             else:
                 self._limited(session, ref, now)
         elif not session.other.take(1, now, self.limits.other_rate, self.limits.other_burst):

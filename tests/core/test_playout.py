@@ -7,8 +7,10 @@ import pytest
 from pianorhythm.playout import (
     CEILING_US,
     FLOOR_US,
+    GROW_STEP_MAX_US,
     HISTORY,
     KEPT_INTERVAL_US,
+    PATH_EVENTS,
     PHRASE_GAP_US,
     PRESET_RULES,
     SHRINK_STEP_MAX_US,
@@ -264,5 +266,53 @@ def test_preset_change_applies_to_later_events():
     feed(state, [5_000] * 300, ioi_us=300_000)
     low = state.delay_us
     state.set_preset(LatencyPreset.SAFE)
-    feed(state, [5_000], start=10**9)
+    slots = feed(state, [5_000] * 4, start=10**9)
     assert state.delay_us == 5_000 + PRESET_RULES[LatencyPreset.SAFE].margin_floor_us > low
+    assert stretches(slots) == [
+        GROW_STEP_MAX_US,
+        GROW_STEP_MAX_US,
+        10_000 + 5_000 - low - 3 * GROW_STEP_MAX_US,
+    ]
+
+
+# -- issue 14, item 2: adapt without breaking phrases ------------------------------------------------------
+
+
+def stretches(slots):
+    """How much longer than captured each interval between consecutive events was scheduled."""
+    return [(d1.due_us - d0.due_us) - (c1 - c0) for (c0, d0), (c1, d1) in zip(slots, slots[1:], strict=False)]
+
+
+def test_a_growing_delay_stretches_no_interval_by_more_than_3_ms():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    steady = feed(state, [2_000] * 50, ioi_us=50_000)
+    ramp = feed(state, [2_000 + 3_000 * i for i in range(1, 30)], ioi_us=50_000, start=steady[-1][0] + 50_000)
+    assert max(stretches(steady[-1:] + ramp)) == GROW_STEP_MAX_US  # the transit rose 3 ms per note
+    assert state.late_count == 0  # and 3 ms per note kept up with it
+    assert state.delay_us >= 2_000 + 3_000 * 29
+
+
+def test_a_note_that_would_be_late_takes_the_whole_step_at_once():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    steady = feed(state, [2_000] * 50, ioi_us=50_000)
+    before = state.delay_us
+    jump = feed(state, [30_000, 2_000, 2_000], ioi_us=50_000, start=steady[-1][0] + 50_000)
+    assert [slot.late for _, slot in jump] == [False, False, False]
+    assert stretches(steady[-1:] + jump)[0] == state.delay_us - before > GROW_STEP_MAX_US
+    assert stretches(jump) == [0, 0]  # its neighbours need no more
+
+
+def test_late_notes_are_counted_per_player():
+    bob, cat = PlayoutState(), PlayoutState()
+    feed(bob, [2_000] * 250 + [200_000, 2_000])
+    feed(cat, [2_000] * 252)
+    assert (bob.late_count, cat.late_count) == (1, 0)
+
+
+def test_the_known_path_sizes_the_delay_until_the_window_knows_it():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    state.path_spread_us = 50_000
+    feed(state, [10_000] * (PATH_EVENTS - 1))
+    assert state.target_us == 10_000 + 50_000 + BALANCED.margin_floor_us
+    feed(state, [10_000], start=10**9)
+    assert state.target_us == 10_000 + BALANCED.margin_floor_us  # the window's own rule from now on

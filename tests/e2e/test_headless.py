@@ -6,6 +6,8 @@ intervals within 3 ms at the 99th percentile.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pianorhythm.tui.midi.fileplayer import read_midi_file
@@ -40,6 +42,8 @@ def test_a_plays_a_file_and_b_records_the_same_notes_in_time(tmp_path):
             if proc is not None:
                 proc.kill()
     assert "recorded" in b.stdout
+    # Issue 14, item 3: while alice's notes come, bob logs her playout delay, late notes and path spread.
+    assert re.search(r"received/s=\d+ .*delays=\[alice:\d+\.\dms/late\d+/spread\d+\.\dms\]", b.stdout)
 
     want = onsets(SONG)
     got = onsets(recording)

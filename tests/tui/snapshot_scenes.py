@@ -71,7 +71,9 @@ class HandClock:
 
 
 def _fixed_stats(self: Engine, user_id: int) -> m.PlayerStats | None:
-    return m.PlayerStats(user_id, delay_ms=45, target_ms=40, transit_ms=20, late_count=0, events=3)
+    return m.PlayerStats(
+        user_id, delay_ms=45, target_ms=40, transit_ms=20, late_count=1, events=3, path_spread_ms=30
+    )
 
 
 def scene_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> PianoApp:

@@ -33,11 +33,13 @@ def test_clean_and_colors():
 def test_player_line_shows_everything():
     player = PlayerView(
         id=2, name="[b]Ann", color="#123456", status="away", instrument=40, muted=True, owner=True,
-        typing=True, rtt_ms=23.4, delay_ms=120,
+        typing=True, rtt_ms=23.4, delay_ms=120, spread_ms=61.6, late=2,
     )  # fmt: skip
     plain = render_player(player).plain
     assert "♛" in plain and "[b]Ann" in plain and "typing…" in plain and "muted" in plain
-    assert "Violin" in plain and "rtt 23 · +120 ms" in plain and "away" in plain
+    assert "Violin" in plain and "rtt 23 · +120 ±62 ms · 2 late" in plain and "away" in plain
+    unmeasured = render_player(PlayerView(id=3, name="new", color="#ffffff", delay_ms=3)).plain
+    assert "rtt – · +3 ms" in unmeasured and "±" not in unmeasured and "late" not in unmeasured
     me = render_player(PlayerView(id=1, name="me", color="#ffffff", is_self=True, rtt_ms=5))
     assert "(you)" in me.plain and "+" not in me.plain
 

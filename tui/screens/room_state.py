@@ -128,6 +128,8 @@ class RoomState:
                     is_self=uid == self.me_id,
                     rtt_ms=self.my_rtt_ms if uid == self.me_id else (stats.transit_ms if stats else None),
                     delay_ms=stats.delay_ms if stats else None,
+                    spread_ms=stats.path_spread_ms if stats else None,
+                    late=stats.late_count if stats else 0,
                 )
             )
         return views

@@ -1,4 +1,5 @@
-"""The players list: name in their colour, crown, status, instrument, RTT and playout delay, mute, typing."""
+"""The players list: name in their colour, crown, status, instrument, RTT, path spread and playout delay,
+late notes, mute, typing."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def _ms(value: float | None) -> str:
 
 
 def render_player(player: PlayerView) -> Text:
-    """Two lines: "♛ name (you) typing…" and "● instrument · rtt/delay ms · muted"."""
+    """Two lines: "♛ name (you) typing…" and "rtt 20 · +45 ±30 ms · 2 late · away · instrument"
+    (rtt, how far their path's delay spreads, the playout delay their notes get, their late notes)."""
     mark, mark_style = STATUS_MARK.get(player.status, ("●", "dim"))
     text = Text(end="")
     text.append(mark + " ", style=mark_style)
@@ -39,7 +41,10 @@ def render_player(player: PlayerView) -> Text:
     if player.is_self:
         details = [f"rtt {_ms(player.rtt_ms)} ms"]
     else:
-        details = [f"rtt {_ms(player.rtt_ms)} · +{_ms(player.delay_ms)} ms"]
+        spread = "" if player.spread_ms is None else f" ±{_ms(player.spread_ms)}"
+        details = [f"rtt {_ms(player.rtt_ms)} · +{_ms(player.delay_ms)}{spread} ms"]
+        if player.late:
+            details.append(f"{player.late} late")
     if player.status != "online":
         details.append(player.status)
     details.append(program_name(player.instrument))
