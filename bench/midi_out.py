@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from e2e_latency import Jackd, start_relay, summary  # noqa: E402
 
+from pianorhythm.events import MusicEvent  # noqa: E402
 from pianorhythm.tui.engine import Engine, EngineConfig  # noqa: E402
 from pianorhythm.tui.midi.fileplayer import read_midi_file  # noqa: E402
 from pianorhythm.tui.midi.output import MidiOut  # noqa: E402
@@ -46,9 +47,27 @@ async def _until(predicate: Any, timeout: float = 15) -> None:
             await asyncio.sleep(0.02)
 
 
-async def listen(url: str, workdir: Path) -> MidiOut:
+class Counted:
+    """The engine's MIDI out sink, counting the note-ons the client core scheduled (before MidiOut)."""
+
+    def __init__(self, out: MidiOut) -> None:
+        self.out = out
+        self.note_ons = 0
+
+    def schedule(self, due_ns: int, channel: int, event: MusicEvent) -> None:
+        self.note_ons += event.is_note_on
+        self.out.schedule(due_ns, channel, event)
+
+    def program(self, channel: int, program: int, due_ns: int | None = None) -> None:
+        self.out.program(channel, program, due_ns)
+
+    def release(self, channel: int) -> None:
+        self.out.release(channel)
+
+
+async def listen(url: str, workdir: Path) -> Counted:
     """The listener: joins, sends the room to CLIENT, returns once the player has played and left."""
-    out = MidiOut(CLIENT, api="jack")
+    out = Counted(MidiOut(CLIENT, api="jack"))
     engine = Engine(EngineConfig(url, "ben", room="bench", save_token=False))
     engine.attach_midi_out(out)
     await engine.start()
@@ -71,7 +90,7 @@ async def listen(url: str, workdir: Path) -> MidiOut:
         await asyncio.sleep(0.3)
     finally:
         await engine.close()
-        out.close()
+        out.out.close()
     return out
 
 
@@ -105,6 +124,7 @@ def run(period: int, workdir: Path) -> dict[str, Any]:
         first = next((i for i, (key, timed) in pairs if key != timed.event.number), None)
         around = ons[max(0, first - 2) : first + 3] if first is not None else ons[-3:]
         print(f"the notes differ from the file's at {first}: {around}", file=sys.stderr)
+        print(f"extra note-ons (same key's previous one, ms before): {_repeats(ons)}", file=sys.stderr)
     errors = [
         abs((a1 - a0) - (w1 - w0)) / 1e6
         for a0, a1, w0, w1 in zip(arrivals, arrivals[1:], want, want[1:], strict=False)
@@ -114,9 +134,22 @@ def run(period: int, workdir: Path) -> dict[str, Any]:
         "period_ms": round(period / 48, 2),
         "notes": f"{len(arrivals)}/{len(want)}",
         "ioi_error_ms": summary(errors),
-        "send_late_ms": summary([late / 1e6 for late in out.lateness_ns]),
+        "scheduled": out.note_ons,
+        "send_late_ms": summary([late / 1e6 for late in out.out.lateness_ns]),
         "xruns": jackd.xruns(),
     }
+
+
+def _repeats(ons: list[tuple[int, list[int]]]) -> list[tuple[int, int, float]]:
+    """(index, key, ms since that key's previous note-on) for note-ons within 20 ms of the previous one."""
+    last: dict[int, int] = {}
+    out = []
+    for i, (ns, message) in enumerate(ons):
+        before = last.get(message[1])
+        if before is not None and ns - before < 20_000_000:
+            out.append((i, message[1], round((ns - before) / 1e6, 3)))
+        last[message[1]] = ns
+    return out
 
 
 def main() -> None:
