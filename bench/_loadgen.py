@@ -179,7 +179,7 @@ def _raise_open_file_limit() -> None:
 
 
 def worker(url: str, pipe: Connection) -> None:
-    """One load process: obeys ("add", n, hello, room) / ("collect",) / ("quit",) from the pipe."""
+    """One load process: obeys ("add", n, hello, room, at_once) / ("collect",) / ("quit",) from the pipe."""
     _raise_open_file_limit()
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
@@ -211,10 +211,10 @@ def worker(url: str, pipe: Connection) -> None:
         while True:
             command = await commands.get()
             if command[0] == "add":
-                _, count, say_hello, room = command
+                _, count, say_hello, room, at_once = command
                 first = len(listeners)
-                for start in range(first, first + count, CONNECT_AT_ONCE):
-                    stop = min(first + count, start + CONNECT_AT_ONCE)
+                for start in range(first, first + count, at_once):
+                    stop = min(first + count, start + at_once)
                     await asyncio.gather(*(one(i, say_hello, room) for i in range(start, stop)))
                 reply(len(listeners))
             elif command[0] == "collect":
@@ -257,11 +257,13 @@ class Crowd:
             self.workers.append((proc, parent))
         self.size = 0
 
-    def add(self, count: int, hello: bool, room: str | None) -> None:
-        """`count` more listeners; with `hello` each says Hello, with `room` each waits for its state."""
+    def add(self, count: int, hello: bool, room: str | None, at_once: int = CONNECT_AT_ONCE) -> None:
+        """`count` more listeners; with `hello` each says Hello, with `room` each waits for its state;
+        `at_once` connections at a time per process."""
         procs = len(self.workers)
         for index, (_, pipe) in enumerate(self.workers):
-            pipe.send(("add", count // procs + (1 if index < count % procs else 0), hello, room))
+            share = count // procs + (1 if index < count % procs else 0)
+            pipe.send(("add", share, hello, room, at_once))
         for _, pipe in self.workers:
             pipe.recv()
         self.size += count
