@@ -1,9 +1,10 @@
 """Relay fan-out benchmark: N listeners and 1 sender in one room; the sender plays R notes/s for D s.
 
-Starts `pianorhythm-tui --server` in a subprocess, opens the listeners from 1-2 load processes (a lean
-client on websockets' sans-I/O protocol, so the load side costs little), and prints JSON: delivered, lost,
-relay latency p50/p90/p99/max in ms (sender send -> listener receive, both on CLOCK_MONOTONIC, which every
-process on the machine shares), server CPU seconds while playing, and server peak RSS.
+Starts `pianorhythm-tui --server` in a subprocess, opens the listeners from 1-2 load processes
+(bench/_loadgen.py: bare protocols that read frame headers and decode each distinct payload once, so the
+load side costs little), and prints JSON: delivered, lost, relay latency p50/p90/p99/max in ms (sender send
+-> listener receive, both on CLOCK_MONOTONIC, which every process on the machine shares), server and load
+CPU seconds while playing and per delivery, and server peak RSS.
 
     .venv/bin/python bench/relay.py                    # every load of ANCHORS.md, then 1,000 idle
     .venv/bin/python bench/relay.py --listeners 200 --rate 50 --duration 10
@@ -19,7 +20,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import multiprocessing as mp
 import os
 import re
 import subprocess
@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from multiprocessing.connection import Connection
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,10 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _loadgen import Crowd, cpu_times  # noqa: E402
+
 from pianorhythm.wire import codec  # noqa: E402
 from pianorhythm.wire import pianorhythm_pb2 as pb  # noqa: E402
 from tests.fixtures.relay_process import connect_from, note_latency  # noqa: E402
@@ -132,52 +135,6 @@ async def open_client(url: str, host: str, port: int, on_frame: Any = None) -> L
     return client
 
 
-class Listener:
-    def __init__(self) -> None:
-        self.latencies_us: list[int] = []
-        self.joined = asyncio.get_running_loop().create_future()
-
-    def on_frame(self, payload: bytes, now_ns: int) -> None:
-        for message in codec.decode_server(payload, codec.CodecConfig(max_payload=2**20)):
-            kind = message.WhichOneof("event")
-            if kind == "notes":
-                self.latencies_us.append(now_ns // 1000 - message.notes.base_time_us)
-            elif kind == "room_state" and message.room_state.name == ROOM and not self.joined.done():
-                self.joined.set_result(None)
-
-
-async def _connect_many(url: str, count: int, join: bool) -> tuple[list[Listener], list[LeanClient]]:
-    uri = parse_uri(url)
-    listeners, clients = [], []
-    for index in range(count):
-        listener = Listener()
-        client = await open_client(url, uri.host, uri.port, listener.on_frame)
-        client.send(pb.ClientMessage(hello=pb.Hello(name=f"l{os.getpid() % 1000}-{index}")))
-        if join:
-            await listener.joined
-        listeners.append(listener)
-        clients.append(client)
-    return listeners, clients
-
-
-def load_worker(url: str, count: int, join: bool, pipe: Connection) -> None:
-    """A load process: opens `count` listeners, says ready, and on "stop" sends back its latencies."""
-
-    async def main() -> None:
-        listeners, clients = await _connect_many(url, count, join)
-        pipe.send("ready")
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_reader(pipe.fileno(), stop.set)
-        await stop.wait()
-        pipe.recv()
-        pipe.send([lat for listener in listeners for lat in listener.latencies_us])
-        for client in clients:
-            if client.transport is not None:
-                client.transport.close()
-
-    asyncio.run(main())
-
-
 async def play(url: str, rate: float, duration: float) -> int:
     uri = parse_uri(url)
     joined = asyncio.get_running_loop().create_future()
@@ -224,38 +181,16 @@ def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the server did not start")
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
-
 def memory_kib(pid: int, field: str) -> int:
     match = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
     return int(match.group(1)) if match else 0
 
 
-def percentile(values: list[int], q: float) -> float:
+def percentile(values: Sequence[int], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
-
-
-def spawn_workers(url: str, total: int, procs: int, join: bool) -> list[tuple[Any, Connection]]:
-    ctx = mp.get_context("spawn")
-    workers = []
-    for index in range(procs):
-        count = total // procs + (1 if index < total % procs else 0)
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=load_worker, args=(url, count, join, child), daemon=True)
-        proc.start()
-        workers.append((proc, parent))
-    for _, pipe in workers:
-        if pipe.recv() != "ready":
-            raise RuntimeError("a load process failed")
-    return workers
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -279,12 +214,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_idle(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     before = memory_kib(pid, "VmRSS")
-    workers = spawn_workers(url, args.idle, args.procs or 2, join=False)
+    crowd = Crowd(url, args.procs or 2)
+    # One at a time, as the figures before the load generator were taken: 50 joins in flight at once
+    # leave their lobby broadcasts queued when RSS is read (35 KiB per connection instead of 16).
+    crowd.add(args.idle, hello=True, room=None, at_once=1)
     time.sleep(2.0)
     after = memory_kib(pid, "VmRSS")
-    for _, pipe in workers:
-        pipe.send("stop")
-        pipe.recv()
+    crowd.close()
     return {
         "idle_connections": args.idle,
         "rss_before_kib": before,
@@ -296,32 +232,41 @@ def run_idle(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     procs = args.procs or (2 if args.listeners >= 200 else 1)
-    workers = spawn_workers(url, args.listeners, procs, join=True)
-    user0, sys0 = cpu_times(pid)
-    sent = asyncio.run(play(url, args.rate, args.duration))
-    user1, sys1 = cpu_times(pid)
-    latencies: list[int] = []
-    for _, pipe in workers:
-        pipe.send("stop")
-        latencies.extend(pipe.recv())
+    crowd = Crowd(url, procs)
+    try:
+        crowd.add(args.listeners, hello=True, room=ROOM)
+        crowd.collect()
+        user0, sys0 = cpu_times(pid)
+        load0 = sum(crowd.cpu_s())
+        sent = asyncio.run(play(url, args.rate, args.duration))
+        user1, sys1 = cpu_times(pid)
+        load = sum(crowd.cpu_s()) - load0
+        latencies, _ = crowd.collect()
+    finally:
+        crowd.close()
     expected = sent * args.listeners
+    server_cpu = user1 - user0 + sys1 - sys0
+    delivered = len(latencies)
     return {
         "listeners": args.listeners,
         "rate": args.rate,
         "duration_s": args.duration,
         "load_processes": procs,
         "sent": sent,
-        "delivered": len(latencies),
-        "lost": expected - len(latencies),
+        "delivered": delivered,
+        "lost": expected - delivered,
         "latency_ms": {
             "p50": percentile(latencies, 0.50),
             "p90": percentile(latencies, 0.90),
             "p99": percentile(latencies, 0.99),
             "max": max(latencies) / 1000 if latencies else float("nan"),
         },
-        "server_cpu_s": round(user1 - user0 + sys1 - sys0, 2),
+        "server_cpu_s": round(server_cpu, 2),
         "server_cpu_user_s": round(user1 - user0, 2),
         "server_cpu_system_s": round(sys1 - sys0, 2),
+        "server_us_per_delivery": round(server_cpu / delivered * 1e6, 1) if delivered else None,
+        "load_cpu_s": round(load, 2),
+        "load_us_per_delivery": round(load / delivered * 1e6, 1) if delivered else None,
         "server_peak_rss_mib": round(memory_kib(pid, "VmHWM") / 1024, 1),
     }
 

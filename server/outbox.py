@@ -33,7 +33,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from pianorhythm.server.ws import WebSocket
@@ -152,11 +151,12 @@ class Mailer:
         if self._dirty:
             pending.extendleft(reversed(self._dirty))
             self._dirty = []
-        # WebSocket frames by the identities of the payloads they carry, built once a turn: a server frame is
-        # never masked and compression is off, so members sent the same payloads (a crowded room's members,
-        # whose backlogs hold the same relayed notes) get the same bytes. Each entry keeps its payloads
-        # alive, so an identity cannot be reused within the turn (a slow client's UserLeft is made mid-flush).
-        wire: dict[tuple[int, ...], tuple[bytes, list[bytes]]] = {}
+        # WebSocket frames by the identities of the payloads they carry (one payload: its id; more: a tuple
+        # of them), built once a turn: a server frame is never masked and compression is off, so members
+        # sent the same payloads (a crowded room's members, whose backlogs hold the same relayed notes) get
+        # the same bytes. Each entry keeps its payloads alive, so an identity cannot be reused within the
+        # turn (a slow client's UserLeft is made mid-flush).
+        wire: dict[int | tuple[int, ...], tuple[bytes, list[bytes]]] = {}
         self._pings_left = PINGS_PER_TURN
         now = self._loop.time()
         clock = time.perf_counter
@@ -175,23 +175,25 @@ class Mailer:
         while self._pending:
             self.flush()
 
-    def _write(self, box: Outbox, wire: dict[tuple[int, ...], tuple[bytes, list[bytes]]], now: float) -> None:
+    def _write(
+        self, box: Outbox, wire: dict[int | tuple[int, ...], tuple[bytes, list[bytes]]], now: float
+    ) -> None:
+        # Run once per member per turn: the common case (one relayed note, an open socket that drains)
+        # takes one dict hit and one write.
         box.dirty = False
-        if box.closed or not box.items:
+        items = box.items
+        if box.closed or not items:
             return
         conn = box.conn
-        if not conn.open:
-            box.items.clear()
-            box.size = 0
-            return
         if box.draining or conn.writing_paused:
-            if box.size + conn.buffered() > self.max_bytes:
+            if not conn.open:
+                self._discard(box)
+            elif box.size + conn.buffered() > self.max_bytes:
                 self._slow(box, "the outgoing queue overflowed")
             elif not box.draining:
                 self._drain(box)
             return
-        items = box.items
-        key = tuple(map(id, items))
+        key = id(items[0]) if len(items) == 1 else tuple(map(id, items))
         try:
             cached = wire.get(key)
             if cached is None:
@@ -203,35 +205,51 @@ class Mailer:
                 wire[key] = (data, items)
             else:
                 data = cached[0]
-            conn.write_frames(data)
+            box.unproven += len(items)
+            if (
+                box.unproven >= PING_AFTER_MESSAGES
+                and now >= box.probe_due
+                and not box.probing
+                and self._pings_left
+                and conn.open
+            ):
+                self._pings_left -= 1
+                box.unproven = 0
+                self._probe(box, data)
+            elif not conn.write_frames(data):
+                self._discard(box)
+                return
         except Exception as exc:  # the connection broke under us; its handler cleans up and logs the close
             log.info("write to session %d failed (%s); its connection is closing", box.session_id, exc)
         box.items = []
         box.size = 0
-        box.unproven += len(items)
-        if (
-            box.unproven >= PING_AFTER_MESSAGES
-            and now >= box.probe_due
-            and not box.probing
-            and self._pings_left
-        ):
-            self._pings_left -= 1
-            box.unproven = 0
-            box.probing = True
-            self._spawn(self._probe(box))
 
-    async def _probe(self, box: Outbox) -> None:
-        """Ping a client we are sending data to; one that does not answer in time is slow."""
-        try:
-            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
-                await box.conn.ping()
-        except TimeoutError:
+    @staticmethod
+    def _discard(box: Outbox) -> None:
+        """What is queued for a connection that is closing: nobody will read it."""
+        box.items.clear()
+        box.size = 0
+
+    def _probe(self, box: Outbox, data: bytes) -> None:
+        """Write `data` and a ping in one write; a client that does not answer in time is slow. A busy
+        room pings each member about once a second: one write (not two) and callbacks (not a task with a
+        timeout) keep that from costing as much as the notes (bench/README.md, section H)."""
+        box.probing = True
+        pong = box.conn.ping(data)
+        expiry = self._loop.call_later(LIVENESS_TIMEOUT_S, self._unanswered, box, pong)
+        pong.add_done_callback(lambda _: self._answered(box, pong, expiry))
+
+    def _unanswered(self, box: Outbox, pong: asyncio.Future[float]) -> None:
+        if not pong.done():
+            pong.cancel()  # the answer no longer matters; _answered runs next and ends the probe
             self._slow(box, f"no pong within {LIVENESS_TIMEOUT_S} s while being sent data")
-        except ConnectionClosed:
-            pass  # the handler saw the close and cleans up
-        finally:
-            box.probing = False
-            box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S * random.uniform(2 / 3, 1)
+
+    def _answered(self, box: Outbox, pong: asyncio.Future[float], expiry: asyncio.TimerHandle) -> None:
+        if not pong.cancelled():
+            pong.exception()  # ConnectionClosed is no error here: the handler saw the close and cleans up
+        expiry.cancel()
+        box.probing = False
+        box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S * random.uniform(2 / 3, 1)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = self._loop.create_task(coro)

@@ -115,13 +115,16 @@ class WebSocket(asyncio.Protocol):
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        # The protocol's state is OPEN, read once after each call that can change it (they all end in
+        # _flush) rather than through two properties on each of the outbox's writes.
+        self._open = False
         self.writing_paused = False  # the transport's buffer is over `write_limit` (pause_writing)
 
     # -- what the shell and the outbox use ------------------------------------------------------------
 
     @property
     def open(self) -> bool:
-        return self._protocol.state is State.OPEN
+        return self._open
 
     @property
     def remote_address(self) -> Any:
@@ -152,10 +155,13 @@ class WebSocket(asyncio.Protocol):
             self._transport.resume_reading()
         return message
 
-    def write_frames(self, data: bytes) -> None:
-        """Write serialized server frames (unmasked, no extensions), e.g. one built for many clients."""
-        if self._protocol.state is State.OPEN and self._transport is not None:
-            self._transport.write(data)
+    def write_frames(self, data: bytes) -> bool:
+        """Write serialized server frames (unmasked, no extensions), e.g. one built for many clients;
+        False (nothing written) once the connection is no longer open."""
+        if self._open:
+            self._transport.write(data)  # type: ignore[union-attr]  # open implies connection_made
+            return True
+        return False
 
     def buffered(self) -> int:
         """Bytes written and not yet taken by the kernel."""
@@ -171,9 +177,10 @@ class WebSocket(asyncio.Protocol):
             finally:
                 self._drainers.remove(waiter)
 
-    def ping(self) -> asyncio.Future[float]:
-        """Send a ping; the future gives the round trip when its pong arrives, ConnectionClosed if the
-        connection closes first."""
+    def ping(self, frames: bytes = b"") -> asyncio.Future[float]:
+        """Send a ping, after `frames` (prebuilt server frames, as for `write_frames`) in the same write;
+        the future gives the round trip when its pong arrives, ConnectionClosed if the connection closes
+        first."""
         pong: asyncio.Future[float] = self._loop.create_future()
         if self._lost.done():
             pong.set_exception(self._protocol.close_exc)
@@ -182,9 +189,10 @@ class WebSocket(asyncio.Protocol):
         while data in self._pings:
             data = struct.pack("!I", random.getrandbits(32))
         self._pings[data] = (pong, self._loop.time())
-        if self._protocol.state is State.OPEN:  # else it waits for connection_lost's ConnectionClosed
-            self._protocol.send_ping(data)
-            self._flush()
+        if self._open:  # else it waits for connection_lost's ConnectionClosed
+            # Built here rather than by the protocol's send_ping, which would make it a write of its own.
+            ping = Frame(Opcode.PING, data).serialize(mask=False, extensions=[])
+            self._transport.write(frames + ping)  # type: ignore[union-attr]  # open implies connection_made
         return pong
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
@@ -272,6 +280,7 @@ class WebSocket(asyncio.Protocol):
                     transport.abort()
             else:
                 transport.close()
+        self._open = self._protocol.state is State.OPEN
         if self._closer is None and self._protocol.close_expected():
             self._closer = self._loop.call_later(self._settings.close_timeout, transport.abort)
 
@@ -342,6 +351,7 @@ class WebSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._protocol.receive_eof()  # idempotent: the state is CLOSED from here on
+        self._open = False
         self._server.connections.discard(self)
         self._lost.set_result(None)
         if not self._request.done():
