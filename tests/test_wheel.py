@@ -122,7 +122,6 @@ def test_one_version_everywhere(installed: tuple[Path, Path, set[str]]) -> None:
         f"pianorhythm-tui {__version__}"
     )
     versions = (
-        "import importlib.metadata as m, pianorhythm as p\n"
-        "print(m.version('pianorhythm-tui'), p.__version__)"
+        "import importlib.metadata as m, pianorhythm as p\nprint(m.version('pianorhythm-tui'), p.__version__)"
     )
     assert _run([venv / "bin" / "python", "-c", versions], venv).stdout.split() == [__version__, __version__]
