@@ -34,13 +34,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import gc
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +64,7 @@ from pianorhythm.tui.audio.soundfont import find_soundfont  # noqa: E402
 from pianorhythm.tui.audio.synth import BLOCK_FRAMES, FluidSynthSynth, NullSynth  # noqa: E402
 from pianorhythm.tui.engine import Engine, EngineConfig, play_file_events  # noqa: E402
 from pianorhythm.tui.midi.fileplayer import read_events  # noqa: E402
+from tests.fixtures.daemons import die_with_parent  # noqa: E402
 from tests.fixtures.proxy import JitterProxy  # noqa: E402
 
 WARMUP = 32
@@ -119,11 +118,6 @@ class TimingSynth(FluidSynthSynth):
             self._queueing = False
 
 
-def _die_with_parent() -> None:
-    """In jackd: SIGTERM it if the bench dies without stopping it (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
-
-
 class Jackd:
     """`jackd -d dummy` at 48 kHz/`period` under a name of its own; this process's JACK clients talk to it."""
 
@@ -138,7 +132,7 @@ class Jackd:
             self.realtime = realtime == "-R"
             args = [binary, "-n", self.name, realtime, "-d", "dummy", "-r", str(RATE), "-p", str(period)]
             self.proc = subprocess.Popen(
-                args, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+                args, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent
             )
             if self._ready():
                 break

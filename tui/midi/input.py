@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from pianorhythm.events import SUSTAIN_PEDAL, EventKind, MusicEvent
 
-from .ports import CLIENT_NAME, MidiUnavailable, choose_port, open_rtmidi_in, port_key
+from .ports import CLIENT_NAME, GoneClient, MidiUnavailable, choose_port, open_rtmidi_in, port_key
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class RtMidiInput(MidiInput):
         return [str(port) for port in self._client.get_ports()]
 
     def _check_ports(self) -> None:
-        if isinstance(self._client, _Gone):
+        if isinstance(self._client, GoneClient):
             try:
                 self._client = self._new_client()
             except MidiUnavailable:
@@ -265,27 +265,8 @@ class RtMidiInput(MidiInput):
         try:
             self._client = self._new_client()
         except MidiUnavailable as error:  # the MIDI system itself went away (JACK server stopped)
-            self._client = _Gone()
+            self._client = GoneClient()
             self._report(str(error))
-
-
-class _Gone:
-    """Stands in for the rtmidi client after the MIDI system disappeared: lists no ports, opens nothing."""
-
-    def get_ports(self) -> list[str]:
-        return []
-
-    def open_port(self, index: int, name: str) -> None:
-        raise MidiUnavailable("the MIDI system is gone")
-
-    def cancel_callback(self) -> None:
-        pass
-
-    def close_port(self) -> None:
-        pass
-
-    def delete(self) -> None:
-        pass
 
 
 def open_midi_input(

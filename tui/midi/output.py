@@ -29,7 +29,7 @@ from typing import Any, Final
 from pianorhythm.events import EventKind, MusicEvent
 
 from .input import CONTROL_CHANGE, NOTE_OFF, NOTE_ON
-from .ports import CLIENT_NAME, MidiUnavailable, default_api, port_key, rtmidi_api
+from .ports import CLIENT_NAME, GoneClient, MidiUnavailable, default_api, port_key, rtmidi_api
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class MidiOut:
         return [str(port) for port in self._client.get_ports()]
 
     def _check_port(self) -> None:
-        if isinstance(self._client, _Gone):
+        if isinstance(self._client, GoneClient):
             try:
                 self._client = open_rtmidi_out(self.api)
             except MidiUnavailable:
@@ -302,7 +302,7 @@ class MidiOut:
         try:
             self._client = open_rtmidi_out(self.api)
         except MidiUnavailable as error:
-            self._client = _Gone()
+            self._client = GoneClient()
             self._report(str(error))
 
     def _report(self, message: str) -> None:
@@ -317,25 +317,6 @@ class MidiOut:
             loop.call_soon_threadsafe(callback, message)
         except RuntimeError:  # the loop is closed: the app is exiting
             pass
-
-
-class _Gone:
-    """Stands in for the rtmidi client after the MIDI system went away: lists no ports, sends nothing."""
-
-    def get_ports(self) -> list[str]:
-        return []
-
-    def open_port(self, index: int, name: str) -> None:
-        raise MidiUnavailable("the MIDI system is gone")
-
-    def send_message(self, message: list[int]) -> None:
-        pass
-
-    def close_port(self) -> None:
-        pass
-
-    def delete(self) -> None:
-        pass
 
 
 def open_midi_out(

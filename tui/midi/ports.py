@@ -28,6 +28,29 @@ class MidiUnavailable(Exception):
     """No MIDI system to talk to; str() is one sentence saying which and what to do."""
 
 
+class GoneClient:
+    """Stands in for an rtmidi client (input or output) after the MIDI system went away: lists no ports,
+    opens none, sends nothing."""
+
+    def get_ports(self) -> list[str]:
+        return []
+
+    def open_port(self, index: int, name: str) -> None:
+        raise MidiUnavailable("the MIDI system is gone")
+
+    def send_message(self, message: list[int]) -> None:
+        pass
+
+    def cancel_callback(self) -> None:
+        pass
+
+    def close_port(self) -> None:
+        pass
+
+    def delete(self) -> None:
+        pass
+
+
 def default_api() -> str | None:
     """ALSA on Linux; elsewhere None (the platform's own system: CoreMIDI, Windows MM)."""
     return "alsa" if sys.platform.startswith("linux") else None
