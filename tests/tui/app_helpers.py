@@ -48,3 +48,16 @@ def current_screen(app: PianoApp, kind: type[S]) -> S:
 def focused(screen: Screen[Any]) -> Widget | None:
     """`screen.focused`, read through a call for the same reason as `current_screen`."""
     return screen.focused
+
+
+class RecordingTerminal:
+    """Stands in for the terminal (or a driver's output): keeps every write, for the key-mode tests."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+
+    def write(self, data: str) -> None:
+        self.out.append(data)
+
+    def flush(self) -> None:
+        pass

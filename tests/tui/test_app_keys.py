@@ -9,18 +9,7 @@ from pianorhythm.tui.screens.dialogs import HelpScreen
 from pianorhythm.tui.screens.room import RoomScreen
 from pianorhythm.tui.widgets.keyboard_roll import KeyboardRoll
 from pianorhythm.tui.widgets.status import StatusBar
-from tests.tui.app_helpers import current_screen, make_app, wait_for
-
-
-class RecordingTerminal:
-    def __init__(self) -> None:
-        self.out: list[str] = []
-
-    def write(self, data: str) -> None:
-        self.out.append(data)
-
-    def flush(self) -> None:
-        pass
+from tests.tui.app_helpers import RecordingTerminal, current_screen, make_app, wait_for
 
 
 async def test_flags_follow_the_keyboard_roll_and_held_keys_hold_notes(relay_server, config_dir):

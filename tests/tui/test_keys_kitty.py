@@ -16,6 +16,7 @@ from pianorhythm.tui.keys.kitty import (
     Release,
     driver_class_for,
 )
+from tests.tui.app_helpers import RecordingTerminal
 
 
 def test_replies_to_the_start_queries_never_reach_textual():
@@ -72,20 +73,9 @@ def test_a_lone_escape_is_not_held():
     assert KittyFilter().feed("\x1b") == ["\x1b"]
 
 
-class FakeDriver:
-    def __init__(self) -> None:
-        self.out: list[str] = []
-
-    def write(self, data: str) -> None:
-        self.out.append(data)
-
-    def flush(self) -> None:
-        pass
-
-
 def test_flags_are_pushed_once_while_wanted_and_popped_on_stop_and_pushed_again_on_resume():
     keyboard = KeyboardInput("auto")
-    driver = FakeDriver()
+    driver = RecordingTerminal()
     keyboard.attach(driver)  # type: ignore[arg-type]
     keyboard.want_events(True)
     assert driver.out == [] and keyboard.label == "keys fixed"  # not detected yet
@@ -103,7 +93,7 @@ def test_flags_are_pushed_once_while_wanted_and_popped_on_stop_and_pushed_again_
 
 
 def test_the_setting_overrides_detection():
-    driver = FakeDriver()
+    driver = RecordingTerminal()
     forced = KeyboardInput("press-release")
     forced.attach(driver)  # type: ignore[arg-type]
     forced.want_events(True)
