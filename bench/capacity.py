@@ -220,7 +220,7 @@ def many_rooms(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         senders = Senders(url, rooms, args.players * args.player_rate)
         senders.start()
         try:
-            # the first window holds the start (100 senders' first notes at once); the second is the steady state
+            # the first window holds the start (every sender's first notes at once); the second, steady state
             first = measure(pid, crowd, args.seconds)
             row = {**measure(pid, crowd, args.seconds * 2), "first_window": first}
         finally:
