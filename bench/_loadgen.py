@@ -9,6 +9,7 @@ answered with a pong masked by a zero key (a valid client mask), so the relay's 
 
     crowd = Crowd(url, procs=2)
     crowd.add(500, hello=True, room="lobby")  # 500 more listeners, each said hello and saw the room
+    crowd.add(9, hello=True, room="r1", join=True)  # 9 more that also asked to join room "r1"
     crowd.collect()                # discards what arrived so far
     ...                            # the sender plays
     latencies_us, frames = crowd.collect()
@@ -179,7 +180,7 @@ def _raise_open_file_limit() -> None:
 
 
 def worker(url: str, pipe: Connection) -> None:
-    """One load process: obeys ("add", n, hello, room, at_once) / ("collect",) / ("quit",) from the pipe."""
+    """One load process: obeys ("add", n, hello, room, at_once, join) / ("collect",) / ("quit",)."""
     _raise_open_file_limit()
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
@@ -197,11 +198,15 @@ def worker(url: str, pipe: Connection) -> None:
             pipe.send(answer)
             os.set_blocking(pipe.fileno(), False)
 
-        async def one(index: int, say_hello: bool, room: str | None) -> None:
+        async def one(index: int, say_hello: bool, room: str | None, join: bool) -> None:
             hello = None
             if say_hello:
                 name = f"l{os.getpid() % 10000}-{index}"
                 hello = client_frame(0x2, codec.encode(pb.ClientMessage(hello=pb.Hello(name=name))))
+                if join and room is not None:
+                    hello += client_frame(
+                        0x2, codec.encode(pb.ClientMessage(join_room=pb.JoinRoom(name=room)))
+                    )
             request = upgrade_request(host, port, path)
             factory = lambda: Listener(tally, request, hello, room)  # noqa: E731
             _, listener = await loop.create_connection(factory, host, port)
@@ -211,11 +216,11 @@ def worker(url: str, pipe: Connection) -> None:
         while True:
             command = await commands.get()
             if command[0] == "add":
-                _, count, say_hello, room, at_once = command
+                _, count, say_hello, room, at_once, join = command
                 first = len(listeners)
                 for start in range(first, first + count, at_once):
                     stop = min(first + count, start + at_once)
-                    await asyncio.gather(*(one(i, say_hello, room) for i in range(start, stop)))
+                    await asyncio.gather(*(one(i, say_hello, room, join) for i in range(start, stop)))
                 reply(len(listeners))
             elif command[0] == "collect":
                 reply((tally.latencies.tobytes(), tally.frames))
@@ -257,13 +262,15 @@ class Crowd:
             self.workers.append((proc, parent))
         self.size = 0
 
-    def add(self, count: int, hello: bool, room: str | None, at_once: int = CONNECT_AT_ONCE) -> None:
-        """`count` more listeners; with `hello` each says Hello, with `room` each waits for its state;
-        `at_once` connections at a time per process."""
+    def add(
+        self, count: int, hello: bool, room: str | None, at_once: int = CONNECT_AT_ONCE, join: bool = False
+    ) -> None:
+        """`count` more listeners; with `hello` each says Hello, with `room` each waits for its state (with
+        `join` too, each asks to join it first); `at_once` connections at a time per process."""
         procs = len(self.workers)
         for index, (_, pipe) in enumerate(self.workers):
             share = count // procs + (1 if index < count % procs else 0)
-            pipe.send(("add", share, hello, room, at_once))
+            pipe.send(("add", share, hello, room, at_once, join))
         for _, pipe in self.workers:
             pipe.recv()
         self.size += count
