@@ -110,6 +110,7 @@ class PianoApp(App[int]):
         self.lobby = LobbyScreen()
         self.room_screen: RoomScreen | None = None
         self.connection = "connecting"
+        self.status_values: dict[str, object] = {}  # the latest of each StatusBar field the app set
         self.url = ""
         self.playback: Any = None  # --play (pianorhythm.tui.file_play.FilePlayback)
         self.farewell: list[tuple[bool, str]] = []  # (ok, sentence) to print after the UI: --record
@@ -281,11 +282,13 @@ class PianoApp(App[int]):
     # ---- status ------------------------------------------------------------------------------------------
 
     def _status_bars(self) -> Iterable[StatusBar]:
+        # Not gated on the screen's own mount: its bar mounts first and would miss what is set meanwhile.
         for screen in (self.lobby, self.room_screen):
-            if screen is not None and screen.is_mounted:
+            if screen is not None:
                 yield from screen.query(StatusBar)
 
     def _status(self, **values: object) -> None:
+        self.status_values.update(values)  # a bar not mounted yet takes them on mount (StatusBar.on_mount)
         for bar in self._status_bars():
             for key, value in values.items():
                 setattr(bar, key, value)

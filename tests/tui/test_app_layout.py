@@ -189,14 +189,23 @@ async def test_settings_keep_save_and_cancel_in_sight_at_60x20(relay_server, con
 async def test_a_narrow_status_bar_drops_whole_parts_never_the_state(relay_server, config_dir):
     app = make_app(config_dir, "--connect", relay_server.url, "--name", "ann")
     async with app.run_test(size=(60, 20)) as pilot:
-        await wait_for(pilot, lambda: app.connection == "connected")
-        bar = app.screen.query_one(StatusBar)
+        # Laid out at 60 columns (58 inside the padding), connected: the bar says so from its first frame,
+        # even when the connection came up before the lobby had mounted it.
+        await wait_for(
+            pilot,
+            lambda: (
+                app.connection == "connected"
+                and any(b.is_mounted and b.content_size.width == 58 for b in app.lobby.query(StatusBar))
+            ),
+        )
+        bar = app.lobby.query_one(StatusBar)
+        assert bar.connection == "connected"
+        # Read before yielding: the app's 1 s tick sets midi and audio back from its own (absent) devices.
         bar.notes_per_s, bar.audio, bar.midi_in = 7, "fluidsynth/pulseaudio · TimGM6mb.sf2", "testkbd:keys"
-        await pilot.pause()
         shown = str(bar.render())
         assert shown.startswith("● connected") and "midi testkbd:keys" in shown
         assert "notes/s" not in shown  # gone whole, not cut to "7 not"
         assert len(shown) <= bar.content_size.width
         await pilot.resize_terminal(160, 20)
-        await pilot.pause()
-        assert "7 notes/s" in str(bar.render())
+        await wait_for(pilot, lambda: bar.content_size.width == 158)
+        assert "7 notes/s" in str(bar.render())  # nothing in the lobby sets notes/s back

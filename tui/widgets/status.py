@@ -39,6 +39,12 @@ class StatusBar(Widget):
     keys: reactive[str] = reactive("")  # e.g. "C3 v96"
     playing: reactive[str] = reactive("")  # --play: "▶ song.mid 0:07/0:18 · Ctrl+S stops"
 
+    def on_mount(self) -> None:
+        # The app sets what it knows on the bars mounted at that moment; a screen still mounting when the
+        # connection came up would show "connecting" until the next tick, so the bar takes the latest here.
+        for key, value in getattr(self.app, "status_values", {}).items():
+            setattr(self, key, value)
+
     def connection_text(self) -> Text:
         mark, style = STATE_STYLE.get(self.connection, ("?", "dim"))
         text = Text(mark + " ", style=style, end="")
