@@ -132,6 +132,11 @@ async def finish(pilot: Pilot[Any]) -> None:
     port = app.server.url.split(":")[2].split("/")[0]
     app.lobby.sub_title = str(app.lobby.sub_title).replace(f":{port}/", ":8765/")
     app.clear_notifications()
+    # A focused Input blinks its cursor every 0.5 s: held visible, so a scene that takes longer (the lobby
+    # waits for others to join) is not captured with the cursor off.
+    for screen in app.screen_stack:
+        for field in screen.query(Input):
+            field.cursor_blink = False
     await pilot.pause()
 
 
