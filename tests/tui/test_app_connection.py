@@ -33,8 +33,8 @@ def player_names(screen: RoomScreen) -> set[str]:
 
 
 def _figure_of(players: PlayersList, name: str) -> float | None:
-    """The rtt shown for `name` in the players panel (None: shown as "–")."""
-    return next(p.rtt_ms for p in players.players if p.name == name)
+    """The rtt shown for `name` in the players panel (None: shown as "–", or not listed yet)."""
+    return next((p.rtt_ms for p in players.players if p.name == name), None)
 
 
 def status_text(app: PianoApp) -> str:
