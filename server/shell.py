@@ -19,7 +19,22 @@ from websockets.http11 import Request, Response
 
 from pianorhythm.server.addresses import Headers, TrustedProxies, client_address
 from pianorhythm.server.clock import ServerClock
-from pianorhythm.server.core import CLOSE_SLOW, Action, Close, FetchHistory, Persist, RelayCore, Send, paging
+from pianorhythm.server.core import (
+    CLOSE_SLOW,
+    Action,
+    Broadcast,
+    Close,
+    FetchHistory,
+    Persist,
+    RelayCore,
+    Reply,
+    RoomEntered,
+    RoomLeft,
+    SendTo,
+    UserOffline,
+    UserOnline,
+    paging,
+)
 from pianorhythm.server.core.actions import HashPassword, MemoryReport, VerifyPassword
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
 from pianorhythm.server.core.models import chat_pb
@@ -34,7 +49,6 @@ log = logging.getLogger("server")
 
 WS_PATH = "/api/websocket"
 MAX_QUEUE_BYTES = 1024 * 1024
-_ASYNC = (Persist, FetchHistory)
 
 
 class RelayShell:
@@ -55,6 +69,10 @@ class RelayShell:
         self._addresses: weakref.WeakKeyDictionary[WebSocket, str] = weakref.WeakKeyDictionary()
         self.mailer = Mailer(max_queue_bytes, self._on_slow, core.limits.max_frame_bytes)
         self.connections: dict[int, WebSocket] = {}
+        # Where the core's users and rooms are on this node, kept by its Route actions (in their order):
+        # user id -> session id, and room -> {user id: session id} in join order.
+        self._users: dict[int, int] = {}
+        self._members: dict[str, dict[int, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -114,6 +132,8 @@ class RelayShell:
             **self.core.census(),
             "password_jobs": self.core.password_jobs,
             "sockets": len(self.connections),
+            "routed_users": len(self._users),
+            "routed_rooms": len(self._members),
             "outboxes": len(self.mailer.boxes),
             "closing": len(self._closing),
             "tasks": len(self._tasks),
@@ -211,14 +231,9 @@ class RelayShell:
 
     async def _perform(self, actions: Sequence[Action]) -> None:
         for action in actions:
-            if isinstance(action, Send):
-                self.mailer.send(action.targets, action.payload)
-            elif isinstance(action, Close):
-                self._close(action.session_id, action.code, action.reason)
-            elif isinstance(action, Persist):
-                if not action.then:
-                    self._submit(action)
-                    continue
+            if self._carry_out(action):
+                continue
+            if isinstance(action, Persist):
                 try:
                     await self.storage.apply(action.store)
                 except Exception:
@@ -228,28 +243,61 @@ class RelayShell:
                     await self._perform(action.then)
             elif isinstance(action, FetchHistory):
                 await self._history(action)
-            elif isinstance(action, VerifyPassword | HashPassword):
-                self._spawn(self._password_job(action))
-            elif isinstance(action, MemoryReport):
-                self._memory_report(action)
-            else:  # a bare store
-                self._submit(Persist(action))
 
     def _perform_nowait(self, actions: Sequence[Action]) -> None:
         for index, action in enumerate(actions):
-            if isinstance(action, _ASYNC) and (not isinstance(action, Persist) or action.then):
+            if not self._carry_out(action):
                 self._spawn(self._perform(actions[index:]))
                 return
-            if isinstance(action, Send):
-                self.mailer.send(action.targets, action.payload)
-            elif isinstance(action, Close):
-                self._close(action.session_id, action.code, action.reason)
-            elif isinstance(action, Persist):
-                self._submit(action)
-            elif isinstance(action, VerifyPassword | HashPassword):
-                self._spawn(self._password_job(action))
-            elif isinstance(action, MemoryReport):
-                self._memory_report(action)
+
+    def _carry_out(self, action: Action) -> bool:
+        """Do `action` now if it needs no waiting; False for one that does (a storage step others wait
+        on, a history page)."""
+        if isinstance(action, Broadcast):
+            members = self._members.get(action.room)
+            if members:
+                skip = action.except_user
+                self.mailer.send([sid for uid, sid in members.items() if uid != skip], action.payload)
+        elif isinstance(action, SendTo):
+            users = self._users
+            self.mailer.send([users[u] for u in action.users if u in users], action.payload)
+        elif isinstance(action, Reply):
+            self.mailer.send((action.session_id,), action.payload)
+        elif isinstance(action, UserOnline | UserOffline | RoomEntered | RoomLeft):
+            self._route(action)
+        elif isinstance(action, Close):
+            self._close(action.session_id, action.code, action.reason)
+        elif isinstance(action, Persist):
+            if action.then:
+                return False
+            self._submit(action)
+        elif isinstance(action, FetchHistory):
+            return False
+        elif isinstance(action, VerifyPassword | HashPassword):
+            self._spawn(self._password_job(action))
+        elif isinstance(action, MemoryReport):
+            self._memory_report(action)
+        else:  # a bare store
+            self._submit(Persist(action))
+        return True
+
+    def _route(self, action: UserOnline | UserOffline | RoomEntered | RoomLeft) -> None:
+        """Keep the maps that turn the core's users and rooms into this node's connections. A route for a
+        session that is already gone (it closed while a storage step was awaited) is ignored."""
+        if isinstance(action, UserOnline):
+            self._users[action.user_id] = action.session_id
+        elif isinstance(action, UserOffline):
+            if self._users.get(action.user_id) == action.session_id:
+                del self._users[action.user_id]
+        elif isinstance(action, RoomEntered):
+            if self._users.get(action.user_id) == action.session_id:
+                self._members.setdefault(action.room, {})[action.user_id] = action.session_id
+        else:
+            members = self._members.get(action.room)
+            if members is not None:
+                members.pop(action.user_id, None)
+                if not members:
+                    del self._members[action.room]
 
     async def _password_job(self, job: VerifyPassword | HashPassword) -> None:
         loop = asyncio.get_running_loop()

@@ -1,6 +1,18 @@
 """The sans-I/O relay core: rooms, sessions, permissions, quotas and timers as a pure state machine."""
 
-from pianorhythm.server.core.actions import Action, Close, FetchHistory, Persist, Send
+from pianorhythm.server.core.actions import (
+    Action,
+    Broadcast,
+    Close,
+    FetchHistory,
+    Persist,
+    Reply,
+    RoomEntered,
+    RoomLeft,
+    SendTo,
+    UserOffline,
+    UserOnline,
+)
 from pianorhythm.server.core.base import CoreOptions
 from pianorhythm.server.core.limits import Limits
 from pianorhythm.server.core.relay import (
@@ -17,11 +29,17 @@ __all__ = [
     "CLOSE_REPLACED",
     "CLOSE_SLOW",
     "Action",
+    "Broadcast",
     "Close",
     "CoreOptions",
     "FetchHistory",
     "Limits",
     "Persist",
     "RelayCore",
-    "Send",
+    "Reply",
+    "RoomEntered",
+    "RoomLeft",
+    "SendTo",
+    "UserOffline",
+    "UserOnline",
 ]

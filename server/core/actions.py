@@ -9,11 +9,66 @@ from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    """Enqueue one serialized ServerMessage for each target session (the same bytes for all of them)."""
+class Broadcast:
+    """Enqueue one serialized ServerMessage for every member of `room` but `except_user` (0: none left out).
 
-    targets: Sequence[int]
+    Addressed to the room, not to sessions: the shell resolves it against the room's members on this node
+    at the moment it carries the action out (on many nodes it also publishes it to the room's channel)."""
+
+    room: str
     payload: bytes
+    except_user: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SendTo:
+    """Enqueue one serialized ServerMessage for each of `users` (the same bytes for all of them)."""
+
+    users: tuple[int, ...]
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A message to a connection that has no user yet (errors before Hello)."""
+
+    session_id: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UserOnline:
+    """From here on, messages to `user_id` go to `session_id` (after Hello)."""
+
+    user_id: int
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserOffline:
+    """`user_id` no longer has a connection here (its session left or was replaced)."""
+
+    user_id: int
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEntered:
+    """`user_id` (connected here as `session_id`) is now a member of `room`: broadcasts to it reach them."""
+
+    room: str
+    user_id: int
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLeft:
+    room: str
+    user_id: int
+
+
+Route = UserOnline | UserOffline | RoomEntered | RoomLeft
+"""Who is where, in the order the core decided it: the shell keeps its delivery maps by these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,4 +174,16 @@ class MemoryReport:
     ref: int
 
 
-Action = Send | Close | Persist | FetchHistory | VerifyPassword | HashPassword | MemoryReport | Store
+Action = (
+    Broadcast
+    | SendTo
+    | Reply
+    | Route
+    | Close
+    | Persist
+    | FetchHistory
+    | VerifyPassword
+    | HashPassword
+    | MemoryReport
+    | Store
+)

@@ -12,7 +12,7 @@ import logging
 from typing import Final
 
 from pianorhythm.server.core import validate
-from pianorhythm.server.core.actions import ClearChat, MemoryReport, Persist, SaveChat, Send
+from pianorhythm.server.core.actions import Broadcast, ClearChat, MemoryReport, Persist, SaveChat
 from pianorhythm.server.core.models import Session, chat_pb
 from pianorhythm.server.core.social import SYSTEM_USER_ID, SocialOps
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -53,7 +53,7 @@ class AdminOps(SocialOps):
         if msg.name == "stats":
             answer = True, json.dumps(self.stats(now), sort_keys=True)
         elif msg.name == "broadcast":
-            answer = self._broadcast(args, session, ref, now)
+            answer = self._announce(args, session, ref, now)
         elif msg.name == "clear_chat":
             answer = self._clear_chat(args, session, now)
         else:
@@ -74,7 +74,7 @@ class AdminOps(SocialOps):
         ok, output = answer
         self._to(session, pb.ServerMessage(ref=ref, command_result=pb.CommandResult(ok=ok, output=output)))
 
-    def _broadcast(self, text: str, session: Session, ref: int, now: int) -> Answer:
+    def _announce(self, text: str, session: Session, ref: int, now: int) -> Answer:
         try:
             content = validate.chat_content(text, self.limits.max_chat_chars, self.limits.max_chat_bytes)
         except validate.Invalid as exc:
@@ -84,7 +84,7 @@ class AdminOps(SocialOps):
             record = self._new_chat(room, SYSTEM_USER_ID, "", "", content, now)
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
-            then.append(Send(self._everyone(room), line))
+            then.append(Broadcast(room.name, line))
         self._out.append(Persist(SaveChat(records), then, session.id, ref))
         return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
 
@@ -97,8 +97,7 @@ class AdminOps(SocialOps):
             self._out.append(Persist(ClearChat(name)))
             return True, f"Cleared the chat of {name} (nobody is in it)."
         room.history.clear()
-        targets = self._everyone(room)
-        state = [Send(targets, msg.SerializeToString()) for msg in self._state_messages(room, now)]
+        state = [Broadcast(room.name, msg.SerializeToString()) for msg in self._state_messages(room, now)]
         self._out.append(Persist(ClearChat(room.name), state))
         return True, f"Cleared the chat of {room.name}."
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pianorhythm.server.core import paging
-from pianorhythm.server.core.actions import Action, Persist, SaveRoom, Send
+from pianorhythm.server.core.actions import Action, Broadcast, Persist, Reply, SaveRoom, SendTo
 from pianorhythm.server.core.limits import US, KeyedBuckets, Limits
 from pianorhythm.server.core.models import Room, Session, summary_pb
 from pianorhythm.server.core.records import ChatRecord, RoomRecord
@@ -41,7 +41,7 @@ class CoreBase:
         self.persisted: dict[str, RoomRecord] = {r.name: r for r in rooms}
         self.preloaded_chat: dict[str, list[ChatRecord]] = {}
         self.ip_counts: Counter[str] = Counter()
-        self.subscribers: set[int] = set()
+        self.subscribers: set[int] = set()  # user ids
         self.typists: set[Session] = set()  # sessions shown as typing: the timer looks at these only
         self.listed: dict[str, tuple[str, int, int, bool, str, bool]] = {}  # what subscribers last saw
         self.dirty_rooms: set[str] = set()
@@ -64,12 +64,18 @@ class CoreBase:
 
     # -- output helpers ------------------------------------------------------------------------------
 
-    def _emit(self, targets: list[int] | tuple[int, ...], message: pb.ServerMessage) -> None:
-        if targets:
-            self._out.append(Send(targets, message.SerializeToString()))
+    def _broadcast(self, room: Room, message: pb.ServerMessage, except_user: int = 0) -> None:
+        """To the room's members but `except_user`; skipped when that leaves nobody."""
+        members = room.members
+        if len(members) > (1 if except_user in members else 0):
+            self._out.append(Broadcast(room.name, message.SerializeToString(), except_user))
 
     def _to(self, session: Session, message: pb.ServerMessage) -> None:
-        self._out.append(Send((session.id,), message.SerializeToString()))
+        payload = message.SerializeToString()
+        if session.user_id:
+            self._out.append(SendTo((session.user_id,), payload))
+        else:
+            self._out.append(Reply(session.id, payload))
 
     def _error(self, session: Session, ref: int, code: pb.ErrorCode.ValueType, text: str) -> None:
         self._to(session, pb.ServerMessage(ref=ref, error=pb.Error(code=code, message=text)))
@@ -92,13 +98,6 @@ class CoreBase:
         self._to(session, pb.ServerMessage(ref=ref, error=error))
         self.counters["rate_limited"] += 1
 
-    def _others(self, room: Room, session: Session) -> list[int]:
-        sid = session.id
-        return [m for m in room.members if m != sid]
-
-    def _everyone(self, room: Room) -> list[int]:
-        return list(room.members)
-
     def _save_room(self, room: Room) -> None:
         if not room.is_lobby:
             self.persisted[room.name] = room.record
@@ -106,7 +105,7 @@ class CoreBase:
             self._out.append(Persist(SaveRoom(dataclasses.replace(room.record, bans=dict(room.record.bans)))))
 
     def _room_updated(self, room: Room) -> None:
-        self._emit(self._everyone(room), pb.ServerMessage(room_updated=room.updated_pb()))
+        self._broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
         self.dirty_rooms.add(room.name)
 
     # -- room list deltas ----------------------------------------------------------------------------
@@ -129,9 +128,9 @@ class CoreBase:
             elif after is not None and after != before:
                 upserted.append(summary_pb(after))
         if upserted or removed:
-            targets = sorted(self.subscribers)
+            users = tuple(sorted(self.subscribers))
             for delta in paging.room_list_deltas(upserted, removed, self.limits.page_bytes):
-                self._emit(targets, delta)
+                self._out.append(SendTo(users, delta.SerializeToString()))
 
     def _refresh_listing(self, name: str) -> tuple[str, int, int, bool, str, bool] | None:
         room = self.rooms.get(name)

@@ -69,7 +69,7 @@ class Session:
 class Room:
     record: RoomRecord
     is_lobby: bool = False
-    members: dict[int, Session] = field(default_factory=dict)  # session id -> session, in join order
+    members: dict[int, Session] = field(default_factory=dict)  # user id -> session, in join order
     history: deque[ChatRecord] = field(default_factory=lambda: deque(maxlen=50))
     owner_id: int = 0  # 0 while the crown is unclaimed
     away_owner_id: int = 0  # the owner who left; gets the crown back if they return in time
@@ -99,12 +99,7 @@ class Room:
         )
 
     def owner_session(self) -> Session | None:
-        if not self.owner_id:
-            return None
-        for member in self.members.values():
-            if member.user_id == self.owner_id:
-                return member
-        return None
+        return self.members.get(self.owner_id) if self.owner_id else None
 
     def summary(self) -> tuple[str, int, int, bool, str, bool]:
         owner = self.owner_session()

@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from pianorhythm.server.core import validate
-from pianorhythm.server.core.actions import Action, Close, Persist, SaveUser, Send
+from pianorhythm.server.core.actions import (
+    Action,
+    Broadcast,
+    Close,
+    Persist,
+    SaveUser,
+    UserOffline,
+    UserOnline,
+)
 from pianorhythm.server.core.address import ban_scope
 from pianorhythm.server.core.base import CoreOptions
 from pianorhythm.server.core.crypto import hash_token
@@ -111,13 +119,14 @@ class RelayCore(UpkeepOps):
         self.ip_counts[session.ip] -= 1
         if self.ip_counts[session.ip] <= 0:
             del self.ip_counts[session.ip]
-        self.subscribers.discard(session.id)
         if not session.user_id:
             return
         room = session.room
         self._leave(session, reason, now)
         if self.by_user.get(session.user_id) is session:
             del self.by_user[session.user_id]
+            self.subscribers.discard(session.user_id)
+            self._out.append(UserOffline(session.user_id, session.id))
             record = self._user_record(session, now)
             record.last_room = room.name if room is not None and not room.is_lobby else ""
             self._out.append(Persist(SaveUser(record)))
@@ -252,14 +261,14 @@ class RelayCore(UpkeepOps):
             return
         self.counters["note_events"] += count
         if deliveries:
-            targets = [m for m in room.members if m != session.id]
             relayed = pb.RelayedNotes(
                 user_id=session.user_id,
                 base_time_us=batch.base_time_us,
                 events=batch.events,
                 server_receive_us=now,
             )
-            self._out.append(Send(targets, pb.ServerMessage(notes=relayed).SerializeToString()))
+            payload = pb.ServerMessage(notes=relayed).SerializeToString()
+            self._out.append(Broadcast(room.name, payload, session.user_id))
 
     # -- hello ---------------------------------------------------------------------------------------
 
@@ -297,6 +306,7 @@ class RelayCore(UpkeepOps):
             )
         session.user_id, session.name, session.color = uid, name, color
         self.by_user[uid] = session
+        self._out.append(UserOnline(uid, session.id))
         start = len(self._out)
         welcome = pb.Welcome(
             user=session.user_pb(now),
@@ -373,6 +383,3 @@ class RelayCore(UpkeepOps):
     def next_deadline(self) -> int | None:
         due = [self._typing_deadline(), self._crown_deadline(), self._sweep_due, self._upkeep_deadline()]
         return min(d for d in due if d is not None)
-
-    def send_to(self, session_id: int, message: pb.ServerMessage) -> Send:
-        return Send((session_id,), message.SerializeToString())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
 
 from pianorhythm.server.core import paging, validate
 from pianorhythm.server.core.actions import (
@@ -12,8 +11,10 @@ from pianorhythm.server.core.actions import (
     DeleteRoom,
     HashPassword,
     Persist,
+    RoomEntered,
+    RoomLeft,
     SaveRoom,
-    Send,
+    SendTo,
     VerifyPassword,
 )
 from pianorhythm.server.core.base import CoreBase
@@ -64,16 +65,17 @@ class RoomOps(CoreBase):
         session.room = room
         session.joined_room_us = now
         session.suffix = self._suffix_for(room, session, session.name)
-        room.members[session.id] = session
+        room.members[session.user_id] = session
+        self._out.append(RoomEntered(room.name, session.user_id, session.id))
         self.recent_rooms.pop(session.user_id, None)
         restored = room.owner_id == 0 and room.away_owner_id == session.user_id
         if restored:
             room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
-        self._send_state((session.id,), room, now, ref)
+        self._send_state(session, room, now, ref)
         joined = pb.ServerMessage(user_joined=pb.UserJoined(user=session.user_pb(now)))
-        self._emit(self._others(room, session), joined)
+        self._broadcast(room, joined, session.user_id)
         if restored:
-            self._emit(self._others(room, session), pb.ServerMessage(room_updated=room.updated_pb()))
+            self._broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()), session.user_id)
         self.dirty_rooms.add(room.name)
         log.info(
             "join room=%r user=%d name=%r session=%d", room.name, session.user_id, session.name, session.id
@@ -99,16 +101,18 @@ class RoomOps(CoreBase):
         chat = [chat_pb(c) for c in room.history]
         return paging.room_state(head, users, chat, ref, self.limits.page_bytes)
 
-    def _send_state(self, targets: Sequence[int], room: Room, now: int, ref: int = 0) -> None:
-        """Queue the room's state for `targets`, its pages back to back (nothing can come between)."""
+    def _send_state(self, session: Session, room: Room, now: int, ref: int = 0) -> None:
+        """Queue the room's state for `session`, its pages back to back (nothing can come between)."""
+        users = (session.user_id,)
         for message in self._state_messages(room, now, ref):
-            self._out.append(Send(targets, message.SerializeToString()))
+            self._out.append(SendTo(users, message.SerializeToString()))
 
     def _leave(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
         room = session.room
         if room is None:
             return
-        del room.members[session.id]
+        del room.members[session.user_id]
+        self._out.append(RoomLeft(room.name, session.user_id))
         session.room = None
         session.typing_until_us = 0
         self.typists.discard(session)
@@ -119,11 +123,11 @@ class RoomOps(CoreBase):
         if not room.is_lobby:
             self.recent_rooms.pop(uid, None)  # re-inserted at the end: the map stays oldest first
             self.recent_rooms[uid] = (room.name, now)
-        self._emit(self._everyone(room), pb.ServerMessage(user_left=pb.UserLeft(user_id=uid, reason=reason)))
+        self._broadcast(room, pb.ServerMessage(user_left=pb.UserLeft(user_id=uid, reason=reason)))
         if room.owner_id == uid:
             room.owner_id, room.away_owner_id = 0, uid
             room.crown_claimable_at_us = now + int(self.limits.crown_grace_s * US)
-            self._emit(self._everyone(room), pb.ServerMessage(room_updated=room.updated_pb()))
+            self._broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
         if not room.members and not room.is_lobby:
             del self.rooms[room.name]
             room.record.last_used_us = now
@@ -180,7 +184,7 @@ class RoomOps(CoreBase):
             return True
         room = self.rooms.get(name)
         if room is not None and room is session.room:
-            self._send_state((session.id,), room, now, ref)
+            self._send_state(session, room, now, ref)
             return True
         record = room.record if room is not None else self.persisted.get(name)
         if record is not None and not self._may_enter(
@@ -369,9 +373,9 @@ class RoomOps(CoreBase):
         if user_id == session.user_id:
             self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "You cannot do that to yourself.")
             return None
-        for member in room.members.values():
-            if member.user_id == user_id:
-                return member
+        member = room.members.get(user_id)
+        if member is not None:
+            return member
         self._error(session, ref, pb.ERROR_CODE_USER_NOT_FOUND, "That user is not in this room.")
         return None
 
@@ -389,7 +393,7 @@ class RoomOps(CoreBase):
         self._apply_settings(room, msg.settings)
         self._save_room(room)
         updated = room.updated_pb()
-        self._emit(self._others(room, session), pb.ServerMessage(room_updated=updated))
+        self._broadcast(room, pb.ServerMessage(room_updated=updated), session.user_id)
         self._to(session, pb.ServerMessage(ref=ref, room_updated=updated))  # the owner's confirmation
         self.dirty_rooms.add(room.name)
 
@@ -457,7 +461,7 @@ class RoomOps(CoreBase):
                 session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "Ban another user for 1-86,400 seconds."
             )
             return
-        target = next((m for m in room.members.values() if m.user_id == msg.user_id), None)
+        target = room.members.get(msg.user_id)
         known = target or self.by_user.get(msg.user_id)  # online elsewhere: their address is known too
         name = known.display_name if known is not None else f"user {msg.user_id}"
         address = known.scope if known is not None else ""
@@ -530,9 +534,7 @@ class RoomOps(CoreBase):
             room.mutes.pop(target.user_id, None)
         else:
             room.mutes[target.user_id] = now + msg.duration_s * US if msg.duration_s else -1
-        self._emit(
-            self._everyone(room), pb.ServerMessage(user_updated=pb.UserUpdated(user=target.user_pb(now)))
-        )
+        self._broadcast(room, pb.ServerMessage(user_updated=pb.UserUpdated(user=target.user_pb(now))))
 
     def _close_room(self, name: str, now: int) -> None:
         """Send a room's members to the lobby and delete it, live or only stored (never the lobby)."""
@@ -551,16 +553,16 @@ class RoomOps(CoreBase):
 
     def _subscribe(self, session: Session, msg: pb.RoomListSubscribe, ref: int, now: int) -> None:
         self._flush_room_list()
-        self.subscribers.add(session.id)
+        self.subscribers.add(session.user_id)
         rooms = [summary_pb(self.listed[n]) for n in sorted(self.listed)]
         for message in paging.room_list(rooms, ref, self.limits.page_bytes):
             self._to(session, message)
 
     def _unsubscribe(self, session: Session, msg: pb.RoomListUnsubscribe, ref: int, now: int) -> None:
-        self.subscribers.discard(session.id)
+        self.subscribers.discard(session.user_id)
 
     def _leave_msg(self, session: Session, msg: pb.LeaveRoom, ref: int, now: int) -> None:
         if session.room is not None and session.room.is_lobby:
-            self._send_state((session.id,), session.room, now, ref)
+            self._send_state(session, session.room, now, ref)
         else:
             self._to_lobby(session, pb.LEAVE_REASON_LEFT, now, ref)

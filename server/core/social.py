@@ -5,11 +5,12 @@ from __future__ import annotations
 from pianorhythm.server.core import validate
 from pianorhythm.server.core.actions import (
     Action,
+    Broadcast,
     FetchHistory,
     Persist,
     SaveChat,
     SaveUser,
-    Send,
+    SendTo,
 )
 from pianorhythm.server.core.limits import US
 from pianorhythm.server.core.models import Room, Session, chat_pb
@@ -52,11 +53,13 @@ class SocialOps(RoomOps):
             session.typing_until_us = 0
             self.typists.discard(session)
             typing = pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=False))
-            then.append(Send(self._others(room, session), typing.SerializeToString()))
+            then.append(Broadcast(room.name, typing.SerializeToString(), session.user_id))
         then.append(
-            Send(self._others(room, session), pb.ServerMessage(chat_message=message).SerializeToString())
+            Broadcast(room.name, pb.ServerMessage(chat_message=message).SerializeToString(), session.user_id)
         )
-        then.append(Send((session.id,), pb.ServerMessage(ref=ref, chat_message=message).SerializeToString()))
+        then.append(
+            SendTo((session.user_id,), pb.ServerMessage(ref=ref, chat_message=message).SerializeToString())
+        )
         self._out.append(Persist(SaveChat((record,)), then, session.id, ref))
         self.counters["chat_messages"] += 1
 
@@ -74,10 +77,8 @@ class SocialOps(RoomOps):
         session.typing_until_us = now + self.limits.typing_timeout_ms * 1000
         self.typists.add(session)
         if not was_typing:
-            self._emit(
-                self._others(room, session),
-                pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=True)),
-            )
+            typing = pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=True))
+            self._broadcast(room, typing, session.user_id)
 
     def _typing_stop(self, session: Session, msg: pb.TypingStop, ref: int, now: int) -> None:
         room = session.room
@@ -85,10 +86,8 @@ class SocialOps(RoomOps):
             return
         session.typing_until_us = 0
         self.typists.discard(session)
-        self._emit(
-            self._others(room, session),
-            pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=False)),
-        )
+        typing = pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=False))
+        self._broadcast(room, typing, session.user_id)
 
     def _typing_due(self, now: int) -> None:
         for session in list(self.typists):
@@ -110,7 +109,7 @@ class SocialOps(RoomOps):
     def _user_updated(self, session: Session, now: int) -> None:
         if session.room is not None:
             update = pb.ServerMessage(user_updated=pb.UserUpdated(user=session.user_pb(now)))
-            self._emit(self._everyone(session.room), update)
+            self._broadcast(session.room, update)
 
     def _status(self, session: Session, msg: pb.UpdateStatus, ref: int, now: int) -> None:
         if msg.status not in (pb.STATUS_ONLINE, pb.STATUS_AWAY, pb.STATUS_BUSY):

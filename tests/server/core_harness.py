@@ -6,7 +6,21 @@ import itertools
 from collections import defaultdict
 from typing import Any
 
-from pianorhythm.server.core import Close, CoreOptions, FetchHistory, Limits, Persist, RelayCore, Send
+from pianorhythm.server.core import (
+    Broadcast,
+    Close,
+    CoreOptions,
+    FetchHistory,
+    Limits,
+    Persist,
+    RelayCore,
+    Reply,
+    RoomEntered,
+    RoomLeft,
+    SendTo,
+    UserOffline,
+    UserOnline,
+)
 from pianorhythm.server.core.actions import Action, HashPassword, VerifyPassword
 from pianorhythm.server.core.crypto import check_password, hash_password
 from pianorhythm.server.core.records import UserRecord
@@ -41,6 +55,9 @@ class Harness:
         self.stored: list[Any] = []
         self.history_requests: list[FetchHistory] = []
         self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
+        # The shell's delivery maps, kept by the core's Route actions: user -> session, room -> members.
+        self.online: dict[int, int] = {}
+        self.members: dict[str, dict[int, int]] = defaultdict(dict)
         self.run(self.core.start(self.now))
 
     def advance(self, seconds: float) -> None:
@@ -48,11 +65,22 @@ class Harness:
 
     def run(self, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, Send):
-                for target in action.targets:
-                    message = pb.ServerMessage()
-                    message.ParseFromString(action.payload)
-                    self.inbox[target].append(message)
+            if isinstance(action, Broadcast):
+                members = self.members[action.room]
+                self.deliver([s for u, s in members.items() if u != action.except_user], action.payload)
+            elif isinstance(action, SendTo):
+                self.deliver([self.online[u] for u in action.users if u in self.online], action.payload)
+            elif isinstance(action, Reply):
+                self.deliver([action.session_id], action.payload)
+            elif isinstance(action, UserOnline):
+                self.online[action.user_id] = action.session_id
+            elif isinstance(action, UserOffline):
+                if self.online.get(action.user_id) == action.session_id:
+                    del self.online[action.user_id]
+            elif isinstance(action, RoomEntered):
+                self.members[action.room][action.user_id] = action.session_id
+            elif isinstance(action, RoomLeft):
+                del self.members[action.room][action.user_id]
             elif isinstance(action, Close):
                 self.closed[action.session_id] = (action.code, action.reason)
             elif isinstance(action, Persist):
@@ -64,6 +92,12 @@ class Harness:
                 self.password_jobs.append(action)
                 if not self.defer_passwords:
                     self.run_password_jobs()
+
+    def deliver(self, sids: list[int], payload: bytes) -> None:
+        for sid in sids:
+            message = pb.ServerMessage()
+            message.ParseFromString(payload)
+            self.inbox[sid].append(message)
 
     def run_password_jobs(self) -> None:
         while self.password_jobs:

@@ -119,7 +119,7 @@ async def seed(path: Path, users: int) -> None:
 async def test_churn_of_10000_users_leaves_memory_and_maps_where_they_were(tmp_path: Path) -> None:
     """10,000 connect/hello/join/chat/leave cycles (16 at a time from 16 addresses, every 10th dropping
     while in its room) after a 2,000-cycle warm-up: RSS after a full GC within 5 % of before (measured:
-    +0.2 %), no session, user, typing entry, outbox or task left, only the lobby live; ~30-45 s."""
+    +0.2 %), no session, user, typing entry, outbox, route or task left, only the lobby live; ~30-45 s."""
     db = tmp_path / "server.db"
     await seed(db, 30_000)
     async with relay_process(tmp_path, "--admin-token", ADMIN, db=db) as server:
@@ -133,7 +133,8 @@ async def test_churn_of_10000_users_leaves_memory_and_maps_where_they_were(tmp_p
         assert drift < 0.05, (before, after)
         await asyncio.sleep(0.5)  # the admin's own disconnect
         health = await healthz(server)
-        leftover = {k: health[k] for k in ("sessions", "users_online", "typing", "sockets", "outboxes")}
+        kinds = ("sessions", "users_online", "typing", "sockets", "outboxes", "routed_users", "routed_rooms")
+        leftover = {k: health[k] for k in kinds}
         assert leftover == dict.fromkeys(leftover, 0), health
         assert (health["rooms"], health["rooms_listed"], health["rooms_stored"]) == (1, 1, 4)
         assert (health["closing"], health["tasks"], health["preloaded_chats"]) == (0, 0, 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from pianorhythm.server.core import Limits, Send, paging
+from pianorhythm.server.core import Broadcast, Limits, Reply, SendTo, paging
 from pianorhythm.server.core.actions import Action, Persist
 from pianorhythm.server.core.models import LOBBY, Session
 from pianorhythm.server.core.records import ChatRecord
@@ -28,10 +28,10 @@ def four_byte_name(i: int) -> str:
     return chr(0x1F300 + i % 512) + chr(0x1F300 + i // 512 % 512) + CLEF * 30
 
 
-def sends(actions: list[Action]) -> list[Send]:
-    out: list[Send] = []
+def sends(actions: list[Action]) -> list[Broadcast | SendTo | Reply]:
+    out: list[Broadcast | SendTo | Reply] = []
     for action in actions:
-        if isinstance(action, Send):
+        if isinstance(action, Broadcast | SendTo | Reply):
             out.append(action)
         elif isinstance(action, Persist):
             out.extend(sends(list(action.then)))
@@ -79,7 +79,8 @@ def seat(h: Harness, count: int) -> list[Session]:
     """Put `count` members with 32-character four-byte names in the lobby directly.
 
     Joining them one by one builds the lobby's state for each (5,000 members: 12.5 M user entries, ~90 s),
-    so they are seated as _enter would leave them; the newcomer then joins through the real path.
+    so they are seated as _enter would leave them (and routed as its RoomEntered would be); the newcomer then
+    joins through the real path.
     """
     core = h.core
     lobby = core.rooms[LOBBY]
@@ -90,7 +91,8 @@ def seat(h: Harness, count: int) -> list[Session]:
         core.next_user_id += 1
         core.by_user[session.user_id] = session
         session.room, session.joined_room_us = lobby, h.now
-        lobby.members[session.id] = session
+        lobby.members[session.user_id] = session
+        h.online[session.user_id] = h.members[LOBBY][session.user_id] = session.id
         seated.append(session)
     return seated
 
