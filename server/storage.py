@@ -8,6 +8,7 @@ server on the same file fails to open it with DatabaseInUse.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -191,12 +192,12 @@ class Storage:
                 " last_used_us FROM rooms"
             )
         }
+        bans: dict[str, list[BanRecord]] = {}
         for room, user_id, until, name, address, kick in self.db.execute(
             "SELECT room, user_id, until_us, name, address, kick FROM bans"
         ):
-            if room in rooms:
-                rooms[room].bans[user_id] = BanRecord(user_id, name, address, until, bool(kick))
-        return list(rooms.values())
+            bans.setdefault(room, []).append(BanRecord(user_id, name, address, until, bool(kick)))
+        return [dataclasses.replace(r, bans=tuple(bans.get(name, ()))) for name, r in rooms.items()]
 
     async def recent_chat(self, room: str, limit: int) -> list[ChatRecord]:
         records, _ = await self._run(self._history, room, 0, 0, limit)
@@ -267,7 +268,7 @@ class Storage:
                 db.executemany(
                     "INSERT INTO bans (room, user_id, until_us, name, address, kick)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    [(r.name, b.user_id, b.until_us, b.name, b.address, b.kick) for b in r.bans.values()],
+                    [(r.name, b.user_id, b.until_us, b.name, b.address, b.kick) for b in r.bans],
                 )
             elif isinstance(store, DeleteRoom):
                 db.execute("DELETE FROM rooms WHERE name = ?", (store.name,))

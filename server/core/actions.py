@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 
@@ -98,7 +97,7 @@ class DeleteRoom:
 
 @dataclass(frozen=True, slots=True)
 class SaveChat:
-    messages: Sequence[ChatRecord]
+    messages: tuple[ChatRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +124,7 @@ class Persist:
     """
 
     store: Store
-    then: Sequence[Action] = field(default_factory=tuple)
+    then: tuple[Action, ...] = ()
     session_id: int = 0
     ref: int = 0
 

@@ -85,7 +85,7 @@ class AdminOps(SocialOps):
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
             then.append(Broadcast(room.name, line))
-        self._out.append(Persist(SaveChat(records), then, session.id, ref))
+        self._out.append(Persist(SaveChat(tuple(records)), tuple(then), session.id, ref))
         return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
 
     def _clear_chat(self, name: str, session: Session, now: int) -> Answer:
@@ -98,7 +98,7 @@ class AdminOps(SocialOps):
             return True, f"Cleared the chat of {name} (nobody is in it)."
         room.history.clear()
         state = [Broadcast(room.name, msg.SerializeToString()) for msg in self._state_messages(room, now)]
-        self._out.append(Persist(ClearChat(room.name), state))
+        self._out.append(Persist(ClearChat(room.name), tuple(state)))
         return True, f"Cleared the chat of {room.name}."
 
     def _close(self, name: str, now: int) -> Answer:

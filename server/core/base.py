@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -100,9 +99,9 @@ class CoreBase:
 
     def _save_room(self, room: Room) -> None:
         if not room.is_lobby:
-            self.persisted[room.name] = room.record
-            # A copy: the storage thread must not read bans the loop is changing.
-            self._out.append(Persist(SaveRoom(dataclasses.replace(room.record, bans=dict(room.record.bans)))))
+            snapshot = room.record.snapshot()
+            self.persisted[room.name] = snapshot
+            self._out.append(Persist(SaveRoom(snapshot)))
 
     def _room_updated(self, room: Room) -> None:
         self._broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))

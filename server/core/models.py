@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pianorhythm.clock import DelaySpread
 from pianorhythm.server.core.limits import TokenBucket
-from pianorhythm.server.core.records import ChatRecord, RoomRecord
+from pianorhythm.server.core.records import BanRecord, ChatRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
 LOBBY = "lobby"
@@ -65,9 +65,39 @@ class Session:
         )
 
 
+@dataclass(slots=True)
+class RoomConfig:
+    """A live room's settings and bans (user id -> ban), changed in place; `snapshot()` is what is stored."""
+
+    name: str
+    visible: bool = True
+    password_hash: str = ""
+    user_limit: int = 50
+    chat_enabled: bool = True
+    owner_only_play: bool = False
+    owner_id: int = 0
+    bans: dict[int, BanRecord] = field(default_factory=dict)
+    last_used_us: int = 0
+
+    @classmethod
+    def of(cls, record: RoomRecord) -> RoomConfig:
+        r = record
+        bans = {ban.user_id: ban for ban in r.bans}
+        return cls(
+            r.name, r.visible, r.password_hash, r.user_limit, r.chat_enabled, r.owner_only_play, r.owner_id,
+            bans, r.last_used_us,
+        )  # fmt: skip
+
+    def snapshot(self) -> RoomRecord:
+        return RoomRecord(
+            self.name, self.visible, self.password_hash, self.user_limit, self.chat_enabled,
+            self.owner_only_play, self.owner_id, tuple(self.bans.values()), self.last_used_us,
+        )  # fmt: skip
+
+
 @dataclass(slots=True, eq=False)
 class Room:
-    record: RoomRecord
+    record: RoomConfig
     is_lobby: bool = False
     members: dict[int, Session] = field(default_factory=dict)  # user id -> session, in join order
     history: deque[ChatRecord] = field(default_factory=lambda: deque(maxlen=50))

@@ -1,11 +1,12 @@
-"""Rows the core hands to storage and gets back from it."""
+"""Rows the core hands to storage and gets back from it: immutable, so an action never shares state the
+core goes on changing (the storage thread, or on many nodes another process, reads them later)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class UserRecord:
     id: int
     name: str
@@ -27,9 +28,10 @@ class BanRecord:
     kick: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RoomRecord:
-    """A room's persistent settings; `bans` maps user id -> that user's ban."""
+    """A room's persistent settings and bans (one per user id), as stored. The live, changing copy of an
+    occupied room is pianorhythm.server.core.models.RoomConfig."""
 
     name: str
     visible: bool = True
@@ -38,7 +40,7 @@ class RoomRecord:
     chat_enabled: bool = True
     owner_only_play: bool = False
     owner_id: int = 0
-    bans: dict[int, BanRecord] = field(default_factory=dict)
+    bans: tuple[BanRecord, ...] = ()
     last_used_us: int = 0  # when someone last entered it or it last emptied; unused rooms are forgotten
 
 

@@ -6,6 +6,7 @@ come from factories in CoreOptions, so every rule can be tested exactly without 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -127,8 +128,8 @@ class RelayCore(UpkeepOps):
             del self.by_user[session.user_id]
             self.subscribers.discard(session.user_id)
             self._out.append(UserOffline(session.user_id, session.id))
-            record = self._user_record(session, now)
-            record.last_room = room.name if room is not None and not room.is_lobby else ""
+            last_room = room.name if room is not None and not room.is_lobby else ""
+            record = dataclasses.replace(self._user_record(session, now), last_room=last_room)
             self._out.append(Persist(SaveUser(record)))
 
     # -- messages ------------------------------------------------------------------------------------
@@ -320,7 +321,7 @@ class RelayCore(UpkeepOps):
         if not target or not self._join(session, pb.JoinRoom(name=target), 0, now, resuming=True):
             self._enter(session, self._lobby(), now)
         if token_hash is not None:
-            then = self._out[start:]
+            then = tuple(self._out[start:])
             del self._out[start:]
             self._out.append(
                 Persist(SaveUser(UserRecord(uid, name, color, "", now), token_hash), then, session.id, ref)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 
 from pianorhythm.server.core import paging, validate
 from pianorhythm.server.core.actions import (
@@ -20,7 +21,7 @@ from pianorhythm.server.core.actions import (
 from pianorhythm.server.core.base import CoreBase
 from pianorhythm.server.core.crypto import pending_hash
 from pianorhythm.server.core.limits import US
-from pianorhythm.server.core.models import LOBBY, Room, Session, chat_pb, summary_pb
+from pianorhythm.server.core.models import LOBBY, Room, RoomConfig, Session, chat_pb, summary_pb
 from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
@@ -33,7 +34,7 @@ class RoomOps(CoreBase):
     def _lobby(self) -> Room:
         room = self.rooms.get(LOBBY)
         if room is None:
-            room = Room(RoomRecord(LOBBY, user_limit=0), is_lobby=True)
+            room = Room(RoomConfig(LOBBY, user_limit=0), is_lobby=True)
             room.history.extend(self.preloaded_chat.pop(LOBBY, []))
             self.rooms[LOBBY] = room
             self.dirty_rooms.add(LOBBY)
@@ -44,14 +45,14 @@ class RoomOps(CoreBase):
     ) -> Room:
         stored = self.persisted.get(name)
         if stored is not None:
-            room = Room(dataclasses.replace(stored, bans=dict(stored.bans)))
+            room = Room(RoomConfig.of(stored))
             if stored.owner_id and stored.owner_id != creator.user_id:
                 room.away_owner_id = stored.owner_id
                 room.crown_claimable_at_us = now + int(self.limits.crown_grace_s * US)
             else:
                 room.owner_id = creator.user_id
         else:
-            room = Room(RoomRecord(name, owner_id=creator.user_id), owner_id=creator.user_id)
+            room = Room(RoomConfig(name, owner_id=creator.user_id), owner_id=creator.user_id)
             if change is not None:
                 self._apply_settings(room, change)
         room.record.owner_id = room.owner_id or room.away_owner_id
@@ -220,7 +221,7 @@ class RoomOps(CoreBase):
     def _may_enter(
         self,
         session: Session,
-        record: RoomRecord,
+        record: RoomConfig | RoomRecord,
         room: Room | None,
         password: str,
         ref: int,
@@ -230,7 +231,12 @@ class RoomOps(CoreBase):
     ) -> bool:
         uid = session.user_id
         is_owner = record.owner_id == uid
-        ban = self._ban_on(record, session, now, check_address=not is_owner)
+        if isinstance(record, RoomConfig):
+            self._forget_ended_bans(record, now)
+            bans: Iterable[BanRecord] = record.bans.values()
+        else:
+            bans = record.bans
+        ban = self._ban_on(bans, session, now, check_address=not is_owner)
         if ban is not None:
             if ban.kick:
                 seconds = max(1, -(-(ban.until_us - now) // US))
@@ -255,21 +261,29 @@ class RoomOps(CoreBase):
         return False
 
     def _ban_on(
-        self, record: RoomRecord, session: Session, now: int, *, check_address: bool
+        self, bans: Iterable[BanRecord], session: Session, now: int, *, check_address: bool
     ) -> BanRecord | None:
-        """The ban that keeps `session` out of the room, if any; forgets bans that have ended."""
-        found = None
-        for uid, ban in list(record.bans.items()):
-            if ban.until_us <= now:
-                del record.bans[uid]
-            elif uid == session.user_id or (check_address and ban.address and ban.address == session.scope):
-                found = found or ban
-        return found
+        """The ban that keeps `session` out of the room, if any."""
+        for ban in bans:
+            if ban.until_us > now and (
+                ban.user_id == session.user_id
+                or (check_address and ban.address and ban.address == session.scope)
+            ):
+                return ban
+        return None
+
+    @staticmethod
+    def _forget_ended_bans(config: RoomConfig, now: int) -> list[int]:
+        """Drop a live room's bans that have ended; their user ids."""
+        ended = [uid for uid, ban in config.bans.items() if ban.until_us <= now]
+        for uid in ended:
+            del config.bans[uid]
+        return ended
 
     # -- passwords: checked and hashed off the loop, throttled --------------------------------------------
 
     def _verify_password(
-        self, session: Session, record: RoomRecord, password: str, ref: int, now: int
+        self, session: Session, record: RoomConfig | RoomRecord, password: str, ref: int, now: int
     ) -> None:
         name = record.name
         # Both budgets are charged when a check starts and refunded when it succeeds: charging failures
@@ -323,13 +337,17 @@ class RoomOps(CoreBase):
         if password_hash is None:
             return self._finish()
         room = self.rooms.get(job.room)
-        record = room.record if room is not None else self.persisted.get(job.room)
-        if record is not None and record.password_hash == pending_hash(job.version):
-            record.password_hash = password_hash
-            if room is not None:
+        pending = pending_hash(job.version)
+        if room is not None:
+            if room.record.password_hash == pending:
+                room.record.password_hash = password_hash
                 self._save_room(room)
-            else:
-                self._out.append(Persist(SaveRoom(record)))
+            return self._finish()
+        stored = self.persisted.get(job.room)
+        if stored is not None and stored.password_hash == pending:
+            stored = dataclasses.replace(stored, password_hash=password_hash)
+            self.persisted[job.room] = stored
+            self._out.append(Persist(SaveRoom(stored)))
         return self._finish()
 
     # -- settings ------------------------------------------------------------------------------------
@@ -509,10 +527,7 @@ class RoomOps(CoreBase):
 
     def _ban_list(self, session: Session, room: Room, ref: int, now: int) -> None:
         bans = room.record.bans
-        ended = [uid for uid, ban in bans.items() if ban.until_us <= now]
-        for uid in ended:
-            del bans[uid]
-        if ended:
+        if self._forget_ended_bans(room.record, now):
             self._save_room(room)
         entries = [
             pb.BanEntry(

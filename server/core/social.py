@@ -60,7 +60,7 @@ class SocialOps(RoomOps):
         then.append(
             SendTo((session.user_id,), pb.ServerMessage(ref=ref, chat_message=message).SerializeToString())
         )
-        self._out.append(Persist(SaveChat((record,)), then, session.id, ref))
+        self._out.append(Persist(SaveChat((record,)), tuple(then), session.id, ref))
         self.counters["chat_messages"] += 1
 
     def _new_chat(self, room: Room, uid: int, name: str, color: str, content: str, now: int) -> ChatRecord:

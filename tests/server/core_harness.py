@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from typing import Any
@@ -65,6 +66,7 @@ class Harness:
 
     def run(self, actions: list[Action]) -> None:
         for action in actions:
+            assert immutable(action), f"{action!r} holds data the core may still change"
             if isinstance(action, Broadcast):
                 members = self.members[action.room]
                 self.deliver([s for u, s in members.items() if u != action.except_user], action.payload)
@@ -144,6 +146,21 @@ class Harness:
 
     def tick(self) -> None:
         self.run(self.core.tick(self.now))
+
+
+def immutable(value: object) -> bool:
+    """Whether `value` is plain immutable data all the way down: what an action may carry, since the shell
+    (or another thread or node) reads it after the core has moved on."""
+    if value is None or isinstance(value, int | float | str | bytes):
+        return True
+    if isinstance(value, tuple | frozenset):
+        return all(immutable(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        params = vars(type(value))["__dataclass_params__"]
+        return bool(params.frozen) and all(
+            immutable(getattr(value, f.name)) for f in dataclasses.fields(value)
+        )
+    return False
 
 
 def notes(*events: tuple[int, int, int], base: int = 0) -> pb.NoteBatch:

@@ -277,7 +277,7 @@ def test_bans_lists_names_and_time_left_and_unban_takes_a_name() -> None:
     _join(h, a, "club")
     assert h.take(a, "room_state")[0].room_state.name == "club"
     saved = [s.room for s in h.stored if isinstance(s, SaveRoom)][-1]
-    assert list(saved.bans) == [h.user_id(b)]
+    assert [ban.user_id for ban in saved.bans] == [h.user_id(b)]
 
 
 # -- names ------------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ async def test_a_forgotten_room_takes_its_bans_and_last_use_round_trips(tmp_path
     await storage.apply(
         SaveRoom(
             RoomRecord(
-                "kept", owner_id=1, bans={7: BanRecord(7, "seven", "10.0.0.7", NOW + DAY)}, last_used_us=NOW
+                "kept", owner_id=1, bans=(BanRecord(7, "seven", "10.0.0.7", NOW + DAY),), last_used_us=NOW
             )
         )
     )
@@ -51,7 +51,7 @@ async def test_a_forgotten_room_takes_its_bans_and_last_use_round_trips(tmp_path
             RoomRecord(
                 "gone",
                 owner_id=1,
-                bans={8: BanRecord(8, "eight", "10.0.0.8", NOW + DAY)},
+                bans=(BanRecord(8, "eight", "10.0.0.8", NOW + DAY),),
                 last_used_us=NOW - DAY,
             )
         )
@@ -62,9 +62,7 @@ async def test_a_forgotten_room_takes_its_bans_and_last_use_round_trips(tmp_path
     reopened = Storage(tmp_path / "server.db")
     startup = await reopened.open()
     assert startup.rooms == [
-        RoomRecord(
-            "kept", owner_id=1, bans={7: BanRecord(7, "seven", "10.0.0.7", NOW + DAY)}, last_used_us=NOW
-        )
+        RoomRecord("kept", owner_id=1, bans=(BanRecord(7, "seven", "10.0.0.7", NOW + DAY),), last_used_us=NOW)
     ]
     await reopened.close()
     with sqlite3.connect(tmp_path / "server.db") as db:
