@@ -113,7 +113,6 @@ async def start_server(options: ServerOptions) -> RunningServer:
         CoreOptions(
             limits,
             started_us=clock.now_us(),
-            next_user_id=startup.next_user_id,
             next_chat_id=startup.next_chat_id,
             admin_token=options.admin_token or "",
             server_version=f"pianorhythm-tui/{__version__}",

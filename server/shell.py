@@ -39,8 +39,8 @@ from pianorhythm.server.core.actions import HashPassword, MemoryReport, VerifyPa
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
 from pianorhythm.server.core.models import chat_pb
 from pianorhythm.server.core.records import UserRecord
+from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
-from pianorhythm.server.storage import Storage
 from pianorhythm.server.ws import WebSocket
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -55,13 +55,13 @@ class RelayShell:
     def __init__(
         self,
         core: RelayCore,
-        storage: Storage,
+        directory: Directory,
         clock: ServerClock,
         max_queue_bytes: int = MAX_QUEUE_BYTES,
         trusted_proxies: TrustedProxies = (),
     ) -> None:
         self.core = core
-        self.storage = storage
+        self.directory = directory
         self.clock = clock
         self.trusted_proxies = trusted_proxies
         # Each WebSocket connection's client address, derived once in process_request (where the per-address
@@ -109,7 +109,7 @@ class RelayShell:
         if path != WS_PATH:
             return conn.respond(HTTPStatus.NOT_FOUND, f"Not found: the WebSocket endpoint is {WS_PATH}\n")
         ip = self._client_address(conn, request.headers)
-        if not self.core.ip_allowed(ip):
+        if self.directory.connections_from(ip) >= self.core.limits.max_connections_per_ip:
             return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, "Too many connections from your address.\n")
         self._addresses[conn] = ip
         return None
@@ -130,6 +130,7 @@ class RelayShell:
             "uptime_s": round((now - self.core.options.started_us) / 1e6, 1),
             "connections": len(self.core.sessions),
             **self.core.census(),
+            **self.directory.census(),
             "password_jobs": self.core.password_jobs,
             "sockets": len(self.connections),
             "routed_users": len(self._users),
@@ -145,6 +146,7 @@ class RelayShell:
         ip = self._addresses.pop(conn)
         now = self.clock.now_us()
         session = self.core.open_session(ip, now)
+        self.directory.connection_opened(ip)
         sid = session.id
         self.connections[sid] = conn
         self.mailer.add(sid, conn)
@@ -175,6 +177,7 @@ class RelayShell:
             # Only now: a close asked for while the one above was awaited must find it still there.
             self._closing.pop(sid, None)
             self._perform_nowait(self.core.disconnect(sid, reason, self.clock.now_us()))
+            self.directory.connection_closed(ip)
             self._wake.set()
             log.info("disconnect session=%d user=%d code=%s", sid, session.user_id, conn.close_code)
 
@@ -195,23 +198,28 @@ class RelayShell:
             if which == "note_batch" or which == "ping":
                 actions = core.handle(sid, msg, now)
             else:
-                resumed = None
-                if which == "hello" and msg.hello.resume_token:
-                    resumed = await self._resumed(sid, msg.hello.resume_token)
+                resumed, new_user_id = None, 0
+                if which == "hello" and self._greeting(sid):
+                    if msg.hello.resume_token:
+                        resumed = await self._resumed(msg.hello.resume_token)
+                    if resumed is None:
+                        new_user_id = await self.directory.new_user_id()
                     now = self.clock.now_us()
                 elif which == "join_room":
                     await self._preload(msg.join_room.name.strip())
                     now = self.clock.now_us()
-                actions = core.handle(sid, msg, now, resumed)
+                actions = core.handle(sid, msg, now, resumed, new_user_id)
                 self._maybe_wake()
             if actions:
                 await self._perform(actions)
 
-    async def _resumed(self, sid: int, token: str) -> UserRecord | None:
+    def _greeting(self, sid: int) -> bool:
+        """Whether a Hello on `sid` would be its first (the core refuses any other, needing no user)."""
         session = self.core.sessions.get(sid)
-        if session is None or session.user_id:
-            return None
-        record = await self.storage.user_by_token(hash_token(token))
+        return session is not None and not session.user_id
+
+    async def _resumed(self, token: str) -> UserRecord | None:
+        record = await self.directory.user_by_token(hash_token(token))
         if record is not None:
             room = self.core.resume_room(record, self.clock.now_us())
             if room:
@@ -220,7 +228,7 @@ class RelayShell:
 
     async def _preload(self, name: str) -> None:
         if name and self.core.needs_chat(name):
-            records = await self.storage.recent_chat(name, self.core.limits.chat_history)
+            records = await self.directory.recent_chat(name, self.core.limits.chat_history)
             self.core.preload_chat(name, records)
 
     def _on_slow(self, sid: int) -> None:
@@ -235,7 +243,7 @@ class RelayShell:
                 continue
             if isinstance(action, Persist):
                 try:
-                    await self.storage.apply(action.store)
+                    await self.directory.apply(action.store)
                 except Exception:
                     log.exception("storage failed")
                     self._internal_error(action.session_id, action.ref)
@@ -317,13 +325,13 @@ class RelayShell:
 
     async def _store(self, action: Persist) -> None:
         try:
-            await self.storage.apply(action.store)
+            await self.directory.apply(action.store)
         except Exception:
             log.exception("storage failed")
 
     async def _history(self, action: FetchHistory) -> None:
         try:
-            records, more = await self.storage.history(
+            records, more = await self.directory.history(
                 action.room, action.before_id, action.after_id, action.limit
             )
         except Exception:

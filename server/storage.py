@@ -1,4 +1,6 @@
-"""SQLite storage: users, persistent room settings and bans, chat. WAL mode, versioned migrations.
+"""SQLite storage, the directory of a single node (pianorhythm.server.directory): users and their ids,
+persistent room settings and bans, chat, and (in memory) connections by address. WAL mode, versioned
+migrations.
 
 Every call runs on one dedicated thread (the connection never leaves it), so the event loop never blocks on
 disk. Notes never come here. An open Storage holds the database's lock (pianorhythm.server.dblock): a second
@@ -13,7 +15,6 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -28,6 +29,7 @@ from pianorhythm.server.core.actions import (
 )
 from pianorhythm.server.core.records import BanRecord, ChatRecord, RoomRecord, UserRecord
 from pianorhythm.server.dblock import DatabaseLock
+from pianorhythm.server.directory import AddressCounts, Startup
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,15 +88,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     UPDATE users SET last_seen_us = CAST(strftime('%s', 'now') AS INTEGER) * 1000000 WHERE last_seen_us = 0;
     """,
+    # 5: user ids come from a counter that only grows (leased a block at a time), not MAX(id) + 1 at start,
+    # so pruning any user is safe: an id never comes back.
+    """
+    CREATE TABLE counters (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
+    INSERT INTO counters SELECT 'user_id', COALESCE(MAX(id), 0) + 1 FROM users;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
-@dataclass(slots=True)
-class Startup:
-    next_user_id: int
-    next_chat_id: int
-    rooms: list[RoomRecord] = field(default_factory=list)
+ID_BLOCK: Final = 32  # user ids leased per write to the counter; a restart skips what is left of a block
 
 
 class Storage:
@@ -103,6 +107,8 @@ class Storage:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
         self._db: sqlite3.Connection | None = None
         self._lock: DatabaseLock | None = None
+        self._next_id = self._id_end = 0  # the leased block of user ids not handed out yet
+        self._addresses = AddressCounts()
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -150,9 +156,8 @@ class Storage:
             log.info("migrating %s to schema %d", self.path, number + 1)
             db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
         self._db = db
-        users = db.execute("SELECT COALESCE(MAX(id), 0) FROM users").fetchone()[0]
         chats = db.execute("SELECT COALESCE(MAX(id), 0) FROM chat").fetchone()[0]
-        return Startup(users + 1, chats + 1, self._rooms())
+        return Startup(chats + 1, self._rooms())
 
     def _close(self) -> None:
         try:
@@ -170,6 +175,36 @@ class Storage:
         if self._db is None:
             raise RuntimeError("storage is not open")
         return self._db
+
+    # -- user ids and addresses ----------------------------------------------------------------------
+
+    async def new_user_id(self) -> int:
+        if self._next_id >= self._id_end:
+            start = await self._run(self._lease_ids)
+            self._next_id, self._id_end = start, start + ID_BLOCK
+        uid = self._next_id
+        self._next_id += 1
+        return uid
+
+    def _lease_ids(self) -> int:
+        """Take the next ID_BLOCK user ids from the counter (committed before any is handed out)."""
+        # Autocommit: the statement is its own transaction, done once its rows are read.
+        [(end,)] = self.db.execute(
+            "UPDATE counters SET next = next + ? WHERE name = 'user_id' RETURNING next", (ID_BLOCK,)
+        ).fetchall()
+        return int(end) - ID_BLOCK
+
+    def connections_from(self, address: str) -> int:
+        return self._addresses.get(address)
+
+    def connection_opened(self, address: str) -> None:
+        self._addresses.opened(address)
+
+    def connection_closed(self, address: str) -> None:
+        self._addresses.closed(address)
+
+    def census(self) -> dict[str, int]:
+        return {"addresses": len(self._addresses)}
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -278,12 +313,9 @@ class Storage:
                 self._prune_users(store)
 
     def _prune_users(self, store: PruneUsers) -> None:
-        # The newest user is always kept: the next user id is MAX(id) + 1 at start-up, and an id must
-        # never come back (rooms and bans still name the pruned users by id).
-        stale = self.db.execute(
-            "SELECT id FROM users WHERE last_seen_us < ? AND id < (SELECT MAX(id) FROM users)",
-            (store.before_us,),
-        ).fetchall()
+        # Any user may go: ids come from the counter, so a pruned user's id (which rooms and bans may still
+        # name) is never handed out again.
+        stale = self.db.execute("SELECT id FROM users WHERE last_seen_us < ?", (store.before_us,)).fetchall()
         gone = [(uid,) for (uid,) in stale if uid not in store.keep]
         self.db.executemany("DELETE FROM users WHERE id = ?", gone)
         if gone:

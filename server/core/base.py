@@ -20,7 +20,6 @@ SWEEP_US = 60 * US  # how often throttle buckets that refilled are forgotten
 class CoreOptions:
     limits: Limits
     started_us: int
-    next_user_id: int = 1
     next_chat_id: int = 1
     admin_token: str = ""
     server_version: str = ""
@@ -39,7 +38,6 @@ class CoreBase:
         self.rooms: dict[str, Room] = {}
         self.persisted: dict[str, RoomRecord] = {r.name: r for r in rooms}
         self.preloaded_chat: dict[str, list[ChatRecord]] = {}
-        self.ip_counts: Counter[str] = Counter()
         self.subscribers: set[int] = set()  # user ids
         self.typists: set[Session] = set()  # sessions shown as typing: the timer looks at these only
         self.listed: dict[str, tuple[str, int, int, bool, str, bool]] = {}  # what subscribers last saw
@@ -47,7 +45,6 @@ class CoreBase:
         self.recent_rooms: dict[int, tuple[str, int]] = {}  # user id -> (room, left at us), oldest first
         self.store_sweep_due_us = 0  # next sweep of stored rooms and users (upkeep.py)
         self.next_session_id = 1
-        self.next_user_id = options.next_user_id
         self.next_chat_id = options.next_chat_id
         self.counters: Counter[str] = Counter()
         lim = self.limits
@@ -150,7 +147,6 @@ class CoreBase:
             "typing": len(self.typists),
             "recent_rooms": len(self.recent_rooms),
             "preloaded_chats": len(self.preloaded_chat),
-            "addresses": len(self.ip_counts),
             "room_list_subscribers": len(self.subscribers),
             "rooms_listed": len(self.listed),
             "throttled_addresses": len(self.password_attempts.buckets) + len(self.room_creations.buckets),

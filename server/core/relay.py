@@ -87,9 +87,6 @@ class RelayCore(UpkeepOps):
 
     # -- connections ---------------------------------------------------------------------------------
 
-    def ip_allowed(self, ip: str) -> bool:
-        return self.ip_counts[ip] < self.limits.max_connections_per_ip
-
     def open_session(self, ip: str, now: int) -> Session:
         lim = self.limits
         session = Session(
@@ -104,7 +101,6 @@ class RelayCore(UpkeepOps):
         )
         self.next_session_id += 1
         self.sessions[session.id] = session
-        self.ip_counts[ip] += 1
         return session
 
     def disconnect(self, session_id: int, reason: pb.LeaveReason.ValueType, now: int) -> list[Action]:
@@ -117,9 +113,6 @@ class RelayCore(UpkeepOps):
     def _drop(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
         del self.sessions[session.id]
         session.closed = True
-        self.ip_counts[session.ip] -= 1
-        if self.ip_counts[session.ip] <= 0:
-            del self.ip_counts[session.ip]
         if not session.user_id:
             return
         room = session.room
@@ -135,9 +128,15 @@ class RelayCore(UpkeepOps):
     # -- messages ------------------------------------------------------------------------------------
 
     def handle(
-        self, session_id: int, msg: pb.ClientMessage, now: int, resumed: UserRecord | None = None
+        self,
+        session_id: int,
+        msg: pb.ClientMessage,
+        now: int,
+        resumed: UserRecord | None = None,
+        new_user_id: int = 0,
     ) -> list[Action]:
-        """One decoded client message. `resumed` is the stored user matching Hello.resume_token, if any."""
+        """One decoded client message. For a Hello, `resumed` is the stored user matching its resume token,
+        if any, and `new_user_id` the id the directory gave for the user it creates otherwise."""
         session = self.sessions.get(session_id)
         if session is None:
             return []
@@ -145,7 +144,7 @@ class RelayCore(UpkeepOps):
         ref = msg.ref
         if not session.user_id:
             if which == "hello":
-                self._hello(session, msg.hello, ref, now, resumed)
+                self._hello(session, msg.hello, ref, now, resumed, new_user_id)
             else:
                 self._error(session, ref, pb.ERROR_CODE_HELLO_REQUIRED, "hello required")
         elif which == "note_batch":
@@ -274,7 +273,13 @@ class RelayCore(UpkeepOps):
     # -- hello ---------------------------------------------------------------------------------------
 
     def _hello(
-        self, session: Session, hello: pb.Hello, ref: int, now: int, resumed: UserRecord | None
+        self,
+        session: Session,
+        hello: pb.Hello,
+        ref: int,
+        now: int,
+        resumed: UserRecord | None,
+        new_user_id: int,
     ) -> None:
         token_hash: str | None = None
         if resumed is not None:
@@ -293,8 +298,9 @@ class RelayCore(UpkeepOps):
                     session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, f"{exc} Fix it and say hello again."
                 )
                 return
-            uid = self.next_user_id
-            self.next_user_id += 1
+            if not new_user_id:
+                raise ValueError("a Hello that creates a user needs a new_user_id from the directory")
+            uid = new_user_id
             color = color or PALETTE[uid % len(PALETTE)]
             token = self.options.token_factory()
             token_hash = hash_token(token)

@@ -56,6 +56,7 @@ class Harness:
         self.stored: list[Any] = []
         self.history_requests: list[FetchHistory] = []
         self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
+        self.user_ids = itertools.count(1)  # the directory's user ids
         # The shell's delivery maps, kept by the core's Route actions: user -> session, room -> members.
         self.online: dict[int, int] = {}
         self.members: dict[str, dict[int, int]] = defaultdict(dict)
@@ -114,7 +115,11 @@ class Harness:
         return self.core.open_session(ip, self.now).id
 
     def send(self, sid: int, resumed: UserRecord | None = None, ref: int = 0, **action: Any) -> None:
-        self.run(self.core.handle(sid, pb.ClientMessage(ref=ref, **action), self.now, resumed))
+        """Feed one message; a first Hello that resumes no user gets a new id, as the shell asks for one."""
+        session = self.core.sessions.get(sid)
+        greeting = "hello" in action and session is not None and not session.user_id
+        new_user_id = next(self.user_ids) if greeting and resumed is None else 0
+        self.run(self.core.handle(sid, pb.ClientMessage(ref=ref, **action), self.now, resumed, new_user_id))
 
     def connect(self, name: str, token: str = "") -> int:
         sid = self.open()

@@ -133,7 +133,10 @@ async def test_churn_of_10000_users_leaves_memory_and_maps_where_they_were(tmp_p
         assert drift < 0.05, (before, after)
         await asyncio.sleep(0.5)  # the admin's own disconnect
         health = await healthz(server)
-        kinds = ("sessions", "users_online", "typing", "sockets", "outboxes", "routed_users", "routed_rooms")
+        kinds = (
+            *("sessions", "users_online", "typing", "sockets", "outboxes"),
+            *("routed_users", "routed_rooms", "addresses"),
+        )
         leftover = {k: health[k] for k in kinds}
         assert leftover == dict.fromkeys(leftover, 0), health
         assert (health["rooms"], health["rooms_listed"], health["rooms_stored"]) == (1, 1, 4)

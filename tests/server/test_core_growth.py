@@ -251,7 +251,6 @@ def test_every_map_empties_after_a_churn_of_sessions() -> None:
         "typing": 0,
         "recent_rooms": 0,
         "preloaded_chats": 0,
-        "addresses": 0,
         "throttled_addresses": 0,
         "throttled_rooms": 0,
         "room_list_subscribers": 0,

@@ -87,8 +87,7 @@ def seat(h: Harness, count: int) -> list[Session]:
     seated = []
     for i in range(count):
         session = core.open_session(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", h.now)
-        session.user_id, session.name, session.color = core.next_user_id, four_byte_name(i), "#123456"
-        core.next_user_id += 1
+        session.user_id, session.name, session.color = next(h.user_ids), four_byte_name(i), "#123456"
         core.by_user[session.user_id] = session
         session.room, session.joined_room_us = lobby, h.now
         lobby.members[session.user_id] = session

@@ -268,16 +268,6 @@ def test_bad_frames_are_answered_until_ten_in_ten_seconds() -> None:
     assert h.closed[a][0] == CLOSE_PROTOCOL_ERROR
 
 
-def test_connections_per_ip_are_capped() -> None:
-    h = Harness(max_connections_per_ip=2)
-    h.open("1.1.1.1")
-    s = h.open("1.1.1.1")
-    assert not h.core.ip_allowed("1.1.1.1")
-    assert h.core.ip_allowed("2.2.2.2")
-    h.disconnect(s)
-    assert h.core.ip_allowed("1.1.1.1")
-
-
 def test_admin_commands_need_the_token() -> None:
     h = Harness()
     a = h.connect("a")
