@@ -128,10 +128,10 @@ class RelayShell:
         return {
             "status": "ok",
             "uptime_s": round((now - self.core.options.started_us) / 1e6, 1),
-            "connections": len(self.core.sessions),
+            "connections": len(self.core.state.sessions),
             **self.core.census(),
             **self.directory.census(),
-            "password_jobs": self.core.password_jobs,
+            "password_jobs": self.core.state.password_jobs,
             "sockets": len(self.connections),
             "routed_users": len(self._users),
             "routed_rooms": len(self._members),
@@ -215,7 +215,7 @@ class RelayShell:
 
     def _greeting(self, sid: int) -> bool:
         """Whether a Hello on `sid` would be its first (the core refuses any other, needing no user)."""
-        session = self.core.sessions.get(sid)
+        session = self.core.state.sessions.get(sid)
         return session is not None and not session.user_id
 
     async def _resumed(self, token: str) -> UserRecord | None:
@@ -355,7 +355,7 @@ class RelayShell:
         self.mailer.send((sid,), pb.ServerMessage(ref=ref, error=error).SerializeToString())
 
     def _close(self, sid: int, code: int, reason: str) -> None:
-        session = self.core.sessions.get(sid)
+        session = self.core.state.sessions.get(sid)
         if session is not None:
             session.closed = True
         conn = self.connections.get(sid)

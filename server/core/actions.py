@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
+
+# WebSocket close codes the core closes connections with.
+CLOSE_PROTOCOL_ERROR: Final = 1002
+CLOSE_POLICY: Final = 1008
+CLOSE_REPLACED: Final = 4001
+CLOSE_SLOW: Final = 4008
 
 
 @dataclass(frozen=True, slots=True)

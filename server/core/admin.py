@@ -14,7 +14,10 @@ from typing import Final
 from pianorhythm.server.core import validate
 from pianorhythm.server.core.actions import Broadcast, ClearChat, MemoryReport, Persist, SaveChat
 from pianorhythm.server.core.models import Session, chat_pb
+from pianorhythm.server.core.moderation import ModerationOps
+from pianorhythm.server.core.rooms import RoomOps
 from pianorhythm.server.core.social import SYSTEM_USER_ID, SocialOps
+from pianorhythm.server.core.state import CoreState
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
 log = logging.getLogger("server.admin")
@@ -31,37 +34,45 @@ ADMIN_HELP: Final = {
 Answer = tuple[bool, str]
 
 
-class AdminOps(SocialOps):
-    def _command(self, session: Session, msg: pb.ServerCommand, ref: int, now: int) -> None:
+class AdminOps:
+    def __init__(
+        self, state: CoreState, room_ops: RoomOps, moderation: ModerationOps, social: SocialOps
+    ) -> None:
+        self.state = state
+        self.room_ops = room_ops
+        self.moderation = moderation
+        self.social = social
+
+    def command(self, session: Session, msg: pb.ServerCommand, ref: int, now: int) -> None:
         if msg.name == "help":
-            self._answer(session, ref, (True, "\n".join(ADMIN_HELP.values())))
+            self.answer(session, ref, (True, "\n".join(ADMIN_HELP.values())))
             return
-        refusal = self._token_refusal(msg.admin_token)
+        refusal = self.token_refusal(msg.admin_token)
         if refusal:
             log.warning("admin command %r refused: user=%d session=%d", msg.name, session.user_id, session.id)
-            self._error(session, ref, pb.ERROR_CODE_FORBIDDEN, refusal)
+            self.state.error(session, ref, pb.ERROR_CODE_FORBIDDEN, refusal)
             return
         if msg.name not in ADMIN_HELP:
             text = f"No admin command {msg.name!r}; the help command lists them."
-            self._error(session, ref, pb.ERROR_CODE_UNKNOWN_COMMAND, text)
+            self.state.error(session, ref, pb.ERROR_CODE_UNKNOWN_COMMAND, text)
             return
         log.info("admin command %r by user=%d session=%d", msg.name, session.user_id, session.id)
         args = " ".join(msg.args).strip()
         if msg.name == "memory":
-            self._out.append(MemoryReport(session.id, ref))  # the shell collects garbage and answers
+            self.state.out.append(MemoryReport(session.id, ref))  # the shell collects garbage and answers
             return
         if msg.name == "stats":
-            answer = True, json.dumps(self.stats(now), sort_keys=True)
+            answer = True, json.dumps(self.state.stats(now), sort_keys=True)
         elif msg.name == "broadcast":
-            answer = self._announce(args, session, ref, now)
+            answer = self.announce(args, session, ref, now)
         elif msg.name == "clear_chat":
-            answer = self._clear_chat(args, session, now)
+            answer = self.clear_chat(args, session, now)
         else:
-            answer = self._close(args, now)
-        self._answer(session, ref, answer)
+            answer = self.close(args, now)
+        self.answer(session, ref, answer)
 
-    def _token_refusal(self, given: str) -> str:
-        token = self.options.admin_token
+    def token_refusal(self, given: str) -> str:
+        token = self.state.options.admin_token
         if not token:
             return "Admin commands are off: the server was started without --admin-token."
         if not given:
@@ -70,46 +81,52 @@ class AdminOps(SocialOps):
             return "Wrong admin token."
         return ""
 
-    def _answer(self, session: Session, ref: int, answer: Answer) -> None:
+    def answer(self, session: Session, ref: int, answer: Answer) -> None:
         ok, output = answer
-        self._to(session, pb.ServerMessage(ref=ref, command_result=pb.CommandResult(ok=ok, output=output)))
+        self.state.to(
+            session, pb.ServerMessage(ref=ref, command_result=pb.CommandResult(ok=ok, output=output))
+        )
 
-    def _announce(self, text: str, session: Session, ref: int, now: int) -> Answer:
+    def announce(self, text: str, session: Session, ref: int, now: int) -> Answer:
         try:
-            content = validate.chat_content(text, self.limits.max_chat_chars, self.limits.max_chat_bytes)
+            content = validate.chat_content(
+                text, self.state.limits.max_chat_chars, self.state.limits.max_chat_bytes
+            )
         except validate.Invalid as exc:
             return False, f"Nothing sent: {exc}"
         records, then = [], []
-        for room in self.rooms.values():
-            record = self._new_chat(room, SYSTEM_USER_ID, "", "", content, now)
+        for room in self.state.rooms.values():
+            record = self.social.new_chat(room, SYSTEM_USER_ID, "", "", content, now)
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
             then.append(Broadcast(room.name, line))
-        self._out.append(Persist(SaveChat(tuple(records)), tuple(then), session.id, ref))
+        self.state.out.append(Persist(SaveChat(tuple(records)), tuple(then), session.id, ref))
         return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
 
-    def _clear_chat(self, name: str, session: Session, now: int) -> Answer:
-        room = self.rooms.get(name) if name else session.room
+    def clear_chat(self, name: str, session: Session, now: int) -> Answer:
+        room = self.state.rooms.get(name) if name else session.room
         if room is None:
-            if name not in self.persisted:
+            if name not in self.state.persisted:
                 return False, f"No room named {name}."
-            self.preloaded_chat.pop(name, None)
-            self._out.append(Persist(ClearChat(name)))
+            self.state.preloaded_chat.pop(name, None)
+            self.state.out.append(Persist(ClearChat(name)))
             return True, f"Cleared the chat of {name} (nobody is in it)."
         room.history.clear()
-        state = [Broadcast(room.name, msg.SerializeToString()) for msg in self._state_messages(room, now)]
-        self._out.append(Persist(ClearChat(room.name), tuple(state)))
+        state = [
+            Broadcast(room.name, msg.SerializeToString()) for msg in self.room_ops.state_messages(room, now)
+        ]
+        self.state.out.append(Persist(ClearChat(room.name), tuple(state)))
         return True, f"Cleared the chat of {room.name}."
 
-    def _close(self, name: str, now: int) -> Answer:
+    def close(self, name: str, now: int) -> Answer:
         if not name:
             return False, "Usage: close_room ROOM."
-        room = self.rooms.get(name)
+        room = self.state.rooms.get(name)
         if room is not None and room.is_lobby:
             return False, "The lobby cannot be closed."
-        if room is None and name not in self.persisted:
+        if room is None and name not in self.state.persisted:
             return False, f"No room named {name}."
         count = len(room.members) if room is not None else 0
-        self._close_room(name, now)
+        self.moderation.close_room(name, now)
         who = f"{count} player{'' if count == 1 else 's'} sent to the lobby" if count else "nobody was in it"
         return True, f"Closed {name}: {who}; its settings and bans are deleted."

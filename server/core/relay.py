@@ -2,6 +2,11 @@
 
 No I/O, no clock, no randomness of its own: time is passed in (server microseconds) and tokens and salts
 come from factories in CoreOptions, so every rule can be tested exactly without an event loop.
+
+RelayCore owns connections, Hello and notes, and composes the other parts over one CoreState (state.py):
+RoomOps (rooms.py: join, leave, crown, settings, passwords, the room list), ModerationOps (moderation.py:
+kick, ban, mute, close), SocialOps (social.py: chat, typing, presence), AdminOps (admin.py), UpkeepOps
+(upkeep.py). A part reaches another only through the references it is given.
 """
 
 from __future__ import annotations
@@ -12,27 +17,31 @@ from typing import Any, Final
 
 from pianorhythm.server.core import validate
 from pianorhythm.server.core.actions import (
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_REPLACED,
     Action,
     Broadcast,
     Close,
+    HashPassword,
     Persist,
     SaveUser,
     UserOffline,
     UserOnline,
+    VerifyPassword,
 )
 from pianorhythm.server.core.address import ban_scope
-from pianorhythm.server.core.base import CoreOptions
+from pianorhythm.server.core.admin import AdminOps
 from pianorhythm.server.core.crypto import hash_token
 from pianorhythm.server.core.limits import US, TokenBucket
 from pianorhythm.server.core.models import Room, Session
+from pianorhythm.server.core.moderation import ModerationOps
 from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
+from pianorhythm.server.core.rooms import RoomOps
+from pianorhythm.server.core.social import SocialOps
+from pianorhythm.server.core.state import CoreOptions, CoreState
 from pianorhythm.server.core.upkeep import UpkeepOps
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
-CLOSE_PROTOCOL_ERROR: Final = 1002
-CLOSE_POLICY: Final = 1008
-CLOSE_REPLACED: Final = 4001
-CLOSE_SLOW: Final = 4008
 # A member's uplink spread goes to the room in presence when it moved by at least SPREAD_STEP_US, at most
 # once per SPREAD_SHARE_US (the first figure at once): a few bytes every few seconds while the path changes.
 SPREAD_STEP_US: Final = 1_000
@@ -46,32 +55,38 @@ PALETTE: Final = (
 Handler = Callable[[Session, Any, int, int], None]
 
 
-class RelayCore(UpkeepOps):
+class RelayCore:
     def __init__(self, options: CoreOptions, rooms: Iterable[RoomRecord] = ()) -> None:
-        super().__init__(options, rooms)
-        self._active: tuple[Room | None, Room | None] = (None, None)  # see _activity
+        self.options = options
+        self.limits = options.limits
+        self.state = state = CoreState(options, rooms)
+        self.room_ops = RoomOps(state)
+        self.moderation = ModerationOps(state, self.room_ops)
+        self.social = SocialOps(state, self.room_ops)
+        self.admin = AdminOps(state, self.room_ops, self.moderation, self.social)
+        self.upkeep = UpkeepOps(state)
         self._handlers: dict[str, Handler] = {
             "join_room": self._join_handler,
-            "leave_room": self._leave_msg,
-            "room_list_subscribe": self._subscribe,
-            "room_list_unsubscribe": self._unsubscribe,
-            "update_room_settings": self._update_settings,
-            "give_ownership": self._give,
-            "claim_crown": self._claim,
-            "kick_user": self._kick,
-            "ban_user": self._ban,
-            "unban_user": self._unban,
-            "list_bans": self._list_bans,
-            "mute_user": self._mute,
-            "chat_send": self._chat,
-            "typing_start": self._typing_start,
-            "typing_stop": self._typing_stop,
-            "chat_history_request": self._history,
-            "update_status": self._status,
-            "update_position": self._position,
-            "update_instrument": self._instrument,
-            "update_profile": self._profile,
-            "server_command": self._command,
+            "leave_room": self.room_ops.leave_msg,
+            "room_list_subscribe": self.room_ops.subscribe,
+            "room_list_unsubscribe": self.room_ops.unsubscribe,
+            "update_room_settings": self.room_ops.update_settings,
+            "give_ownership": self.room_ops.give,
+            "claim_crown": self.room_ops.claim,
+            "kick_user": self.moderation.kick,
+            "ban_user": self.moderation.ban,
+            "unban_user": self.moderation.unban,
+            "list_bans": self.moderation.list_bans,
+            "mute_user": self.moderation.mute,
+            "chat_send": self.social.chat,
+            "typing_start": self.social.typing_start,
+            "typing_stop": self.social.typing_stop,
+            "chat_history_request": self.social.history,
+            "update_status": self.social.status,
+            "update_position": self.social.position,
+            "update_instrument": self.social.instrument,
+            "update_profile": self.social.profile,
+            "server_command": self.admin.command,
         }
 
     def _measure_uplink(self, session: Session, client_send_us: int, now: int) -> None:
@@ -83,14 +98,14 @@ class RelayCore(UpkeepOps):
         if last is not None and now - last < SPREAD_SHARE_US:
             return
         session.uplink_shared_us, session.uplink_shared_at_us = spread, now
-        self._user_updated(session, now)
+        self.social.user_updated(session, now)
 
     # -- connections ---------------------------------------------------------------------------------
 
     def open_session(self, ip: str, now: int) -> Session:
-        lim = self.limits
+        lim = self.state.limits
         session = Session(
-            id=self.next_session_id,
+            id=self.state.next_session_id,
             ip=ip,
             opened_us=now,
             notes=TokenBucket(lim.note_burst, now),
@@ -99,31 +114,31 @@ class RelayCore(UpkeepOps):
             pings=TokenBucket(lim.ping_burst, now),
             scope=ban_scope(ip),
         )
-        self.next_session_id += 1
-        self.sessions[session.id] = session
+        self.state.next_session_id += 1
+        self.state.sessions[session.id] = session
         return session
 
     def disconnect(self, session_id: int, reason: pb.LeaveReason.ValueType, now: int) -> list[Action]:
         """The connection is gone (closed, timed out, too slow): tell its room. Idempotent."""
-        session = self.sessions.get(session_id)
+        session = self.state.sessions.get(session_id)
         if session is not None:
             self._drop(session, reason, now)
-        return self._finish()
+        return self.state.finish()
 
     def _drop(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
-        del self.sessions[session.id]
+        del self.state.sessions[session.id]
         session.closed = True
         if not session.user_id:
             return
         room = session.room
-        self._leave(session, reason, now)
-        if self.by_user.get(session.user_id) is session:
-            del self.by_user[session.user_id]
-            self.subscribers.discard(session.user_id)
-            self._out.append(UserOffline(session.user_id, session.id))
+        self.room_ops.leave(session, reason, now)
+        if self.state.by_user.get(session.user_id) is session:
+            del self.state.by_user[session.user_id]
+            self.state.subscribers.discard(session.user_id)
+            self.state.out.append(UserOffline(session.user_id, session.id))
             last_room = room.name if room is not None and not room.is_lobby else ""
-            record = dataclasses.replace(self._user_record(session, now), last_room=last_room)
-            self._out.append(Persist(SaveUser(record)))
+            record = dataclasses.replace(self.state.user_record(session, now), last_room=last_room)
+            self.state.out.append(Persist(SaveUser(record)))
 
     # -- messages ------------------------------------------------------------------------------------
 
@@ -137,7 +152,7 @@ class RelayCore(UpkeepOps):
     ) -> list[Action]:
         """One decoded client message. For a Hello, `resumed` is the stored user matching its resume token,
         if any, and `new_user_id` the id the directory gave for the user it creates otherwise."""
-        session = self.sessions.get(session_id)
+        session = self.state.sessions.get(session_id)
         if session is None:
             return []
         which = msg.WhichOneof("action")
@@ -146,62 +161,55 @@ class RelayCore(UpkeepOps):
             if which == "hello":
                 self._hello(session, msg.hello, ref, now, resumed, new_user_id)
             else:
-                self._error(session, ref, pb.ERROR_CODE_HELLO_REQUIRED, "hello required")
+                self.state.error(session, ref, pb.ERROR_CODE_HELLO_REQUIRED, "hello required")
         elif which == "note_batch":
             self._notes(session, msg.note_batch, ref, now)
         elif which == "ping":
-            if session.pings.take(1, now, self.limits.ping_rate, self.limits.ping_burst):
+            if session.pings.take(1, now, self.state.limits.ping_rate, self.state.limits.ping_burst):
                 pong = pb.Pong(
                     client_send_us=msg.ping.client_send_us, server_receive_us=now, server_send_us=now
                 )
-                self._to(session, pb.ServerMessage(ref=ref, pong=pong))
+                self.state.to(session, pb.ServerMessage(ref=ref, pong=pong))
                 self._measure_uplink(session, msg.ping.client_send_us, now)
             else:
-                self._limited(session, ref, now)
-        elif not session.other.take(1, now, self.limits.other_rate, self.limits.other_burst):
-            self._limited(session, ref, now)
+                self.state.limited(session, ref, now)
+        elif not session.other.take(1, now, self.state.limits.other_rate, self.state.limits.other_burst):
+            self.state.limited(session, ref, now)
         elif which == "hello":
-            self._error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "This connection already said hello.")
+            self.state.error(
+                session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "This connection already said hello."
+            )
         elif which is not None and which in self._handlers:
             self._handlers[which](session, getattr(msg, which), ref, now)
-        return self._finish()
+        return self.state.finish()
 
     def bad_frame(self, session_id: int, code: pb.ErrorCode.ValueType, detail: str, now: int) -> list[Action]:
         """A frame failed to decode: answer it, and close the connection after too many in a row."""
-        session = self.sessions.get(session_id)
+        session = self.state.sessions.get(session_id)
         if session is None:
             return []
-        window = int(self.limits.bad_frames_window_s * US)
+        window = int(self.state.limits.bad_frames_window_s * US)
         frames = session.bad_frames
         while frames and frames[0] <= now - window:
             frames.popleft()
         frames.append(now)
-        if len(frames) >= self.limits.bad_frames_max:
-            self._out.append(Close(session.id, CLOSE_PROTOCOL_ERROR, "too many bad frames"))
+        if len(frames) >= self.state.limits.bad_frames_max:
+            self.state.out.append(Close(session.id, CLOSE_PROTOCOL_ERROR, "too many bad frames"))
         else:
-            self._error(session, 0, code, f"bad frame: {detail}")
-        return self._finish()
-
-    def _limited(self, session: Session, ref: int, now: int, *, quiet: bool = False) -> None:
-        if not session.limited_since_us or now - session.limited_last_us > US:
-            session.limited_since_us = now
-        session.limited_last_us = now
-        self.counters["rate_limited"] += 1
-        if now - session.limited_since_us >= self.limits.abuse_close_s * US:
-            self._out.append(Close(session.id, CLOSE_POLICY, "rate limits exceeded for too long"))
-        elif not quiet:
-            self._error(session, ref, pb.ERROR_CODE_RATE_LIMITED, "rate limited")
+            self.state.error(session, 0, code, f"bad frame: {detail}")
+        return self.state.finish()
 
     def _activity(self, room: Room, now: int) -> None:
         """Remember that `room` is in use: the most recently active room and the latest other one."""
-        room.active_until_us = now + int(self.limits.room_active_s * US)
-        if self._active[0] is not room:
-            self._active = (room, self._active[0])
+        room.active_until_us = now + int(self.state.limits.room_active_s * US)
+        if self.state.active[0] is not room:
+            self.state.active = (room, self.state.active[0])
 
     def _others_active(self, room: Room, now: int) -> bool:
         """Whether a room other than `room` had a member play within Limits.room_active_s."""
         return any(
-            other is not None and other is not room and other.active_until_us > now for other in self._active
+            other is not None and other is not room and other.active_until_us > now
+            for other in self.state.active
         )
 
     def _note_error(
@@ -209,7 +217,7 @@ class RelayCore(UpkeepOps):
     ) -> None:
         if now - session.note_error_us >= US:
             session.note_error_us = now
-            self._error(session, ref, code, text)
+            self.state.error(session, ref, code, text)
 
     def _notes(self, session: Session, batch: pb.NoteBatch, ref: int, now: int) -> None:
         room = session.room
@@ -226,11 +234,11 @@ class RelayCore(UpkeepOps):
             )
             return
         try:
-            validate.note_batch(batch, self.limits.max_events_per_batch)
+            validate.note_batch(batch, self.state.limits.max_events_per_batch)
         except validate.Invalid as exc:
             self._note_error(session, ref, pb.ERROR_CODE_INVALID_NOTES, str(exc), now)
             return
-        lim = self.limits
+        lim = self.state.limits
         rate, burst = (
             (lim.owner_note_rate, lim.owner_note_burst) if owner else (lim.note_rate, lim.note_burst)
         )
@@ -239,7 +247,7 @@ class RelayCore(UpkeepOps):
             quiet = now - session.note_error_us < US
             if not quiet:
                 session.note_error_us = now
-            self._limited(session, ref, now, quiet=quiet)
+            self.state.limited(session, ref, now, quiet=quiet)
             return
         deliveries = len(room.members) - 1
         if self._others_active(room, now):
@@ -250,7 +258,7 @@ class RelayCore(UpkeepOps):
             # The player kept inside its own quota, the room is what is full: give the notes back and say so
             # (at most once a second, like any note error), but never count it as abuse.
             session.notes.tokens += count
-            self.counters["room_fanout_limited"] += 1
+            self.state.counters["room_fanout_limited"] += 1
             self._note_error(
                 session,
                 ref,
@@ -259,7 +267,7 @@ class RelayCore(UpkeepOps):
                 now,
             )
             return
-        self.counters["note_events"] += count
+        self.state.counters["note_events"] += count
         if deliveries:
             relayed = pb.RelayedNotes(
                 user_id=session.user_id,
@@ -268,7 +276,7 @@ class RelayCore(UpkeepOps):
                 server_receive_us=now,
             )
             payload = pb.ServerMessage(notes=relayed).SerializeToString()
-            self._out.append(Broadcast(room.name, payload, session.user_id))
+            self.state.out.append(Broadcast(room.name, payload, session.user_id))
 
     # -- hello ---------------------------------------------------------------------------------------
 
@@ -294,7 +302,7 @@ class RelayCore(UpkeepOps):
                 name = validate.user_name(hello.name)
                 color = validate.color(hello.color) if hello.color else ""
             except validate.Invalid as exc:
-                self._error(
+                self.state.error(
                     session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, f"{exc} Fix it and say hello again."
                 )
                 return
@@ -302,34 +310,34 @@ class RelayCore(UpkeepOps):
                 raise ValueError("a Hello that creates a user needs a new_user_id from the directory")
             uid = new_user_id
             color = color or PALETTE[uid % len(PALETTE)]
-            token = self.options.token_factory()
+            token = self.state.options.token_factory()
             token_hash = hash_token(token)
         target = self._resume_target(resumed, now)
-        previous = self.by_user.get(uid)
+        previous = self.state.by_user.get(uid)
         if previous is not None and previous is not session:
             self._drop(previous, pb.LEAVE_REASON_REPLACED, now)
-            self._out.append(
+            self.state.out.append(
                 Close(previous.id, CLOSE_REPLACED, "replaced by a newer connection of the same user")
             )
         session.user_id, session.name, session.color = uid, name, color
-        self.by_user[uid] = session
-        self._out.append(UserOnline(uid, session.id))
-        start = len(self._out)
+        self.state.by_user[uid] = session
+        self.state.out.append(UserOnline(uid, session.id))
+        start = len(self.state.out)
         welcome = pb.Welcome(
             user=session.user_pb(now),
             resume_token=token,
             server_time_us=now,
-            limits=self.limits.to_pb(),
+            limits=self.state.limits.to_pb(),
             resumed=resumed is not None,
-            server_version=self.options.server_version,
+            server_version=self.state.options.server_version,
         )
-        self._to(session, pb.ServerMessage(ref=ref, welcome=welcome))
-        if not target or not self._join(session, pb.JoinRoom(name=target), 0, now, resuming=True):
-            self._enter(session, self._lobby(), now)
+        self.state.to(session, pb.ServerMessage(ref=ref, welcome=welcome))
+        if not target or not self.room_ops.join(session, pb.JoinRoom(name=target), 0, now, resuming=True):
+            self.room_ops.enter(session, self.room_ops.lobby(), now)
         if token_hash is not None:
-            then = tuple(self._out[start:])
-            del self._out[start:]
-            self._out.append(
+            then = tuple(self.state.out[start:])
+            del self.state.out[start:]
+            self.state.out.append(
                 Persist(SaveUser(UserRecord(uid, name, color, "", now), token_hash), then, session.id, ref)
             )
 
@@ -337,11 +345,11 @@ class RelayCore(UpkeepOps):
         """The room a resuming user goes back to: theirs if they left it under 2 minutes ago."""
         if resumed is None:
             return ""
-        window = int(self.limits.resume_room_s * US)
-        live = self.by_user.get(resumed.id)
+        window = int(self.state.limits.resume_room_s * US)
+        live = self.state.by_user.get(resumed.id)
         if live is not None and live.room is not None:
             return "" if live.room.is_lobby else live.room.name
-        recent = self.recent_rooms.get(resumed.id)
+        recent = self.state.recent_rooms.get(resumed.id)
         if recent is not None:
             return recent[0] if now - recent[1] < window else ""
         if resumed.last_room and now - resumed.last_seen_us < window:
@@ -353,40 +361,60 @@ class RelayCore(UpkeepOps):
         return self._resume_target(resumed, now)
 
     def _join_handler(self, session: Session, msg: pb.JoinRoom, ref: int, now: int) -> None:
-        self._join(session, msg, ref, now)
+        self.room_ops.join(session, msg, ref, now)
 
     # -- storage preloading and timers ---------------------------------------------------------------
 
     def needs_chat(self, name: str) -> bool:
         """True when joining `name` would create the room and its chat history is not loaded yet."""
-        return name not in self.rooms and name not in self.preloaded_chat
+        return name not in self.state.rooms and name not in self.state.preloaded_chat
 
     def preload_chat(self, name: str, records: list[ChatRecord]) -> None:
-        if name not in self.rooms:
-            if len(self.preloaded_chat) > 256:
-                self.preloaded_chat.pop(next(iter(self.preloaded_chat)))
-            self.preloaded_chat[name] = records
+        if name not in self.state.rooms:
+            if len(self.state.preloaded_chat) > 256:
+                self.state.preloaded_chat.pop(next(iter(self.state.preloaded_chat)))
+            self.state.preloaded_chat[name] = records
 
     def start(self, now: int) -> list[Action]:
-        self._lobby()
-        self._sweep_stored(now)
-        return self._finish()
+        self.room_ops.lobby()
+        self.upkeep.sweep_stored(now)
+        return self.state.finish()
 
     def tick(self, now: int) -> list[Action]:
         """Run what is due at `now`: typing expiry, crown hand-over, forgetting idle throttles, recent rooms,
         unused rooms and users (upkeep.py)."""
-        self._typing_due(now)
-        self._crowns_due(now)
-        if self._sweep_due is not None and self._sweep_due <= now:
-            self._sweep_due = None
-            throttles = (self.password_attempts, self.password_failures, self.room_creations)
+        self.social.typing_due(now)
+        self.room_ops.crowns_due(now)
+        if self.state.sweep_due is not None and self.state.sweep_due <= now:
+            self.state.sweep_due = None
+            throttles = (
+                self.state.password_attempts,
+                self.state.password_failures,
+                self.state.room_creations,
+            )
             for throttle in throttles:
                 throttle.sweep(now)
             if any(throttle.buckets for throttle in throttles):
-                self._arm_sweep(now)
-        self._upkeep(now)
-        return self._finish()
+                self.state.arm_sweep(now)
+        self.upkeep.upkeep(now)
+        return self.state.finish()
+
+    def password_checked(self, job: VerifyPassword, ok: bool, now: int) -> list[Action]:
+        """The verdict on a VerifyPassword (see RoomOps.password_checked)."""
+        return self.room_ops.password_checked(job, ok, now)
+
+    def password_hashed(self, job: HashPassword, password_hash: str | None, now: int) -> list[Action]:
+        """A HashPassword's result (see RoomOps.password_hashed)."""
+        return self.room_ops.password_hashed(job, password_hash, now)
+
+    def census(self) -> dict[str, int]:
+        return self.state.census()
 
     def next_deadline(self) -> int | None:
-        due = [self._typing_deadline(), self._crown_deadline(), self._sweep_due, self._upkeep_deadline()]
+        due = [
+            self.social.typing_deadline(),
+            self.room_ops.crown_deadline(),
+            self.state.sweep_due,
+            self.upkeep.upkeep_deadline(),
+        ]
         return min(d for d in due if d is not None)

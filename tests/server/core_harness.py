@@ -116,7 +116,7 @@ class Harness:
 
     def send(self, sid: int, resumed: UserRecord | None = None, ref: int = 0, **action: Any) -> None:
         """Feed one message; a first Hello that resumes no user gets a new id, as the shell asks for one."""
-        session = self.core.sessions.get(sid)
+        session = self.core.state.sessions.get(sid)
         greeting = "hello" in action and session is not None and not session.user_id
         new_user_id = next(self.user_ids) if greeting and resumed is None else 0
         self.run(self.core.handle(sid, pb.ClientMessage(ref=ref, **action), self.now, resumed, new_user_id))
@@ -130,7 +130,7 @@ class Harness:
         return sid
 
     def user_id(self, sid: int) -> int:
-        return self.core.sessions[sid].user_id
+        return self.core.state.sessions[sid].user_id
 
     def take(self, sid: int, kind: str | None = None) -> list[pb.ServerMessage]:
         """Remove and return the messages of `kind` (all if None) queued for `sid`."""

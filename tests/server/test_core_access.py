@@ -62,7 +62,7 @@ def test_a_password_is_checked_by_a_job_not_during_the_message() -> None:
     assert h.take(guest, "room_state")[0].room_state.name == "vault"
     _join(h, _connect(h, "other", "10.0.0.3"), "vault", password="nope")
     h.run_password_jobs()
-    assert h.core.password_jobs == 0
+    assert h.core.state.password_jobs == 0
 
 
 def test_wrong_passwords_are_limited_per_address_with_a_retry_time() -> None:
@@ -185,12 +185,12 @@ def test_idle_throttles_are_forgotten() -> None:
     _locked_room(h)
     guesser = _connect(h, "guesser", "10.0.0.2")
     _join(h, guesser, "vault", password="wrong")
-    assert h.core.password_attempts.buckets and h.core.password_failures.buckets
+    assert h.core.state.password_attempts.buckets and h.core.state.password_failures.buckets
     deadline = h.core.next_deadline()
     assert deadline is not None and deadline <= h.now + 60 * SEC
     h.advance(120)
     h.tick()
-    assert not h.core.password_attempts.buckets and not h.core.password_failures.buckets
+    assert not h.core.state.password_attempts.buckets and not h.core.state.password_failures.buckets
 
 
 # -- bans -------------------------------------------------------------------------------------------------
@@ -290,12 +290,12 @@ def test_reserved_names_are_refused_at_hello_and_on_rename() -> None:
         h.send(sid, hello=pb.Hello(name=name))
         error = _error(h, sid)
         assert error.code == pb.ERROR_CODE_INVALID_ARGUMENT, name
-        assert not h.core.sessions[sid].user_id
+        assert not h.core.state.sessions[sid].user_id
     ann = h.connect("ann")
     h.clear(ann)
     h.send(ann, update_profile=pb.UpdateProfile(name="Moderator"))
     assert "reserved" in _error(h, ann).message
-    assert h.core.sessions[ann].name == "ann"
+    assert h.core.state.sessions[ann].name == "ann"
     for fine in ("servers", "ann", "#1 fan"):
         sid = h.open()
         h.send(sid, hello=pb.Hello(name=fine))

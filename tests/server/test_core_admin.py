@@ -61,12 +61,12 @@ def test_close_room_answers_what_it_closed_or_why_not() -> None:
         True,
         "Closed doomed: 2 players sent to the lobby; its settings and bans are deleted.",
     )
-    assert "doomed" not in h.core.rooms and "doomed" not in h.core.persisted
+    assert "doomed" not in h.core.state.rooms and "doomed" not in h.core.state.persisted
     assert result(h, a, "close_room", "doomed") == (False, "No room named doomed.")
 
     h.send(b, join_room=pb.JoinRoom(name="kept"))
     h.send(b, leave_room=pb.LeaveRoom())  # empty: only its stored settings remain
-    assert "kept" in h.core.persisted and "kept" not in h.core.rooms
+    assert "kept" in h.core.state.persisted and "kept" not in h.core.state.rooms
     assert result(h, a, "close_room", "kept") == (
         True,
         "Closed kept: nobody was in it; its settings and bans are deleted.",

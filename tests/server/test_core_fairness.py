@@ -46,10 +46,10 @@ def test_a_refused_batch_costs_the_player_nothing() -> None:
     h.send(a, note_batch=notes(*[(0, 60, 90)] * 64))  # uses the room's budget and all of a's notes
     h.advance(1.0)  # the room refills; a's own bucket gains 2 notes
     h.send(a, note_batch=notes((0, 60, 0)))
-    assert h.core.sessions[a].notes.tokens == 1
+    assert h.core.state.sessions[a].notes.tokens == 1
     h.send(a, note_batch=notes((0, 60, 0)))  # the room is empty again: refused, the note handed back
-    assert h.core.sessions[a].notes.tokens == 1
-    assert h.core.counters["room_fanout_limited"] == 1
+    assert h.core.state.sessions[a].notes.tokens == 1
+    assert h.core.state.counters["room_fanout_limited"] == 1
 
 
 def test_one_busy_room_does_not_touch_another_rooms_budget() -> None:

@@ -36,13 +36,13 @@ def test_ten_new_rooms_at_once_then_one_a_minute_per_address() -> None:
     assert refused.error.message == (
         "Too many new rooms from your address (joining an existing room still works); try again in 60 s."
     )
-    assert "room-10" not in h.core.rooms and "room-10" not in h.core.persisted
+    assert "room-10" not in h.core.state.rooms and "room-10" not in h.core.state.persisted
     h.advance(30)
     assert join(h, sid, "room-10").error.retry_after_ms == 30_000
     h.advance(30)
     assert join(h, sid, "room-10").room_state.name == "room-10"
     assert join(h, sid, "room-11").error.code == pb.ERROR_CODE_RATE_LIMITED
-    assert h.core.counters["rate_limited"] == 3
+    assert h.core.state.counters["rate_limited"] == 3
 
 
 def test_existing_and_stored_rooms_cost_nothing_and_other_addresses_have_their_own_bucket() -> None:
@@ -76,14 +76,14 @@ def test_a_creation_bucket_is_forgotten_once_it_has_refilled() -> None:
     sid = hello_from(h, "10.0.0.7")
     for index in range(10):
         join(h, sid, f"room-{index}")
-    assert set(h.core.room_creations.buckets) == {"10.0.0.7"}
+    assert set(h.core.state.room_creations.buckets) == {"10.0.0.7"}
     assert h.core.next_deadline() == START_US + 60 * SEC  # the throttle sweep
     h.now = START_US + 540 * SEC
     h.tick()
-    assert set(h.core.room_creations.buckets) == {"10.0.0.7"}  # 9 of its 10 tokens back
+    assert set(h.core.state.room_creations.buckets) == {"10.0.0.7"}  # 9 of its 10 tokens back
     h.now = START_US + 660 * SEC
     h.tick()
-    assert h.core.room_creations.buckets == {}
+    assert h.core.state.room_creations.buckets == {}
 
 
 def test_a_recent_room_expires_with_the_resume_window() -> None:
@@ -94,18 +94,18 @@ def test_a_recent_room_expires_with_the_resume_window() -> None:
     h.advance(0.5)
     h.disconnect(sid)
     left = h.now
-    assert h.core.recent_rooms == {1: ("jazz", left)}
+    assert h.core.state.recent_rooms == {1: ("jazz", left)}
     # Rounded up to a whole second: a churn of leaves wakes the timer at most once a second. (The
     # earliest deadline is the 60 s throttle sweep armed by creating "jazz".)
-    assert h.core._upkeep_deadline() == -(-(left + 120 * SEC) // SEC) * SEC
+    assert h.core.upkeep.upkeep_deadline() == -(-(left + 120 * SEC) // SEC) * SEC
     h.now = left + 120 * SEC - 1
     h.tick()
-    assert h.core.recent_rooms
+    assert h.core.state.recent_rooms
     h.now = left + 120 * SEC
     h.tick()
-    assert h.core.recent_rooms == {}
+    assert h.core.state.recent_rooms == {}
     again = h.connect("ann", token)
-    assert h.core.sessions[again].room is h.core.rooms["lobby"]
+    assert h.core.state.sessions[again].room is h.core.state.rooms["lobby"]
 
 
 def test_recent_rooms_stay_oldest_first_when_a_user_leaves_again() -> None:
@@ -117,16 +117,16 @@ def test_recent_rooms_stay_oldest_first_when_a_user_leaves_again() -> None:
     h.advance(60)
     h.disconnect(b)
     a2 = h.connect("a", next(t for t, u in h.users.items() if u.name == "a"))
-    assert h.core.sessions[a2].room is h.core.rooms["one"]
+    assert h.core.state.sessions[a2].room is h.core.state.rooms["one"]
     h.advance(30)
     h.disconnect(a2)
-    assert list(h.core.recent_rooms) == [2, 1]  # b (user 2) left first
+    assert list(h.core.state.recent_rooms) == [2, 1]  # b (user 2) left first
     h.advance(30)  # b left 60 s ago, a 30 s ago: neither expired
     h.tick()
-    assert list(h.core.recent_rooms) == [2, 1]
+    assert list(h.core.state.recent_rooms) == [2, 1]
     h.advance(60)  # b's window ends, a's does not
     h.tick()
-    assert list(h.core.recent_rooms) == [1]
+    assert list(h.core.state.recent_rooms) == [1]
 
 
 def test_a_stored_room_nobody_entered_for_30_days_is_forgotten_with_its_bans() -> None:
@@ -137,16 +137,16 @@ def test_a_stored_room_nobody_entered_for_30_days_is_forgotten_with_its_bans() -
     h.send(owner, ban_user=pb.BanUser(user_id=h.user_id(guest), duration_s=60))
     join(h, owner, "lobby")
     emptied = h.now
-    assert h.core.persisted["old"].last_used_us == emptied
+    assert h.core.state.persisted["old"].last_used_us == emptied
     h.stored.clear()
     h.now = emptied + 30 * DAY - 1
     h.tick()  # the hourly sweep runs: 1 µs short of 30 days, the room stays
-    assert "old" in h.core.persisted
+    assert "old" in h.core.state.persisted
     assert not [s for s in h.stored if isinstance(s, DeleteRoom)]
     h.now = h.core.next_deadline() or 0
     assert h.now == emptied + 30 * DAY - 1 + 3_600 * SEC
     h.tick()
-    assert "old" not in h.core.persisted
+    assert "old" not in h.core.state.persisted
     assert [s for s in h.stored if isinstance(s, DeleteRoom)] == [DeleteRoom("old")]
     # The name is new again: it costs a creation, and the old ban is gone.
     assert join(h, guest, "old").room_state.owner_id == h.user_id(guest)
@@ -161,11 +161,11 @@ def test_an_occupied_or_recently_emptied_room_is_kept() -> None:
     join(h, visitor, "quiet-2")  # "quiet" empties now: its 30 days start again
     h.advance(15 * DAY_S)
     h.tick()
-    assert {"busy", "quiet"} <= set(h.core.persisted)
+    assert {"busy", "quiet"} <= set(h.core.state.persisted)
     h.advance(15 * DAY_S)
     h.tick()
-    assert "quiet" not in h.core.persisted
-    assert "busy" in h.core.persisted  # 50 days old, but someone is in it
+    assert "quiet" not in h.core.state.persisted
+    assert "busy" in h.core.state.persisted  # 50 days old, but someone is in it
     join(h, sitter, "lobby")
     saved = [s.room for s in h.stored if isinstance(s, SaveRoom) and s.room.name == "busy"]
     assert saved[-1].last_used_us == h.now
@@ -194,7 +194,7 @@ def test_close_room_deletes_it_after_its_members_are_out() -> None:
         "SaveRoom",
         "DeleteRoom",
     ]
-    assert "doomed" not in h.core.persisted
+    assert "doomed" not in h.core.state.persisted
 
 
 def test_preloaded_chat_of_a_refused_join_is_let_go_at_the_sweep() -> None:
@@ -204,10 +204,10 @@ def test_preloaded_chat_of_a_refused_join_is_let_go_at_the_sweep() -> None:
         join(h, sid, f"room-{index}")
     h.core.preload_chat("one-too-many", [])
     assert join(h, sid, "one-too-many").error.code == pb.ERROR_CODE_RATE_LIMITED
-    assert "one-too-many" in h.core.preloaded_chat
+    assert "one-too-many" in h.core.state.preloaded_chat
     h.advance(3_600)
     h.tick()
-    assert h.core.preloaded_chat == {}
+    assert h.core.state.preloaded_chat == {}
 
 
 def test_memory_command_is_admin_only_and_left_to_the_shell() -> None:
@@ -239,7 +239,7 @@ def test_every_map_empties_after_a_churn_of_sessions() -> None:
             join(h, sid, "lobby")
         h.disconnect(sid)
         h.advance(0.01)
-    assert h.core.recent_rooms  # the ones that dropped in a room may still resume into it
+    assert h.core.state.recent_rooms  # the ones that dropped in a room may still resume into it
     h.advance(600)
     h.tick()
     census = h.core.census()

@@ -83,12 +83,12 @@ def seat(h: Harness, count: int) -> list[Session]:
     joins through the real path.
     """
     core = h.core
-    lobby = core.rooms[LOBBY]
+    lobby = core.state.rooms[LOBBY]
     seated = []
     for i in range(count):
         session = core.open_session(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", h.now)
         session.user_id, session.name, session.color = next(h.user_ids), four_byte_name(i), "#123456"
-        core.by_user[session.user_id] = session
+        core.state.by_user[session.user_id] = session
         session.room, session.joined_room_us = lobby, h.now
         lobby.members[session.user_id] = session
         h.online[session.user_id] = h.members[LOBBY][session.user_id] = session.id

@@ -46,7 +46,7 @@ def test_empty_rooms_are_removed_but_their_settings_persist_for_the_owner() -> N
     a, b = h.connect("a"), h.connect("b")
     _join(h, a, "private", settings={"password": "pw", "user_limit": 5})
     h.send(a, leave_room=pb.LeaveRoom())
-    assert "private" not in h.core.rooms
+    assert "private" not in h.core.state.rooms
     h.clear(b)
     _join(h, b, "private")
     assert h.take(b, "error")[0].error.code == pb.ERROR_CODE_WRONG_PASSWORD
@@ -134,7 +134,7 @@ def test_the_owner_gets_the_crown_back_by_returning_within_15_s() -> None:
     assert h.take(b, "room_updated")[0].room_updated.owner_id == h.user_id(a)
     h.advance(10)
     h.tick()
-    assert h.core.rooms["r"].owner_id == h.user_id(a)
+    assert h.core.state.rooms["r"].owner_id == h.user_id(a)
 
 
 def test_claim_crown_after_the_grace_period() -> None:
@@ -296,7 +296,7 @@ def test_admin_can_close_a_room_and_clear_chat() -> None:
     h.send(a, server_command=pb.ServerCommand(name="close_room", args=["doomed"], admin_token="secret"))
     assert h.take(a, "command_result")[0].command_result.output.startswith("Closed doomed: 1 player sent")
     assert h.take(b, "removed")[0].removed.reason == pb.REMOVAL_REASON_ROOM_CLOSED
-    assert "doomed" not in h.core.rooms and "doomed" not in h.core.persisted
+    assert "doomed" not in h.core.state.rooms and "doomed" not in h.core.state.persisted
     h.send(a, chat_send=pb.ChatSend(content="lobby line"))
     h.clear(a, b)
     h.send(a, server_command=pb.ServerCommand(name="clear_chat", admin_token="secret"))

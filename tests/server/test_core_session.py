@@ -18,7 +18,7 @@ def test_anything_before_hello_is_refused_without_state() -> None:
     assert error.ref == 7
     assert error.error.code == pb.ERROR_CODE_HELLO_REQUIRED
     assert error.error.message == "hello required"
-    assert "jazz" not in h.core.rooms
+    assert "jazz" not in h.core.state.rooms
 
 
 def test_hello_welcomes_into_the_lobby_and_stores_the_hashed_token() -> None:
@@ -43,7 +43,7 @@ def test_invalid_hello_name_is_an_error_and_the_session_stays_anonymous() -> Non
     h.send(sid, hello=pb.Hello(name="x" * 33))
     [error] = h.take(sid)
     assert error.error.code == pb.ERROR_CODE_INVALID_ARGUMENT
-    assert h.core.sessions[sid].user_id == 0
+    assert h.core.state.sessions[sid].user_id == 0
 
 
 def test_notes_fan_out_to_others_with_offsets_and_receive_time() -> None:
@@ -214,8 +214,8 @@ def test_resume_restores_identity_and_recent_room() -> None:
     h.advance(60)
     a2 = h.connect("ignored", token=token)
     assert h.user_id(a2) == h.users[token].id
-    assert h.core.sessions[a2].name == "ann"
-    room = h.core.sessions[a2].room
+    assert h.core.state.sessions[a2].name == "ann"
+    room = h.core.state.sessions[a2].room
     assert room is not None and room.name == "jazz"
 
 
@@ -227,7 +227,7 @@ def test_resume_after_two_minutes_goes_to_the_lobby() -> None:
     h.disconnect(a)
     h.advance(121)
     a2 = h.connect("ann", token=token)
-    room = h.core.sessions[a2].room
+    room = h.core.state.sessions[a2].room
     assert room is not None and room.is_lobby
 
 
@@ -246,7 +246,7 @@ def test_a_second_connection_with_the_same_token_replaces_the_first() -> None:
         (h.user_id(a2), pb.LEAVE_REASON_REPLACED)
     ]
     assert len(h.take(b, "user_joined")) == 1
-    room = h.core.sessions[a2].room
+    room = h.core.state.sessions[a2].room
     assert room is not None and room.name == "jazz" and room.owner_id == h.user_id(a2)
     h.clear(b)
     h.disconnect(a)  # the shell reports the old connection's end later: nothing more happens

@@ -58,7 +58,7 @@ def good(n: int) -> bytes:
 
 
 def session_id(server: RunningServer, user_id: int) -> int:
-    return server.shell.core.by_user[user_id].id
+    return server.shell.core.state.by_user[user_id].id
 
 
 async def strict_client(server: RunningServer, name: str) -> TestClient:

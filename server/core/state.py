@@ -1,4 +1,5 @@
-"""State and helpers shared by the relay core's parts (rooms, social, sessions)."""
+"""The relay core's one state object, and the helpers every part uses to answer (pianorhythm.server.core.relay
+composes the parts: rooms, moderation, social, admin, upkeep)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pianorhythm.server.core import paging
-from pianorhythm.server.core.actions import Action, Broadcast, Persist, Reply, SaveRoom, SendTo
+from pianorhythm.server.core.actions import (
+    CLOSE_POLICY,
+    Action,
+    Broadcast,
+    Close,
+    Persist,
+    Reply,
+    SaveRoom,
+    SendTo,
+)
 from pianorhythm.server.core.limits import US, KeyedBuckets, Limits
 from pianorhythm.server.core.models import Room, Session, summary_pb
-from pianorhythm.server.core.records import ChatRecord, RoomRecord
+from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
 SWEEP_US = 60 * US  # how often throttle buckets that refilled are forgotten
@@ -27,8 +37,9 @@ class CoreOptions:
     salt_factory: Callable[[], bytes] = lambda: b"\x00" * 16
 
 
-class CoreBase:
-    """Holds the state; subclasses add handlers. Every public entry point resets `_out` and returns it."""
+class CoreState:
+    """Everything the core knows, mutated only by its parts. Actions collect in `out` until an entry point
+    of RelayCore returns them (`finish`)."""
 
     def __init__(self, options: CoreOptions, rooms: Iterable[RoomRecord] = ()) -> None:
         self.options = options
@@ -55,35 +66,33 @@ class CoreBase:
         self.room_creations = KeyedBuckets(lim.new_rooms_per_min / 60, lim.new_room_burst)
         self.password_jobs = 0
         self.password_version = 0
-        self._sweep_due: int | None = None  # when idle throttle buckets are next forgotten
-        self._out: list[Action] = []
+        self.sweep_due: int | None = None  # when idle throttle buckets are next forgotten
+        self.active: tuple[Room | None, Room | None] = (None, None)  # see RelayCore._activity
+        self.out: list[Action] = []
 
     # -- output helpers ------------------------------------------------------------------------------
 
-    def _broadcast(self, room: Room, message: pb.ServerMessage, except_user: int = 0) -> None:
+    def broadcast(self, room: Room, message: pb.ServerMessage, except_user: int = 0) -> None:
         """To the room's members but `except_user`; skipped when that leaves nobody."""
         members = room.members
         if len(members) > (1 if except_user in members else 0):
-            self._out.append(Broadcast(room.name, message.SerializeToString(), except_user))
+            self.out.append(Broadcast(room.name, message.SerializeToString(), except_user))
 
-    def _to(self, session: Session, message: pb.ServerMessage) -> None:
+    def to(self, session: Session, message: pb.ServerMessage) -> None:
         payload = message.SerializeToString()
         if session.user_id:
-            self._out.append(SendTo((session.user_id,), payload))
+            self.out.append(SendTo((session.user_id,), payload))
         else:
-            self._out.append(Reply(session.id, payload))
+            self.out.append(Reply(session.id, payload))
 
-    def _error(self, session: Session, ref: int, code: pb.ErrorCode.ValueType, text: str) -> None:
-        self._to(session, pb.ServerMessage(ref=ref, error=pb.Error(code=code, message=text)))
+    def error(self, session: Session, ref: int, code: pb.ErrorCode.ValueType, text: str) -> None:
+        self.to(session, pb.ServerMessage(ref=ref, error=pb.Error(code=code, message=text)))
 
-    def _limited(self, session: Session, ref: int, now: int, *, quiet: bool = False) -> None:
-        raise NotImplementedError
+    def arm_sweep(self, now: int) -> None:
+        if self.sweep_due is None:
+            self.sweep_due = now + SWEEP_US
 
-    def _arm_sweep(self, now: int) -> None:
-        if self._sweep_due is None:
-            self._sweep_due = now + SWEEP_US
-
-    def _retry_later(self, session: Session, ref: int, wait_us: int, text: str) -> None:
+    def retry_later(self, session: Session, ref: int, wait_us: int, text: str) -> None:
         """RATE_LIMITED with the time to wait, in the sentence and in retry_after_ms."""
         seconds = max(1, -(-wait_us // US))
         error = pb.Error(
@@ -91,34 +100,34 @@ class CoreBase:
             message=f"{text}; try again in {seconds} s.",
             retry_after_ms=max(1, -(-wait_us // 1000)),
         )
-        self._to(session, pb.ServerMessage(ref=ref, error=error))
+        self.to(session, pb.ServerMessage(ref=ref, error=error))
         self.counters["rate_limited"] += 1
 
-    def _save_room(self, room: Room) -> None:
+    def save_room(self, room: Room) -> None:
         if not room.is_lobby:
             snapshot = room.record.snapshot()
             self.persisted[room.name] = snapshot
-            self._out.append(Persist(SaveRoom(snapshot)))
+            self.out.append(Persist(SaveRoom(snapshot)))
 
-    def _room_updated(self, room: Room) -> None:
-        self._broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
+    def room_updated(self, room: Room) -> None:
+        self.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
         self.dirty_rooms.add(room.name)
 
     # -- room list deltas ----------------------------------------------------------------------------
 
-    def _flush_room_list(self) -> None:
+    def flush_room_list(self) -> None:
         if not self.dirty_rooms:
             return
         dirty, self.dirty_rooms = self.dirty_rooms, set()
         if not self.subscribers:
             for name in dirty:
-                self._refresh_listing(name)
+                self.refresh_listing(name)
             return
         upserted: list[pb.RoomSummary] = []
         removed: list[str] = []
         for name in sorted(dirty):
             before = self.listed.get(name)
-            after = self._refresh_listing(name)
+            after = self.refresh_listing(name)
             if after is None and before is not None:
                 removed.append(name)
             elif after is not None and after != before:
@@ -126,9 +135,9 @@ class CoreBase:
         if upserted or removed:
             users = tuple(sorted(self.subscribers))
             for delta in paging.room_list_deltas(upserted, removed, self.limits.page_bytes):
-                self._out.append(SendTo(users, delta.SerializeToString()))
+                self.out.append(SendTo(users, delta.SerializeToString()))
 
-    def _refresh_listing(self, name: str) -> tuple[str, int, int, bool, str, bool] | None:
+    def refresh_listing(self, name: str) -> tuple[str, int, int, bool, str, bool] | None:
         room = self.rooms.get(name)
         if room is None or not room.record.visible:
             self.listed.pop(name, None)
@@ -153,7 +162,32 @@ class CoreBase:
             "throttled_rooms": len(self.password_failures.buckets),
         }
 
-    def _finish(self) -> list[Action]:
-        self._flush_room_list()
-        out, self._out = self._out, []
+    def finish(self) -> list[Action]:
+        self.flush_room_list()
+        out, self.out = self.out, []
         return out
+
+    def limited(self, session: Session, ref: int, now: int, *, quiet: bool = False) -> None:
+        if not session.limited_since_us or now - session.limited_last_us > US:
+            session.limited_since_us = now
+        session.limited_last_us = now
+        self.counters["rate_limited"] += 1
+        if now - session.limited_since_us >= self.limits.abuse_close_s * US:
+            self.out.append(Close(session.id, CLOSE_POLICY, "rate limits exceeded for too long"))
+        elif not quiet:
+            self.error(session, ref, pb.ERROR_CODE_RATE_LIMITED, "rate limited")
+
+    def user_record(self, session: Session, now: int) -> UserRecord:
+        room = session.room
+        last = room.name if room is not None and not room.is_lobby else ""
+        return UserRecord(session.user_id, session.name, session.color, last, now)
+
+    def stats(self, now: int) -> dict[str, object]:
+        return {
+            "uptime_s": round((now - self.options.started_us) / US, 1),
+            "connections": len(self.sessions),
+            "users": len(self.by_user),
+            "rooms": len(self.rooms),
+            **self.census(),
+            **self.counters,
+        }

@@ -1,0 +1,136 @@
+"""Moderation: what a room's owner may do to its members (kick, ban, unban, mute), and closing a room."""
+
+from __future__ import annotations
+
+import logging
+
+from pianorhythm.server.core.actions import DeleteRoom, Persist
+from pianorhythm.server.core.limits import US
+from pianorhythm.server.core.models import Room, Session
+from pianorhythm.server.core.records import BanRecord
+from pianorhythm.server.core.rooms import RoomOps
+from pianorhythm.server.core.state import CoreState
+from pianorhythm.wire import pianorhythm_pb2 as pb
+
+log = logging.getLogger("server.rooms")
+
+
+class ModerationOps:
+    def __init__(self, state: CoreState, room_ops: RoomOps) -> None:
+        self.state = state
+        self.room_ops = room_ops
+
+    def kick(self, session: Session, msg: pb.KickUser, ref: int, now: int) -> None:
+        room = self.room_ops.owned_room(session, ref)
+        target = self.room_ops.target(session, room, msg.user_id, ref) if room is not None else None
+        if room is None or target is None:
+            return
+        cooldown = now + self.state.limits.kick_cooldown_s * US
+        room.record.bans[target.user_id] = BanRecord(
+            target.user_id, target.display_name, target.scope, cooldown, kick=True
+        )
+        self.state.save_room(room)
+        removed = pb.Removed(
+            reason=pb.REMOVAL_REASON_KICKED,
+            room=room.name,
+            by_user_id=session.user_id,
+            duration_s=self.state.limits.kick_cooldown_s,  # a kick keeps them out this long: say so
+        )
+        self.room_ops.leave(target, pb.LEAVE_REASON_KICKED, now)
+        self.state.to(target, pb.ServerMessage(removed=removed))
+        self.room_ops.enter(target, self.room_ops.lobby(), now)
+
+    def ban(self, session: Session, msg: pb.BanUser, ref: int, now: int) -> None:
+        room = self.room_ops.owned_room(session, ref)
+        if room is None:
+            return
+        duration = msg.duration_s or self.state.limits.default_ban_s
+        if msg.user_id == session.user_id or not msg.user_id or duration > 86_400:
+            self.state.error(
+                session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "Ban another user for 1-86,400 seconds."
+            )
+            return
+        target = room.members.get(msg.user_id)
+        known = target or self.state.by_user.get(msg.user_id)  # online elsewhere: their address is known too
+        name = known.display_name if known is not None else f"user {msg.user_id}"
+        address = known.scope if known is not None else ""
+        room.record.bans[msg.user_id] = BanRecord(msg.user_id, name, address, now + duration * US)
+        self.state.save_room(room)
+        log.info("ban room=%r user=%d address=%s for %d s", room.name, msg.user_id, address, duration)
+        if target is not None:
+            removed = pb.Removed(
+                reason=pb.REMOVAL_REASON_BANNED,
+                room=room.name,
+                by_user_id=session.user_id,
+                duration_s=duration,
+            )
+            self.room_ops.leave(target, pb.LEAVE_REASON_BANNED, now)
+            self.state.to(target, pb.ServerMessage(removed=removed))
+            self.room_ops.enter(target, self.room_ops.lobby(), now)
+
+    def unban(self, session: Session, msg: pb.UnbanUser, ref: int, now: int) -> None:
+        room = self.room_ops.owned_room(session, ref)
+        if room is None:
+            return
+        bans = room.record.bans
+        wanted = msg.name.strip().casefold()
+        lifted = [
+            uid
+            for uid, ban in bans.items()
+            if uid == msg.user_id
+            or (wanted and wanted in (ban.name.casefold(), f"{ban.name}#{uid}".casefold()))
+        ]
+        if not lifted:
+            what = repr(msg.name.strip()) if wanted else "that user"
+            self.state.error(
+                session, ref, pb.ERROR_CODE_USER_NOT_FOUND, f"No ban here matches {what}; /bans lists them."
+            )
+            return
+        for uid in lifted:
+            del bans[uid]
+        self.state.save_room(room)
+        self.ban_list(session, room, ref, now)
+
+    def list_bans(self, session: Session, msg: pb.ListBans, ref: int, now: int) -> None:
+        room = self.room_ops.owned_room(session, ref)
+        if room is not None:
+            self.ban_list(session, room, ref, now)
+
+    def ban_list(self, session: Session, room: Room, ref: int, now: int) -> None:
+        bans = room.record.bans
+        if self.room_ops.forget_ended_bans(room.record, now):
+            self.state.save_room(room)
+        entries = [
+            pb.BanEntry(
+                user_id=ban.user_id, name=ban.name, remaining_s=-(-(ban.until_us - now) // US), kick=ban.kick
+            )
+            for ban in sorted(bans.values(), key=lambda b: b.until_us)
+        ]
+        self.state.to(session, pb.ServerMessage(ref=ref, ban_list=pb.BanList(bans=entries)))
+
+    def mute(self, session: Session, msg: pb.MuteUser, ref: int, now: int) -> None:
+        room = self.room_ops.owned_room(session, ref)
+        target = self.room_ops.target(session, room, msg.user_id, ref) if room is not None else None
+        if room is None or target is None:
+            return
+        if msg.duration_s > 86_400:
+            self.state.error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "Mute for 1-86,400 seconds.")
+            return
+        if msg.unmute:
+            room.mutes.pop(target.user_id, None)
+        else:
+            room.mutes[target.user_id] = now + msg.duration_s * US if msg.duration_s else -1
+        self.state.broadcast(room, pb.ServerMessage(user_updated=pb.UserUpdated(user=target.user_pb(now))))
+
+    def close_room(self, name: str, now: int) -> None:
+        """Send a room's members to the lobby and delete it, live or only stored (never the lobby)."""
+        room = self.state.rooms.get(name)
+        if room is not None:
+            for member in list(room.members.values()):
+                self.room_ops.leave(member, pb.LEAVE_REASON_KICKED, now)
+                removed = pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=name)
+                self.state.to(member, pb.ServerMessage(removed=removed))
+                self.room_ops.enter(member, self.room_ops.lobby(), now)
+        # After the members left: the last one out saves the room, and this deletes it for good.
+        self.state.persisted.pop(name, None)
+        self.state.out.append(Persist(DeleteRoom(name)))
