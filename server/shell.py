@@ -203,7 +203,12 @@ class RelayShell:
                     if msg.hello.resume_token:
                         resumed = await self._resumed(msg.hello.resume_token)
                     if resumed is None:
-                        new_user_id = await self.directory.new_user_id()
+                        try:
+                            new_user_id = await self.directory.new_user_id()
+                        except Exception:
+                            log.exception("no user id for session %d", sid)
+                            self._internal_error(sid, msg.ref)
+                            continue
                     now = self.clock.now_us()
                 elif which == "join_room":
                     await self._preload(msg.join_room.name.strip())

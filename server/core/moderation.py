@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from pianorhythm.server.core.actions import DeleteRoom, Persist
+from pianorhythm.server.core.events import Banned, Unbanned
 from pianorhythm.server.core.limits import US
 from pianorhythm.server.core.models import Room, Session
 from pianorhythm.server.core.records import BanRecord
@@ -26,10 +27,8 @@ class ModerationOps:
         if room is None or target is None:
             return
         cooldown = now + self.state.limits.kick_cooldown_s * US
-        room.record.bans[target.user_id] = BanRecord(
-            target.user_id, target.display_name, target.scope, cooldown, kick=True
-        )
-        self.state.save_room(room)
+        ban = BanRecord(target.user_id, target.display_name, target.scope, cooldown, kick=True)
+        self.room_ops.apply(Banned(room.name, ban), now)
         removed = pb.Removed(
             reason=pb.REMOVAL_REASON_KICKED,
             room=room.name,
@@ -54,8 +53,8 @@ class ModerationOps:
         known = target or self.state.by_user.get(msg.user_id)  # online elsewhere: their address is known too
         name = known.display_name if known is not None else f"user {msg.user_id}"
         address = known.scope if known is not None else ""
-        room.record.bans[msg.user_id] = BanRecord(msg.user_id, name, address, now + duration * US)
-        self.state.save_room(room)
+        ban = BanRecord(msg.user_id, name, address, now + duration * US)
+        self.room_ops.apply(Banned(room.name, ban), now)
         log.info("ban room=%r user=%d address=%s for %d s", room.name, msg.user_id, address, duration)
         if target is not None:
             removed = pb.Removed(
@@ -86,9 +85,7 @@ class ModerationOps:
                 session, ref, pb.ERROR_CODE_USER_NOT_FOUND, f"No ban here matches {what}; /bans lists them."
             )
             return
-        for uid in lifted:
-            del bans[uid]
-        self.state.save_room(room)
+        self.room_ops.apply(Unbanned(room.name, tuple(lifted)), now)
         self.ban_list(session, room, ref, now)
 
     def list_bans(self, session: Session, msg: pb.ListBans, ref: int, now: int) -> None:
@@ -98,8 +95,9 @@ class ModerationOps:
 
     def ban_list(self, session: Session, room: Room, ref: int, now: int) -> None:
         bans = room.record.bans
-        if self.room_ops.forget_ended_bans(room.record, now):
-            self.state.save_room(room)
+        ended = tuple(uid for uid, ban in bans.items() if ban.until_us <= now)
+        if ended:
+            self.room_ops.apply(Unbanned(room.name, ended), now)
         entries = [
             pb.BanEntry(
                 user_id=ban.user_id, name=ban.name, remaining_s=-(-(ban.until_us - now) // US), kick=ban.kick

@@ -18,6 +18,15 @@ from pianorhythm.server.core.actions import (
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import pending_hash
+from pianorhythm.server.core.events import (
+    Banned,
+    Crowned,
+    Joined,
+    Left,
+    PasswordHashed,
+    RoomEvent,
+    SettingsChanged,
+)
 from pianorhythm.server.core.limits import US
 from pianorhythm.server.core.models import LOBBY, Room, RoomConfig, Session, chat_pb, summary_pb
 from pianorhythm.server.core.records import BanRecord, RoomRecord
@@ -56,7 +65,7 @@ class RoomOps:
         else:
             room = Room(RoomConfig(name, owner_id=creator.user_id), owner_id=creator.user_id)
             if change is not None:
-                self.apply_settings(room, change)
+                self.set_settings(room.record, self.settings_after(room.record, change, creator.user_id))
         room.record.owner_id = room.owner_id or room.away_owner_id
         room.record.last_used_us = now
         room.history.extend(self.state.preloaded_chat.pop(name, []))
@@ -65,8 +74,46 @@ class RoomOps:
         return room
 
     def enter(self, session: Session, room: Room, now: int, ref: int = 0) -> None:
+        self.apply(Joined(room.name, session.user_id, now), now)
+        self.send_state(session, room, now, ref)
+
+    # -- room events: the only place a room's shared state changes (see events.py) -------------------
+
+    def apply(self, event: RoomEvent, now: int) -> None:
+        """Change the room as `event` says and tell its members. `event.room` is live: a join creates the
+        room first (create_room), and the last one out deletes it."""
+        room = self.state.rooms[event.room]
+        if isinstance(event, Joined):
+            self._joined(room, event, now)
+        elif isinstance(event, Left):
+            self._left(room, event)
+        elif isinstance(event, SettingsChanged):
+            self.set_settings(room.record, event)
+            self.state.save_room(room)
+            self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()), event.by_user)
+            self.state.dirty_rooms.add(room.name)
+        elif isinstance(event, PasswordHashed):
+            if room.record.password_hash == event.pending:
+                room.record.password_hash = event.password_hash
+                self.state.save_room(room)
+        elif isinstance(event, Crowned):
+            room.owner_id, room.away_owner_id, room.crown_claimable_at_us = event.user_id, 0, 0
+            room.record.owner_id = event.user_id
+            self.state.save_room(room)
+            self.state.room_updated(room)
+        elif isinstance(event, Banned):
+            room.record.bans[event.ban.user_id] = event.ban
+            self.state.save_room(room)
+        else:
+            for uid in event.user_ids:
+                room.record.bans.pop(uid, None)
+            self.state.save_room(room)
+
+    def _joined(self, room: Room, event: Joined, now: int) -> None:
+        # Only members connected to this node so far: members on other nodes come with the Redis directory.
+        session = self.state.by_user[event.user_id]
         session.room = room
-        session.joined_room_us = now
+        session.joined_room_us = event.at_us
         session.suffix = self.suffix_for(room, session, session.name)
         room.members[session.user_id] = session
         self.state.out.append(RoomEntered(room.name, session.user_id, session.id))
@@ -74,7 +121,6 @@ class RoomOps:
         restored = room.owner_id == 0 and room.away_owner_id == session.user_id
         if restored:
             room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
-        self.send_state(session, room, now, ref)
         joined = pb.ServerMessage(user_joined=pb.UserJoined(user=session.user_pb(now)))
         self.state.broadcast(room, joined, session.user_id)
         if restored:
@@ -83,6 +129,33 @@ class RoomOps:
         log.info(
             "join room=%r user=%d name=%r session=%d", room.name, session.user_id, session.name, session.id
         )
+
+    def _left(self, room: Room, event: Left) -> None:
+        uid, now = event.user_id, event.at_us
+        session = room.members.pop(uid)
+        self.state.out.append(RoomLeft(room.name, uid))
+        session.room = None
+        session.typing_until_us = 0
+        self.state.typists.discard(session)
+        session.suffix = ""
+        if room.mutes.get(uid) == -1:
+            del room.mutes[uid]
+        if not room.is_lobby:
+            self.state.recent_rooms.pop(uid, None)  # re-inserted at the end: the map stays oldest first
+            self.state.recent_rooms[uid] = (room.name, now)
+        reason = pb.LeaveReason.ValueType(event.reason)
+        self.state.broadcast(room, pb.ServerMessage(user_left=pb.UserLeft(user_id=uid, reason=reason)))
+        if room.owner_id == uid:
+            room.owner_id, room.away_owner_id = 0, uid
+            room.crown_claimable_at_us = now + int(self.state.limits.crown_grace_s * US)
+            self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
+        if not room.members and not room.is_lobby:
+            del self.state.rooms[room.name]
+            room.record.last_used_us = now
+            self.state.save_room(room)
+        self.state.dirty_rooms.add(room.name)
+        why = pb.LeaveReason.Name(reason).removeprefix("LEAVE_REASON_").lower()
+        log.info("leave room=%r user=%d session=%d reason=%s", room.name, uid, session.id, why)
 
     def suffix_for(self, room: Room, session: Session, name: str) -> str:
         """ "#<user id>" when another present member already shows `name` (case-insensitive), else ""."""
@@ -111,33 +184,8 @@ class RoomOps:
             self.state.out.append(SendTo(users, message.SerializeToString()))
 
     def leave(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
-        room = session.room
-        if room is None:
-            return
-        del room.members[session.user_id]
-        self.state.out.append(RoomLeft(room.name, session.user_id))
-        session.room = None
-        session.typing_until_us = 0
-        self.state.typists.discard(session)
-        session.suffix = ""
-        uid = session.user_id
-        if room.mutes.get(uid) == -1:
-            del room.mutes[uid]
-        if not room.is_lobby:
-            self.state.recent_rooms.pop(uid, None)  # re-inserted at the end: the map stays oldest first
-            self.state.recent_rooms[uid] = (room.name, now)
-        self.state.broadcast(room, pb.ServerMessage(user_left=pb.UserLeft(user_id=uid, reason=reason)))
-        if room.owner_id == uid:
-            room.owner_id, room.away_owner_id = 0, uid
-            room.crown_claimable_at_us = now + int(self.state.limits.crown_grace_s * US)
-            self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
-        if not room.members and not room.is_lobby:
-            del self.state.rooms[room.name]
-            room.record.last_used_us = now
-            self.state.save_room(room)
-        self.state.dirty_rooms.add(room.name)
-        why = pb.LeaveReason.Name(reason).removeprefix("LEAVE_REASON_").lower()
-        log.info("leave room=%r user=%d session=%d reason=%s", room.name, uid, session.id, why)
+        if session.room is not None:
+            self.apply(Left(session.room.name, session.user_id, reason, now), now)
 
     def to_lobby(self, session: Session, reason: pb.LeaveReason.ValueType, now: int, ref: int = 0) -> None:
         self.leave(session, reason, now)
@@ -146,13 +194,10 @@ class RoomOps:
     def crowns_due(self, now: int) -> None:
         for room in list(self.state.rooms.values()):
             if room.owner_id == 0 and 0 < room.crown_claimable_at_us <= now and room.members:
-                self.crown(room, self.heir(room))
+                self.crown(room, self.heir(room), now)
 
-    def crown(self, room: Room, session: Session) -> None:
-        room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
-        room.record.owner_id = session.user_id
-        self.state.save_room(room)
-        self.state.room_updated(room)
+    def crown(self, room: Room, session: Session, now: int) -> None:
+        self.apply(Crowned(room.name, session.user_id), now)
 
     def crown_deadline(self) -> int | None:
         due = [
@@ -275,12 +320,11 @@ class RoomOps:
         return None
 
     @staticmethod
-    def forget_ended_bans(config: RoomConfig, now: int) -> list[int]:
-        """Drop a live room's bans that have ended; their user ids."""
-        ended = [uid for uid, ban in config.bans.items() if ban.until_us <= now]
-        for uid in ended:
+    def forget_ended_bans(config: RoomConfig, now: int) -> None:
+        """Drop a live room's bans that have ended. Not a room event: every copy of the room can tell, from
+        the time alone, and the room is stored without them when it is next saved."""
+        for uid in [uid for uid, ban in config.bans.items() if ban.until_us <= now]:
             del config.bans[uid]
-        return ended
 
     # -- passwords: checked and hashed off the loop, throttled --------------------------------------------
 
@@ -341,9 +385,7 @@ class RoomOps:
         room = self.state.rooms.get(job.room)
         pending = pending_hash(job.version)
         if room is not None:
-            if room.record.password_hash == pending:
-                room.record.password_hash = password_hash
-                self.state.save_room(room)
+            self.apply(PasswordHashed(room.name, pending, password_hash), now)
             return self.state.finish()
         stored = self.state.persisted.get(job.room)
         if stored is not None and stored.password_hash == pending:
@@ -360,26 +402,36 @@ class RoomOps:
         if change.HasField("user_limit"):
             validate.user_limit(change.user_limit)
 
-    def apply_settings(self, room: Room, change: pb.RoomSettingsChange) -> None:
-        r = room.record
-        if change.HasField("visible"):
-            r.visible = change.visible
+    def settings_after(self, r: RoomConfig, change: pb.RoomSettingsChange, by_user: int) -> SettingsChanged:
+        """The room's settings once `change` is made; a new password is hashed off the loop meanwhile, and
+        until then a pending marker locks the room."""
+        password_hash = r.password_hash
         if change.HasField("password"):
-            r.password_hash = ""
+            password_hash = ""
             if change.password:
                 self.state.password_version += 1
                 self.state.password_jobs += 1
-                r.password_hash = pending_hash(self.state.password_version)
+                password_hash = pending_hash(self.state.password_version)
                 salt = self.state.options.salt_factory()
                 self.state.out.append(
-                    HashPassword(room.name, self.state.password_version, change.password, salt)
+                    HashPassword(r.name, self.state.password_version, change.password, salt)
                 )
-        if change.HasField("user_limit"):
-            r.user_limit = change.user_limit
-        if change.HasField("chat_enabled"):
-            r.chat_enabled = change.chat_enabled
-        if change.HasField("owner_only_play"):
-            r.owner_only_play = change.owner_only_play
+        return SettingsChanged(
+            r.name,
+            by_user,
+            visible=change.visible if change.HasField("visible") else r.visible,
+            password_hash=password_hash,
+            user_limit=change.user_limit if change.HasField("user_limit") else r.user_limit,
+            chat_enabled=change.chat_enabled if change.HasField("chat_enabled") else r.chat_enabled,
+            owner_only_play=(
+                change.owner_only_play if change.HasField("owner_only_play") else r.owner_only_play
+            ),
+        )
+
+    @staticmethod
+    def set_settings(r: RoomConfig, event: SettingsChanged) -> None:
+        r.visible, r.password_hash, r.user_limit = event.visible, event.password_hash, event.user_limit
+        r.chat_enabled, r.owner_only_play = event.chat_enabled, event.owner_only_play
 
     def owned_room(self, session: Session, ref: int) -> Room | None:
         room = session.room
@@ -414,18 +466,14 @@ class RoomOps:
             return
         if msg.settings.password and not self.may_hash(session, ref, now):
             return
-        self.apply_settings(room, msg.settings)
-        self.state.save_room(room)
-        updated = room.updated_pb()
-        self.state.broadcast(room, pb.ServerMessage(room_updated=updated), session.user_id)
-        self.state.to(session, pb.ServerMessage(ref=ref, room_updated=updated))  # the owner's confirmation
-        self.state.dirty_rooms.add(room.name)
+        self.apply(self.settings_after(room.record, msg.settings, session.user_id), now)
+        self.state.to(session, pb.ServerMessage(ref=ref, room_updated=room.updated_pb()))  # the confirmation
 
     def give(self, session: Session, msg: pb.GiveOwnership, ref: int, now: int) -> None:
         room = self.owned_room(session, ref)
         target = self.target(session, room, msg.user_id, ref) if room is not None else None
         if room is not None and target is not None:
-            self.crown(room, target)
+            self.crown(room, target, now)
 
     def claim(self, session: Session, msg: pb.ClaimCrown, ref: int, now: int) -> None:
         room = session.room
@@ -436,7 +484,7 @@ class RoomOps:
         elif room.owner_id or now < room.crown_claimable_at_us:
             self.state.error(session, ref, pb.ERROR_CODE_NOT_OWNER, self.crown_taken(room, session, now))
         else:
-            self.crown(room, session)
+            self.crown(room, session, now)
 
     def crown_taken(self, room: Room, session: Session, now: int) -> str:
         """Why `session` cannot claim the crown now, in one sentence."""

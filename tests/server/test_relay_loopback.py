@@ -7,6 +7,7 @@ import contextlib
 import json
 import secrets
 import socket
+import sqlite3
 import urllib.request
 from pathlib import Path
 
@@ -366,4 +367,25 @@ async def test_a_client_that_stops_reading_is_disconnected_as_slow(tmp_path: Pat
     finally:
         await a.close()
         slow.ws.transport.abort()
+        await server.close()
+
+
+async def test_a_new_user_id_that_cannot_be_had_is_an_error_and_the_connection_stays(tmp_path: Path) -> None:
+    """The directory leases user ids from a table; while the real SQLite file cannot give one, a Hello that
+    would create a user is answered ERROR_CODE_INTERNAL, the connection stays, and a later Hello works."""
+    db = tmp_path / "ids.db"
+    server = await start_test_server(db)
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as other:
+            other.execute("ALTER TABLE counters RENAME TO counters_away")
+        client = await TestClient.connect(server.url)
+        await client.act(ref=3, hello=pb.Hello(name="ann", client_version="tests"))
+        error = (await client.recv("error")).error
+        assert error.code == pb.ERROR_CODE_INTERNAL and "try again" in error.message
+        with contextlib.closing(sqlite3.connect(db)) as other:
+            other.execute("ALTER TABLE counters_away RENAME TO counters")
+        welcome = await client.hello("ann")
+        assert welcome.user.id == 1 and welcome.user.name == "ann"
+        await client.close()
+    finally:
         await server.close()

@@ -1,0 +1,76 @@
+"""Room events: every change to a room's shared state (members, settings, crown, bans) as immutable data.
+
+RoomOps and ModerationOps check a request (permissions, bans, passwords, limits) and turn it into one of
+these; `RoomOps.apply` is the only place a room's shared state changes, and where its members hear of it.
+On one node an event is applied as soon as it is made. On many nodes the same events are to come from the
+directory in one order per room (a Redis script changes the room's hash and publishes the event on the
+room's channel, and every node, the one that made it too, applies what it receives in channel order), so
+each carries what applying it needs, its time included, and nothing from the node that made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pianorhythm.server.core.records import BanRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    room: str
+    user_id: int
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    room: str
+    user_id: int
+    reason: int  # a pb.LeaveReason
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """The room's settings after a change by `by_user` (its owner), who is answered apart."""
+
+    room: str
+    by_user: int
+    visible: bool
+    password_hash: str
+    user_limit: int
+    chat_enabled: bool
+    owner_only_play: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordHashed:
+    """A new password's hash replaces the `pending` marker that locked the room meanwhile (unless the
+    password was changed again since). Members see no change: the room was locked already."""
+
+    room: str
+    pending: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Crowned:
+    room: str
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Banned:
+    """A ban, or a kick's cool-down (`ban.kick`), from the room."""
+
+    room: str
+    ban: BanRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Unbanned:
+    room: str
+    user_ids: tuple[int, ...]
+
+
+RoomEvent = Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned
