@@ -207,7 +207,7 @@ class RelayShell:
                             new_user_id = await self.directory.new_user_id()
                         except Exception:
                             log.exception("no user id for session %d", sid)
-                            self._internal_error(sid, msg.ref)
+                            self.mailer.send((sid,), _internal_error(msg.ref))
                             continue
                     now = self.clock.now_us()
                 elif which == "join_room":
@@ -251,7 +251,7 @@ class RelayShell:
                     await self.directory.apply(action.store)
                 except Exception:
                     log.exception("storage failed")
-                    self._internal_error(action.session_id, action.ref)
+                    self._to_user(action.user_id, _internal_error(action.ref))
                 else:
                     await self._perform(action.then)
             elif isinstance(action, FetchHistory):
@@ -341,23 +341,25 @@ class RelayShell:
             )
         except Exception:
             log.exception("history query failed")
-            self._internal_error(action.session_id, action.ref)
+            self._to_user(action.user_id, _internal_error(action.ref))
             return
         lines = [chat_pb(r) for r in records]
         page = paging.history_page(
             lines, more, bool(action.after_id), action.ref, self.core.limits.page_bytes
         )
-        self.mailer.send((action.session_id,), page.SerializeToString())
+        self._to_user(action.user_id, page.SerializeToString())
 
     def _memory_report(self, action: MemoryReport) -> None:
         collected = gc.collect()
         report = json.dumps({"rss_kib": _rss_kib(), "collected": collected}, sort_keys=True)
         result = pb.ServerMessage(ref=action.ref, command_result=pb.CommandResult(ok=True, output=report))
-        self.mailer.send((action.session_id,), result.SerializeToString())
+        self._to_user(action.user_id, result.SerializeToString())
 
-    def _internal_error(self, sid: int, ref: int) -> None:
-        error = pb.Error(code=pb.ERROR_CODE_INTERNAL, message="The server could not save that; try again.")
-        self.mailer.send((sid,), pb.ServerMessage(ref=ref, error=error).SerializeToString())
+    def _to_user(self, user_id: int, payload: bytes) -> None:
+        """An answer to a user's request, if they are still connected here."""
+        sid = self._users.get(user_id)
+        if sid is not None:
+            self.mailer.send((sid,), payload)
 
     def _close(self, sid: int, code: int, reason: str) -> None:
         session = self.core.state.sessions.get(sid)
@@ -397,6 +399,11 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
+
+
+def _internal_error(ref: int) -> bytes:
+    error = pb.Error(code=pb.ERROR_CODE_INTERNAL, message="The server could not save that; try again.")
+    return pb.ServerMessage(ref=ref, error=error).SerializeToString()
 
 
 def _lowest_priority() -> None:

@@ -127,12 +127,12 @@ Store = SaveUser | SaveRoom | DeleteRoom | SaveChat | ClearChat | PruneUsers
 class Persist:
     """Run `store` and wait for it to be durable, then carry out `then`.
 
-    If storage fails, `session_id` gets an INTERNAL error (echoing `ref`) and `then` is dropped.
+    If storage fails, `user_id` (0: nobody) gets an INTERNAL error (echoing `ref`) and `then` is dropped.
     """
 
     store: Store
     then: tuple[Action, ...] = ()
-    session_id: int = 0
+    user_id: int = 0
     ref: int = 0
 
 
@@ -140,7 +140,7 @@ class Persist:
 class FetchHistory:
     """Answer a ChatHistoryRequest from storage (the shell builds the ChatHistoryPage)."""
 
-    session_id: int
+    user_id: int
     ref: int
     room: str
     before_id: int
@@ -176,7 +176,7 @@ class HashPassword:
 class MemoryReport:
     """The admin "memory" command: run a full garbage collection, answer `ref` with the memory in use."""
 
-    session_id: int
+    user_id: int
     ref: int
 
 

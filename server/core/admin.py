@@ -59,7 +59,7 @@ class AdminOps:
         log.info("admin command %r by user=%d session=%d", msg.name, session.user_id, session.id)
         args = " ".join(msg.args).strip()
         if msg.name == "memory":
-            self.state.out.append(MemoryReport(session.id, ref))  # the shell collects garbage and answers
+            self.state.out.append(MemoryReport(session.user_id, ref))  # the shell collects and answers
             return
         if msg.name == "stats":
             answer = True, json.dumps(self.state.stats(now), sort_keys=True)
@@ -100,7 +100,7 @@ class AdminOps:
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
             then.append(Broadcast(room.name, line))
-        self.state.out.append(Persist(SaveChat(tuple(records)), tuple(then), session.id, ref))
+        self.state.out.append(Persist(SaveChat(tuple(records)), tuple(then), session.user_id, ref))
         return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
 
     def clear_chat(self, name: str, session: Session, now: int) -> Answer:

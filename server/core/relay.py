@@ -338,7 +338,7 @@ class RelayCore:
             then = tuple(self.state.out[start:])
             del self.state.out[start:]
             self.state.out.append(
-                Persist(SaveUser(UserRecord(uid, name, color, "", now), token_hash), then, session.id, ref)
+                Persist(SaveUser(UserRecord(uid, name, color, "", now), token_hash), then, uid, ref)
             )
 
     def _resume_target(self, resumed: UserRecord | None, now: int) -> str:

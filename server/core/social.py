@@ -64,7 +64,7 @@ class SocialOps:
         then.append(
             SendTo((session.user_id,), pb.ServerMessage(ref=ref, chat_message=message).SerializeToString())
         )
-        self.state.out.append(Persist(SaveChat((record,)), tuple(then), session.id, ref))
+        self.state.out.append(Persist(SaveChat((record,)), tuple(then), session.user_id, ref))
         self.state.counters["chat_messages"] += 1
 
     def new_chat(self, room: Room, uid: int, name: str, color: str, content: str, now: int) -> ChatRecord:
@@ -107,7 +107,7 @@ class SocialOps:
             return
         limit = min(msg.limit or self.state.limits.chat_history, self.state.limits.chat_history)
         self.state.out.append(
-            FetchHistory(session.id, ref, session.room.name, msg.before_id, msg.after_id, limit)
+            FetchHistory(session.user_id, ref, session.room.name, msg.before_id, msg.after_id, limit)
         )
 
     # -- presence ------------------------------------------------------------------------------------

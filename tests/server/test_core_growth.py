@@ -219,7 +219,7 @@ def test_memory_command_is_admin_only_and_left_to_the_shell() -> None:
         pb.ClientMessage(ref=4, server_command=pb.ServerCommand(name="memory", admin_token="secret")),
         h.now,
     )
-    assert actions == [MemoryReport(sid, 4)]
+    assert actions == [MemoryReport(h.user_id(sid), 4)]
     h.send(sid, ref=5, server_command=pb.ServerCommand(name="memory", admin_token="wrong"))
     assert h.take(sid)[0].error.code == pb.ERROR_CODE_FORBIDDEN
 
