@@ -1,4 +1,5 @@
-"""Room events: every change to a room's shared state (members, settings, crown, bans) as immutable data.
+"""Room events: every change to a room's shared state (members, settings, crown, bans, mutes) as immutable
+data.
 
 RoomOps and ModerationOps check a request (permissions, bans, passwords, limits) and turn it into one of
 these; `RoomOps.apply` is the only place a room's shared state changes, and where its members hear of it.
@@ -73,4 +74,13 @@ class Unbanned:
     user_ids: tuple[int, ...]
 
 
-RoomEvent = Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned
+@dataclass(frozen=True, slots=True)
+class Muted:
+    """`user_id` may not chat or show typing here until `until_us`; -1: until they leave, 0: unmuted."""
+
+    room: str
+    user_id: int
+    until_us: int
+
+
+RoomEvent = Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Muted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from pianorhythm.server.core.actions import DeleteRoom, Persist
-from pianorhythm.server.core.events import Banned, Unbanned
+from pianorhythm.server.core.events import Banned, Muted, Unbanned
 from pianorhythm.server.core.limits import US
 from pianorhythm.server.core.models import Room, Session
 from pianorhythm.server.core.records import BanRecord
@@ -114,11 +114,8 @@ class ModerationOps:
         if msg.duration_s > 86_400:
             self.state.error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "Mute for 1-86,400 seconds.")
             return
-        if msg.unmute:
-            room.mutes.pop(target.user_id, None)
-        else:
-            room.mutes[target.user_id] = now + msg.duration_s * US if msg.duration_s else -1
-        self.state.broadcast(room, pb.ServerMessage(user_updated=pb.UserUpdated(user=target.user_pb(now))))
+        until = 0 if msg.unmute else now + msg.duration_s * US if msg.duration_s else -1
+        self.room_ops.apply(Muted(room.name, target.user_id, until), now)
 
     def close_room(self, name: str, now: int) -> None:
         """Send a room's members to the lobby and delete it, live or only stored (never the lobby)."""

@@ -103,7 +103,7 @@ class RelayCore:
     # -- connections ---------------------------------------------------------------------------------
 
     def open_session(self, ip: str, now: int) -> Session:
-        lim = self.state.limits
+        lim = self.limits
         session = Session(
             id=self.state.next_session_id,
             ip=ip,
@@ -165,7 +165,7 @@ class RelayCore:
         elif which == "note_batch":
             self._notes(session, msg.note_batch, ref, now)
         elif which == "ping":
-            if session.pings.take(1, now, self.state.limits.ping_rate, self.state.limits.ping_burst):
+            if session.pings.take(1, now, self.limits.ping_rate, self.limits.ping_burst):
                 pong = pb.Pong(
                     client_send_us=msg.ping.client_send_us, server_receive_us=now, server_send_us=now
                 )
@@ -173,7 +173,7 @@ class RelayCore:
                 self._measure_uplink(session, msg.ping.client_send_us, now)
             else:
                 self.state.limited(session, ref, now)
-        elif not session.other.take(1, now, self.state.limits.other_rate, self.state.limits.other_burst):
+        elif not session.other.take(1, now, self.limits.other_rate, self.limits.other_burst):
             self.state.limited(session, ref, now)
         elif which == "hello":
             self.state.error(
@@ -188,12 +188,12 @@ class RelayCore:
         session = self.state.sessions.get(session_id)
         if session is None:
             return []
-        window = int(self.state.limits.bad_frames_window_s * US)
+        window = int(self.limits.bad_frames_window_s * US)
         frames = session.bad_frames
         while frames and frames[0] <= now - window:
             frames.popleft()
         frames.append(now)
-        if len(frames) >= self.state.limits.bad_frames_max:
+        if len(frames) >= self.limits.bad_frames_max:
             self.state.out.append(Close(session.id, CLOSE_PROTOCOL_ERROR, "too many bad frames"))
         else:
             self.state.error(session, 0, code, f"bad frame: {detail}")
@@ -201,7 +201,7 @@ class RelayCore:
 
     def _activity(self, room: Room, now: int) -> None:
         """Remember that `room` is in use: the most recently active room and the latest other one."""
-        room.active_until_us = now + int(self.state.limits.room_active_s * US)
+        room.active_until_us = now + int(self.limits.room_active_s * US)
         if self.state.active[0] is not room:
             self.state.active = (room, self.state.active[0])
 
@@ -234,11 +234,11 @@ class RelayCore:
             )
             return
         try:
-            validate.note_batch(batch, self.state.limits.max_events_per_batch)
+            validate.note_batch(batch, self.limits.max_events_per_batch)
         except validate.Invalid as exc:
             self._note_error(session, ref, pb.ERROR_CODE_INVALID_NOTES, str(exc), now)
             return
-        lim = self.state.limits
+        lim = self.limits
         rate, burst = (
             (lim.owner_note_rate, lim.owner_note_burst) if owner else (lim.note_rate, lim.note_burst)
         )
@@ -310,7 +310,7 @@ class RelayCore:
                 raise ValueError("a Hello that creates a user needs a new_user_id from the directory")
             uid = new_user_id
             color = color or PALETTE[uid % len(PALETTE)]
-            token = self.state.options.token_factory()
+            token = self.options.token_factory()
             token_hash = hash_token(token)
         target = self._resume_target(resumed, now)
         previous = self.state.by_user.get(uid)
@@ -327,9 +327,9 @@ class RelayCore:
             user=session.user_pb(now),
             resume_token=token,
             server_time_us=now,
-            limits=self.state.limits.to_pb(),
+            limits=self.limits.to_pb(),
             resumed=resumed is not None,
-            server_version=self.state.options.server_version,
+            server_version=self.options.server_version,
         )
         self.state.to(session, pb.ServerMessage(ref=ref, welcome=welcome))
         if not target or not self.room_ops.join(session, pb.JoinRoom(name=target), 0, now, resuming=True):
@@ -345,7 +345,7 @@ class RelayCore:
         """The room a resuming user goes back to: theirs if they left it under 2 minutes ago."""
         if resumed is None:
             return ""
-        window = int(self.state.limits.resume_room_s * US)
+        window = int(self.limits.resume_room_s * US)
         live = self.state.by_user.get(resumed.id)
         if live is not None and live.room is not None:
             return "" if live.room.is_lobby else live.room.name

@@ -26,6 +26,7 @@ from pianorhythm.server.core.events import (
     PasswordHashed,
     RoomEvent,
     SettingsChanged,
+    Unbanned,
 )
 from pianorhythm.server.core.limits import US
 from pianorhythm.server.core.models import LOBBY, Room, RoomConfig, Session, chat_pb, summary_pb
@@ -104,10 +105,19 @@ class RoomOps:
         elif isinstance(event, Banned):
             room.record.bans[event.ban.user_id] = event.ban
             self.state.save_room(room)
-        else:
+        elif isinstance(event, Unbanned):
             for uid in event.user_ids:
                 room.record.bans.pop(uid, None)
             self.state.save_room(room)
+        else:
+            if event.until_us:
+                room.mutes[event.user_id] = event.until_us
+            else:
+                room.mutes.pop(event.user_id, None)
+            member = room.members[event.user_id]
+            self.state.broadcast(
+                room, pb.ServerMessage(user_updated=pb.UserUpdated(user=member.user_pb(now)))
+            )
 
     def _joined(self, room: Room, event: Joined, now: int) -> None:
         # Only members connected to this node so far: members on other nodes come with the Redis directory.

@@ -1,6 +1,6 @@
-"""Room changes are room events (issue 11): joins, leaves, settings, passwords, the crown and bans all reach a
-room's shared state through RoomOps.apply, as immutable data carrying their own time, in the order they
-happened; so a later session can feed the same events from Redis, in one order per room on every node."""
+"""Room changes are room events (issue 11): joins, leaves, settings, passwords, the crown, bans and mutes
+reach a room's shared state through RoomOps.apply, as immutable data carrying their own time, in the order
+they happened; so a later session can feed the same events from Redis, in one order per room on every node."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pianorhythm.server.core.events import (
     Crowned,
     Joined,
     Left,
+    Muted,
     PasswordHashed,
     RoomEvent,
     SettingsChanged,
@@ -60,6 +61,10 @@ def test_every_change_to_a_room_is_an_event_applied_in_order() -> None:
 
     h.send(owner, give_ownership=pb.GiveOwnership(user_id=g))
     assert room.take() == [Crowned("hall", g)]
+
+    h.send(guest, mute_user=pb.MuteUser(user_id=o, duration_s=60))
+    h.send(guest, mute_user=pb.MuteUser(user_id=o, unmute=True))
+    assert room.take() == [Muted("hall", o, h.now + 60 * SEC), Muted("hall", o, 0)]
 
     h.advance(1)
     kicked_at = h.now
