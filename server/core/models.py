@@ -1,4 +1,4 @@
-"""The core's live state: sessions and rooms. Mutated only by RelayCore."""
+"""The core's live state: sessions and rooms. Mutated only by the core's parts (see relay.py)."""
 
 from __future__ import annotations
 

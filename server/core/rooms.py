@@ -1,4 +1,5 @@
-"""Rooms: join and leave, the crown, owner powers, the room list."""
+"""Rooms: join and leave (and creating rooms), the crown, settings, passwords, the room list; and `apply`,
+where every room event (events.py) changes a room."""
 
 from __future__ import annotations
 
