@@ -1,0 +1,47 @@
+"""Every Redis key and channel name the nodes share (the layout is in server/cluster/__init__.py).
+
+Room names and node ids go into names as UTF-8; Redis names are binary-safe, so any room name works.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREFIX: Final = "pr:"
+ROOM_CHANNEL: Final = PREFIX + "room:"
+NODE_CHANNEL: Final = PREFIX + "to-node:"
+IDS: Final = PREFIX + "ids"
+CHAT_IDS: Final = PREFIX + "chat-ids"
+NODES: Final = PREFIX + "nodes"
+
+
+def room_channel(room: str) -> str:
+    return ROOM_CHANNEL + room
+
+
+def node_channel(node: str) -> str:
+    return NODE_CHANNEL + node
+
+
+def chat(room: str) -> str:
+    return f"{PREFIX}chat:{room}"
+
+
+def node(node_id: str) -> str:
+    return f"{PREFIX}node:{node_id}"
+
+
+def node_users(node_id: str) -> str:
+    return f"{PREFIX}node-users:{node_id}"
+
+
+def online(user_id: int) -> str:
+    return f"{PREFIX}online:{user_id}"
+
+
+def user(user_id: int) -> str:
+    return f"{PREFIX}user:{user_id}"
+
+
+def token(digest: str) -> str:
+    return f"{PREFIX}token:{digest}"
