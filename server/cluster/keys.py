@@ -13,6 +13,9 @@ NODE_CHANNEL: Final = PREFIX + "to-node:"
 IDS: Final = PREFIX + "ids"
 CHAT_IDS: Final = PREFIX + "chat-ids"
 NODES: Final = PREFIX + "nodes"
+NODE: Final = PREFIX + "node:"
+NODE_USERS: Final = PREFIX + "node-users:"
+ONLINE: Final = PREFIX + "online:"
 
 
 def room_channel(room: str) -> str:
@@ -28,15 +31,15 @@ def chat(room: str) -> str:
 
 
 def node(node_id: str) -> str:
-    return f"{PREFIX}node:{node_id}"
+    return NODE + node_id
 
 
 def node_users(node_id: str) -> str:
-    return f"{PREFIX}node-users:{node_id}"
+    return NODE_USERS + node_id
 
 
 def online(user_id: int) -> str:
-    return f"{PREFIX}online:{user_id}"
+    return f"{ONLINE}{user_id}"
 
 
 def user(user_id: int) -> str:
