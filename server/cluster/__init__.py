@@ -16,6 +16,6 @@ Redis layout (keys.py builds the names):
     pr:node-users:{node}   set: the users online on that node
     pr:online:{user}       string: the node a user is connected to
     pr:ids                 counter: user ids
-    pr:user:{id}           hash: name, color, last_room, last_seen_us
-    pr:token:{digest}      string: user id, for the keyed hash of a resume token
+    pr:user:{id}           hash: name, color, last_room, last_seen_us, token (its key)
+    pr:token:{key}         string: user id; key = HMAC(secret, the resume token's hash)
 """

@@ -16,6 +16,8 @@ NODES: Final = PREFIX + "nodes"
 NODE: Final = PREFIX + "node:"
 NODE_USERS: Final = PREFIX + "node-users:"
 ONLINE: Final = PREFIX + "online:"
+USER: Final = PREFIX + "user:"
+TOKEN: Final = PREFIX + "token:"
 
 
 def room_channel(room: str) -> str:
@@ -43,8 +45,8 @@ def online(user_id: int) -> str:
 
 
 def user(user_id: int) -> str:
-    return f"{PREFIX}user:{user_id}"
+    return f"{USER}{user_id}"
 
 
 def token(digest: str) -> str:
-    return f"{PREFIX}token:{digest}"
+    return TOKEN + digest

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # What a lost connection raises: redis-py's own errors, or the socket's when it breaks mid-call.
 LINK_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+MAX_CONNECTIONS: Final = 16  # per node: pub/sub, publishing, and commands from many sessions at once
+POOL_WAIT_S: Final = 5.0  # a command waits this long for a free connection, then fails as a lost link
 MAX_PENDING: Final = 10_000  # queued publishes; past it (Redis far slower than the room) they are dropped
 
 EnvelopeHandler = Callable[[str, Envelope], None]
@@ -51,12 +53,19 @@ class LinkError(Exception):
     """Redis could not be reached when the node started (the message says where and how to fix it)."""
 
 
-def client(url: str) -> aioredis.Redis:
+def client(url: str, max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:
     """A command client for `url` that fails fast: redis-py's own retries would repeat a command that may
-    have run (a chat line stored twice); the callers decide, and the link owns reconnecting."""
-    return aioredis.Redis.from_url(
-        url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_keepalive=True
+    have run (a chat line stored twice); the callers decide, and the link owns reconnecting. Commands
+    share a few connections (the pub/sub one among them); past that they wait for one rather than fail."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_S,
+        retry=Retry(NoBackoff(), 0),
+        socket_connect_timeout=2,
+        socket_keepalive=True,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 class Link:
