@@ -40,10 +40,13 @@ from pianorhythm.server.cluster.envelope import DATA, BadEnvelope, Envelope, nod
 
 log = logging.getLogger(__name__)
 
-# What a lost connection raises: redis-py's own errors, or the socket's when it breaks mid-call.
+# What a lost connection raises: redis-py's own errors, or the socket's when it breaks mid-call (builtin
+# TimeoutError, of a wait that got no answer, is an OSError).
 LINK_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 MAX_CONNECTIONS: Final = 16  # per node: pub/sub, publishing, and commands from many sessions at once
+COMMAND_TIMEOUT_S: Final = 5.0  # a command with no answer in this long fails (a frozen or unreachable Redis)
 POOL_WAIT_S: Final = 5.0  # a command waits this long for a free connection, then fails as a lost link
+PING_INTERVAL_S: Final = 5.0  # an idle pub/sub connection is pinged; one silent this long again is lost
 MAX_PENDING: Final = 10_000  # queued publishes; past it (Redis far slower than the room) they are dropped
 
 EnvelopeHandler = Callable[[str, Envelope], None]
@@ -63,6 +66,7 @@ def client(url: str, max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:
         timeout=POOL_WAIT_S,
         retry=Retry(NoBackoff(), 0),
         socket_connect_timeout=2,
+        socket_timeout=COMMAND_TIMEOUT_S,
         socket_keepalive=True,
     )
     return aioredis.Redis.from_pool(pool)
@@ -81,6 +85,7 @@ class Link:
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
         max_pending: int = MAX_PENDING,
+        ping_interval_s: float = PING_INTERVAL_S,
     ) -> None:
         self.url = url
         self.node = node
@@ -93,6 +98,7 @@ class Link:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._max_pending = max_pending
+        self._ping_interval = ping_interval_s
         self._node_channel = keys.node_channel(node).encode()
         self._rooms: dict[bytes, list[Any]] = {}  # channel -> [room name, local holders]
         self._confirmed: set[bytes] = set()  # channels Redis confirmed on the current connection
@@ -213,7 +219,13 @@ class Link:
         pubsub = self.redis.pubsub()
         self._pubsub = pubsub
         self._confirmed = set()
-        await pubsub.subscribe(self._node_channel, *self._rooms)
+        # Up means Redis answered, not just that a socket opened (a frozen server still accepts).
+        async with asyncio.timeout(self._ping_interval):
+            await pubsub.subscribe(self._node_channel, *self._rooms)
+            while self._node_channel not in self._confirmed:
+                message = await pubsub.get_message(timeout=self._ping_interval)
+                if message is not None:
+                    await self._handle(message)
         return pubsub
 
     async def _drop_pubsub(self) -> None:
@@ -275,19 +287,30 @@ class Link:
             log.exception("a Redis link callback failed")
 
     async def _read(self, pubsub: PubSub) -> None:
+        """Deliver until the connection breaks, or stays silent (a peer gone without closing it) for a ping
+        interval after a ping."""
+        pinged = False
         while True:
-            message = await pubsub.get_message(timeout=None)
+            message = await pubsub.get_message(timeout=self._ping_interval)
             if message is None:
+                if pinged:
+                    raise RedisTimeoutError(f"no answer to a ping in {self._ping_interval:g} s")
+                pinged = True
+                await pubsub.ping()
                 continue
-            kind, channel = message["type"], message["channel"]
-            if kind == "message":
-                self._deliver(channel, message["data"])
-            elif kind == "subscribe":
-                self._confirmed.add(channel)
-                await self._notify()
-            elif kind == "unsubscribe":
-                self._confirmed.discard(channel)
-                await self._notify()
+            pinged = False
+            await self._handle(message)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind, channel = message["type"], message["channel"]
+        if kind == "message":
+            self._deliver(channel, message["data"])
+        elif kind == "subscribe":
+            self._confirmed.add(channel)
+            await self._notify()
+        elif kind == "unsubscribe":
+            self._confirmed.discard(channel)
+            await self._notify()
 
     async def _notify(self) -> None:
         async with self._changed:

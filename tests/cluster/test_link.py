@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from redis.utils import HIREDIS_AVAILABLE
 
 from pianorhythm.server.cluster.envelope import Envelope
 from pianorhythm.server.cluster.link import Link, LinkError
 from tests.fixtures.redis import RedisServer
 
 WITHIN = 5.0
+PING = 0.3  # the link pings an idle connection this often (5 s by default)
 
 
 @dataclass
@@ -49,7 +53,7 @@ def make_node(url: str, name: str) -> Node:
 
     link = Link(
         url, name, on_envelope=on_envelope, on_node_message=on_node_message,
-        on_lost=lambda: holder[0].lost.set(), on_back=on_back,
+        on_lost=lambda: holder[0].lost.set(), on_back=on_back, ping_interval_s=PING,
     )  # fmt: skip
     holder.append(Node(link))
     return holder[0]
@@ -144,6 +148,34 @@ async def test_after_a_redis_restart_both_reconnect_resubscribe_and_deliver_agai
     lost = [r for r in caplog.records if r.getMessage().startswith("Redis link lost")]
     back = [r for r in caplog.records if r.getMessage().startswith("Redis link back after")]
     assert len(lost) == len(back) == 2  # once each per node, however many retries it took
+
+
+async def test_a_redis_that_stops_answering_without_closing_is_noticed_and_left_behind(
+    redis_server: RedisServer, nodes: tuple[Node, Node]
+) -> None:
+    a, b = nodes
+    for node in nodes:
+        node.link.join("lobby")
+        await node.link.settled()
+    assert redis_server.process is not None
+    os.kill(redis_server.process.pid, signal.SIGSTOP)  # connections stay open, nothing answers
+    try:
+        async with asyncio.timeout(WITHIN):
+            for node in nodes:
+                await node.lost.wait()
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    async with asyncio.timeout(WITHIN):
+        for node in nodes:
+            await node.back.wait()
+            await node.link.settled()
+    a.link.publish("lobby", 0, b"awake")
+    await b.until(lambda: payloads(b, "lobby") == [b"awake"])
+    assert len(a.down_for) == len(b.down_for) == 1  # not back until Redis answered again
+
+
+def test_replies_are_parsed_by_hiredis() -> None:
+    assert HIREDIS_AVAILABLE  # a dependency: redis-py picks its parser when it is installed
 
 
 async def test_publishing_while_redis_is_down_is_dropped_and_counted(
