@@ -22,6 +22,15 @@ HEADER_BYTES: Final = _HEADER.size
 MAX_NODE_ID_BYTES: Final = 255
 
 
+# For the Redis scripts that change a room and publish the change in the same step: prepend this to the
+# script and publish `event_envelope(origin, payload)` on the room's channel.
+EVENT_LUA: Final = f"""
+local function event_envelope(origin, payload)
+  return struct.pack('>BBB', {VERSION}, {EVENT}, #origin) .. string.rep('\\0', 8) .. origin .. payload
+end
+"""
+
+
 class BadEnvelope(ValueError):
     """Bytes on a room channel that are not an envelope of this version (logged and dropped by the link)."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from redis.utils import HIREDIS_AVAILABLE
 
-from pianorhythm.server.cluster.envelope import Envelope
+from pianorhythm.server.cluster.envelope import DATA, EVENT, EVENT_LUA, Envelope
 from pianorhythm.server.cluster.link import Link, LinkError
 from tests.fixtures.redis import RedisServer
 
@@ -92,6 +92,24 @@ async def test_envelopes_cross_exactly_once_and_in_order(nodes: tuple[Node, Node
     assert {e.origin for _, e in b.got} == {"node-a"}
     assert payloads(a, "lobby") == [b"from b", b"end"]  # none of its own came back
     assert [e.except_user for _, e in a.got] == [7, 0]
+
+
+async def test_a_room_event_published_by_a_script_reaches_every_node_the_originator_too(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    for node in nodes:
+        node.link.join("lobby")
+        await node.link.settled()
+    script = EVENT_LUA + "redis.call('PUBLISH', KEYS[1], event_envelope(ARGV[1], ARGV[2]))"
+    await a.link.redis.eval(script, 1, "pr:room:lobby", "node-a", b"\x00ann joined")
+    a.link.publish("lobby", 0, b"a note after it")
+    await b.until(lambda: len(b.got) == 2)
+    await a.until(lambda: len(a.got) == 1)
+    assert [(e.kind, e.origin, e.except_user, e.payload) for _, e in b.got] == [
+        (EVENT, "node-a", 0, b"\x00ann joined"), (DATA, "node-a", 0, b"a note after it"),
+    ]  # fmt: skip
+    assert a.got == b.got[:1]
 
 
 async def test_a_room_is_held_while_any_local_member_is_there(nodes: tuple[Node, Node]) -> None:
