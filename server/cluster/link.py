@@ -25,7 +25,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -50,6 +52,12 @@ PING_INTERVAL_S: Final = 5.0  # an idle pub/sub connection is pinged; one silent
 MAX_PENDING: Final = 10_000  # queued publishes; past it (Redis far slower than the room) they are dropped
 
 EnvelopeHandler = Callable[[str, Envelope], None]
+
+
+@dataclass(slots=True)
+class _Held:
+    room: str
+    members: int  # local members holding the room's channel
 
 
 class LinkError(Exception):
@@ -100,7 +108,7 @@ class Link:
         self._max_pending = max_pending
         self._ping_interval = ping_interval_s
         self._node_channel = keys.node_channel(node).encode()
-        self._rooms: dict[bytes, list[Any]] = {}  # channel -> [room name, local holders]
+        self._rooms: dict[bytes, _Held] = {}  # by channel
         self._confirmed: set[bytes] = set()  # channels Redis confirmed on the current connection
         self._pubsub: PubSub | None = None
         self._up = False
@@ -120,7 +128,8 @@ class Link:
         except LINK_ERRORS as e:
             await self.redis.aclose()
             raise LinkError(
-                f"Could not reach Redis at {self.url} ({e}); start redis-server there or fix --redis."
+                f"Could not reach Redis at {_shown(self.url)} ({_reason(e)}); "
+                "start redis-server there or fix --redis."
             ) from e
         self._up = True
         self._tasks = [
@@ -128,6 +137,8 @@ class Link:
             asyncio.create_task(self._publisher(), name=f"redis-publish-{self.node}"),
             asyncio.create_task(self._sync_rooms(), name=f"redis-rooms-{self.node}"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(_said_if_failed)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -148,27 +159,27 @@ class Link:
     def join(self, room: str) -> None:
         """One more local member in `room`: the first one subscribes this node to the room's channel."""
         channel = keys.room_channel(room).encode()
-        entry = self._rooms.get(channel)
-        if entry is None:
-            self._rooms[channel] = [room, 1]
+        held = self._rooms.get(channel)
+        if held is None:
+            self._rooms[channel] = _Held(room, 1)
             self._wake_sync.set()
         else:
-            entry[1] += 1
+            held.members += 1
 
     def leave(self, room: str) -> None:
         """One local member fewer in `room`: the last one unsubscribes (a leave without a join is ignored)."""
         channel = keys.room_channel(room).encode()
-        entry = self._rooms.get(channel)
-        if entry is None:
+        held = self._rooms.get(channel)
+        if held is None:
             return
-        entry[1] -= 1
-        if entry[1] <= 0:
+        held.members -= 1
+        if held.members <= 0:
             del self._rooms[channel]
             self._wake_sync.set()
 
     def rooms(self) -> dict[str, int]:
         """Room -> local holders, as joined."""
-        return {room: count for room, count in self._rooms.values()}
+        return {held.room: held.members for held in self._rooms.values()}
 
     async def settled(self) -> None:
         """Wait until Redis confirmed exactly the rooms held (messages published from then on arrive)."""
@@ -241,6 +252,9 @@ class Link:
                 await self._read(pubsub)
             except LINK_ERRORS as e:
                 self._mark_lost(e)
+            except RedisError as e:  # not a lost connection, but the connection is no longer trusted
+                log.exception("Redis sent the pub/sub connection something unexpected")
+                self._mark_lost(e)
             await self._drop_pubsub()
             while True:
                 await asyncio.sleep(backoff)
@@ -259,10 +273,11 @@ class Link:
             return
         self._up = False
         self._lost_at = time.monotonic()
+        self._dropped += len(self._outgoing)
         self._outgoing.clear()
         log.warning(
             "Redis link lost (%s); rooms go on locally, other nodes are unreachable until it is back",
-            str(error) or type(error).__name__,
+            _reason(error),
         )
         self._call(self._on_lost)
 
@@ -324,10 +339,10 @@ class Link:
             return
         if envelope.kind == DATA and envelope.origin == self.node:
             return  # delivered locally before it was published
-        entry = self._rooms.get(channel)
+        held = self._rooms.get(channel)
         try:
-            if entry is not None:
-                self._on_envelope(entry[0], envelope)
+            if held is not None:
+                self._on_envelope(held.room, envelope)
             elif channel == self._node_channel and self._on_node_message is not None:
                 self._on_node_message(envelope)
         except Exception:
@@ -352,3 +367,20 @@ class Link:
             except LINK_ERRORS as e:
                 log.debug("changing subscriptions failed (the reader reconnects): %s", e)
             await self._notify()
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for the log and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _said_if_failed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the Redis link stopped working (%s)", task.get_name(), exc_info=task.exception())

@@ -218,9 +218,14 @@ async def test_publishing_while_redis_is_down_is_dropped_and_counted(
 
 async def test_an_unreachable_redis_at_start_is_one_clear_error(redis_server: RedisServer) -> None:
     redis_server.stop()
-    link = Link(redis_server.url, "node-a", on_envelope=lambda room, envelope: None)
-    with pytest.raises(LinkError, match="Could not reach Redis at .*start redis-server there or fix --redis"):
+    url = redis_server.url.replace("redis://", "redis://:hunter2@")
+    link = Link(url, "node-a", on_envelope=lambda room, envelope: None)
+    with pytest.raises(
+        LinkError, match="Could not reach Redis at .*start redis-server there or fix --redis"
+    ) as e:
         await link.start()
+    assert f"redis://127.0.0.1:{redis_server.port}/0" in str(e.value)
+    assert "hunter2" not in str(e.value)
 
 
 async def test_a_malformed_message_on_a_room_channel_is_dropped_and_logged(
