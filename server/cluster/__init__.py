@@ -5,6 +5,7 @@
 - chat.ChatStreams: a capped stream per room, appended before the sender is answered, paged by chat id.
 - presence.Presence: this node's heartbeat, the users online on it, and the clean-up of dead nodes.
 - identity.Identity: user ids, user records and resume tokens, the same on every node.
+- node.ClusterNode: the four over one Redis client, started and stopped as one.
 
 Redis layout (keys.py builds the names):
     pr:room:{room}         channel: envelopes for a room's members on other nodes

@@ -13,6 +13,9 @@ and clears the node's `pr:online:{user}` entries. That survivor's `on_node_dead(
 users leave their rooms. A script is one atomic step in Redis, so no separate lock (and no lock expiry to
 choose) is needed. A node finds its own previous incarnation at start the same way, for when no survivor did.
 
+`pr:online:{user}` has no TTL of its own (refreshing one per user each beat would cost a write per user per
+beat): a claim checks that the node named there is alive, and the survivor clears them with their node.
+
 A node whose own key lapsed while it was alive (stalled past the TTL, or cut off from Redis that long) may
 have been cleaned up by a survivor: the next beat registers it again and calls `on_reaped`, so the caller
 claims its users again (or lets them go).
