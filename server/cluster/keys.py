@@ -18,6 +18,18 @@ NODE_USERS: Final = PREFIX + "node-users:"
 ONLINE: Final = PREFIX + "online:"
 USER: Final = PREFIX + "user:"
 TOKEN: Final = PREFIX + "token:"
+# Rooms (server/cluster/rooms.py): the scripts build these names from the prefixes themselves.
+ROOM_INFO: Final = PREFIX + "room-info:"
+ROOM_MEMBERS: Final = PREFIX + "room-members:"
+ROOM_BANS: Final = PREFIX + "room-bans:"
+MEMBER: Final = PREFIX + "member:"
+NODE_MEMBERS: Final = PREFIX + "node-members:"
+LISTED: Final = PREFIX + "listed"
+LISTED_SEQ: Final = PREFIX + "listed-seq"
+ROOM_LIST_CHANNEL: Final = PREFIX + "rooms"
+# Connections per address (server/cluster/addresses.py).
+ADDRESS: Final = PREFIX + "address:"
+NODE_ADDRESSES: Final = PREFIX + "node-addresses:"
 
 
 def room_channel(room: str) -> str:
@@ -50,3 +62,11 @@ def user(user_id: int) -> str:
 
 def token(digest: str) -> str:
     return TOKEN + digest
+
+
+def address(scope: str) -> str:
+    return ADDRESS + scope
+
+
+def node_addresses(node_id: str) -> str:
+    return NODE_ADDRESSES + node_id

@@ -88,6 +88,7 @@ class Link:
         *,
         on_envelope: EnvelopeHandler,
         on_node_message: Callable[[Envelope], None] | None = None,
+        on_room_list: Callable[[Envelope], None] | None = None,
         on_lost: Callable[[], None] | None = None,
         on_back: Callable[[float], None] | None = None,
         backoff_initial: float = 0.05,
@@ -101,6 +102,7 @@ class Link:
         self.redis = client(url)
         self._on_envelope = on_envelope
         self._on_node_message = on_node_message
+        self._on_room_list = on_room_list
         self._on_lost = on_lost
         self._on_back = on_back
         self._backoff_initial = backoff_initial
@@ -108,6 +110,10 @@ class Link:
         self._max_pending = max_pending
         self._ping_interval = ping_interval_s
         self._node_channel = keys.node_channel(node).encode()
+        # Held for the link's life: this node's own channel, and the room list's when it is wanted.
+        self._fixed = {self._node_channel}
+        if on_room_list is not None:
+            self._fixed.add(keys.ROOM_LIST_CHANNEL.encode())
         self._rooms: dict[bytes, _Held] = {}  # by channel
         self._confirmed: set[bytes] = set()  # channels Redis confirmed on the current connection
         self._pubsub: PubSub | None = None
@@ -187,7 +193,7 @@ class Link:
             await self._changed.wait_for(self._in_sync)
 
     def _in_sync(self) -> bool:
-        return self._up and self._confirmed == set(self._rooms) | {self._node_channel}
+        return self._up and self._confirmed == set(self._rooms) | self._fixed
 
     # -- publishing --------------------------------------------------------------------------------------
 
@@ -232,8 +238,8 @@ class Link:
         self._confirmed = set()
         # Up means Redis answered, not just that a socket opened (a frozen server still accepts).
         async with asyncio.timeout(self._ping_interval):
-            await pubsub.subscribe(self._node_channel, *self._rooms)
-            while self._node_channel not in self._confirmed:
+            await pubsub.subscribe(*self._fixed, *self._rooms)
+            while not self._fixed <= self._confirmed:
                 message = await pubsub.get_message(timeout=self._ping_interval)
                 if message is not None:
                     await self._handle(message)
@@ -345,6 +351,8 @@ class Link:
                 self._on_envelope(held.room, envelope)
             elif channel == self._node_channel and self._on_node_message is not None:
                 self._on_node_message(envelope)
+            elif channel in self._fixed and self._on_room_list is not None:
+                self._on_room_list(envelope)
         except Exception:
             log.exception("delivering a message from %r failed", channel)
 
@@ -356,7 +364,7 @@ class Link:
             pubsub = self._pubsub
             if pubsub is None or not self._up:
                 continue  # _connect subscribes to every room held
-            wanted = set(self._rooms) | {self._node_channel}
+            wanted = set(self._rooms) | self._fixed
             extra = self._confirmed - wanted
             missing = wanted - self._confirmed
             try:
