@@ -5,7 +5,10 @@
 - chat.ChatStreams: a capped stream per room, appended before the sender is answered, paged by chat id.
 - presence.Presence: this node's heartbeat, the users online on it, and the clean-up of dead nodes.
 - identity.Identity: user ids, user records and resume tokens, the same on every node.
-- node.ClusterNode: the four over one Redis client, started and stopped as one.
+- rooms.Rooms: membership, settings, the crown, bans and the room list, each change a Lua script that
+  publishes the room event in the room's one order; a dead node's members leave in one call.
+- addresses.AddressCounts: connections per client address across nodes (the per-address cap).
+- node.ClusterNode: link, presence, chat and identity over one Redis client, started and stopped as one.
 
 Redis layout (keys.py builds the names):
     pr:room:{room}         channel: envelopes for a room's members on other nodes
@@ -19,4 +22,13 @@ Redis layout (keys.py builds the names):
     pr:ids                 counter: user ids
     pr:user:{id}           hash: name, color, last_room, last_seen_us, token (its key)
     pr:token:{key}         string: user id; key = HMAC(secret, the resume token's hash)
+    pr:room-info:{room}    hash: settings, version, seq (events so far), owner, crown, away, claim, used
+    pr:room-members:{room} hash: user -> member (node, joined at, join seq, name, profile)
+    pr:room-bans:{room}    hash: user -> ban (until, kick, name, address scope)
+    pr:member:{user}       string: the room the user is in
+    pr:node-members:{node} hash: user -> room, for the users that node holds in rooms
+    pr:listed, pr:listed-seq  hash room -> summary, and the room list's delta counter
+    pr:rooms               channel: room list deltas
+    pr:address:{address}   hash: node -> open connections from the address
+    pr:node-addresses:{node}  set: the addresses a node counts connections for
 """

@@ -27,7 +27,7 @@ def make(
     )  # fmt: skip
 
 
-async def test_two_nodes_share_rooms_identity_history_and_presence(redis_server: RedisServer) -> None:
+async def test_two_nodes_share_rooms_identity_history_presence_and_counts(redis_server: RedisServer) -> None:
     got_a: list[tuple[str, Envelope]] = []
     got_b: list[tuple[str, Envelope]] = []
     dead: list[tuple[str, frozenset[int]]] = []
@@ -49,6 +49,10 @@ async def test_two_nodes_share_rooms_identity_history_and_presence(redis_server:
         assert await b.chat.recent("lobby", 50) == [line]
         assert await b.identity.user_by_token(hash_token("t")) == user
         assert await b.presence.claim(user.id) == "node-a"
+        await a.rooms.join("den", user.id, name=user.name, address="10.0.0.1", now_us=1)
+        den = await b.rooms.snapshot("den")
+        assert den is not None and [(m.user_id, m.node) for m in den.members] == [(user.id, "node-a")]
+        assert await a.addresses.opened("10.0.0.1", 1) and not await b.addresses.opened("10.0.0.1", 1)
     finally:
         assert await a.close() == frozenset()  # ann moved to node-b
         assert await b.close() == frozenset({1})

@@ -10,6 +10,7 @@ import pytest
 
 from pianorhythm.server.cluster.envelope import EVENT, Envelope
 from pianorhythm.server.cluster.link import Link
+from pianorhythm.server.cluster.presence import Presence
 from pianorhythm.server.cluster.rooms import (
     BANNED_HERE,
     DUE,
@@ -331,3 +332,55 @@ def test_a_malformed_event_is_refused_in_words() -> None:
         decode_event(bytes([1, 1]) + bytes(10))
     with pytest.raises(BadEvent, match="unknown room event kind 42"):
         decode_event(bytes([1, 42]) + bytes(16))
+
+
+async def test_presence_reports_a_dead_node_and_one_call_removes_exactly_its_users(
+    nodes: tuple[Node, Node], redis_server: RedisServer
+) -> None:
+    a, b = nodes
+    reported: list[tuple[str, frozenset[int]]] = []
+    survivor = Presence(a.link.redis, "node-a", on_node_dead=lambda n, u: reported.append((n, u)))
+    c = make_node(redis_server.url, "node-c")
+    dying = Presence(c.link.redis, "node-c", on_node_dead=lambda n, u: None)
+    try:
+        await survivor.start()
+        await dying.start()
+        for user, room in [(10, "den"), (11, "jam"), (12, "den")]:
+            await dying.claim(user)
+            joined(await c.join(room, user))
+        await survivor.claim(20)
+        joined(await a.join("den", 20, T0 + 1))
+    finally:
+        await c.link.redis.aclose()
+    await a.link.redis.delete("pr:node:node-c")  # its key lapsed (as after kill -9 and the TTL)
+    await survivor.sweep()
+    assert reported == [("node-c", frozenset({10, 11, 12}))]
+    removed = await a.rooms.remove_node("node-c", T0 + 2)
+    assert {e.user_id for _, e in removed.events if isinstance(e, Left)} == reported[0][1]
+    den = await b.rooms.snapshot("den")
+    assert den is not None and [m.user_id for m in den.members] == [20]
+    assert await a.link.redis.keys("pr:member:*") == [b"pr:member:20"]
+    assert await a.link.redis.exists("pr:room-members:jam") == 0  # an empty room has no membership...
+    jam = await a.rooms.snapshot("jam")
+    assert jam is not None and jam.record.owner_id == 11  # ...and keeps its record
+
+
+async def test_a_node_that_starts_holding_a_room_mid_stream_catches_up_from_a_snapshot(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    for user in range(1, 6):
+        joined(await a.join("den", user, T0 + user))
+    busy = asyncio.gather(*(a.join("den", user, T0 + user) for user in range(6, 30)))
+    await b.hold("den")  # subscribe first, then read: no event falls between the two
+    snapshot = await b.rooms.snapshot("den")
+    await busy
+    assert snapshot is not None
+    members = {m.user_id for m in snapshot.members}
+    final = await a.rooms.snapshot("den")
+    assert final is not None
+    await b.until(lambda: bool(b.seen("den")) and b.seen("den")[-1].seq == final.seq)
+    later = [e for e in b.seen("den") if e.seq > snapshot.seq]
+    assert [e.seq for e in later] == list(range(snapshot.seq + 1, final.seq + 1))  # no gap
+    members |= {e.user_id for e in later if isinstance(e, Joined)}
+    assert members == {m.user_id for m in final.members} == set(range(1, 30))
