@@ -27,6 +27,7 @@ Redis layout (keys.py builds the names):
     pr:room-bans:{room}    hash: user -> ban (until, kick, name, address scope)
     pr:member:{user}       string: the room the user is in
     pr:node-members:{node} hash: user -> room, for the users that node holds in rooms
+    pr:room-nodes          set: the nodes holding room members (a dead one's are removed by any sweep)
     pr:listed, pr:listed-seq  hash room -> summary, and the room list's delta counter
     pr:rooms               channel: room list deltas
     pr:address:{address}   hash: node -> open connections from the address

@@ -8,7 +8,9 @@
     await rooms.give_crown("den", owner, to_user, now); await rooms.claim_crown("den", user_id, now)
     await rooms.crown_due("den", now)              # any node's timer; exactly one passes the crown
     await rooms.ban("den", owner, BanRecord(...), now); await rooms.unban("den", owner, [user_id], now)
+    await rooms.close_room("den", now); await rooms.update_member("den", user_id, name, profile, now)
     await rooms.remove_node("node-c", now)         # a dead node's members leave every room, once
+    await rooms.remove_dead_nodes(now)             # the same for every reaped node still holding members
     snapshot = await rooms.snapshot("den"); seq, listed = await rooms.room_list()
 
 Every change is one Lua script: it checks, changes the room's keys and PUBLISHes the resulting room event as
@@ -31,6 +33,9 @@ The rules are pianorhythm.server.core.rooms's, on the room as every node shares 
 - settings carry a version: a change made against an older version is refused (STALE).
 - the room list: a summary per visible room with members (and the lobby), kept in one hash; every script
   that changes a summary publishes the delta on the `pr:rooms` channel, numbered by a global list seq.
+- an empty room's record expires `room_expiry_s` after it emptied unless entered again (Redis forgets it,
+  as the core's upkeep forgets unused rooms); a closed room is deleted, its seq kept an hour so a
+  re-created room is numbered on.
 
 The times are the caller's (`now_us`, as the core's): nodes keep their clocks in sync (NTP).
 
@@ -45,6 +50,8 @@ Event payloads (after the envelope header; integers big-endian, str = u16 length
     CROWN    by i64 | cause u8 (1 give, 2 claim, 3 due) | owner i64 | away_owner i64 | claimable_at_us i64
     BANNED   by i64 | user i64 | until_us i64 | kick u8 | name str | address str
     UNBANNED by i64 | count u16 | user i64 * count
+    CLOSED   by i64                      (then each member's LEFT, reason KICKED, and lobby JOINED)
+    UPDATED  user i64 | name str | profile blob
 and on `pr:rooms`:
     LIST     format u8 | kind u8 (=7) | seq i64 (the list's) | count u16 | entries:
              op u8 (1 upsert, 0 removed) | name str [| members u32 | user_limit u32 | locked u8 | lobby u8 |
@@ -53,8 +60,8 @@ and on `pr:rooms`:
 
 Redis keys (names in keys.py): pr:room-info:{room} (hash: settings, version, seq, owner, crown, away, claim,
 used), pr:room-members:{room} (hash user -> member), pr:room-bans:{room} (hash user -> ban), pr:member:{user}
-(the room they are in), pr:node-members:{node} (hash user -> room, for remove_node), pr:listed (hash room ->
-summary), pr:listed-seq.
+(the room they are in), pr:node-members:{node} (hash user -> room, for remove_node), pr:room-nodes (set:
+the nodes holding members), pr:listed (hash room -> summary), pr:listed-seq.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Final, NamedTuple
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from pianorhythm.server.cluster import keys
 from pianorhythm.server.cluster.envelope import EVENT_LUA
@@ -74,9 +82,10 @@ from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
 FORMAT: Final = 1
-JOINED, LEFT, SETTINGS, CROWN, BANNED, UNBANNED, LIST = 1, 2, 3, 4, 5, 6, 7
+JOINED, LEFT, SETTINGS, CROWN, BANNED, UNBANNED, LIST, CLOSED, UPDATED = 1, 2, 3, 4, 5, 6, 7, 8, 9
 GIVE, CLAIM, DUE = 1, 2, 3
 CROWN_GRACE_S: Final = 15.0  # as Limits.crown_grace_s
+CLOSED_SEQ_KEPT_MS: Final = 3_600_000  # a closed room's seq outlives it this long (see `exists` below)
 
 # Why a change was refused (Refused.reason).
 FULL: Final = "full"
@@ -90,6 +99,8 @@ TAKEN: Final = "taken"  # the crown is held, or still waits for its owner
 SELF: Final = "self"  # a ban of oneself
 
 _DEFAULTS: Final = RoomRecord("")
+ROOM_EXPIRY_S: Final = 30 * 86_400.0  # as Limits.room_expiry_s
+_EXPIRY_MS: Final = "__EXPIRY_MS__"
 
 
 class BadEvent(ValueError):
@@ -165,7 +176,25 @@ class Unbanned:
     user_ids: tuple[int, ...]
 
 
-RoomEvent = Joined | Left | SettingsChanged | CrownChanged | Banned | Unbanned
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The room is closed for good: its members' Left (reason KICKED) and lobby Joined events follow."""
+
+    seq: int
+    at_us: int
+    by_user: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUpdated:
+    seq: int
+    at_us: int
+    user_id: int
+    name: str
+    profile: bytes
+
+
+RoomEvent = Joined | Left | SettingsChanged | CrownChanged | Banned | Unbanned | Closed | MemberUpdated
 
 
 class RoomSummary(NamedTuple):
@@ -244,13 +273,15 @@ _FIELDS: Final = {
 _PRELUDE: Final = (
     EVENT_LUA
     + f"""
-local FMT, JOINED, LEFT, SETTINGS, CROWN, BANNED, UNBANNED, LIST = {FORMAT}, {JOINED}, {LEFT}, {SETTINGS},
-  {CROWN}, {BANNED}, {UNBANNED}, {LIST}
+local FMT, JOINED, LEFT, SETTINGS, CROWN, BANNED = {FORMAT}, {JOINED}, {LEFT}, {SETTINGS}, {CROWN}, {BANNED}
+local UNBANNED, LIST, CLOSED, UPDATED = {UNBANNED}, {LIST}, {CLOSED}, {UPDATED}
 local P_INFO, P_MEMBERS, P_BANS = '{keys.ROOM_INFO}', '{keys.ROOM_MEMBERS}', '{keys.ROOM_BANS}'
 local P_MEMBER, P_NODE_MEMBERS, P_CHANNEL = '{keys.MEMBER}', '{keys.NODE_MEMBERS}', '{keys.ROOM_CHANNEL}'
 local LISTED, LISTED_SEQ, LIST_CHANNEL = '{keys.LISTED}', '{keys.LISTED_SEQ}', '{keys.ROOM_LIST_CHANNEL}'
+local ROOM_NODES, P_NODE, NODES = '{keys.ROOM_NODES}', '{keys.NODE}', '{keys.NODES}'
 local LOBBY = '{LOBBY}'
-local LEAVE_LEFT = {pb.LEAVE_REASON_LEFT}
+local LEAVE_LEFT, LEAVE_KICKED = {pb.LEAVE_REASON_LEFT}, {pb.LEAVE_REASON_KICKED}
+local EXPIRY_MS = {_EXPIRY_MS}  -- Rooms fills in room_expiry_s
 """
     + """
 local ORIGIN = ARGV[1]  -- every script's first argument: the node calling it
@@ -266,6 +297,8 @@ local function take(blob, pos, fmt)
   return string.sub(blob, pos, pos + n - 1), pos + n
 end
 local function num(key, field) return tonumber(redis.call('HGET', key, field) or '0') end
+-- A closed room keeps only its seq for a while (a node still holding it must not see seq 1 again).
+local function exists(room) return redis.call('HEXISTS', P_INFO .. room, 'version') == 1 end
 
 local function member(blob)
   local joined, order, pos = struct.unpack('>i8i8', blob)
@@ -327,6 +360,8 @@ local function leave(room, user, reason, now, grace)
     if emptied then
       crown, away, claim = 0, 0, 0
       redis.call('HSET', info, 'used', D(now))
+      redis.call('PEXPIRE', info, EXPIRY_MS)  -- nobody entered it for that long: forgotten, as on one node
+      redis.call('PEXPIRE', P_BANS .. room, EXPIRY_MS)
     end
     set_crown(info, crown, away, claim)
   end
@@ -348,6 +383,8 @@ local function enter(room, user, node, name, profile, now, grace)
         redis.call('HSET', info, 'owner', user)
       end
       redis.call('HSET', info, 'used', D(now))
+      redis.call('PERSIST', info)
+      redis.call('PERSIST', P_BANS .. room)
     elseif crown == 0 and away == uid then
       crown, away, claim = uid, 0, 0
     end
@@ -357,11 +394,24 @@ local function enter(room, user, node, name, profile, now, grace)
   redis.call('HSET', members, user, member_blob(now, seq, node, name, profile))
   redis.call('SET', P_MEMBER .. user, room)
   redis.call('HSET', P_NODE_MEMBERS .. node, user, room)
+  redis.call('SADD', ROOM_NODES, node)
   emit(room, body .. struct.pack('>i8i8i8i8', uid, crown, away, claim) .. s2(node) .. s2(name) .. s4(profile))
 end
 
+-- Every member `node` holds leaves their room.
+local function remove_members(node, reason, now, grace)
+  local held = redis.call('HGETALL', P_NODE_MEMBERS .. node)
+  for i = 1, #held, 2 do
+    local user, room = held[i], held[i + 1]
+    local blob = redis.call('HGET', P_MEMBERS .. room, user)
+    if blob and member(blob).node == node then leave(room, user, reason, now, grace) end
+  end
+  redis.call('DEL', P_NODE_MEMBERS .. node)
+  redis.call('SREM', ROOM_NODES, node)
+end
+
 local function to_lobby(user, node, name, profile, now, grace)
-  if redis.call('EXISTS', P_INFO .. LOBBY) == 0 then
+  if not exists(LOBBY) then
     redis.call('HSET', P_INFO .. LOBBY, 'version', '1', 'owner', '0', 'used', D(now), 'visible', '1',
       'pw', '', 'limit', '0', 'chat', '1', 'oop', '0')
     settings_event(LOBBY, 0, now)
@@ -371,7 +421,7 @@ end
 
 local function summary(room)
   local info, members = P_INFO .. room, P_MEMBERS .. room
-  if redis.call('EXISTS', info) == 0 or redis.call('HGET', info, 'visible') == '0' then return false end
+  if not exists(room) or redis.call('HGET', info, 'visible') == '0' then return false end
   local lobby = room == LOBBY
   local count = redis.call('HLEN', members)
   if count == 0 and not lobby then return false end
@@ -428,10 +478,10 @@ if current == room then
   redis.call('HSET', P_NODE_MEMBERS .. ORIGIN, user, room)
   return OUT
 end
-local exists = redis.call('EXISTS', info) == 1
+local found = exists(room)
 if room ~= LOBBY then
-  if not exists and ARGV[11] ~= '1' then return {'no', 'gone'} end
-  if exists then
+  if not found and ARGV[11] ~= '1' then return {'no', 'gone'} end
+  if found then
     local is_owner = num(info, 'owner') == uid
     local bans = P_BANS .. room
     local all = redis.call('HGETALL', bans)
@@ -457,7 +507,7 @@ if current then leave(current, user, LEAVE_LEFT, now, grace) end
 if room == LOBBY then
   to_lobby(user, ORIGIN, ARGV[4], ARGV[5], now, grace)
 else
-  if not exists then create(room, uid, now, 12) end
+  if not found then create(room, uid, now, 12) end
   enter(room, user, ORIGIN, ARGV[4], ARGV[5], now, grace)
 end
 return finish()
@@ -479,7 +529,7 @@ _SETTINGS: Final = (
     + """
 local room, by, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local info = P_INFO .. room
-if room == LOBBY or redis.call('EXISTS', info) == 0 then return {'no', 'gone'} end
+if room == LOBBY or not exists(room) then return {'no', 'gone'} end
 if num(info, 'crown') ~= by then return {'no', 'not_owner'} end
 local version = num(info, 'version')
 if version ~= tonumber(ARGV[4]) then return {'no', 'stale', version} end
@@ -536,7 +586,7 @@ _BAN: Final = (
     + """
 local room, by, user, now, grace = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[9]), tonumber(ARGV[10])
 local info, members = P_INFO .. room, P_MEMBERS .. room
-if room == LOBBY or redis.call('EXISTS', info) == 0 then return {'no', 'gone'} end
+if room == LOBBY or not exists(room) then return {'no', 'gone'} end
 if num(info, 'crown') ~= by then return {'no', 'not_owner'} end
 if tonumber(user) == by then return {'no', 'self'} end
 local ban = struct.pack('>i8B', tonumber(ARGV[7]), tonumber(ARGV[8])) .. s2(ARGV[5]) .. s2(ARGV[6])
@@ -558,7 +608,7 @@ _UNBAN: Final = (
     + """
 local room, by, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local info = P_INFO .. room
-if room == LOBBY or redis.call('EXISTS', info) == 0 then return {'no', 'gone'} end
+if room == LOBBY or not exists(room) then return {'no', 'gone'} end
 if num(info, 'crown') ~= by then return {'no', 'not_owner'} end
 local lifted = {}
 for i = 5, #ARGV do
@@ -573,25 +623,77 @@ return finish()
 """
 )
 
+# ARGV: node, room, by, now, grace.
+_CLOSE: Final = (
+    _PRELUDE
+    + f"""
+local CLOSED_SEQ_KEPT_MS = {CLOSED_SEQ_KEPT_MS}
+"""
+    + """
+local room, by, now, grace = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if room == LOBBY or not exists(room) then return {'no', 'gone'} end
+emit(room, head(CLOSED, room, now) .. struct.pack('>i8', by))
+local all, present = redis.call('HGETALL', P_MEMBERS .. room), {}
+for i = 1, #all, 2 do
+  local m = member(all[i + 1])
+  m.user = all[i]
+  present[#present + 1] = m
+end
+table.sort(present, function(x, y) return x.order < y.order end)
+for _, m in ipairs(present) do
+  leave(room, m.user, LEAVE_KICKED, now, grace)
+  to_lobby(m.user, m.node, m.name, m.profile, now, grace)
+end
+local info = P_INFO .. room
+local seq = redis.call('HGET', info, 'seq')
+redis.call('DEL', info, P_BANS .. room)
+redis.call('HSET', info, 'seq', seq)
+redis.call('PEXPIRE', info, CLOSED_SEQ_KEPT_MS)
+DIRTY[room] = true
+return finish()
+"""
+)
+
+# ARGV: node, room, user, name, profile, now.
+_UPDATE: Final = (
+    _PRELUDE
+    + """
+local room, user = ARGV[2], ARGV[3]
+local blob = redis.call('HGET', P_MEMBERS .. room, user)
+if not blob then return OUT end
+local m = member(blob)
+redis.call('HSET', P_MEMBERS .. room, user, member_blob(m.joined, m.order, m.node, ARGV[4], ARGV[5]))
+emit(room, head(UPDATED, room, tonumber(ARGV[6])) .. struct.pack('>i8', tonumber(user)) .. s2(ARGV[4])
+  .. s4(ARGV[5]))
+return finish()
+"""
+)
+
 # ARGV: node, the dead node, reason, now, grace.
 _REMOVE_NODE: Final = (
     _PRELUDE
     + """
-local dead, now, grace = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
-local held = redis.call('HGETALL', P_NODE_MEMBERS .. dead)
-for i = 1, #held, 2 do
-  local user, room = held[i], held[i + 1]
-  local blob = redis.call('HGET', P_MEMBERS .. room, user)
-  if blob and member(blob).node == dead then leave(room, user, ARGV[3], now, grace) end
+remove_members(ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+return finish()
+"""
+)
+
+# ARGV: node, reason, now, grace.
+_REMOVE_DEAD: Final = (
+    _PRELUDE
+    + """
+for _, node in ipairs(redis.call('SMEMBERS', ROOM_NODES)) do
+  if redis.call('EXISTS', P_NODE .. node) == 0 and redis.call('SISMEMBER', NODES, node) == 0 then
+    remove_members(node, ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+  end
 end
-redis.call('DEL', P_NODE_MEMBERS .. dead)
 return finish()
 """
 )
 
 # KEYS: info, members, bans. {info pairs, member pairs, ban pairs} or nil (no such room).
 _SNAPSHOT: Final = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('HEXISTS', KEYS[1], 'version') == 0 then return false end
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
 """
 
@@ -605,17 +707,32 @@ _LIST_HEAD: Final = struct.Struct("!BBqH")
 
 
 class Rooms:
-    def __init__(self, redis: aioredis.Redis, node: str, *, crown_grace_s: float = CROWN_GRACE_S) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        node: str,
+        *,
+        crown_grace_s: float = CROWN_GRACE_S,
+        room_expiry_s: float = ROOM_EXPIRY_S,
+    ) -> None:
         self.redis = redis
         self.node = node
         self.grace_us = int(crown_grace_s * 1_000_000)
-        self._join = redis.register_script(_JOIN)
-        self._leave = redis.register_script(_LEAVE)
-        self._settings = redis.register_script(_SETTINGS)
-        self._crown = redis.register_script(_CROWN)
-        self._ban = redis.register_script(_BAN)
-        self._unban = redis.register_script(_UNBAN)
-        self._remove_node = redis.register_script(_REMOVE_NODE)
+        expiry_ms = str(int(room_expiry_s * 1000))
+
+        def script(body: str) -> AsyncScript:
+            return redis.register_script(body.replace(_EXPIRY_MS, expiry_ms))
+
+        self._join = script(_JOIN)
+        self._leave = script(_LEAVE)
+        self._settings = script(_SETTINGS)
+        self._crown = script(_CROWN)
+        self._ban = script(_BAN)
+        self._unban = script(_UNBAN)
+        self._close = script(_CLOSE)
+        self._update = script(_UPDATE)
+        self._remove_node = script(_REMOVE_NODE)
+        self._remove_dead = script(_REMOVE_DEAD)
         self._snapshot = redis.register_script(_SNAPSHOT)
         self._list = redis.register_script(_LIST)
 
@@ -634,7 +751,8 @@ class Rooms:
         settings: SettingsChange | None = None,
     ) -> Outcome:
         """Enter `room` from this node (leaving the user's previous room), creating it with `settings`
-        when it does not exist and `create`. `address` is the client's (its ban scope is checked)."""
+        when it does not exist and `create`. `address` is the client's address or its ban scope (the scope
+        is what a ban on an address covers)."""
         initial = _pairs(_DEFAULTS, settings or SettingsChange())
         reply = await self._join(
             args=[
@@ -683,11 +801,30 @@ class Rooms:
         """Lift the bans of `user_ids`; the Unbanned event (none when no ban matched) says which were."""
         return _outcome(await self._unban(args=[self.node, room, by_user, now_us, *user_ids]))
 
+    async def close_room(self, room: str, now_us: int, by_user: int = 0) -> Outcome:
+        """Close a room for good (not the lobby), as the core's admin close: a Closed event, then each member
+        leaves (reason KICKED) for the lobby; its record and bans are deleted, so a join that may not create
+        it is refused GONE."""
+        return _outcome(await self._close(args=[self.node, room, by_user, now_us, self.grace_us]))
+
+    async def update_member(self, room: str, user_id: int, name: str, profile: bytes, now_us: int) -> Changed:
+        """A member's shown name and profile changed (status, instrument...): stored for the nodes that read
+        the room later, and a MemberUpdated event in the room's order (nothing when they are not in it)."""
+        return _changed(await self._update(args=[self.node, room, user_id, name, profile, now_us]))
+
     async def remove_node(
         self, node: str, now_us: int, reason: int = pb.LEAVE_REASON_DISCONNECTED
     ) -> Changed:
-        """Every member held by `node` leaves their room (Presence.on_node_dead's node): once."""
+        """Every member held by `node` leaves their room, once: for Presence.on_node_dead's node, and for
+        this node's own users at a clean stop."""
         return _changed(await self._remove_node(args=[self.node, node, reason, now_us, self.grace_us]))
+
+    async def remove_dead_nodes(self, now_us: int, reason: int = pb.LEAVE_REASON_DISCONNECTED) -> Changed:
+        """Every member held by a node that is neither alive (`pr:node:{node}`) nor still listed in
+        `pr:nodes` (so not yet reaped by Presence) leaves their room: what a survivor that reaped a node
+        does at once, and what any node's beat can repeat, so that members of a node whose reaper died
+        too are not left behind. Cheap when there is nothing to do."""
+        return _changed(await self._remove_dead(args=[self.node, reason, now_us, self.grace_us]))
 
     async def snapshot(self, room: str) -> RoomSnapshot | None:
         reply = await self._snapshot(
@@ -748,6 +885,12 @@ def decode_event(payload: bytes) -> RoomEvent:
     if kind == UNBANNED:
         by, count = r.unpack("!qH")
         return Unbanned(seq, at, by, r.unpack(f"!{count}q"))
+    if kind == CLOSED:
+        (by,) = r.unpack("!q")
+        return Closed(seq, at, by)
+    if kind == UPDATED:
+        (user,) = r.unpack("!q")
+        return MemberUpdated(seq, at, user, r.text(), r.blob())
     raise BadEvent(f"unknown room event kind {kind}")
 
 

@@ -28,6 +28,7 @@ from pianorhythm.server.cluster.rooms import (
     Joined,
     Left,
     ListDelta,
+    MemberUpdated,
     Outcome,
     Refused,
     RoomEvent,
@@ -384,3 +385,85 @@ async def test_a_node_that_starts_holding_a_room_mid_stream_catches_up_from_a_sn
     assert [e.seq for e in later] == list(range(snapshot.seq + 1, final.seq + 1))  # no gap
     members |= {e.user_id for e in later if isinstance(e, Joined)}
     assert members == {m.user_id for m in final.members} == set(range(1, 30))
+
+
+async def test_members_of_a_dead_node_whose_reaper_died_too_are_removed_by_any_later_sweep(
+    nodes: tuple[Node, Node], redis_server: RedisServer
+) -> None:
+    a, b = nodes
+    presences = {
+        name: Presence(node.link.redis, name, on_node_dead=lambda n, u: None)
+        for name, node in (("node-a", a), ("node-b", b))
+    }
+    for presence in presences.values():
+        await presence.start()
+    c = make_node(redis_server.url, "node-c")
+    try:
+        await Presence(c.link.redis, "node-c", on_node_dead=lambda n, u: None).start()
+        joined(await c.join("den", 10))
+    finally:
+        await c.link.redis.aclose()
+    joined(await a.join("den", 20, T0 + 1))
+    joined(await b.join("jam", 21, T0 + 1))
+    assert (await b.rooms.remove_dead_nodes(T0 + 2)).events == ()  # everyone alive
+    await a.link.redis.delete("pr:node:node-c")  # node-c lapsed...
+    assert (await b.rooms.remove_dead_nodes(T0 + 2)).events == ()  # ...not reaped yet: its reaper's job
+    await presences["node-a"].sweep()  # node-a reaps node-c, then dies before removing its members
+    removed = await b.rooms.remove_dead_nodes(T0 + 3)
+    assert [(room, e.user_id) for room, e in removed.events if isinstance(e, Left)] == [("den", 10)]
+    assert (await a.rooms.remove_dead_nodes(T0 + 4)).events == ()
+    den = await a.rooms.snapshot("den")
+    assert den is not None and [m.user_id for m in den.members] == [20]
+
+
+async def test_a_closed_room_sends_its_members_to_the_lobby_and_is_gone(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    await b.hold("den", "lobby")
+    joined(await a.join("den", 1))
+    joined(await b.join("den", 2, T0 + 1))
+    joined(await a.rooms.ban("den", 1, BanRecord(3, "u3", "", T0 + 10**9), T0 + 2))
+    closed = joined(await a.rooms.close_room("den", T0 + 3))
+    assert [(room, type(e).__name__) for room, e in closed.events] == [
+        ("den", "Closed"), ("den", "Left"), ("lobby", "SettingsChanged"), ("lobby", "Joined"),
+        ("den", "Left"), ("lobby", "Joined"),
+    ]  # fmt: skip
+    assert {e.reason for _, e in closed.events if isinstance(e, Left)} == {pb.LEAVE_REASON_KICKED}
+    assert await a.rooms.snapshot("den") is None
+    assert await b.join("den", 2, create=False) == Refused(GONE)
+    assert await a.rooms.close_room("den", T0 + 4) == Refused(GONE)
+    _, listed = await a.rooms.room_list()
+    assert [s.name for s in listed] == ["lobby"]
+    again = joined(await b.join("den", 3, T0 + 5))  # a new room of that name, without the old ban
+    assert again.events[0][1].seq == closed.events[4][1].seq + 1  # numbered on: no node sees seq 1 twice
+    await b.until(lambda: b.seen("den")[-1].seq == again.events[-1][1].seq)
+
+
+async def test_a_member_update_is_stored_and_published_in_order(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    await b.hold("den")
+    joined(await a.join("den", 1, profile=b"status=online"))
+    updated = joined(await a.rooms.update_member("den", 1, "ann", b"status=away", T0 + 1))
+    assert [(e.user_id, e.name, e.profile) for _, e in updated.events if isinstance(e, MemberUpdated)] == [
+        (1, "ann", b"status=away")
+    ]
+    assert (await a.rooms.update_member("den", 2, "bob", b"", T0 + 1)).events == ()  # not a member
+    den = await b.rooms.snapshot("den")
+    assert den is not None and [(m.name, m.profile) for m in den.members] == [("ann", b"status=away")]
+    _, listed = await b.rooms.room_list()
+    assert listed[0].owner_name == "ann"
+    await b.until(lambda: len(b.seen("den")) == 3)
+
+
+async def test_an_empty_room_is_forgotten_after_the_expiry_unless_entered_again(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, _ = nodes
+    rooms = Rooms(a.link.redis, "node-a", room_expiry_s=60)
+    await rooms.join("den", 1, name="ann", address="10.0.0.1", now_us=T0)
+    joined(await rooms.ban("den", 1, BanRecord(2, "u2", "", T0 + 10**9), T0))
+    assert await a.link.redis.pttl("pr:room-info:den") == -1
+    await rooms.leave("den", 1, pb.LEAVE_REASON_LEFT, T0 + 1)
+    assert 0 < await a.link.redis.pttl("pr:room-info:den") <= 60_000
+    assert 0 < await a.link.redis.pttl("pr:room-bans:den") <= 60_000
+    await rooms.join("den", 1, name="ann", address="10.0.0.1", now_us=T0 + 2)
+    assert await a.link.redis.pttl("pr:room-info:den") == -1 == await a.link.redis.pttl("pr:room-bans:den")
