@@ -47,11 +47,12 @@ Event payloads (after the envelope header; integers big-endian, str = u16 length
              emptied u8
     SETTINGS by i64 | version i64 | visible u8 | user_limit u32 | chat_enabled u8 | owner_only_play u8 |
              password_hash str
-    CROWN    by i64 | cause u8 (1 give, 2 claim, 3 due) | owner i64 | away_owner i64 | claimable_at_us i64
+    CROWNED  user i64 | by i64 | cause u8 (1 give, 2 claim, 3 due)
     BANNED   by i64 | user i64 | until_us i64 | kick u8 | name str | address str
     UNBANNED by i64 | count u16 | user i64 * count
     CLOSED   by i64                      (then each member's LEFT, reason KICKED, and lobby JOINED)
     UPDATED  user i64 | name str | profile blob
+    HASHED   pending str | password_hash str   (a new password's hash replaces its pending marker)
 and on `pr:rooms`:
     LIST     format u8 | kind u8 (=7) | seq i64 (the list's) | count u16 | entries:
              op u8 (1 upsert, 0 removed) | name str [| members u32 | user_limit u32 | locked u8 | lobby u8 |
@@ -82,7 +83,7 @@ from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
 FORMAT: Final = 1
-JOINED, LEFT, SETTINGS, CROWN, BANNED, UNBANNED, LIST, CLOSED, UPDATED = 1, 2, 3, 4, 5, 6, 7, 8, 9
+JOINED, LEFT, SETTINGS, CROWNED, BANNED, UNBANNED, LIST, CLOSED, UPDATED, HASHED = range(1, 11)
 GIVE, CLAIM, DUE = 1, 2, 3
 CROWN_GRACE_S: Final = 15.0  # as Limits.crown_grace_s
 CLOSED_SEQ_KEPT_MS: Final = 3_600_000  # a closed room's seq outlives it this long (see `exists` below)
@@ -152,12 +153,24 @@ class SettingsChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class CrownChanged:
+class PasswordHashed:
+    """A new password's hash replaces the `pending` marker that locked the room meanwhile."""
+
     seq: int
     at_us: int
+    pending: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Crowned:
+    """`user_id` holds the crown now (a Crown(user_id, 0, 0))."""
+
+    seq: int
+    at_us: int
+    user_id: int
     by_user: int  # 0 when it passed by itself (DUE)
     cause: int  # GIVE, CLAIM or DUE
-    crown: Crown
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +207,9 @@ class MemberUpdated:
     profile: bytes
 
 
-RoomEvent = Joined | Left | SettingsChanged | CrownChanged | Banned | Unbanned | Closed | MemberUpdated
+RoomEvent = (
+    Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Closed | MemberUpdated
+)
 
 
 class RoomSummary(NamedTuple):
@@ -273,8 +288,9 @@ _FIELDS: Final = {
 _PRELUDE: Final = (
     EVENT_LUA
     + f"""
-local FMT, JOINED, LEFT, SETTINGS, CROWN, BANNED = {FORMAT}, {JOINED}, {LEFT}, {SETTINGS}, {CROWN}, {BANNED}
-local UNBANNED, LIST, CLOSED, UPDATED = {UNBANNED}, {LIST}, {CLOSED}, {UPDATED}
+local FMT, JOINED, LEFT, SETTINGS, CROWNED = {FORMAT}, {JOINED}, {LEFT}, {SETTINGS}, {CROWNED}
+local BANNED, UNBANNED, LIST = {BANNED}, {UNBANNED}, {LIST}
+local CLOSED, UPDATED, HASHED = {CLOSED}, {UPDATED}, {HASHED}
 local P_INFO, P_MEMBERS, P_BANS = '{keys.ROOM_INFO}', '{keys.ROOM_MEMBERS}', '{keys.ROOM_BANS}'
 local P_MEMBER, P_NODE_MEMBERS, P_CHANNEL = '{keys.MEMBER}', '{keys.NODE_MEMBERS}', '{keys.ROOM_CHANNEL}'
 local LISTED, LISTED_SEQ, LIST_CHANNEL = '{keys.LISTED}', '{keys.LISTED_SEQ}', '{keys.ROOM_LIST_CHANNEL}'
@@ -575,7 +591,7 @@ else
 end
 set_crown(info, heir, 0, 0)
 redis.call('HSET', info, 'owner', D(heir))
-emit(room, head(CROWN, room, now) .. struct.pack('>i8Bi8i8i8', by, cause, heir, 0, 0))
+emit(room, head(CROWNED, room, now) .. struct.pack('>i8i8B', heir, by, cause))
 return finish()
 """
 )
@@ -650,6 +666,18 @@ redis.call('DEL', info, P_BANS .. room)
 redis.call('HSET', info, 'seq', seq)
 redis.call('PEXPIRE', info, CLOSED_SEQ_KEPT_MS)
 DIRTY[room] = true
+return finish()
+"""
+)
+
+# ARGV: node, room, pending marker, hash, now.
+_HASHED: Final = (
+    _PRELUDE
+    + """
+local room = ARGV[2]
+if not exists(room) or redis.call('HGET', P_INFO .. room, 'pw') ~= ARGV[3] then return OUT end
+redis.call('HSET', P_INFO .. room, 'pw', ARGV[4])
+emit(room, head(HASHED, room, tonumber(ARGV[5])) .. s2(ARGV[3]) .. s2(ARGV[4]))
 return finish()
 """
 )
@@ -731,6 +759,7 @@ class Rooms:
         self._unban = script(_UNBAN)
         self._close = script(_CLOSE)
         self._update = script(_UPDATE)
+        self._hashed = script(_HASHED)
         self._remove_node = script(_REMOVE_NODE)
         self._remove_dead = script(_REMOVE_DEAD)
         self._snapshot = redis.register_script(_SNAPSHOT)
@@ -773,6 +802,11 @@ class Rooms:
         """Change settings made against `version` (the SettingsChanged or snapshot version the owner saw)."""
         pairs = _pairs(None, change)
         return _outcome(await self._settings(args=[self.node, room, by_user, version, now_us, *pairs]))
+
+    async def password_hashed(self, room: str, pending: str, password_hash: str, now_us: int) -> Changed:
+        """A password set as the `pending` marker (core.crypto.pending_hash) was hashed: the hash replaces
+        the marker, unless the password was changed again since (then nothing)."""
+        return _changed(await self._hashed(args=[self.node, room, pending, password_hash, now_us]))
 
     async def give_crown(self, room: str, by_user: int, to_user: int, now_us: int) -> Outcome:
         return _outcome(await self._crown(args=[self.node, room, GIVE, by_user, to_user, now_us]))
@@ -876,9 +910,11 @@ def decode_event(payload: bytes) -> RoomEvent:
     if kind == SETTINGS:
         by, version, visible, limit, chat, oop = r.unpack("!qqBIBB")
         return SettingsChanged(seq, at, by, version, bool(visible), limit, bool(chat), bool(oop), r.text())
-    if kind == CROWN:
-        by, cause, owner, away, claim = r.unpack("!qBqqq")
-        return CrownChanged(seq, at, by, cause, Crown(owner, away, claim))
+    if kind == CROWNED:
+        user, by, cause = r.unpack("!qqB")
+        return Crowned(seq, at, user, by, cause)
+    if kind == HASHED:
+        return PasswordHashed(seq, at, r.text(), r.text())
     if kind == BANNED:
         by, user = r.unpack("!qq")
         return Banned(seq, at, by, _ban(user, r))

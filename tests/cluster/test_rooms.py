@@ -13,6 +13,7 @@ from pianorhythm.server.cluster.link import Link
 from pianorhythm.server.cluster.presence import Presence
 from pianorhythm.server.cluster.rooms import (
     BANNED_HERE,
+    CLAIM,
     DUE,
     FULL,
     GONE,
@@ -24,12 +25,13 @@ from pianorhythm.server.cluster.rooms import (
     Banned,
     Changed,
     Crown,
-    CrownChanged,
+    Crowned,
     Joined,
     Left,
     ListDelta,
     MemberUpdated,
     Outcome,
+    PasswordHashed,
     Refused,
     RoomEvent,
     Rooms,
@@ -212,6 +214,15 @@ async def test_a_stale_settings_change_is_refused(nodes: tuple[Node, Node]) -> N
     )  # fmt: skip
     assert await b.join("den", 3) == Refused(LOCKED)
     joined(await b.join("den", 3, verified_hash="h$1"))  # the caller checked the password against h$1
+    # A password set as a pending marker (hashed off the loop) and its hash, as the core does it.
+    joined(await a.rooms.change_settings("den", 1, 3, SettingsChange(password_hash="pending:7"), T0))
+    assert (await a.rooms.password_hashed("den", "pending:6", "h$6", T0)).events == ()  # superseded
+    hashed = joined(await a.rooms.password_hashed("den", "pending:7", "h$7", T0))
+    assert [(e.pending, e.password_hash) for _, e in hashed.events if isinstance(e, PasswordHashed)] == [
+        ("pending:7", "h$7")
+    ]
+    den = await b.rooms.snapshot("den")
+    assert den is not None and (den.record.password_hash, den.version) == ("h$7", 4)
     assert await b.join("nowhere", 4, create=False) == Refused(GONE)
 
 
@@ -246,7 +257,7 @@ async def test_a_dead_nodes_users_leave_every_room_once_and_the_crown_moves_on(
     )
     due = await asyncio.gather(*(n.rooms.crown_due("den", dead_at + GRACE) for n in (a, b, a, b)))
     passed = [e for d in due for _, e in d.events]
-    assert passed == [CrownChanged(passed[0].seq, dead_at + GRACE, 0, DUE, Crown(20, 0, 0))]  # here longest
+    assert passed == [Crowned(passed[0].seq, dead_at + GRACE, 20, 0, DUE)]  # the one here longest
     jam = await a.rooms.snapshot("jam")
     assert jam is not None and [m.user_id for m in jam.members] == [22]
     assert jam.crown == Crown(0, 12, dead_at + GRACE)  # owner 12's crown waits, as on one node
@@ -276,7 +287,7 @@ async def test_crown_give_claim_and_the_owner_coming_back_in_time(nodes: tuple[N
     joined(await b.join("den", 3, T0 + 2))
     assert (await b.rooms.give_crown("den", 2, 3, T0)) == Refused(NOT_OWNER, crown=Crown(1, 0, 0))
     gave = joined(await a.rooms.give_crown("den", 1, 2, T0 + 3))
-    assert [e.crown for _, e in gave.events if isinstance(e, CrownChanged)] == [Crown(2, 0, 0)]
+    assert [(e.user_id, e.by_user) for _, e in gave.events if isinstance(e, Crowned)] == [(2, 1)]
     left = joined(await b.rooms.leave("den", 2, pb.LEAVE_REASON_DISCONNECTED, T0 + 4))
     assert [e.crown for _, e in left.events if isinstance(e, Left)] == [Crown(0, 2, T0 + 4 + GRACE)]
     back = joined(await a.join("den", 2, T0 + 5))  # back in time: the crown is theirs again
@@ -284,7 +295,7 @@ async def test_crown_give_claim_and_the_owner_coming_back_in_time(nodes: tuple[N
     joined(await b.rooms.leave("den", 2, pb.LEAVE_REASON_LEFT, T0 + 6))
     assert isinstance(await a.rooms.claim_crown("den", 3, T0 + 6), Refused)
     claimed = joined(await a.rooms.claim_crown("den", 3, T0 + 6 + GRACE))
-    assert [e.crown for _, e in claimed.events if isinstance(e, CrownChanged)] == [Crown(3, 0, 0)]
+    assert [(e.user_id, e.cause) for _, e in claimed.events if isinstance(e, Crowned)] == [(3, CLAIM)]
     # Everyone leaves: the record keeps its owner, who waits for nobody when coming back first...
     for user in (1, 3):
         joined(await a.rooms.leave("den", user, pb.LEAVE_REASON_LEFT, T0 + 7 + GRACE))
