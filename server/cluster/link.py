@@ -1,6 +1,6 @@
 """A node's link to Redis: one command client and one pub/sub connection, kept up through blips.
 
-    link = Link(url, "node-a", on_envelope=deliver, on_lost=..., on_back=...)
+    link = Link(url, "node-a", on_envelope=deliver, on_room_list=apply_delta, on_lost=..., on_back=...)
     await link.start()                  # LinkError if Redis cannot be reached now
     link.join("lobby")                  # subscribed while this node has local members there
     link.publish("lobby", user_id, frame)   # fire and forget: queued, sent in order, never awaited

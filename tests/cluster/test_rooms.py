@@ -59,6 +59,7 @@ class Node:
     events: dict[str, list[RoomEvent]] = field(default_factory=dict)
     deltas: list[ListDelta] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    back: asyncio.Event = field(default_factory=asyncio.Event)  # the link is back after a blip
 
     async def until(self, done: Callable[[], bool]) -> None:
         async with asyncio.timeout(WITHIN):
@@ -91,7 +92,9 @@ def make_node(url: str, name: str) -> Node:
         holder[0].deltas.append(decode_list_delta(envelope.payload))
         holder[0].arrived.set()
 
-    link = Link(url, name, on_envelope=on_envelope, on_room_list=on_room_list)
+    link = Link(
+        url, name, on_envelope=on_envelope, on_room_list=on_room_list, on_back=lambda _: holder[0].back.set()
+    )
     holder.append(Node(link, Rooms(link.redis, name, crown_grace_s=GRACE_S)))
     return holder[0]
 
@@ -478,3 +481,22 @@ async def test_an_empty_room_is_forgotten_after_the_expiry_unless_entered_again(
     assert 0 < await a.link.redis.pttl("pr:room-bans:den") <= 60_000
     await rooms.join("den", 1, name="ann", address="10.0.0.1", now_us=T0 + 2)
     assert await a.link.redis.pttl("pr:room-info:den") == -1 == await a.link.redis.pttl("pr:room-bans:den")
+
+
+async def test_after_a_redis_restart_room_events_and_list_deltas_arrive_again(
+    nodes: tuple[Node, Node], redis_server: RedisServer
+) -> None:
+    a, b = nodes
+    await a.hold("den")
+    await b.hold("den")
+    joined(await a.join("den", 1))
+    await b.until(lambda: len(b.seen("den")) == 2 and len(b.deltas) == 1)
+    await asyncio.to_thread(redis_server.restart)  # the data stays (append-only file)
+    async with asyncio.timeout(WITHIN):
+        for node in nodes:
+            await node.back.wait()
+            await node.link.settled()
+    joined(await b.join("den", 2, T0 + 1))
+    for node in nodes:
+        await node.until(lambda n=node: len(n.seen("den")) == 3 and len(n.deltas) == 2)  # type: ignore[misc]
+        assert [e.seq for e in node.seen("den")] == [1, 2, 3] and [d.seq for d in node.deltas] == [1, 2]
