@@ -102,6 +102,7 @@ SELF: Final = "self"  # a ban of oneself
 _DEFAULTS: Final = RoomRecord("")
 ROOM_EXPIRY_S: Final = 30 * 86_400.0  # as Limits.room_expiry_s
 _EXPIRY_MS: Final = "__EXPIRY_MS__"
+LIST_CHUNK: Final = 500  # rooms per room list delta at most (a dead node's removal may touch many)
 
 
 class BadEvent(ValueError):
@@ -298,6 +299,7 @@ local ROOM_NODES, P_NODE, NODES = '{keys.ROOM_NODES}', '{keys.NODE}', '{keys.NOD
 local LOBBY = '{LOBBY}'
 local LEAVE_LEFT, LEAVE_KICKED = {pb.LEAVE_REASON_LEFT}, {pb.LEAVE_REASON_KICKED}
 local EXPIRY_MS = {_EXPIRY_MS}  -- Rooms fills in room_expiry_s
+local LIST_CHUNK = {LIST_CHUNK}
 """
     + """
 local ORIGIN = ARGV[1]  -- every script's first argument: the node calling it
@@ -467,10 +469,11 @@ local function finish()
       entries[#entries + 1] = struct.pack('>B', 0) .. s2(room)
     end
   end
-  if #entries > 0 then
+  for first = 1, #entries, LIST_CHUNK do  -- a delta holds at most LIST_CHUNK rooms (a u16 counts them)
+    local last = math.min(first + LIST_CHUNK - 1, #entries)
     local seq = redis.call('INCR', LISTED_SEQ)
-    redis.call('PUBLISH', LIST_CHANNEL,
-      event_envelope(ORIGIN, struct.pack('>BBi8H', FMT, LIST, seq, #entries) .. table.concat(entries)))
+    redis.call('PUBLISH', LIST_CHANNEL, event_envelope(ORIGIN,
+      struct.pack('>BBi8H', FMT, LIST, seq, last - first + 1) .. table.concat(entries, '', first, last)))
   end
   return OUT
 end

@@ -17,6 +17,7 @@ from pianorhythm.server.cluster.rooms import (
     DUE,
     FULL,
     GONE,
+    LIST_CHUNK,
     LOCKED,
     NOT_OWNER,
     STALE,
@@ -500,3 +501,19 @@ async def test_after_a_redis_restart_room_events_and_list_deltas_arrive_again(
     for node in nodes:
         await node.until(lambda n=node: len(n.seen("den")) == 3 and len(n.deltas) == 2)  # type: ignore[misc]
         assert [e.seq for e in node.seen("den")] == [1, 2, 3] and [d.seq for d in node.deltas] == [1, 2]
+
+
+async def test_a_removal_touching_many_rooms_publishes_the_list_in_bounded_deltas(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    await b.link.settled()
+    await asyncio.gather(*(a.join(f"room {i}", i) for i in range(1, LIST_CHUNK + 2)))
+    await b.until(lambda: len(b.deltas) == LIST_CHUNK + 1)
+    removed = await b.rooms.remove_node("node-a", T0 + 1)
+    assert len(removed.events) == LIST_CHUNK + 1
+    await b.until(lambda: len(b.deltas) == LIST_CHUNK + 3)
+    last_two = b.deltas[-2:]
+    assert [len(d.removed) for d in last_two] == [LIST_CHUNK, 1]
+    assert [d.seq for d in last_two] == [LIST_CHUNK + 2, LIST_CHUNK + 3]
+    assert await b.rooms.room_list() == (LIST_CHUNK + 3, ())
