@@ -11,6 +11,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.jack",
     "tests.fixtures.proxy",
     "tests.fixtures.pulse",
+    "tests.fixtures.redis",
     "tests.fixtures.server",
     "tests.fixtures.tls",
 ]

@@ -1,0 +1,86 @@
+"""One relay node's share of the cluster, started and stopped as one: the link, presence, chat, identity,
+rooms and per-address connection counts.
+
+    node = ClusterNode(url, "node-a", secret, on_envelope=deliver, on_node_dead=make_them_leave, ...)
+    await node.start()      # LinkError (Redis unreachable) or NodeIdInUse, nothing left running
+    node.link.publish(...); await node.chat.append(...); await node.identity.user_by_token(...)
+    await node.rooms.join(...); await node.addresses.opened(ip, cap)
+    await node.close()      # a clean stop: returns the users still online here
+
+All share the link's Redis client (a small connection pool); the link owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from pianorhythm.server.cluster.addresses import AddressCounts
+from pianorhythm.server.cluster.chat import CAP, ChatStreams
+from pianorhythm.server.cluster.envelope import Envelope
+from pianorhythm.server.cluster.identity import EXPIRY_S, Identity
+from pianorhythm.server.cluster.link import EnvelopeHandler, Link
+from pianorhythm.server.cluster.presence import REFRESH_S, TTL_S, Presence
+from pianorhythm.server.cluster.rooms import CROWN_GRACE_S, Rooms
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        url: str,
+        node: str,
+        secret: str,
+        *,
+        on_envelope: EnvelopeHandler,
+        on_node_dead: Callable[[str, frozenset[int]], None],
+        on_node_message: Callable[[Envelope], None] | None = None,
+        on_room_list: Callable[[Envelope], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
+        on_back: Callable[[float], None] | None = None,
+        on_reaped: Callable[[], None] | None = None,
+        ttl_s: float = TTL_S,
+        refresh_s: float = REFRESH_S,
+        chat_cap: int = CAP,
+        user_expiry_s: float = EXPIRY_S,
+        crown_grace_s: float = CROWN_GRACE_S,
+    ) -> None:
+        self.link = Link(
+            url,
+            node,
+            on_envelope=on_envelope,
+            on_node_message=on_node_message,
+            on_room_list=on_room_list,
+            on_lost=on_lost,
+            on_back=on_back,
+        )
+        redis = self.link.redis
+        self.presence = Presence(
+            redis, node, on_node_dead=on_node_dead, on_reaped=on_reaped, ttl_s=ttl_s, refresh_s=refresh_s
+        )
+        self.chat = ChatStreams(redis, chat_cap)
+        self.identity = Identity(redis, secret, expiry_s=user_expiry_s)
+        self.rooms = Rooms(redis, node, crown_grace_s=crown_grace_s)
+        self.addresses = AddressCounts(redis, node)
+        self._beats: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.link.start()
+        try:
+            await self.presence.start()
+        except BaseException:
+            await self.link.close()
+            raise
+        self._beats = asyncio.create_task(self.presence.run(), name=f"presence-{self.link.node}")
+
+    async def close(self) -> frozenset[int]:
+        """Stop beating, leave the node list (the users still online here: see Presence.close), close."""
+        if self._beats is not None:
+            self._beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beats
+            self._beats = None
+        try:
+            return await self.presence.close()
+        finally:
+            await self.link.close()
