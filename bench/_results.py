@@ -50,8 +50,8 @@ class Figure:
 
 
 def number(value: float | int) -> str:
-    """1,500 / 12.3 / 9.34 / 4.2 / 0.0123: thousands separated, 3 significant digits (2 decimals from 1 to
-    10), no trailing zeros."""
+    """1,500 / 12.3 / 3.004 / 4.2 / 0.0123: thousands separated, 3 significant digits (3 decimals from 1 to
+    10, so that a value just over a target such as 3 ms does not read as 3), no trailing zeros."""
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1:
@@ -63,7 +63,7 @@ def number(value: float | int) -> str:
     if abs(value) >= 10:
         return f"{value:.1f}"
     if abs(value) >= 1:
-        return f"{value:.2f}".rstrip("0").rstrip(".")
+        return f"{value:.3f}".rstrip("0").rstrip(".")
     return f"{value:.3g}"
 
 

@@ -75,10 +75,11 @@ def test_a_target_is_met_by_its_comparison(
 
 
 def test_numbers_read_as_in_the_readme() -> None:
-    assert [number(x) for x in (150_000, 1500.0, 9.34, 4.20, 12.345, 0.0123, 0, 0.5)] == [
+    assert [number(x) for x in (150_000, 1500.0, 9.34, 3.004, 4.20, 12.345, 0.0123, 0, 0.5)] == [
         "150,000",
         "1,500",
         "9.34",
+        "3.004",
         "4.2",
         "12.3",
         "0.0123",
