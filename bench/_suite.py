@@ -4,6 +4,7 @@ the table at the top of bench/README.md, and print the table.
     .venv/bin/python bench/_suite.py                  # everything
     .venv/bin/python bench/_suite.py --only codec relay_200x50   # some runs; the other figures keep the
                                                                  # values of the last results.json
+    .venv/bin/python bench/_suite.py --table     # the table again from results.json (after editing causes)
 
 Each run is a benchmark script with its arguments; its JSON output gives the figures (bench/_results.py
 reads them). A benchmark that fails is reported in the table and makes the suite exit non-zero, after the
@@ -266,10 +267,28 @@ def commit() -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def write_table(measured: list[Measured], date: str, commit: str) -> None:
+    causes = tomllib.loads(CAUSES.read_text()) if CAUSES.exists() else {}
+    table = render_table(measured, {k: str(v) for k, v in causes.items()}, date, commit)
+    README.write_text(replace_table(README.read_text(), table))
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(RUNS), help="run these only")
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="run nothing: write the table again from results.json (causes edited)",
+    )
     args = parser.parse_args()
+    if args.table:
+        document = json.loads(RESULTS.read_text())
+        errors = document.get("errors", {})
+        measured = [Measured(f, document["figures"].get(f.name), errors.get(f.name)) for f in FIGURES]
+        write_table(measured, document["date"], document["commit"])
+        return
     names = args.only or list(RUNS)
     outputs: dict[str, Any] = {}
     loads: dict[str, float] = {}
@@ -290,12 +309,7 @@ def main() -> None:
         date = f"{date} (partly: {', '.join(names)}; the rest from {previous['date']})"
     document = results_document(measured, machine(), date, commit(), loads)
     RESULTS.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
-    causes = tomllib.loads(CAUSES.read_text()) if CAUSES.exists() else {}
-    table = render_table(
-        measured, {k: str(v) for k, v in causes.items()}, document["date"], document["commit"]
-    )
-    README.write_text(replace_table(README.read_text(), table))
-    print(table)
+    write_table(measured, document["date"], document["commit"])
     failed = [name for name, output in outputs.items() if isinstance(output, Exception)]
     if failed:
         raise SystemExit(f"benchmarks failed: {', '.join(failed)} (see above); the table marks their figures")

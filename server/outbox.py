@@ -59,8 +59,8 @@ LIVENESS_INTERVAL_S = 2.5
 LIVENESS_TIMEOUT_S = 1.5
 PINGS_PER_TURN = 16
 # ...and only after this many messages since the last ping: a ping then costs at most 1/16 of what the
-# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 1.5 s as above; a member
-# of a crowded lobby on the shared budget (1 batch/s) every ~16 s, which spares 2,000 pings per 1.5 s
+# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 2.0-2.5 s as above; a member
+# of a crowded lobby on the shared budget (1 batch/s) every ~16 s, which spares 2,000 pings per 2.5 s
 # while so little is held back for it (websockets' own 20 s heartbeat still covers it as well).
 PING_AFTER_MESSAGES = 16
 WIRE_ENTRIES = 256
@@ -120,7 +120,7 @@ class Mailer:
         # bytes, built once for the whole fan-out however many turns it takes. Each entry keeps its payloads
         # alive, so an identity cannot be reused while the entry lives; the cache is emptied when every
         # dirty box is written, or past WIRE_ENTRIES (a lobby that never goes quiet).
-        self._wire: dict[int | tuple[int, ...], tuple[bytes, list[bytes]]] = {}
+        self._wire: dict[int | tuple[int, ...], tuple[bytes, tuple[bytes, ...]]] = {}
 
     def add(self, session_id: int, conn: WebSocket) -> Outbox:
         box = Outbox(session_id, conn)
@@ -183,7 +183,7 @@ class Mailer:
             self.flush()
 
     def _write(
-        self, box: Outbox, wire: dict[int | tuple[int, ...], tuple[bytes, list[bytes]]], now: float
+        self, box: Outbox, wire: dict[int | tuple[int, ...], tuple[bytes, tuple[bytes, ...]]], now: float
     ) -> None:
         # Run once per member per turn: the common case (one relayed note, an open socket that drains)
         # takes one dict hit and one write.
@@ -209,7 +209,7 @@ class Mailer:
                     _ws_frame(codec.encode_serialized(chunk, config))
                     for chunk in _chunks(items, self.chunk_bytes)
                 )
-                wire[key] = (data, items)
+                wire[key] = (data, tuple(items))  # a copy: a discarded box clears its list
             else:
                 data = cached[0]
             box.unproven += len(items)
