@@ -35,8 +35,10 @@ lint: venv
 test: system venv lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Every benchmark in short settings (~15 min), then bench/results.json and the table in bench/README.md;
+# BENCH_ARGS="--only relay_200x50 capacity" runs some (bench/_suite.py lists them).
 bench: system venv
-	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/_suite.py $(BENCH_ARGS)
 
 proto: venv
 	PYTHON=$(BIN)/python scripts/proto_codegen.sh

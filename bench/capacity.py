@@ -5,10 +5,12 @@ One room: a sender plays 50 notes/s while listeners are added 100 at a time unti
 of one core, server RSS, the load processes' CPU %. The side that saturated is the one near a whole core
 when the curve stops. Many rooms: 100 rooms x 10 players each playing 5 notes/s, i.e. per room 50 notes/s
 reaching 9 members (played here by one sender per room at 50 notes/s and 9 listeners: the same notes in
-and deliveries out per room) -> deliveries/s and p99. Prints JSON.
+and deliveries out per room) -> deliveries/s and p99; with more `--player-rates` the same rooms play faster
+in turn until the p99 passes 50 ms: the node's deliveries/s limit with rooms in parallel. Prints JSON.
 
     .venv/bin/python bench/capacity.py
     .venv/bin/python bench/capacity.py --step 100 --max 3000 --seconds 3 --rooms 100
+    .venv/bin/python bench/capacity.py --max 0 --player-rates 5 10 20 30 40   # many rooms only
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -86,6 +89,7 @@ class Senders:
         self.url, self.rooms, self.rate = url, rooms, rate
         self.ready = threading.Event()
         self.sent = 0
+        self.skipped = 0
         self.loop = asyncio.new_event_loop()
         self.playing: asyncio.Event | None = None
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),), daemon=True)
@@ -116,6 +120,13 @@ class Senders:
         index = 0
         while self.playing.is_set():
             due = int((time.monotonic() - start) / period)
+            # This thread shares the GIL with the bench's main thread, which holds it for tens of ms while
+            # it reads a window's latencies: notes missed meanwhile are skipped, not sent as one burst (at
+            # 5,000 notes/s a 100 ms hold would be 500 notes at once, queued in the relay: a p99 the relay
+            # never causes at a steady rate). Each skipped note is counted.
+            if due - index > len(senders):
+                self.skipped += due - index - len(senders)
+                index = due - len(senders)
             while index < due:
                 event = pb.NoteEvent(note=pb.Note(key=60 + index % 12, velocity=0 if index % 2 else 100))
                 batch = pb.NoteBatch(base_time_us=time.monotonic_ns() // 1000, events=[event])
@@ -145,11 +156,13 @@ def measure(pid: int, crowd: Crowd, seconds: float) -> dict[str, Any]:
     time.sleep(SETTLE_S)
     crowd.collect()
     server0, load0 = sum(cpu_times(pid)), [sum(cpu_times(proc.pid)) for proc, _ in crowd.workers]
+    senders0 = sum(cpu_times(os.getpid()))
     wall0 = time.monotonic()
     time.sleep(seconds)
     latencies, _ = crowd.collect()
     wall = time.monotonic() - wall0
     server = (sum(cpu_times(pid)) - server0) / wall
+    senders = (sum(cpu_times(os.getpid())) - senders0) / wall
     load = [
         (sum(cpu_times(proc.pid)) - before) / wall
         for (proc, _), before in zip(crowd.workers, load0, strict=True)
@@ -162,6 +175,7 @@ def measure(pid: int, crowd: Crowd, seconds: float) -> dict[str, Any]:
         "server_rss_mib": round(memory_kib(pid, "VmRSS") / 1024, 1),
         "load_cpu_pct": round(sum(load) * 100, 1),
         "load_cpu_pct_per_process": [round(x * 100, 1) for x in load],
+        "senders_cpu_pct": round(senders * 100, 1),  # this process: the senders' thread, mostly
     }
 
 
@@ -170,6 +184,8 @@ def saturated_side(row: dict[str, Any]) -> str:
         return "server (a whole core)"
     if max(row["load_cpu_pct_per_process"]) >= SATURATED * 100:
         return "load generator (a process at a whole core)"
+    if row["senders_cpu_pct"] >= SATURATED * 100:
+        return "the senders (the bench process at a whole core)"
     return "neither at a whole core (the machine's 2 cores shared, or the relay's latency itself)"
 
 
@@ -207,33 +223,53 @@ def one_room(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         "max_listeners_under_50ms_p99": under[-1]["listeners"] if under else 0,
         "max_deliveries_per_s_under_50ms_p99": max((row["deliveries_per_s"] for row in under), default=0),
         "stopped_by": "p99 > 50 ms" if last["p99_ms"] > P99_LIMIT_MS else f"{args.max} listeners",
+        "notes_skipped": senders.skipped,
         "saturated": saturated_side(last),
     }
 
 
 def many_rooms(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The rooms at each of `args.player_rates` in turn (same rooms, same listeners) until the p99 passes
+    50 ms twice in a row: the node's deliveries/s limit with many rooms playing in parallel."""
     rooms = [f"r{index}" for index in range(args.rooms)]
     crowd = Crowd(url, args.procs)
+    sweep: list[dict[str, Any]] = []
     try:
         for room in rooms:
             crowd.add(args.players - 1, hello=True, room=room, join=True)
-        senders = Senders(url, rooms, args.players * args.player_rate)
-        senders.start()
-        try:
-            # the first window holds the start (every sender's first notes at once); the second, steady state
-            first = measure(pid, crowd, args.seconds)
-            row = {**measure(pid, crowd, args.seconds * 2), "first_window": first}
-        finally:
-            senders.stop()
+        for rate in args.player_rates:
+            senders = Senders(url, rooms, args.players * rate)
+            senders.start()
+            try:
+                # the first window holds the start (every sender's first notes at once); the second, steady
+                first = measure(pid, crowd, args.seconds)
+                row = {
+                    "notes_per_s_per_player": rate,
+                    "expected_deliveries_per_s": round(args.rooms * args.players * rate * (args.players - 1)),
+                    **measure(pid, crowd, args.seconds * 2),
+                    "first_window": first,
+                }
+                if row["p99_ms"] > P99_LIMIT_MS:  # one stall on this shared machine is not the limit
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    row = {**row, **measure(pid, crowd, args.seconds * 2), "first_p99_ms": row["p99_ms"]}
+            finally:
+                senders.stop()
+            row["notes_skipped"] = senders.skipped  # of rooms x players x rate x the windows' seconds
+            row["saturated"] = saturated_side(row)
+            sweep.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            if row["p99_ms"] > P99_LIMIT_MS:
+                break
     finally:
         crowd.close()
+    under = [row for row in sweep if row["p99_ms"] <= P99_LIMIT_MS]
     return {
         "rooms": args.rooms,
         "players_per_room": args.players,
-        "notes_per_s_per_player": args.player_rate,
-        "expected_deliveries_per_s": round(args.rooms * args.players * args.player_rate * (args.players - 1)),
-        **row,
-        "saturated": saturated_side(row),
+        "sweep": sweep,
+        "max_deliveries_per_s_under_50ms_p99": max((row["deliveries_per_s"] for row in under), default=0),
+        "stopped_by": "p99 > 50 ms" if sweep[-1]["p99_ms"] > P99_LIMIT_MS else "the last rate",
+        "saturated": sweep[-1]["saturated"],
     }
 
 
@@ -241,12 +277,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=50.0, help="the one-room sender's notes/s")
     parser.add_argument("--step", type=int, default=100, help="listeners added per step")
-    parser.add_argument("--max", type=int, default=3000, help="stop at this many listeners")
+    parser.add_argument("--max", type=int, default=3000, help="stop at this many listeners (0: skip)")
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per step")
     parser.add_argument("--procs", type=int, default=2, help="load processes")
     parser.add_argument("--rooms", type=int, default=100, help="many rooms: rooms (0: skip)")
     parser.add_argument("--players", type=int, default=10, help="many rooms: players per room")
-    parser.add_argument("--player-rate", type=float, default=5.0, help="many rooms: notes/s per player")
+    parser.add_argument(
+        "--player-rates",
+        type=float,
+        nargs="+",
+        default=[5.0],
+        help="many rooms: notes/s per player, one measurement each, in turn until p99 > 50 ms",
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -254,7 +296,7 @@ def main() -> None:
         return
     result: dict[str, Any] = {}
     for name, run in (("one_room", one_room), ("many_rooms", many_rooms)):
-        if name == "many_rooms" and not args.rooms:
+        if (name == "many_rooms" and not args.rooms) or (name == "one_room" and not args.max):
             continue
         with tempfile.TemporaryDirectory() as tmp:
             server, url = spawn_server(Path(tmp) / "bench.db")
@@ -265,17 +307,20 @@ def main() -> None:
             finally:
                 server.terminate()
                 server.wait(15)
+    room = result.get(
+        "one_room", {"max_listeners_under_50ms_p99": 0, "max_deliveries_per_s_under_50ms_p99": 0}
+    )
+    node = max(
+        room["max_deliveries_per_s_under_50ms_p99"],
+        result.get("many_rooms", {}).get("max_deliveries_per_s_under_50ms_p99", 0),
+    )
     result["targets"] = {
         "listeners_under_50ms_p99": {
             "target": 1500,
-            "measured": result["one_room"]["max_listeners_under_50ms_p99"],
-            "met": result["one_room"]["max_listeners_under_50ms_p99"] >= 1500,
+            "measured": room["max_listeners_under_50ms_p99"],
+            "met": room["max_listeners_under_50ms_p99"] >= 1500,
         },
-        "deliveries_per_s_under_50ms_p99": {
-            "target": 100_000,
-            "measured": result["one_room"]["max_deliveries_per_s_under_50ms_p99"],
-            "met": result["one_room"]["max_deliveries_per_s_under_50ms_p99"] >= 100_000,
-        },
+        "deliveries_per_s_under_50ms_p99": {"target": 100_000, "measured": node, "met": node >= 100_000},
     }
     print(json.dumps(result, indent=2))
 

@@ -186,6 +186,12 @@ def memory_kib(pid: int, field: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+def loop_wakeups(pid: int) -> int:
+    """How often the process's main thread (the event loop) went to sleep and was woken so far."""
+    match = re.search(r"^voluntary_ctxt_switches:\s+(\d+)$", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(match.group(1)) if match else 0
+
+
 def percentile(values: Sequence[int], q: float) -> float:
     if not values:
         return float("nan")
@@ -237,9 +243,11 @@ def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
         crowd.add(args.listeners, hello=True, room=ROOM)
         crowd.collect()
         user0, sys0 = cpu_times(pid)
+        wakes0 = loop_wakeups(pid)
         load0 = sum(crowd.cpu_s())
         sent = asyncio.run(play(url, args.rate, args.duration))
         user1, sys1 = cpu_times(pid)
+        wakes = loop_wakeups(pid) - wakes0
         load = sum(crowd.cpu_s()) - load0
         latencies, _ = crowd.collect()
     finally:
@@ -265,6 +273,8 @@ def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
         "server_cpu_user_s": round(user1 - user0, 2),
         "server_cpu_system_s": round(sys1 - sys0, 2),
         "server_us_per_delivery": round(server_cpu / delivered * 1e6, 1) if delivered else None,
+        # the server's event loop going to sleep and waking up again (voluntary context switches)
+        "server_wakeups_per_s": round(wakes / args.duration),
         "load_cpu_s": round(load, 2),
         "load_us_per_delivery": round(load / delivered * 1e6, 1) if delivered else None,
         "server_peak_rss_mib": round(memory_kib(pid, "VmHWM") / 1024, 1),

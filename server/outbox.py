@@ -48,19 +48,22 @@ CHUNK_BYTES = 60 * 1024  # payload bytes per batch frame, below the 64 KiB cap w
 # handle, write): with 0.3 ms slices it waits ~1 ms behind a crowded room's fan-out, not 10.
 WRITE_SLICE_S = 0.0003
 # A stall is found within interval + timeout = 4 s (a client that stops reading just after answering a
-# ping); a healthy client on a slow path (300 ms round trip) answers with more than 2 s to spare. Each
-# client's interval is drawn from [2/3, 1] of it, so that members of one room, written in the same turns,
-# do not all ping (and answer) in the same turn again; and at most PINGS_PER_TURN pings start per turn:
-# a ping costs about three writes (ping, pong, waiter), so a 2,000-member lobby's pings would otherwise
-# arrive as one 20 ms burst.
-LIVENESS_INTERVAL_S = 1.5
-LIVENESS_TIMEOUT_S = 2.5
+# ping); a healthy client on a slow path (300 ms round trip) answers with more than 1 s to spare. Of the
+# two, the interval sets what liveness costs (each pong is a read, a parse and often a loop wake-up:
+# ~100 us of the relay's CPU here, bench/README.md "Session 5, B"), so it takes the larger share: 2.5 s
+# rather than 1.5 s (with a 2.5 s timeout) is ~40 % fewer pings for the same 4 s. Each client's interval is
+# drawn from [0.8, 1] of it, so that members of one room, written in the same turns, do not all ping (and
+# answer) in the same turn again; and at most PINGS_PER_TURN pings start per turn, so that a 2,000-member
+# lobby's pings do not arrive as one burst.
+LIVENESS_INTERVAL_S = 2.5
+LIVENESS_TIMEOUT_S = 1.5
 PINGS_PER_TURN = 16
 # ...and only after this many messages since the last ping: a ping then costs at most 1/16 of what the
-# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 1.5 s as above; a member
-# of a crowded lobby on the shared budget (1 batch/s) every ~16 s, which spares 2,000 pings per 1.5 s
+# client is sent. A stalled reader in a room busy at 50 notes/s is pinged every 2.0-2.5 s as above; a member
+# of a crowded lobby on the shared budget (1 batch/s) every ~16 s, which spares 2,000 pings per 2.5 s
 # while so little is held back for it (websockets' own 20 s heartbeat still covers it as well).
 PING_AFTER_MESSAGES = 16
+WIRE_ENTRIES = 256
 
 
 class Outbox:
@@ -111,6 +114,13 @@ class Mailer:
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._pings_left = PINGS_PER_TURN
+        # WebSocket frames by the identities of the payloads they carry (one payload: its id; more: a tuple
+        # of them): a server frame is never masked and compression is off, so members sent the same
+        # payloads (a crowded room's members, whose backlogs hold the same relayed notes) get the same
+        # bytes, built once for the whole fan-out however many turns it takes. Each entry keeps its payloads
+        # alive, so an identity cannot be reused while the entry lives; the cache is emptied when every
+        # dirty box is written, or past WIRE_ENTRIES (a lobby that never goes quiet).
+        self._wire: dict[int | tuple[int, ...], tuple[bytes, tuple[bytes, ...]]] = {}
 
     def add(self, session_id: int, conn: WebSocket) -> Outbox:
         box = Outbox(session_id, conn)
@@ -151,12 +161,7 @@ class Mailer:
         if self._dirty:
             pending.extendleft(reversed(self._dirty))
             self._dirty = []
-        # WebSocket frames by the identities of the payloads they carry (one payload: its id; more: a tuple
-        # of them), built once a turn: a server frame is never masked and compression is off, so members
-        # sent the same payloads (a crowded room's members, whose backlogs hold the same relayed notes) get
-        # the same bytes. Each entry keeps its payloads alive, so an identity cannot be reused within the
-        # turn (a slow client's UserLeft is made mid-flush).
-        wire: dict[int | tuple[int, ...], tuple[bytes, list[bytes]]] = {}
+        wire = self._wire
         self._pings_left = PINGS_PER_TURN
         now = self._loop.time()
         clock = time.perf_counter
@@ -165,6 +170,8 @@ class Mailer:
             self._write(pending.popleft(), wire, now)
             if clock() >= end:
                 break
+        if not pending or len(wire) > WIRE_ENTRIES:
+            self._wire = {}
         if pending and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)
@@ -176,7 +183,7 @@ class Mailer:
             self.flush()
 
     def _write(
-        self, box: Outbox, wire: dict[int | tuple[int, ...], tuple[bytes, list[bytes]]], now: float
+        self, box: Outbox, wire: dict[int | tuple[int, ...], tuple[bytes, tuple[bytes, ...]]], now: float
     ) -> None:
         # Run once per member per turn: the common case (one relayed note, an open socket that drains)
         # takes one dict hit and one write.
@@ -202,7 +209,7 @@ class Mailer:
                     _ws_frame(codec.encode_serialized(chunk, config))
                     for chunk in _chunks(items, self.chunk_bytes)
                 )
-                wire[key] = (data, items)
+                wire[key] = (data, tuple(items))  # a copy: a discarded box clears its list
             else:
                 data = cached[0]
             box.unproven += len(items)
@@ -249,7 +256,7 @@ class Mailer:
             pong.exception()  # ConnectionClosed is no error here: the handler saw the close and cleans up
         expiry.cancel()
         box.probing = False
-        box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S * random.uniform(2 / 3, 1)
+        box.probe_due = self._loop.time() + LIVENESS_INTERVAL_S * random.uniform(0.8, 1)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = self._loop.create_task(coro)

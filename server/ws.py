@@ -115,6 +115,7 @@ class WebSocket(asyncio.Protocol):
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        self._heard = self._loop.time()  # the peer's last bytes: the keepalive pings only after silence
         # The protocol's state is OPEN, read once after each call that can change it (they all end in
         # _flush) rather than through two properties on each of the outbox's writes.
         self._open = False
@@ -250,16 +251,23 @@ class WebSocket(asyncio.Protocol):
         return self._protocol.state is State.OPEN
 
     async def _keep_alive(self, interval: float) -> None:
+        """Ping after `interval` without a byte from the peer: anything it sends shows the connection is
+        alive, so a member that plays, pings the clock or answers the outbox's liveness pings is never
+        pinged here. (Whether a member *reads* what it is sent is the outbox's liveness ping.)"""
         timeout = self._settings.ping_timeout
-        latency = 0.0
+        pinged = self._loop.time()
         while True:
-            await asyncio.sleep(max(0.0, interval - latency))
+            due = max(self._heard, pinged) + interval
+            if self._loop.time() < due:
+                await asyncio.sleep(due - self._loop.time())
+                continue
+            pinged = self._loop.time()
             pong = self.ping()
             if timeout is None:
                 continue
             try:
                 async with asyncio.timeout(timeout):
-                    latency = await pong
+                    await pong
             except TimeoutError:
                 log.info("no pong within %s s: closing the connection from %s", timeout, self.remote_address)
                 self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
@@ -336,6 +344,7 @@ class WebSocket(asyncio.Protocol):
         self._server.track(self._loop.create_task(self._run()))
 
     def data_received(self, data: bytes) -> None:
+        self._heard = self._loop.time()
         self._protocol.receive_data(data)
         events = self._protocol.events_received()
         self._flush()
