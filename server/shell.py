@@ -19,7 +19,11 @@ from websockets.http11 import Request, Response
 
 from pianorhythm.server.addresses import Headers, TrustedProxies, client_address
 from pianorhythm.server.clock import ServerClock
+from pianorhythm.server.cluster.directory import REDIS_ERRORS
+from pianorhythm.server.cluster.envelope import Envelope
+from pianorhythm.server.cluster.node import ClusterNode
 from pianorhythm.server.core import (
+    CLOSE_REPLACED,
     CLOSE_SLOW,
     Action,
     Broadcast,
@@ -49,6 +53,7 @@ log = logging.getLogger("server")
 
 WS_PATH = "/api/websocket"
 MAX_QUEUE_BYTES = 1024 * 1024
+CLOSE_POLICY = 1008
 
 
 class RelayShell:
@@ -59,8 +64,10 @@ class RelayShell:
         clock: ServerClock,
         max_queue_bytes: int = MAX_QUEUE_BYTES,
         trusted_proxies: TrustedProxies = (),
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.core = core
+        self.cluster = cluster  # None: this node is the whole server
         self.directory = directory
         self.clock = clock
         self.trusted_proxies = trusted_proxies
@@ -138,12 +145,24 @@ class RelayShell:
             "outboxes": len(self.mailer.boxes),
             "closing": len(self._closing),
             "tasks": len(self._tasks),
+            **self._cluster_health(),
         }
+
+    def _cluster_health(self) -> dict[str, object]:
+        if self.cluster is None:
+            return {}
+        return {"node_id": self.cluster.link.node, "redis": "up" if self.cluster.link.up else "down"}
 
     # -- connections ---------------------------------------------------------------------------------
 
     async def handler(self, conn: WebSocket) -> None:
         ip = self._addresses.pop(conn)
+        # On many nodes the cap counts every node's connections: checked (and taken) here, where waiting
+        # for Redis is fine, after this node's own count let the upgrade through.
+        if not await self.directory.admit(ip, self.core.limits.max_connections_per_ip):
+            log.info("refused a connection from %s: at the cap on connections per address", ip)
+            await conn.close(CLOSE_POLICY, "Too many connections from your address.")
+            return
         now = self.clock.now_us()
         session = self.core.open_session(ip, now)
         self.directory.connection_opened(ip)
@@ -178,6 +197,9 @@ class RelayShell:
             self._closing.pop(sid, None)
             self._perform_nowait(self.core.disconnect(sid, reason, self.clock.now_us()))
             self.directory.connection_closed(ip)
+            self._spawn(self.directory.release(ip))
+            if self.cluster is not None and session.user_id and session.user_id not in self._users:
+                self._spawn(self._release_user(session.user_id))
             self._wake.set()
             log.info("disconnect session=%d user=%d code=%s", sid, session.user_id, conn.close_code)
 
@@ -213,10 +235,30 @@ class RelayShell:
                 elif which == "join_room":
                     await self._preload(msg.join_room.name.strip())
                     now = self.clock.now_us()
+                elif which in ("chat_send", "server_command") and not await self._reserve_chat_ids(sid, msg):
+                    continue
+                greeting = which == "hello" and self._greeting(sid)
                 actions = core.handle(sid, msg, now, resumed, new_user_id)
+                if greeting and self.cluster is not None:
+                    self._claim_user(sid)
                 self._maybe_wake()
             if actions:
                 await self._perform(actions)
+
+    async def _reserve_chat_ids(self, sid: int, msg: pb.ClientMessage) -> bool:
+        """Before a message that may write chat: on many nodes, number the core's next lines from the ids
+        every node shares (an announcement writes a line in each room). False when that failed (the
+        sender was told)."""
+        count = 1 if msg.WhichOneof("action") == "chat_send" else max(1, len(self.core.state.rooms))
+        try:
+            first = await self.directory.chat_ids(count)
+        except Exception:
+            log.exception("no chat id for session %d", sid)
+            self.mailer.send((sid,), _internal_error(msg.ref))
+            return False
+        if first is not None:
+            self.core.state.next_chat_id = first
+        return True
 
     def _greeting(self, sid: int) -> bool:
         """Whether a Hello on `sid` would be its first (the core refuses any other, needing no user)."""
@@ -239,6 +281,95 @@ class RelayShell:
     def _on_slow(self, sid: int) -> None:
         self._perform_nowait(self.core.disconnect(sid, pb.LEAVE_REASON_SLOW, self.clock.now_us()))
         self._close(sid, CLOSE_SLOW, "too slow: not reading what the server sends")
+
+    # -- other nodes ---------------------------------------------------------------------------------
+
+    def _claim_user(self, sid: int) -> None:
+        session = self.core.state.sessions.get(sid)
+        if session is not None and session.user_id:
+            self._spawn(self._claim(session.user_id))
+
+    async def _claim(self, user_id: int) -> None:
+        """One connection per user across nodes: the user is online here now; a live node that still had
+        them is told to let its connection go (as a newer connection replaces an older one here)."""
+        assert self.cluster is not None
+        try:
+            previous = await self.cluster.presence.claim(user_id)
+        except REDIS_ERRORS as exc:
+            log.warning(
+                "cannot mark user %d online here in Redis (%s); an older connection elsewhere stays",
+                user_id,
+                exc,
+            )
+            return
+        if previous is not None:
+            log.info("user %d was online on node %r: telling it to let that connection go", user_id, previous)
+            self.cluster.link.send_to_node(previous, json.dumps({"replaced": user_id}).encode())
+
+    async def _release_user(self, user_id: int) -> None:
+        assert self.cluster is not None
+        try:
+            await self.cluster.presence.release(user_id)
+        except REDIS_ERRORS as exc:
+            log.warning(
+                "cannot mark user %d offline in Redis (%s); the next claim elsewhere corrects it",
+                user_id,
+                exc,
+            )
+
+    def on_node_message(self, envelope: Envelope) -> None:
+        """A message from another node to this one: a user it now has, whose connection here goes."""
+        try:
+            user_id = int(json.loads(envelope.payload)["replaced"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a message from node %r that this node does not understand", envelope.origin)
+            return
+        sid = self._users.get(user_id)
+        if sid is None:
+            return
+        log.info("user %d connected to node %r: closing their connection here", user_id, envelope.origin)
+        self._perform_nowait(self.core.disconnect(sid, pb.LEAVE_REASON_REPLACED, self.clock.now_us()))
+        self._close(sid, CLOSE_REPLACED, "replaced by a newer connection of the same user")
+
+    def on_link_lost(self) -> None:
+        log.warning("lost the link to Redis: rooms go on here; players on other nodes are out of reach")
+
+    def on_link_back(self, seconds: float) -> None:
+        """Chat sent on other nodes while the link was down never reached this node's players: say so."""
+        notice = pb.ChatMessage(
+            content=f"This server lost touch with the other servers for {seconds:.0f} s: chat from players "
+            "on them during that time may be missing here.",
+            server_time_us=self.clock.now_us(),
+            system=True,
+        )
+        self.mailer.send(
+            list(self._users.values()), pb.ServerMessage(chat_message=notice).SerializeToString()
+        )
+
+    def on_node_dead(self, node: str, users: frozenset[int]) -> None:
+        """A node stopped (or this node's previous run): its connections count against no address."""
+        self._spawn(self._forget_node(node))
+
+    async def _forget_node(self, node: str) -> None:
+        assert self.cluster is not None
+        try:
+            await self.cluster.addresses.remove_node(node)
+        except REDIS_ERRORS as exc:
+            log.warning("cannot remove node %r's connections from the per-address counts (%s)", node, exc)
+
+    def on_reaped(self) -> None:
+        """This node was taken for dead and cleaned up: its users are online here again."""
+        for user_id in list(self._users):
+            self._spawn(self._claim(user_id))
+
+    def on_envelope(self, room: str, envelope: Envelope) -> None:
+        """A room's message from another node. Nothing publishes room messages yet (rooms across nodes are
+        not wired); until they are, one arriving means a newer node shares this Redis."""
+        log.warning(
+            "a message for room %r came from node %r; this node does not share rooms yet",
+            room,
+            envelope.origin,
+        )
 
     # -- actions -------------------------------------------------------------------------------------
 
