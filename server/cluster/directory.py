@@ -18,8 +18,9 @@ alone knows is over the cap); the cluster-wide count is then checked and taken i
 `admit`, which the shell awaits once the connection is accepted, before it counts as a session. When Redis
 cannot be reached, `admit` lets the connection in on the local count (and says so): local play goes on.
 
-Rooms (records, bans) live in the room hashes of server/cluster/rooms.py as room events, not here: room
-stores are not written by this directory (`apply` logs them at debug level), and `open` loads no rooms.
+Room records and bans are not stored by this directory (`apply` passes SaveRoom and DeleteRoom by, at
+debug level) and `open` loads none: on many nodes they belong in the room hashes of server/cluster/rooms.py,
+kept by room events; until rooms span nodes, a node's rooms live in its memory only (the README says so).
 Users expire in Redis on their own (Identity.expiry_s), so a PruneUsers has nothing left to do.
 """
 
