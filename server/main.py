@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
@@ -22,10 +23,6 @@ from pianorhythm import __version__
 from pianorhythm.interpreter import settle_gc
 from pianorhythm.server.addresses import TrustedProxies
 from pianorhythm.server.clock import ServerClock
-from pianorhythm.server.cluster.directory import RedisDirectory
-from pianorhythm.server.cluster.link import LinkError
-from pianorhythm.server.cluster.node import ClusterNode
-from pianorhythm.server.cluster.presence import NodeIdInUse
 from pianorhythm.server.core import CoreOptions, Limits, RelayCore
 from pianorhythm.server.dblock import DatabaseInUse
 from pianorhythm.server.directory import Directory
@@ -34,6 +31,9 @@ from pianorhythm.server.storage import Storage
 from pianorhythm.server.tls import TLSConfigError, server_context
 from pianorhythm.server.ws import Settings, WebSocketServer
 from pianorhythm.wire import codec
+
+if TYPE_CHECKING:  # imported when --redis is given: a node on its own never loads redis
+    from pianorhythm.server.cluster.node import ClusterNode
 
 log = logging.getLogger("server")
 
@@ -117,8 +117,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
     if cluster is None:
         directory = Storage(options.db_path or default_db_path())
     else:
-        await cluster.start()
-        directory = RedisDirectory(cluster)
+        directory = await _join_cluster(cluster)
     startup = await directory.open()
     base = options.limits or Limits()
     limits = _with(
@@ -169,11 +168,25 @@ async def start_server(options: ServerOptions) -> RunningServer:
     return running
 
 
+async def _join_cluster(cluster: ClusterNode) -> Directory:
+    from pianorhythm.server.cluster.directory import RedisDirectory
+    from pianorhythm.server.cluster.link import LinkError
+    from pianorhythm.server.cluster.presence import NodeIdInUse
+
+    try:
+        await cluster.start()
+    except (LinkError, NodeIdInUse) as exc:
+        raise ClusterStartError(str(exc)) from exc
+    return RedisDirectory(cluster)
+
+
 def _cluster_node(options: ServerOptions, shell: Callable[[], RelayShell | None]) -> ClusterNode:
     """This node's share of Redis; what it hears goes to the shell (built after it, so found late)."""
+    from pianorhythm.server.cluster.node import ClusterNode
+
     assert options.redis_url is not None
     if not options.node_id or not options.secret:
-        raise ClusterConfigError("A node on Redis needs --node-id NAME and --secret SECRET.")
+        raise ClusterStartError("A node on Redis needs --node-id NAME and --secret SECRET.")
 
     def to_shell(name: str) -> Callable[..., None]:
         def call(*args: object) -> None:
@@ -196,11 +209,12 @@ def _cluster_node(options: ServerOptions, shell: Callable[[], RelayShell | None]
             on_reaped=to_shell("on_reaped"),
         )
     except ValueError as exc:  # a URL redis-py cannot read, a node id too long
-        raise ClusterConfigError(f"{exc} Fix --redis or --node-id.") from exc
+        raise ClusterStartError(f"{exc} Fix --redis or --node-id.") from exc
 
 
-class ClusterConfigError(Exception):
-    """--redis, --node-id or --secret cannot be used (the message says how to fix it)."""
+class ClusterStartError(Exception):
+    """This node cannot join its Redis: unreachable, its --node-id taken, or a flag unusable (the message
+    says how to fix it)."""
 
 
 async def _listen(shell: RelayShell, options: ServerOptions, tls: ssl.SSLContext | None) -> WebSocketServer:
@@ -266,7 +280,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return asyncio.run(_serve_until_signal(options))
-    except (TLSConfigError, DatabaseInUse, LinkError, NodeIdInUse, ClusterConfigError) as exc:
+    except (TLSConfigError, DatabaseInUse, ClusterStartError) as exc:
         log.error("%s", exc)
         return 1
     except OSError as exc:

@@ -13,15 +13,13 @@ import weakref
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from pianorhythm.server.addresses import Headers, TrustedProxies, client_address
 from pianorhythm.server.clock import ServerClock
-from pianorhythm.server.cluster.directory import REDIS_ERRORS
-from pianorhythm.server.cluster.envelope import Envelope
-from pianorhythm.server.cluster.node import ClusterNode
 from pianorhythm.server.core import (
     CLOSE_REPLACED,
     CLOSE_SLOW,
@@ -48,6 +46,10 @@ from pianorhythm.server.outbox import Mailer
 from pianorhythm.server.ws import WebSocket
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
+
+if TYPE_CHECKING:  # a node on its own never loads the cluster package (nor redis)
+    from pianorhythm.server.cluster.envelope import Envelope
+    from pianorhythm.server.cluster.node import ClusterNode
 
 log = logging.getLogger("server")
 
@@ -199,7 +201,7 @@ class RelayShell:
             self.directory.connection_closed(ip)
             self._spawn(self.directory.release(ip))
             if self.cluster is not None and session.user_id and session.user_id not in self._users:
-                self._spawn(self._release_user(session.user_id))
+                self._spawn(self.cluster.release_user(session.user_id))
             self._wake.set()
             log.info("disconnect session=%d user=%d code=%s", sid, session.user_id, conn.close_code)
 
@@ -286,45 +288,13 @@ class RelayShell:
 
     def _claim_user(self, sid: int) -> None:
         session = self.core.state.sessions.get(sid)
-        if session is not None and session.user_id:
-            self._spawn(self._claim(session.user_id))
-
-    async def _claim(self, user_id: int) -> None:
-        """One connection per user across nodes: the user is online here now; a live node that still had
-        them is told to let its connection go (as a newer connection replaces an older one here)."""
-        assert self.cluster is not None
-        try:
-            previous = await self.cluster.presence.claim(user_id)
-        except REDIS_ERRORS as exc:
-            log.warning(
-                "cannot mark user %d online here in Redis (%s); an older connection elsewhere stays",
-                user_id,
-                exc,
-            )
-            return
-        if previous is not None:
-            log.info("user %d was online on node %r: telling it to let that connection go", user_id, previous)
-            self.cluster.link.send_to_node(previous, json.dumps({"replaced": user_id}).encode())
-
-    async def _release_user(self, user_id: int) -> None:
-        assert self.cluster is not None
-        try:
-            await self.cluster.presence.release(user_id)
-        except REDIS_ERRORS as exc:
-            log.warning(
-                "cannot mark user %d offline in Redis (%s); the next claim elsewhere corrects it",
-                user_id,
-                exc,
-            )
+        if session is not None and session.user_id and self.cluster is not None:
+            self._spawn(self.cluster.claim_user(session.user_id))
 
     def on_node_message(self, envelope: Envelope) -> None:
         """A message from another node to this one: a user it now has, whose connection here goes."""
-        try:
-            user_id = int(json.loads(envelope.payload)["replaced"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignored a message from node %r that this node does not understand", envelope.origin)
-            return
-        sid = self._users.get(user_id)
+        user_id = self.cluster.replaced_user(envelope) if self.cluster is not None else None
+        sid = None if user_id is None else self._users.get(user_id)
         if sid is None:
             return
         log.info("user %d connected to node %r: closing their connection here", user_id, envelope.origin)
@@ -348,19 +318,14 @@ class RelayShell:
 
     def on_node_dead(self, node: str, users: frozenset[int]) -> None:
         """A node stopped (or this node's previous run): its connections count against no address."""
-        self._spawn(self._forget_node(node))
-
-    async def _forget_node(self, node: str) -> None:
-        assert self.cluster is not None
-        try:
-            await self.cluster.addresses.remove_node(node)
-        except REDIS_ERRORS as exc:
-            log.warning("cannot remove node %r's connections from the per-address counts (%s)", node, exc)
+        if self.cluster is not None:
+            self._spawn(self.cluster.forget_node(node))
 
     def on_reaped(self) -> None:
         """This node was taken for dead and cleaned up: its users are online here again."""
-        for user_id in list(self._users):
-            self._spawn(self._claim(user_id))
+        if self.cluster is not None:
+            for user_id in list(self._users):
+                self._spawn(self.cluster.claim_user(user_id))
 
     def on_envelope(self, room: str, envelope: Envelope) -> None:
         """A room's message from another node. Nothing publishes room messages yet (rooms across nodes are

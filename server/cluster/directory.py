@@ -29,17 +29,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from redis.exceptions import RedisError
-
-from pianorhythm.server.cluster.link import LINK_ERRORS
-from pianorhythm.server.cluster.node import ClusterNode
+from pianorhythm.server.cluster.node import REDIS_ERRORS, ClusterNode
 from pianorhythm.server.core.actions import ClearChat, SaveChat, SaveUser, Store
 from pianorhythm.server.core.records import ChatRecord, UserRecord
 from pianorhythm.server.directory import AddressCounts, Startup
 
 log = logging.getLogger(__name__)
-
-REDIS_ERRORS = (*LINK_ERRORS, RedisError)
 
 
 class RedisDirectory:
