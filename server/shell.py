@@ -85,6 +85,7 @@ class RelayShell:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._chat_order = asyncio.Lock()  # on many nodes: chat numbered and stored one message at a time
         self._ticker: asyncio.Task[None] | None = None
         self._deadline: int | None = None
         self.codec_config = codec.CodecConfig(max_payload=core.limits.max_frame_bytes)
@@ -237,7 +238,8 @@ class RelayShell:
                 elif which == "join_room":
                     await self._preload(msg.join_room.name.strip())
                     now = self.clock.now_us()
-                elif which in ("chat_send", "server_command") and not await self._reserve_chat_ids(sid, msg):
+                elif which in ("chat_send", "server_command") and self.cluster is not None:
+                    await self._numbered_chat(sid, msg)
                     continue
                 greeting = which == "hello" and self._greeting(sid)
                 actions = core.handle(sid, msg, now, resumed, new_user_id)
@@ -247,20 +249,23 @@ class RelayShell:
             if actions:
                 await self._perform(actions)
 
-    async def _reserve_chat_ids(self, sid: int, msg: pb.ClientMessage) -> bool:
-        """Before a message that may write chat: on many nodes, number the core's next lines from the ids
-        every node shares (an announcement writes a line in each room). False when that failed (the
-        sender was told)."""
+    async def _numbered_chat(self, sid: int, msg: pb.ClientMessage) -> None:
+        """On many nodes, a message that may write chat: the core numbers its lines from ids every node
+        shares (an announcement writes one in each room), and this node stores them in id order (one at a
+        time: a room's stream refuses a lower id after a higher one)."""
         count = 1 if msg.WhichOneof("action") == "chat_send" else max(1, len(self.core.state.rooms))
-        try:
-            first = await self.directory.chat_ids(count)
-        except Exception:
-            log.exception("no chat id for session %d", sid)
-            self.mailer.send((sid,), _internal_error(msg.ref))
-            return False
-        if first is not None:
-            self.core.state.next_chat_id = first
-        return True
+        async with self._chat_order:
+            try:
+                first = await self.directory.chat_ids(count)
+            except Exception:
+                log.exception("no chat id for session %d", sid)
+                self.mailer.send((sid,), _internal_error(msg.ref))
+                return
+            if first is not None:
+                self.core.state.next_chat_id = first
+            actions = self.core.handle(sid, msg, self.clock.now_us())
+            self._maybe_wake()
+            await self._perform(actions)
 
     def _greeting(self, sid: int) -> bool:
         """Whether a Hello on `sid` would be its first (the core refuses any other, needing no user)."""

@@ -8,7 +8,8 @@ Chat ids. The core numbers chat lines from its own counter; on many nodes that c
 shell reserves the next ids from Redis (`chat_ids`, the stream's counter `pr:chat-ids`) just before it feeds
 the core a message that may write chat, and the core numbers the lines with them. Storing a line then adds
 it to the room's stream under that id (`ChatStreams.append_record`) and returns once Redis has it, which is
-when the sender is answered. Two nodes whose lines for one room race (ids reserved in one order, stored in
+when the sender is answered. A node numbers and stores its chat one message at a time, so its own lines
+reach a stream in id order; two NODES whose lines for one room race (ids reserved in one order, stored in
 the other) cannot both store: the later-stored, lower id is refused and its sender told to try again, so the
 stream stays in id order and the same from every node.
 

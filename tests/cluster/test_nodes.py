@@ -146,6 +146,27 @@ async def test_chat_history_is_the_same_from_either_node(redis_server: RedisServ
             await client.close()
 
 
+async def test_chat_sent_at_once_by_many_players_on_a_node_is_all_stored_in_id_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    async with relay_nodes(tmp_path, redis_server.url, "a") as (a,):
+        players = [await TestClient.connect(a.url) for _ in range(8)]
+        for index, player in enumerate(players):
+            await player.hello(f"p{index}")
+        for line in range(4):  # the chat rate limit allows 4 at once
+            for index, player in enumerate(players):
+                await player.act(ref=10 + line, chat_send=pb.ChatSend(content=f"{index}.{line}"))
+        acked = [
+            (await player.recv("chat_message", timeout=10, where=answers(10 + line))).chat_message
+            for player in players
+            for line in range(4)
+        ]
+        history = await _history(players[0], 99)
+        assert len(history) == 32 and [i for i, _, _ in history] == sorted(m.id for m in acked)
+        for player in players:
+            await player.close()
+
+
 async def test_the_cap_on_connections_per_address_holds_across_nodes(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
