@@ -6,8 +6,8 @@ actions out through it. On one node it is SQLite (pianorhythm.server.storage.Sto
 Redis, with the same methods: user ids from INCR, rooms and bans in hashes, chat in capped streams.
 
 Per-address connection counts are answered at once, from what this node knows (checked before the
-WebSocket upgrade, where there is no time to wait): on one node that is the whole truth, and a Redis
-directory keeps a local view of the shared counts.
+WebSocket upgrade, where there is no time to wait): on one node that is the whole truth. On many nodes that
+check is a lower bound, and `admit` (awaited once the connection is accepted) takes the cluster-wide count.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ class Directory(Protocol):
         """Make `store` durable (users, rooms and their bans, chat); returns once it is."""
         ...
 
+    async def chat_ids(self, count: int) -> int | None:
+        """The first of `count` chat ids reserved for this node's next lines, or None where the core's own
+        counter is the truth (one node)."""
+        ...
+
     async def recent_chat(self, room: str, limit: int) -> list[ChatRecord]: ...
 
     async def history(
@@ -60,6 +65,13 @@ class Directory(Protocol):
     def connection_opened(self, address: str) -> None: ...
 
     def connection_closed(self, address: str) -> None: ...
+
+    async def admit(self, address: str, cap: int) -> bool:
+        """Whether a connection from `address`, accepted on this node's count, is also within `cap` across
+        every node (counted there if so; `release` gives it back)."""
+        ...
+
+    async def release(self, address: str) -> None: ...
 
     def census(self) -> dict[str, int]:
         """The size of every map the directory holds in memory (none may leak)."""

@@ -12,8 +12,10 @@ import secrets
 import signal
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
@@ -23,11 +25,15 @@ from pianorhythm.server.addresses import TrustedProxies
 from pianorhythm.server.clock import ServerClock
 from pianorhythm.server.core import CoreOptions, Limits, RelayCore
 from pianorhythm.server.dblock import DatabaseInUse
+from pianorhythm.server.directory import Directory
 from pianorhythm.server.shell import WS_PATH, RelayShell
 from pianorhythm.server.storage import Storage
 from pianorhythm.server.tls import TLSConfigError, server_context
 from pianorhythm.server.ws import Settings, WebSocketServer
 from pianorhythm.wire import codec
+
+if TYPE_CHECKING:  # imported when --redis is given: a node on its own never loads redis
+    from pianorhythm.server.cluster.node import ClusterNode
 
 log = logging.getLogger("server")
 
@@ -61,6 +67,9 @@ class ServerOptions:
     certfile: Path | None = None  # with keyfile: serve wss:// (PEM certificate chain and private key)
     keyfile: Path | None = None
     trusted_proxies: TrustedProxies = ()  # peers whose X-Forwarded-For / X-Real-IP name the client
+    redis_url: str | None = None  # one node of many sharing this Redis (db_path is then unused)
+    node_id: str = ""  # with redis_url: this node's name, and the secret every node shares
+    secret: str = ""
 
 
 class RunningServer:
@@ -68,28 +77,31 @@ class RunningServer:
         self,
         server: WebSocketServer,
         shell: RelayShell,
-        storage: Storage,
+        directory: Directory,
         host: str,
         port: int,
         tls: bool = False,
     ) -> None:
         self._server = server
         self.shell = shell
-        self._storage = storage
+        self._directory = directory
         self.host = host
         self.port = port
         self.url = f"{'wss' if tls else 'ws'}://{_url_host(host)}:{port}{WS_PATH}"
         self._closed = False
 
     async def close(self) -> None:
-        """Stop accepting, close every client with 1001 "server shutting down", flush storage."""
+        """Stop accepting, close every client with 1001 "server shutting down", flush storage; on many nodes,
+        leave the node list (this node's users are online nowhere)."""
         if self._closed:
             return
         self._closed = True
         self.shell.mailer.flush_all()
         await self._server.close(1001, SHUTDOWN_REASON)
         await self.shell.stop()
-        await self._storage.close()
+        await self._directory.close()
+        if self.shell.cluster is not None:
+            await self.shell.cluster.close()
         log.info("server stopped")
 
 
@@ -99,8 +111,14 @@ async def start_server(options: ServerOptions) -> RunningServer:
         raise TLSConfigError("--certfile and --keyfile go together: give both to serve wss://, or neither.")
     tls = server_context(options.certfile, options.keyfile) if options.certfile and options.keyfile else None
     clock = ServerClock()
-    storage = Storage(options.db_path or default_db_path())
-    startup = await storage.open()
+    shell: RelayShell | None = None
+    cluster = _cluster_node(options, lambda: shell) if options.redis_url else None
+    directory: Directory
+    if cluster is None:
+        directory = Storage(options.db_path or default_db_path())
+    else:
+        directory = await _join_cluster(cluster)
+    startup = await directory.open()
     base = options.limits or Limits()
     limits = _with(
         base,
@@ -121,27 +139,82 @@ async def start_server(options: ServerOptions) -> RunningServer:
         ),
         startup.rooms,
     )
-    lobby = await storage.recent_chat("lobby", limits.chat_history)
-    core.preload_chat("lobby", lobby)
-    shell = RelayShell(core, storage, clock, options.max_queue_bytes, options.trusted_proxies)
-    shell.start()
+    shell = RelayShell(core, directory, clock, options.max_queue_bytes, options.trusted_proxies, cluster)
     try:
+        core.preload_chat("lobby", await directory.recent_chat("lobby", limits.chat_history))
+        if cluster is not None:  # this node's previous run may have left connections counted
+            await cluster.addresses.remove_node(options.node_id)
+        shell.start()
         server = await _listen(shell, options, tls)
     except BaseException:  # the port is taken...: let go of the database, so another start can have it
         await shell.stop()
-        await storage.close()
+        await directory.close()
+        if cluster is not None:
+            await cluster.close()
         raise
     port = next(iter(server.sockets)).getsockname()[1]
-    running = RunningServer(server, shell, storage, options.host, port, tls=tls is not None)
-    storage.advertise(running.url)
+    running = RunningServer(server, shell, directory, options.host, port, tls=tls is not None)
+    if isinstance(directory, Storage):
+        directory.advertise(running.url)
     proxies = ", ".join(map(str, options.trusted_proxies))
     log.info(
-        "listening on %s (database %s)%s",
+        "listening on %s (%s)%s",
         running.url,
-        storage.path,
+        f"database {directory.path}"
+        if isinstance(directory, Storage)
+        else f"node {options.node_id!r} on Redis",
         f"; forwarded client addresses believed from {proxies}" if proxies else "",
     )
     return running
+
+
+async def _join_cluster(cluster: ClusterNode) -> Directory:
+    from pianorhythm.server.cluster.directory import RedisDirectory
+    from pianorhythm.server.cluster.link import LinkError
+    from pianorhythm.server.cluster.presence import NodeIdInUse
+
+    try:
+        await cluster.start()
+    except (LinkError, NodeIdInUse) as exc:
+        raise ClusterStartError(str(exc)) from exc
+    return RedisDirectory(cluster)
+
+
+def _cluster_node(options: ServerOptions, shell: Callable[[], RelayShell | None]) -> ClusterNode:
+    """This node's share of Redis; what it hears goes to the shell (built after it, so found late)."""
+    from pianorhythm.server.cluster.node import ClusterNode
+
+    assert options.redis_url is not None
+    if not options.node_id or not options.secret:
+        raise ClusterStartError("A node on Redis needs --node-id NAME and --secret SECRET.")
+
+    def to_shell(name: str) -> Callable[..., None]:
+        def call(*args: object) -> None:
+            target = shell()
+            if target is not None:
+                getattr(target, name)(*args)
+
+        return call
+
+    try:
+        return ClusterNode(
+            options.redis_url,
+            options.node_id,
+            options.secret,
+            on_envelope=to_shell("on_envelope"),
+            on_node_dead=to_shell("on_node_dead"),
+            on_node_message=to_shell("on_node_message"),
+            on_lost=to_shell("on_link_lost"),
+            on_back=to_shell("on_link_back"),
+            on_reaped=to_shell("on_reaped"),
+        )
+    except ValueError as exc:  # a URL redis-py cannot read, a node id too long
+        raise ClusterStartError(f"{exc} Fix --redis or --node-id.") from exc
+
+
+class ClusterStartError(Exception):
+    """This node cannot join its Redis: unreachable, its --node-id taken, or a flag unusable (the message
+    says how to fix it)."""
 
 
 async def _listen(shell: RelayShell, options: ServerOptions, tls: ssl.SSLContext | None) -> WebSocketServer:
@@ -198,13 +271,16 @@ def run_from_args(args: argparse.Namespace) -> int:
         certfile=Path(args.certfile).expanduser() if args.certfile else None,
         keyfile=Path(args.keyfile).expanduser() if args.keyfile else None,
         trusted_proxies=args.trust_proxy or (),
+        redis_url=args.redis,
+        node_id=args.node_id or "",
+        secret=args.secret or "",
     )
     if not log.isEnabledFor(logging.DEBUG):
         # The relay logs its own line per connect/disconnect; websockets' lines would say it twice.
         logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return asyncio.run(_serve_until_signal(options))
-    except (TLSConfigError, DatabaseInUse) as exc:
+    except (TLSConfigError, DatabaseInUse, ClusterStartError) as exc:
         log.error("%s", exc)
         return 1
     except OSError as exc:

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -20,6 +21,7 @@ from websockets.http11 import Request, Response
 from pianorhythm.server.addresses import Headers, TrustedProxies, client_address
 from pianorhythm.server.clock import ServerClock
 from pianorhythm.server.core import (
+    CLOSE_REPLACED,
     CLOSE_SLOW,
     Action,
     Broadcast,
@@ -45,10 +47,15 @@ from pianorhythm.server.ws import WebSocket
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
+if TYPE_CHECKING:  # a node on its own never loads the cluster package (nor redis)
+    from pianorhythm.server.cluster.envelope import Envelope
+    from pianorhythm.server.cluster.node import ClusterNode
+
 log = logging.getLogger("server")
 
 WS_PATH = "/api/websocket"
 MAX_QUEUE_BYTES = 1024 * 1024
+CLOSE_POLICY = 1008
 
 
 class RelayShell:
@@ -59,8 +66,10 @@ class RelayShell:
         clock: ServerClock,
         max_queue_bytes: int = MAX_QUEUE_BYTES,
         trusted_proxies: TrustedProxies = (),
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.core = core
+        self.cluster = cluster  # None: this node is the whole server
         self.directory = directory
         self.clock = clock
         self.trusted_proxies = trusted_proxies
@@ -76,6 +85,7 @@ class RelayShell:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._chat_order = asyncio.Lock()  # on many nodes: chat numbered and stored one message at a time
         self._ticker: asyncio.Task[None] | None = None
         self._deadline: int | None = None
         self.codec_config = codec.CodecConfig(max_payload=core.limits.max_frame_bytes)
@@ -138,12 +148,24 @@ class RelayShell:
             "outboxes": len(self.mailer.boxes),
             "closing": len(self._closing),
             "tasks": len(self._tasks),
+            **self._cluster_health(),
         }
+
+    def _cluster_health(self) -> dict[str, object]:
+        if self.cluster is None:
+            return {}
+        return {"node_id": self.cluster.link.node, "redis": "up" if self.cluster.link.up else "down"}
 
     # -- connections ---------------------------------------------------------------------------------
 
     async def handler(self, conn: WebSocket) -> None:
         ip = self._addresses.pop(conn)
+        # On many nodes the cap counts every node's connections: checked (and taken) here, where waiting
+        # for Redis is fine, after this node's own count let the upgrade through.
+        if not await self.directory.admit(ip, self.core.limits.max_connections_per_ip):
+            log.info("refused a connection from %s: at the cap on connections per address", ip)
+            await conn.close(CLOSE_POLICY, "Too many connections from your address.")
+            return
         now = self.clock.now_us()
         session = self.core.open_session(ip, now)
         self.directory.connection_opened(ip)
@@ -178,6 +200,9 @@ class RelayShell:
             self._closing.pop(sid, None)
             self._perform_nowait(self.core.disconnect(sid, reason, self.clock.now_us()))
             self.directory.connection_closed(ip)
+            self._spawn(self.directory.release(ip))
+            if self.cluster is not None and session.user_id and session.user_id not in self._users:
+                self._spawn(self.cluster.release_user(session.user_id))
             self._wake.set()
             log.info("disconnect session=%d user=%d code=%s", sid, session.user_id, conn.close_code)
 
@@ -213,10 +238,34 @@ class RelayShell:
                 elif which == "join_room":
                     await self._preload(msg.join_room.name.strip())
                     now = self.clock.now_us()
+                elif which in ("chat_send", "server_command") and self.cluster is not None:
+                    await self._numbered_chat(sid, msg)
+                    continue
+                greeting = which == "hello" and self._greeting(sid)
                 actions = core.handle(sid, msg, now, resumed, new_user_id)
+                if greeting and self.cluster is not None:
+                    self._claim_user(sid)
                 self._maybe_wake()
             if actions:
                 await self._perform(actions)
+
+    async def _numbered_chat(self, sid: int, msg: pb.ClientMessage) -> None:
+        """On many nodes, a message that may write chat: the core numbers its lines from ids every node
+        shares (an announcement writes one in each room), and this node stores them in id order (one at a
+        time: a room's stream refuses a lower id after a higher one)."""
+        count = 1 if msg.WhichOneof("action") == "chat_send" else max(1, len(self.core.state.rooms))
+        async with self._chat_order:
+            try:
+                first = await self.directory.chat_ids(count)
+            except Exception:
+                log.exception("no chat id for session %d", sid)
+                self.mailer.send((sid,), _internal_error(msg.ref))
+                return
+            if first is not None:
+                self.core.state.next_chat_id = first
+            actions = self.core.handle(sid, msg, self.clock.now_us())
+            self._maybe_wake()
+            await self._perform(actions)
 
     def _greeting(self, sid: int) -> bool:
         """Whether a Hello on `sid` would be its first (the core refuses any other, needing no user)."""
@@ -239,6 +288,58 @@ class RelayShell:
     def _on_slow(self, sid: int) -> None:
         self._perform_nowait(self.core.disconnect(sid, pb.LEAVE_REASON_SLOW, self.clock.now_us()))
         self._close(sid, CLOSE_SLOW, "too slow: not reading what the server sends")
+
+    # -- other nodes ---------------------------------------------------------------------------------
+
+    def _claim_user(self, sid: int) -> None:
+        session = self.core.state.sessions.get(sid)
+        if session is not None and session.user_id and self.cluster is not None:
+            self._spawn(self.cluster.claim_user(session.user_id))
+
+    def on_node_message(self, envelope: Envelope) -> None:
+        """A message from another node to this one: a user it now has, whose connection here goes."""
+        user_id = self.cluster.replaced_user(envelope) if self.cluster is not None else None
+        sid = None if user_id is None else self._users.get(user_id)
+        if sid is None:
+            return
+        log.info("user %d connected to node %r: closing their connection here", user_id, envelope.origin)
+        self._perform_nowait(self.core.disconnect(sid, pb.LEAVE_REASON_REPLACED, self.clock.now_us()))
+        self._close(sid, CLOSE_REPLACED, "replaced by a newer connection of the same user")
+
+    def on_link_lost(self) -> None:
+        log.warning("lost the link to Redis: rooms go on here; players on other nodes are out of reach")
+
+    def on_link_back(self, seconds: float) -> None:
+        """Chat sent on other nodes while the link was down never reached this node's players: say so."""
+        notice = pb.ChatMessage(
+            content=f"This server lost touch with the other servers for {seconds:.0f} s: chat from players "
+            "on them during that time may be missing here.",
+            server_time_us=self.clock.now_us(),
+            system=True,
+        )
+        self.mailer.send(
+            list(self._users.values()), pb.ServerMessage(chat_message=notice).SerializeToString()
+        )
+
+    def on_node_dead(self, node: str, users: frozenset[int]) -> None:
+        """A node stopped (or this node's previous run): its connections count against no address."""
+        if self.cluster is not None:
+            self._spawn(self.cluster.forget_node(node))
+
+    def on_reaped(self) -> None:
+        """This node was taken for dead and cleaned up: its users are online here again."""
+        if self.cluster is not None:
+            for user_id in list(self._users):
+                self._spawn(self.cluster.claim_user(user_id))
+
+    def on_envelope(self, room: str, envelope: Envelope) -> None:
+        """A room's message from another node. Nothing publishes room messages yet (rooms across nodes are
+        not wired); until they are, one arriving means a newer node shares this Redis."""
+        log.warning(
+            "a message for room %r came from node %r; this node does not share rooms yet",
+            room,
+            envelope.origin,
+        )
 
     # -- actions -------------------------------------------------------------------------------------
 

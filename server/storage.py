@@ -203,6 +203,15 @@ class Storage:
     def connection_closed(self, address: str) -> None:
         self._addresses.closed(address)
 
+    async def admit(self, address: str, cap: int) -> bool:
+        return True  # one node: the count checked before the upgrade is the whole truth
+
+    async def release(self, address: str) -> None:
+        """Nothing counted elsewhere to give back (connection_closed keeps the count)."""
+
+    async def chat_ids(self, count: int) -> int | None:
+        return None  # one node: the core's counter, started from the stored chat, is the truth
+
     def census(self) -> dict[str, int]:
         return {"addresses": len(self._addresses)}
 

@@ -89,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="reverse proxies (IPs or CIDR networks) whose X-Forwarded-For / X-Real-IP name the client's "
         "address for per-address limits, bans and logs; from any other peer those headers are ignored",
     )
+    host.add_argument(
+        "--redis",
+        metavar="URL",
+        help="one of many relay nodes sharing redis://HOST:PORT/DB (users, chat history, per-address "
+        "counts); needs --node-id and --secret, and keeps no SQLite database",
+    )
+    host.add_argument(
+        "--node-id", metavar="NAME", help="with --redis: this node's name, unique among the nodes"
+    )
+    host.add_argument(
+        "--secret",
+        metavar="SECRET",
+        help="with --redis: shared by every node; keys the resume tokens in Redis",
+    )
 
     client = parser.add_argument_group("client")
     client.add_argument(
@@ -169,7 +183,8 @@ def _color(text: str) -> str:
 
 def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse flags that would do nothing in the chosen mode, and a certificate without its key."""
-    server_only = [flag for flag in ("certfile", "keyfile", "trust_proxy") if getattr(args, flag)]
+    hosting = ("certfile", "keyfile", "trust_proxy", "redis", "node_id", "secret")
+    server_only = [flag for flag in hosting if getattr(args, flag)]
     if server_only and not args.server:
         parser.error(f"--{server_only[0].replace('_', '-')} is for hosting: use it with --server.")
     if args.admin_token and not args.server:
@@ -178,7 +193,30 @@ def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error("--certfile and --keyfile go together: give both to serve wss://, or neither.")
     if args.insecure and (args.server or args.list_midi):
         parser.error("--insecure is for a client connecting to a wss:// server; a server has no use for it.")
+    _check_cluster_flags(parser, args)
     _check_file_flags(parser, args)
+
+
+def _check_cluster_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--redis needs --node-id and --secret, which mean nothing without it; --db is SQLite, not Redis."""
+    if args.redis:
+        if not args.redis.startswith(("redis://", "rediss://", "unix://")):
+            parser.error(
+                f"--redis {args.redis!r} is not a Redis URL: give one like redis://127.0.0.1:6379/0."
+            )
+        if not args.node_id:
+            parser.error("--redis needs --node-id NAME: a name for this node, different on every node.")
+        if not args.secret:
+            parser.error(
+                "--redis needs --secret SECRET: the same secret on every node (it keys resume tokens)."
+            )
+        if args.db:
+            parser.error(
+                "--db is the single-node database; with --redis users and chat live in Redis: drop --db."
+            )
+    elif args.node_id or args.secret:
+        flag = "--node-id" if args.node_id else "--secret"
+        parser.error(f"{flag} is for a node sharing Redis: use it with --redis redis://HOST:PORT/DB.")
 
 
 def _check_file_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -31,7 +31,21 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[1], '0-' .. id,
 return id
 """
 
+# KEYS: the room's stream. ARGV: cap, chat id, user id, name, colour, content, server time (µs).
+# 1 when stored; 0 when the stream already holds a line with a higher id (nothing stored).
+_APPEND_AT: Final = """
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if top and tonumber(string.match(top[1], '-(%d+)$')) >= tonumber(ARGV[2]) then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[2],
+           'u', ARGV[3], 'n', ARGV[4], 'c', ARGV[5], 'm', ARGV[6], 't', ARGV[7])
+return 1
+"""
+
 Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+class OutOfOrder(Exception):
+    """A line reached its room's stream after a line with a higher id (reserved later on another node)."""
 
 
 class ChatStreams:
@@ -39,6 +53,7 @@ class ChatStreams:
         self.redis = redis
         self.cap = cap
         self._append = redis.register_script(_APPEND)
+        self._append_at = redis.register_script(_APPEND_AT)
 
     async def append(
         self, room: str, user_id: int, user_name: str, user_color: str, content: str, server_time_us: int
@@ -49,6 +64,23 @@ class ChatStreams:
             args=[self.cap, user_id, user_name, user_color, content, server_time_us],
         )
         return ChatRecord(int(chat_id), room, user_id, user_name, user_color, content, server_time_us)
+
+    async def reserve_ids(self, count: int) -> int:
+        """The first of `count` chat ids no other call gets (for lines numbered before they are stored)."""
+        return int(await self.redis.incrby(keys.CHAT_IDS, count)) - count + 1
+
+    async def append_record(self, record: ChatRecord) -> None:
+        """Store a line numbered from `reserve_ids`; returns once Redis has it. OutOfOrder when the room's
+        stream holds a higher id already (not stored: the stream stays in id order); redis errors."""
+        stored = await self._append_at(
+            keys=[keys.chat(record.room)],
+            args=[
+                self.cap, record.id, record.user_id, record.user_name, record.user_color, record.content,
+                record.server_time_us,
+            ],
+        )  # fmt: skip
+        if not int(stored):
+            raise OutOfOrder(f"chat line {record.id} of room {record.room!r} came after a later one")
 
     async def history(
         self, room: str, before_id: int, after_id: int, limit: int

@@ -7,6 +7,10 @@ rooms and per-address connection counts.
     await node.rooms.join(...); await node.addresses.opened(ip, cap)
     await node.close()      # a clean stop: returns the users still online here
 
+What the relay shell asks of it beside those parts, failures logged here (Redis errors never reach the shell):
+`claim_user` and `release_user` (one connection per user across nodes: the node that had the user gets a
+message that `replaced_user` reads), `forget_node` (a dead node's per-address counts).
+
 All share the link's Redis client (a small connection pool); the link owns it.
 """
 
@@ -14,15 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from collections.abc import Callable
+from typing import Final
+
+from redis.exceptions import RedisError
 
 from pianorhythm.server.cluster.addresses import AddressCounts
 from pianorhythm.server.cluster.chat import CAP, ChatStreams
 from pianorhythm.server.cluster.envelope import Envelope
 from pianorhythm.server.cluster.identity import EXPIRY_S, Identity
-from pianorhythm.server.cluster.link import EnvelopeHandler, Link
+from pianorhythm.server.cluster.link import LINK_ERRORS, EnvelopeHandler, Link
 from pianorhythm.server.cluster.presence import REFRESH_S, TTL_S, Presence
 from pianorhythm.server.cluster.rooms import CROWN_GRACE_S, Rooms
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS: Final = (*LINK_ERRORS, RedisError)  # what a call to Redis raises when it did not happen
 
 
 class ClusterNode:
@@ -84,3 +97,42 @@ class ClusterNode:
             return await self.presence.close()
         finally:
             await self.link.close()
+
+    async def claim_user(self, user_id: int) -> None:
+        """The user is online here now; a live node that still had them is told to let its connection go
+        (as a newer connection replaces an older one on one node)."""
+        try:
+            previous = await self.presence.claim(user_id)
+        except REDIS_ERRORS as exc:
+            log.warning(
+                "cannot mark user %d online here (%s): an older connection elsewhere stays", user_id, exc
+            )
+            return
+        if previous is not None:
+            log.info("user %d was online on node %r: telling it to let that connection go", user_id, previous)
+            self.link.send_to_node(previous, json.dumps({"replaced": user_id}).encode())
+
+    async def release_user(self, user_id: int) -> None:
+        """The user's connection here ended (a newer claim elsewhere stands)."""
+        try:
+            await self.presence.release(user_id)
+        except REDIS_ERRORS as exc:
+            log.warning(
+                "cannot mark user %d offline (%s): their next claim on a node corrects it", user_id, exc
+            )
+
+    async def forget_node(self, node: str) -> None:
+        """A node stopped (or this node's previous run): its connections count against no address."""
+        try:
+            await self.addresses.remove_node(node)
+        except REDIS_ERRORS as exc:
+            log.warning("cannot remove node %r's connections from the per-address counts (%s)", node, exc)
+
+    @staticmethod
+    def replaced_user(envelope: Envelope) -> int | None:
+        """The user a node message says another node now has (None: not such a message, logged)."""
+        try:
+            return int(json.loads(envelope.payload)["replaced"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a message from node %r that this node does not understand", envelope.origin)
+            return None

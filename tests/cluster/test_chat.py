@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pianorhythm.server.cluster.chat import ChatStreams
+from pianorhythm.server.cluster.chat import ChatStreams, OutOfOrder
 from pianorhythm.server.cluster.link import client
 from pianorhythm.server.core.actions import SaveChat
+from pianorhythm.server.core.records import ChatRecord
 from pianorhythm.server.storage import Storage
 from tests.fixtures.redis import RedisServer
 
@@ -112,3 +113,20 @@ async def test_every_page_is_the_one_sqlite_gives(
             assert await b.history("lobby", before, after, limit) == expected, (before, after, limit)
     finally:
         await storage.close()
+
+
+async def test_lines_numbered_ahead_are_stored_in_id_order_and_a_late_lower_id_is_refused(
+    two_nodes: tuple[ChatStreams, ChatStreams],
+) -> None:
+    a, b = two_nodes
+    first, second = await a.reserve_ids(1), await b.reserve_ids(2)
+    assert (first, second) == (1, 2)  # b holds 2 and 3
+    early = ChatRecord(second, "lobby", 2, "bob", "#00ff00", "from b", 20)
+    await b.append_record(early)
+    with pytest.raises(OutOfOrder):  # a's line, reserved first, lost the race to the stream
+        await a.append_record(ChatRecord(first, "lobby", 1, "ann", "#ff0000", "from a", 10))
+    await a.append_record(ChatRecord(first, "den", 1, "ann", "#ff0000", "other room", 10))  # own stream
+    late = ChatRecord(second + 1, "lobby", 2, "bob", "#00ff00", "again", 30)
+    await b.append_record(late)
+    assert await a.recent("lobby", 50) == [early, late]
+    assert (await a.append("lobby", 1, "ann", "#ff0000", "counter goes on", 40)).id == 4
