@@ -53,8 +53,10 @@ FLOOR_US: Final = 3_000
 CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
-SHRINK_STEP_MAX_US: Final = 3_000  # as much as growing may stretch: the issue's bound on one interval
-GROW_STEP_MAX_US: Final = 3_000  # an interval stretched by this much is not heard as a hiccup
+# The issue bounds a stretched interval at 3 ms; the steps stop 0.5 ms short, for the clocks' slew
+# (pianorhythm.clock.SLEW_PPM) and the µs rounding of the stamps, which add to the step.
+SHRINK_STEP_MAX_US: Final = 2_500  # as much as growing may stretch
+GROW_STEP_MAX_US: Final = 2_500  # an interval stretched by this much is not heard as a hiccup
 PATH_EVENTS: Final = 100  # the path's spread sizes the delay until the window holds this many transits
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
 KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US
@@ -128,16 +130,21 @@ def target_delay_us(
     rules: dict[LatencyPreset, PresetRule] = PRESET_RULES,
     warmup: WarmupRule = WARMUP,
     path_spread_us: int = 0,
+    path_floor_us: int | None = None,
 ) -> int:
-    """The delay the preset asks for given the recent transits (ascending) and the path's known spread,
-    clamped to [floor, ceiling]."""
+    """The delay the preset asks for given the recent transits (ascending) and the path's known spread and
+    floor (None: unknown, the lowest transit seen stands in), clamped to [floor, ceiling]."""
     if not sorted_transits:
         return floor_us
     rule = rules[preset]
     margin = margin_us(sorted_transits, rule)
     target = quantile(sorted_transits, rule.quantile) + margin
     if path_spread_us and len(sorted_transits) < PATH_EVENTS:
-        path = sorted_transits[0] + round(rule.path_share * path_spread_us) + rule.margin_floor_us
+        lowest = sorted_transits[0] if path_floor_us is None else path_floor_us
+        # The same margin as the window's, over the path's spread: a few dozen pings show less of the tail
+        # than the path has (at 150 ± 60 ms the first spreads fell 30-80 ms short of the 240 ms).
+        path_margin = max(rule.margin_floor_us, round(rule.spread_factor * path_spread_us))
+        path = lowest + round(rule.path_share * path_spread_us) + path_margin
         target = max(target, path)
     elif not path_spread_us and (headroom := warmup_headroom_us(sorted_transits, warmup)):
         target = max(target, sorted_transits[-1] + margin + headroom)
@@ -195,6 +202,7 @@ class PlayoutState:
         self.window = TransitWindow(history)
         self.delay_us = floor_us
         self.path_spread_us = 0  # their uplink's spread + our downlink's, measured from pings (0: unknown)
+        self.path_floor_us: int | None = None  # their uplink's floor + our downlink's (None: unknown)
         self.late_count = 0
         self.event_count = 0
         self._last_capture_us: int | None = None
@@ -214,6 +222,7 @@ class PlayoutState:
             self.rules,
             self.warmup,
             self.path_spread_us,
+            self.path_floor_us,
         )
 
     @property

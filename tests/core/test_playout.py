@@ -286,10 +286,11 @@ def stretches(slots):
 def test_a_growing_delay_stretches_no_interval_by_more_than_3_ms():
     state = PlayoutState(LatencyPreset.BALANCED)
     steady = feed(state, [2_000] * 50, ioi_us=50_000)
-    ramp = feed(state, [2_000 + 3_000 * i for i in range(1, 30)], ioi_us=50_000, start=steady[-1][0] + 50_000)
-    assert max(stretches(steady[-1:] + ramp)) == GROW_STEP_MAX_US  # the transit rose 3 ms per note
-    assert state.late_count == 0  # and 3 ms per note kept up with it
-    assert state.delay_us >= 2_000 + 3_000 * 29
+    rise = GROW_STEP_MAX_US  # 2.5 ms: the issue's 3 ms less room for the clocks' slew and rounding
+    ramp = feed(state, [2_000 + rise * i for i in range(1, 30)], ioi_us=50_000, start=steady[-1][0] + 50_000)
+    assert max(stretches(steady[-1:] + ramp)) == GROW_STEP_MAX_US < 3_000  # the transit rose 2.5 ms per note
+    assert state.late_count == 0  # and 2.5 ms per note kept up with it
+    assert state.delay_us >= 2_000 + rise * 29
 
 
 def test_a_note_that_would_be_late_takes_the_whole_step_at_once():
@@ -313,6 +314,29 @@ def test_the_known_path_sizes_the_delay_until_the_window_knows_it():
     state = PlayoutState(LatencyPreset.BALANCED)
     state.path_spread_us = 50_000
     feed(state, [10_000] * (PATH_EVENTS - 1))
-    assert state.target_us == 10_000 + 50_000 + BALANCED.margin_floor_us
+    assert state.target_us == 10_000 + 50_000 + 5_000  # lowest + spread + the balanced 0.1 x spread
     feed(state, [10_000], start=10**9)
     assert state.target_us == 10_000 + BALANCED.margin_floor_us  # the window's own rule from now on
+
+
+def test_the_paths_floor_sizes_the_first_note_whatever_its_own_transit():
+    """Issue 14, session 5: the floor from the clocks, not the first transit, is where the path starts."""
+    delays = []
+    for first_transit in (12_000, 40_000, 60_000):
+        state = PlayoutState(LatencyPreset.BALANCED)
+        state.path_spread_us, state.path_floor_us = 50_000, 10_000
+        state.schedule(10**9, 10**9 + first_transit)
+        delays.append(state.delay_us)
+    assert delays == [10_000 + 50_000 + 5_000] * 3  # was transit + 55 ms: 67, 95 and 115 ms
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected_us"),
+    [
+        (LatencyPreset.LOW, 10_000 + 40_000 + 2_500),  # 0.8 x spread, margin 0.05 x spread
+        (LatencyPreset.BALANCED, 10_000 + 50_000 + 5_000),
+        (LatencyPreset.SAFE, 10_000 + 62_500 + 25_000),  # 1.25 x spread, margin 0.5 x spread
+    ],
+)
+def test_the_path_target_per_preset(preset: LatencyPreset, expected_us: int) -> None:
+    assert target_delay_us([30_000], preset, path_spread_us=50_000, path_floor_us=10_000) == expected_us
