@@ -10,6 +10,7 @@ from pianorhythm.playout import (
     GROW_STEP_MAX_US,
     HISTORY,
     KEPT_INTERVAL_US,
+    LATE_KEPT_US,
     PATH_EVENTS,
     PHRASE_GAP_US,
     PRESET_RULES,
@@ -340,3 +341,43 @@ def test_the_paths_floor_sizes_the_first_note_whatever_its_own_transit():
 )
 def test_the_path_target_per_preset(preset: LatencyPreset, expected_us: int) -> None:
     assert target_delay_us([30_000], preset, path_spread_us=50_000, path_floor_us=10_000) == expected_us
+
+
+def test_a_slightly_late_note_keeps_the_phrase_where_it_put_it_and_glides_back_over_rests():
+    """Session 5: snapping back at the next rest squashed that interval by as much as the late one stretched
+    (two errors of 9-11 ms from one 11 ms outlier at 20 ± 15 ms)."""
+    state = PlayoutState(LatencyPreset.BALANCED)
+    steady = feed(state, [10_000] * 300, ioi_us=250_000)
+    delay = state.delay_us
+    after = feed(
+        state,
+        [delay + 11_000] + [10_000] * 12,
+        ioi_us=250_000,
+        start=steady[-1][0] + 250_000,
+    )
+    assert after[0][1].late and state.late_count == 1
+    moves = stretches(steady[-1:] + after)
+    assert moves[0] == 11_000  # the late note's own interval: it came 11 ms after its due time
+    assert all(-SHRINK_STEP_MAX_US <= m <= 0 for m in moves[1:])  # then back, at most 2.5 ms a rest
+    assert sum(moves[1:]) == -11_000 and state.delay_us == delay
+
+
+def test_a_stall_snaps_back_at_the_next_rest():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    steady = feed(state, [10_000] * 300, ioi_us=250_000)
+    delay = state.delay_us
+    stall = LATE_KEPT_US + 50_000
+    after = feed(state, [delay + stall, 10_000], ioi_us=250_000, start=steady[-1][0] + 250_000)
+    assert after[0][1].late
+    assert stretches(steady[-1:] + after) == [stall, -stall]  # gliding back from it would take 28 rests
+    assert state.delay_us == delay
+
+
+def test_once_the_window_knows_the_path_its_margin_goes_no_further_than_the_path():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    state.path_spread_us, state.path_floor_us = 100_000, 10_000
+    feed(state, [10_000 + 1_000 * (i % 101) for i in range(PATH_EVENTS + 100)])  # 10-110 ms, evenly
+    sorted_transits = state.window.sorted
+    reach, margin = quantile(sorted_transits, 0.99), margin_us(sorted_transits, BALANCED)
+    assert reach + margin > 110_000 + BALANCED.margin_floor_us  # the window alone would ask for more ...
+    assert state.target_us == 110_000 + BALANCED.margin_floor_us  # ... than floor + spread + the margin floor
