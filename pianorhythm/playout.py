@@ -67,7 +67,7 @@ SHRINK_STEP_MAX_US: Final = 2_500  # as much as growing may stretch
 GROW_STEP_MAX_US: Final = 2_500  # an interval stretched by this much is not heard as a hiccup
 # A late event shifts the phrase; up to this much the shift stays and glides back 1-2.5 ms per rest, more (a
 # stall) goes at the next rest: gliding back from 200 ms would take 80 rests.
-LATE_KEPT_US: Final = 20_000
+LATE_KEPT_US: Final = 50_000
 PATH_EVENTS: Final = 100  # the path's spread sizes the delay until the window holds this many transits
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
 KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US

@@ -369,7 +369,7 @@ def test_a_stall_snaps_back_at_the_next_rest():
     stall = LATE_KEPT_US + 50_000
     after = feed(state, [delay + stall, 10_000], ioi_us=250_000, start=steady[-1][0] + 250_000)
     assert after[0][1].late
-    assert stretches(steady[-1:] + after) == [stall, -stall]  # gliding back from it would take 28 rests
+    assert stretches(steady[-1:] + after) == [stall, -stall]  # gliding back from 100 ms would take 40 rests
     assert state.delay_us == delay
 
 
