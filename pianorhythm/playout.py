@@ -29,18 +29,20 @@ The path is known before the first note: the relay measures each member's uplink
 pings and shares them in presence, and our own pongs give our downlink's (pianorhythm.clock derives the floor:
 where arrival - capture starts, against the stamps' offsets). The floors' sum (`path_floor_us`) is where the
 transit starts and the spreads' sum (`path_spread_us`) how far above it it can reach, so the target is at
-least the floor + the preset's share of the spread (low 0.8, balanced 1, safe 1.25) + the preset's margin
-over that spread, from the first note until the window holds PATH_EVENTS transits: the first note waits for
-the path, not for its own transit + the path (which cost 60-80 ms at 150 ± 60 ms), the window's own quantile
-has nothing to step up to later, and once it knows the path the sum of both legs' extremes (which rarely
-meet) no longer holds the delay up; from then on the path only caps the window's margin (for a tail it has
-not seen) at the floor + the spread + the margin floor. The path's margin covers what a few dozen pings have
-not shown of each leg. An
-unknown floor (an older relay or client) is the lowest transit seen. Without the path (an older relay), until
-WARMUP.events transits are known, the target carries headroom over the largest transit seen: a quarter
-of how far the largest reaches above the median, at least 4 ms. A handful of samples says little about the
-tail and every step up costs a stretched interval; the extra room goes again, gliding, once the window knows
-better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in
+least the floor + the preset's share of the spread (low 0.8, balanced 1, safe 1.25) + the preset's margin over
+that spread, from the first note until the window holds PATH_EVENTS transits: the first note waits for the
+path, not for its own transit + the path (which cost 60-80 ms at 150 ± 60 ms), the window's own quantile has
+nothing to step up to later, and once it knows the path the sum of both legs' extremes (which rarely meet) no
+longer holds the delay up; from then on the path only caps the window's margin (for a tail it has not seen) at
+the floor + the spread + the margin floor, and the window's own largest transit caps it at that + the preset's
+seen headroom (low 1, balanced 3, safe 10 ms): at 150 ± 60 ms the path's top sat 400-406 ms while the largest
+transit a run saw varied 389-419 ms, and 100-200 transits show the tail well enough (in replays of 33 bench
+runs the cap cost no late note at 3 ms). The path's margin covers what a few dozen pings have not shown of
+each leg. An unknown floor (an older relay or client) is the lowest transit seen. Without the path (an older
+relay), until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a
+quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little about
+the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the window
+knows better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in
 bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps a nearby
 player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and again
 (simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's first notes
@@ -85,6 +87,9 @@ class PresetRule:
     spread_factor: float  # the margin is this many times the transit spread (p99 - p50) ...
     margin_floor_us: int  # ... but never less than this
     path_share: float = 1.0  # the delay covers the lowest transit + this share of the known path spread
+    # Once the window knows the path (PATH_EVENTS transits), the target goes at most this far above the
+    # largest transit it holds (never below its quantile + the margin floor).
+    seen_headroom_us: int = 3_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +102,9 @@ class WarmupRule:
 
 
 PRESET_RULES: Final[dict[LatencyPreset, PresetRule]] = {
-    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500, 0.8),
-    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000, 1.0),
-    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000, 1.25),
+    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500, 0.8, 1_000),
+    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000, 1.0, 3_000),
+    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000, 1.25, 10_000),
 }
 DEFAULT_PRESET: Final = LatencyPreset.BALANCED
 WARMUP: Final = WarmupRule(8, 0.25, 4_000)
@@ -159,8 +164,10 @@ def target_delay_us(
             # tail than the path has (at 150 ± 60 ms the first spreads fell 30-80 ms short of the 240 ms).
             target = max(target, path + max(rule.margin_floor_us, round(rule.spread_factor * path_spread_us)))
         else:
-            # The window's margin is for a tail it has not seen; the path says how far that can go.
-            target = max(reach + rule.margin_floor_us, min(target, path + rule.margin_floor_us))
+            # The window's margin is for a tail it has not seen; the path says how far that can go, and so do
+            # the window's own PATH_EVENTS-200 transits.
+            seen = sorted_transits[-1] + rule.seen_headroom_us
+            target = max(reach + rule.margin_floor_us, min(target, path + rule.margin_floor_us, seen))
     elif not path_spread_us and (headroom := warmup_headroom_us(sorted_transits, warmup)):
         target = max(target, sorted_transits[-1] + margin + headroom)
     return max(floor_us, min(ceiling_us, target))

@@ -4,13 +4,15 @@ figure, in presence) plus our downlink's (from our pongs). Injected time."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from pianorhythm.clock import SLEW_PPM
 from pianorhythm.events import EventKind, MusicEvent
 from pianorhythm.playout import LatencyPreset
 from pianorhythm.wire import pianorhythm_pb2 as pb
-from tests.core.client_harness import ClientHarness, user
+from tests.core.client_harness import MS, ClientHarness, user
 from tests.core.test_client_playout import arrive, relayed
 
 ANN = user(1, "ann")
@@ -121,3 +123,29 @@ def test_once_notes_depend_on_the_offset_a_better_ping_moves_it_only_at_the_slew
     assert first - second == pytest.approx(512 * SLEW_PPM / 1000, abs=1)  # ± the µs rounding
     h.advance(80_000)
     assert stamp_us(h, 64) == h.server_offset_us - 4_000  # 14 ms at 200 ppm: caught up within 70 s
+
+
+def test_once_the_window_knows_the_path_the_delay_settles_near_the_largest_transit_seen() -> None:
+    """Session 5, C2: the path's top (floor + both spreads) held the settled delay up to 13 ms above the
+    largest transit a 150 ± 60 ms run saw; after 100 transits the window's largest caps it + 3 ms."""
+    h = measured(LatencyPreset.BALANCED, (1, 31, 11), uplink_spread_us=170_000, uplink_floor_us=9_000)
+    rng = random.Random(14)
+    start, arrived, largest = h.now, h.now, 0
+    delays: list[float] = []
+    for i in range(600):
+        capture = start + i * 100 * MS + (i // 8) * 400 * MS  # phrases of 8 notes, 500 ms rests between
+        # Mostly 10-20 ms, one in ten 100-110 ms (the path could reach 10 + 200 ms): p99 + 0.1 x spread
+        # would settle ~9 ms above the largest.
+        transit = rng.randrange(100_000, 110_001) if i % 10 == 5 else rng.randrange(10_000, 20_001)
+        transit *= 1_000
+        arrived = max(arrived, capture + transit)  # order kept, as TCP keeps it
+        h.advance((arrived - h.now) / MS)
+        h.take()
+        arrive(h, relayed(h, capture, (0, 60 + i % 12, 90)))
+        (note,) = h.scheduled()
+        delays.append((note.due_ns - capture) / MS)
+        largest = max(largest, arrived - capture)
+    assert delays[0] == pytest.approx(10 + 200 + 20)  # the first note waits for the whole path
+    assert largest / MS < delays[-1] <= largest / MS + 3
+    stats = h.core.player_stats(2)
+    assert stats is not None and stats.late_count == 0

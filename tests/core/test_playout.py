@@ -381,3 +381,48 @@ def test_once_the_window_knows_the_path_its_margin_goes_no_further_than_the_path
     reach, margin = quantile(sorted_transits, 0.99), margin_us(sorted_transits, BALANCED)
     assert reach + margin > 110_000 + BALANCED.margin_floor_us  # the window alone would ask for more ...
     assert state.target_us == 110_000 + BALANCED.margin_floor_us  # ... than floor + spread + the margin floor
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected_us"),
+    [
+        (LatencyPreset.LOW, 60_000 + 1_000),  # p95 + 0.05 x spread would be 62.5 ms
+        (LatencyPreset.BALANCED, 60_000 + 3_000),  # p99 + 0.1 x spread would be 65 ms
+        (LatencyPreset.SAFE, 60_000 + 10_000),  # max + 0.5 x spread would be 85 ms
+    ],
+)
+def test_once_the_window_knows_the_path_the_target_stays_near_its_largest_transit(preset, expected_us):
+    """Session 5, C2: at 150 ± 60 ms the path's top (floor + both spreads) sat 13 ms above the largest
+    transit a run saw; the window's own largest says where this run's tail reaches."""
+    transits = sorted([10_000] * 100 + [60_000] * 100)  # spread 50 ms, the path's top 110 ms
+    rule = PRESET_RULES[preset]
+    assert rule.seen_headroom_us == expected_us - 60_000
+    assert target_delay_us(transits, preset, path_spread_us=100_000, path_floor_us=10_000) == expected_us
+    assert quantile(transits, rule.quantile) + margin_us(transits, rule) > expected_us
+    # Before the window knows the path, the path sizes the delay as before.
+    early = transits[: PATH_EVENTS - 2] + [60_000]
+    path = (
+        10_000
+        + round(rule.path_share * 100_000)
+        + max(rule.margin_floor_us, round(rule.spread_factor * 100_000))
+    )
+    assert target_delay_us(early, preset, path_spread_us=100_000, path_floor_us=10_000) == path
+
+
+def test_the_delay_glides_down_to_the_largest_transit_seen_over_rests_and_nothing_is_late():
+    state = PlayoutState(LatencyPreset.BALANCED)
+    state.path_spread_us, state.path_floor_us = 200_000, 10_000
+    rng = random.Random(14)
+    # Mostly 10-20 ms, one in ten 100-110 ms: p99 + 0.1 x spread reaches ~9 ms above the largest.
+    transits = [
+        rng.randrange(100_000, 110_001) if i % 10 == 5 else rng.randrange(10_000, 20_001) for i in range(1200)
+    ]
+    slots = phrases(state, transits)
+    largest = max(transits)
+    assert slots[0][2].due_us - slots[0][0] == 10_000 + 200_000 + 20_000  # the first note waits for the path
+    moves = stretches([(capture, slot) for capture, _, slot in slots])
+    assert min(moves) >= -SHRINK_STEP_MAX_US and max(moves) <= GROW_STEP_MAX_US
+    assert state.late_count == 0
+    sorted_transits = state.window.sorted
+    assert quantile(sorted_transits, 0.99) + margin_us(sorted_transits, BALANCED) > largest + 6_000
+    assert largest < state.delay_us <= largest + 3_000  # not ~9 ms above it
