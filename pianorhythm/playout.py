@@ -36,13 +36,14 @@ nothing to step up to later, and once it knows the path the sum of both legs' ex
 longer holds the delay up; from then on the path only caps the window's margin (for a tail it has not seen) at
 the floor + the spread + the margin floor, and the window's own largest transit caps it at that + the preset's
 seen headroom (low 1, balanced 3, safe 10 ms): at 150 ± 60 ms the path's top sat 400-406 ms while the largest
-transit a run saw varied 389-419 ms, and 100-200 transits show the tail well enough (in replays of 33 bench
-runs the cap cost no late note at 3 ms). The path's margin covers what a few dozen pings have not shown of
-each leg. An unknown floor (an older relay or client) is the lowest transit seen. Without the path (an older
-relay), until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a
-quarter of how far the largest reaches above the median, at least 4 ms. A handful of samples says little about
-the tail and every step up costs a stretched interval; the extra room goes again, gliding, once the window
-knows better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in
+transit a run saw varied 389-419 ms, and 100-200 transits show the tail well enough (replaying the transits of
+38 bench runs, 11 of them at 150 ± 60 ms: with 3 ms no more late notes and the same IOI error p99, with 1-2 ms
+a late note more or a higher p99). The path's margin covers what a few dozen pings have not shown of each leg.
+An unknown floor (an older relay or client) is the lowest transit seen. Without the path (an older relay),
+until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a quarter
+of how far the largest reaches above the median, at least 4 ms. A handful of samples says little about the
+tail and every step up costs a stretched interval; the extra room goes again, gliding, once the window knows
+better. A trade-off (simulated by bench/playout_sim.py, measured by bench/e2e_latency.py; figures in
 bench/README.md): more headroom protects the rhythm of a jittery player's first notes, less keeps a nearby
 player's first notes quick. With a floor of 2-3 ms the first jittery notes stepped up again and again
 (simulated IOI error p99 2.9-3.2 ms under ±15 ms jitter, against 2.0 ms with 4 ms); a clean path's first notes
