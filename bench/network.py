@@ -176,18 +176,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "preset": args.preset,
         "load_before": os.getloadavg()[0],
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_relay(Path(tmp))
-        try:
-            runs = []
-            for path in args.paths:
-                base, jitter = (float(x) for x in path.split(":"))
+    runs = []
+    for path in args.paths:
+        base, jitter = (float(x) for x in path.split(":"))
+        # A relay per path: one address may create only so many rooms at once (new_room_burst, 10).
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = start_relay(Path(tmp))
+            try:
                 for seed in range(args.seeds):
                     runs.append(await run_path(port, song, base, jitter, seed, LatencyPreset(args.preset)))
-            results["runs"] = runs
-        finally:
-            proc.terminate()
-            proc.wait(10)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    results["runs"] = runs
     results["load_after"] = os.getloadavg()[0]
     return results
 

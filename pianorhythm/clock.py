@@ -17,6 +17,29 @@ lowest-RTT sample when both directions jitter independently, and a one-sided spi
 slow way back) only loosens the bound on its own side, which the intersection ignores. If clock drift or a
 server clock step makes the bounds cross, the estimate falls back to the mean offset of the lowest-RTT
 quarter of the window.
+
+Notes use the estimate through a slew (`Slew`): the offset that stamps our notes and places remote ones
+follows the estimate freely until the first note depends on it, then at most SLEW_PPM fast, so a better
+ping never moves a note by more than that fraction of the time since the previous one (at 150 ± 60 ms a
+jump of the estimate stretched one interval by 5-12 ms). It starts from the offset the last ping told the
+relay, so the uplink floor below holds from the first note.
+
+The floor of a note's transit (how low arrival - capture can go, as the listener measures it): a note
+captured at c on the player's clock is stamped c + o_A (o_A: the player's applied offset) and reaches the
+relay at server time c + theta_A + up, so its uplink part is relay time - stamp = up + theta_A - o_A. A ping
+sent at t0 reached the relay at t1 = t0 + theta_A + up, so over the relay's recent pings
+
+    uplink floor = min(t1 - t0) - o_A              (the relay knows t1 - t0; the Ping carries o_A)
+
+The listener places the stamp at stamp - o_B on its clock and hears the note at r + down - theta_B (r: the
+relay's send time), so the downlink part is down - theta_B + o_B; a pong sent at t2 arrived at
+t3 = t2 + down - theta_B, so
+
+    downlink floor = min(t3 - t2) + o_B          (the listener knows both)
+
+and the transit floor is their sum, whatever the offsets' errors: the errors are in the stamps and in the
+pings alike. With o = the intersected-bounds midpoint (theta + (min up - min down) / 2, see above) each side
+comes to (min up + min down) / 2: half that side's narrowest round trip, the width of its offset bounds.
 """
 
 from __future__ import annotations
@@ -32,6 +55,10 @@ BURST_PINGS: Final = 8
 SETTLE_PINGS: Final = 16  # after the burst, one every SETTLE_INTERVAL_S: the bounds tighten in seconds
 SETTLE_INTERVAL_S: Final = 0.5
 PING_INTERVAL_S: Final = 5.0
+# How fast the note offset follows the estimate once notes depend on it: a 1 s interval moves by 0.2 ms at
+# most on either side (the playout's steps leave 0.5 ms of the issue's 3 ms), 10 ms of correction takes
+# 50 s, and quartz clocks drift at a tenth of this.
+SLEW_PPM: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +192,37 @@ class DelaySpread:
     @property
     def spread_us(self) -> int:
         return max(self._samples) - min(self._samples) if self._samples else 0
+
+    @property
+    def lowest_us(self) -> int | None:
+        """The least sample, offset included (None without samples): the path's floor once that is known."""
+        return min(self._samples) if self._samples else None
+
+
+class Slew:
+    """A value that follows a moving target at most `ppm` millionths of the time elapsed between looks,
+    from `start` on (until then it holds nothing; `reset` goes back to that)."""
+
+    def __init__(self, ppm: int = SLEW_PPM) -> None:
+        self._ppm = ppm
+        self._value: float | None = None
+        self._at_us = 0
+
+    @property
+    def started(self) -> bool:
+        return self._value is not None
+
+    def start(self, at_us: int, value: float) -> None:
+        self._value, self._at_us = value, at_us
+
+    def at(self, now_us: int, target: float) -> float:
+        """The value now, moved toward `target` as far as the time since the last look allows."""
+        if self._value is None:
+            raise RuntimeError("the slew has not started")
+        step = max(0, now_us - self._at_us) * self._ppm / 1e6
+        self._value = min(self._value + step, max(self._value - step, target))
+        self._at_us = max(self._at_us, now_us)
+        return self._value
+
+    def reset(self) -> None:
+        self._value = None

@@ -12,23 +12,34 @@ follows their *spread* (p99 - p50), so a clean path gets a small delay and a jit
 
 never below a floor and never above 500 ms. The margin's floor covers the dispatch error and small
 clock-estimate moves; its share of the spread covers the tail the window has not shown yet. An event that
-arrives after its due time plays at once and is counted as late: a note is never dropped.
+arrives after its due time plays at once and is counted as late: a note is never dropped. Up to LATE_KEPT_US
+late, the phrase stays where that event put it (the delay takes its transit) and glides back over rests, so
+one outlier stretches one interval instead of stretching one and squashing the next; a stall snaps back.
 
 Changing the delay must not reorder or squash a player's events. Growing stretches the interval before the
-event it applies to, so it goes by GROW_STEP_MAX_US (3 ms) per event while that still covers the event; an
+event it applies to, so it goes by GROW_STEP_MAX_US (2.5 ms) per event while that still covers the event; an
 event that would be late even so takes the whole step at once (worth one stretched interval, and its
 neighbours then need none), so a burst of jitter raises the delay within a few events. Shrinking only happens
-across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-3 ms per gap, so a
-shorter delay never pulls an event before its predecessor (or squashes a chord) and no interval changes by
-more than 3 ms; and a burst leaves the window only after ~200 more events: the delay comes down slowly, over a
-few rests.
+across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-2.5 ms per gap, so
+a shorter delay never pulls an event before its predecessor (or squashes a chord) and no interval changes by
+more than the issue's 3 ms with the clocks' slew and rounding added (pianorhythm.clock); and a burst leaves
+the window only after ~200 more events: the delay comes down slowly, over a few rests.
 
-The path is known before the first note: the relay measures each member's uplink spread from their pings and
-shares it in presence, and our own pongs give our downlink's spread. Their sum (`path_spread_us`) is how far
-the transit can reach above its lowest, so the target is at least the lowest transit seen + the preset's share
-of it (low 0.8, balanced 1, safe 1.25) + the margin floor, from the first note until the window holds
-PATH_EVENTS transits: the window's own quantile has nothing to step up to later, and once it knows the path
-the sum of both legs' extremes (which rarely meet) no longer holds the delay up. Without it (an older relay),
+The path is known before the first note: the relay measures each member's uplink spread and floor from their
+pings and shares them in presence, and our own pongs give our downlink's (pianorhythm.clock derives the floor:
+where arrival - capture starts, against the stamps' offsets). The floors' sum (`path_floor_us`) is where the
+transit starts and the spreads' sum (`path_spread_us`) how far above it it can reach, so the target is at
+least the floor + the preset's share of the spread (low 0.8, balanced 1, safe 1.25) + the preset's margin over
+that spread, from the first note until the window holds PATH_EVENTS transits: the first note waits for the
+path, not for its own transit + the path (which cost 60-80 ms at 150 ± 60 ms), the window's own quantile has
+nothing to step up to later, and once it knows the path the sum of both legs' extremes (which rarely meet) no
+longer holds the delay up; from then on the path only caps the window's margin (for a tail it has not seen) at
+the floor + the spread + the margin floor, and the window's own largest transit caps it at that + the preset's
+seen headroom (low 1, balanced 3, safe 10 ms): at 150 ± 60 ms the path's top sat 400-406 ms while the largest
+transit a run saw varied 389-419 ms, and 100-200 transits show the tail well enough (replaying the transits of
+38 bench runs, 11 of them at 150 ± 60 ms: with 3 ms no more late notes and the same IOI error p99, with 1-2 ms
+a late note more or a higher p99). The path's margin covers what a few dozen pings have not shown of each leg.
+An unknown floor (an older relay or client) is the lowest transit seen. Without the path (an older relay),
 until WARMUP.events transits are known, the target carries headroom over the largest transit seen: a quarter
 of how far the largest reaches above the median, at least 4 ms. A handful of samples says little about the
 tail and every step up costs a stretched interval; the extra room goes again, gliding, once the window knows
@@ -53,8 +64,13 @@ FLOOR_US: Final = 3_000
 CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
-SHRINK_STEP_MAX_US: Final = 3_000  # as much as growing may stretch: the issue's bound on one interval
-GROW_STEP_MAX_US: Final = 3_000  # an interval stretched by this much is not heard as a hiccup
+# The issue bounds a stretched interval at 3 ms; the steps stop 0.5 ms short, for the clocks' slew
+# (pianorhythm.clock.SLEW_PPM) and the µs rounding of the stamps, which add to the step.
+SHRINK_STEP_MAX_US: Final = 2_500  # as much as growing may stretch
+GROW_STEP_MAX_US: Final = 2_500  # an interval stretched by this much is not heard as a hiccup
+# A late event shifts the phrase; up to this much the shift stays and glides back 1-2.5 ms per rest, more (a
+# stall) goes at the next rest: gliding back from 200 ms would take 80 rests.
+LATE_KEPT_US: Final = 50_000
 PATH_EVENTS: Final = 100  # the path's spread sizes the delay until the window holds this many transits
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
 KEPT_INTERVAL_US: Final = PHRASE_GAP_US - SHRINK_STEP_MAX_US
@@ -72,6 +88,9 @@ class PresetRule:
     spread_factor: float  # the margin is this many times the transit spread (p99 - p50) ...
     margin_floor_us: int  # ... but never less than this
     path_share: float = 1.0  # the delay covers the lowest transit + this share of the known path spread
+    # Once the window knows the path (PATH_EVENTS transits), the target goes at most this far above the
+    # largest transit it holds (never below its quantile + the margin floor).
+    seen_headroom_us: int = 3_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +103,9 @@ class WarmupRule:
 
 
 PRESET_RULES: Final[dict[LatencyPreset, PresetRule]] = {
-    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500, 0.8),
-    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000, 1.0),
-    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000, 1.25),
+    LatencyPreset.LOW: PresetRule(0.95, 0.05, 500, 0.8, 1_000),
+    LatencyPreset.BALANCED: PresetRule(0.99, 0.1, 1_000, 1.0, 3_000),
+    LatencyPreset.SAFE: PresetRule(1.0, 0.5, 10_000, 1.25, 10_000),
 }
 DEFAULT_PRESET: Final = LatencyPreset.BALANCED
 WARMUP: Final = WarmupRule(8, 0.25, 4_000)
@@ -128,17 +147,28 @@ def target_delay_us(
     rules: dict[LatencyPreset, PresetRule] = PRESET_RULES,
     warmup: WarmupRule = WARMUP,
     path_spread_us: int = 0,
+    path_floor_us: int | None = None,
 ) -> int:
-    """The delay the preset asks for given the recent transits (ascending) and the path's known spread,
-    clamped to [floor, ceiling]."""
+    """The delay the preset asks for given the recent transits (ascending) and the path's known spread and
+    floor (None: unknown, the lowest transit seen stands in), clamped to [floor, ceiling]."""
     if not sorted_transits:
         return floor_us
     rule = rules[preset]
     margin = margin_us(sorted_transits, rule)
-    target = quantile(sorted_transits, rule.quantile) + margin
-    if path_spread_us and len(sorted_transits) < PATH_EVENTS:
-        path = sorted_transits[0] + round(rule.path_share * path_spread_us) + rule.margin_floor_us
-        target = max(target, path)
+    reach = quantile(sorted_transits, rule.quantile)
+    target = reach + margin
+    if path_spread_us:
+        lowest = sorted_transits[0] if path_floor_us is None else path_floor_us
+        path = lowest + round(rule.path_share * path_spread_us)
+        if len(sorted_transits) < PATH_EVENTS:
+            # The same margin as the window's, over the path's spread: a few dozen pings show less of the
+            # tail than the path has (at 150 ± 60 ms the first spreads fell 30-80 ms short of the 240 ms).
+            target = max(target, path + max(rule.margin_floor_us, round(rule.spread_factor * path_spread_us)))
+        else:
+            # The window's margin is for a tail it has not seen; the path says how far that can go, and so do
+            # the window's own PATH_EVENTS-200 transits.
+            seen = sorted_transits[-1] + rule.seen_headroom_us
+            target = max(reach + rule.margin_floor_us, min(target, path + rule.margin_floor_us, seen))
     elif not path_spread_us and (headroom := warmup_headroom_us(sorted_transits, warmup)):
         target = max(target, sorted_transits[-1] + margin + headroom)
     return max(floor_us, min(ceiling_us, target))
@@ -195,6 +225,7 @@ class PlayoutState:
         self.window = TransitWindow(history)
         self.delay_us = floor_us
         self.path_spread_us = 0  # their uplink's spread + our downlink's, measured from pings (0: unknown)
+        self.path_floor_us: int | None = None  # their uplink's floor + our downlink's (None: unknown)
         self.late_count = 0
         self.event_count = 0
         self._last_capture_us: int | None = None
@@ -214,6 +245,7 @@ class PlayoutState:
             self.rules,
             self.warmup,
             self.path_spread_us,
+            self.path_floor_us,
         )
 
     @property
@@ -245,6 +277,10 @@ class PlayoutState:
             due = max(due, self._last_due_us + kept)
         late = due < arrival_us
         if late:
+            if arrival_us - due <= LATE_KEPT_US:
+                # Keep the phrase where the late event put it and glide back over rests: snapping back at the
+                # next rest would squash that interval by as much as the late one was stretched.
+                self.delay_us = min(self.ceiling_us, max(self.delay_us, arrival_us - capture_us))
             due = arrival_us
             self.late_count += 1
         self._last_capture_us = max(capture_us, self._last_capture_us or capture_us)

@@ -158,6 +158,13 @@ class ClientCore(Requests):
             return None
         return player.info.uplink_spread_us + downlink.spread_us
 
+    def path_floor_us(self, player: Player, now_ns: int) -> int | None:
+        """How low the transit of their notes can go: their uplink's floor (the relay's figure, against
+        their stamps) + our downlink's (our pongs, against our note offset); None before both are known."""
+        down = self.link.downlink_floor_us(now_ns)
+        up = player.info.uplink_floor_us
+        return None if down is None or not up else up + down
+
     # ---- incoming ------------------------------------------------------------------------------------
 
     def receive(self, frame: bytes, now_ns: int) -> list[Effect]:
@@ -244,10 +251,11 @@ class ClientCore(Requests):
         player = self.players.get(notes.user_id)
         if player is None or notes.user_id == self.link.user_id:
             return []
-        offset_us = self.link.offset_us
+        offset_us = self.link.note_offset_us(now_ns)
         arrival_us = now_ns // 1000
         # Their uplink (the relay saw their pings) and our downlink: sized before their first note arrives.
         player.playout.path_spread_us = self.path_spread_us(player) or 0
+        player.playout.path_floor_us = self.path_floor_us(player, now_ns)
         out: list[Effect] = []
         scheduled: list[MusicEvent] = []
         late = 0

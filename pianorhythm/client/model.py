@@ -36,6 +36,7 @@ class UserInfo:
     muted: bool
     joined_room_us: int
     uplink_spread_us: int = 0  # how far their uplink delay reaches above its lowest (the relay measures it)
+    uplink_floor_us: int = 0  # how low it goes, against their note stamps (the relay's figure; 0: unknown)
 
     @classmethod
     def from_pb(cls, user: pb.User) -> UserInfo:
@@ -48,6 +49,7 @@ class UserInfo:
             muted=user.muted,
             joined_room_us=user.joined_room_us,
             uplink_spread_us=user.uplink_spread_us,
+            uplink_floor_us=user.uplink_floor_us,
         )
 
 

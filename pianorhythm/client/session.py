@@ -13,8 +13,10 @@ What it keeps across links:
   room after a resume, the lines newer than it are fetched with ChatHistoryRequest(after_id), page by page
   (ref CATCHUP_REF);
 - the clock: Welcome.server_time_us gives a provisional offset, Ping/Pong samples (a burst, a few settle
-  pings, then one every `ping_interval_s`) feed the estimator (pianorhythm.clock), reset per link; the
-  pongs' way back also gives our downlink's spread (`downlink`), which every remote player's path shares.
+  pings, then one every `ping_interval_s`) feed the estimator (pianorhythm.clock), reset per link. Notes
+  go through `note_offset_us`, the estimate slewed (a better ping never jumps a note), which each ping
+  tells the relay (the relay's uplink floor is against it). The pongs' way back gives our downlink's
+  spread and floor (`downlink`, `downlink_floor_us`), part of every remote player's path.
 A RoomState or RoomList paged by the server is passed on once, whole (pianorhythm.client.pages).
 """
 
@@ -35,6 +37,7 @@ from pianorhythm.clock import (
     SETTLE_PINGS,
     ClockEstimator,
     DelaySpread,
+    Slew,
 )
 from pianorhythm.events import MusicEvent
 from pianorhythm.notes import pack_batches
@@ -70,9 +73,9 @@ class SessionCore:
         self.settings = settings
         self.token = token  # the resume token sent in Hello: the last Welcome's
         self.clock = ClockEstimator()
-        self.downlink = (
-            DelaySpread()
-        )  # our downlink's spread, from the pongs: part of every remote note's path
+        self.downlink = DelaySpread()  # our pongs' way back: part of every remote note's path
+        self._note_offset = Slew()
+        self._told_offset: tuple[int, float] | None = None  # (when, what) the last ping said, estimate ready
         self.welcome: pb.Welcome | None = None
         self.room: pb.RoomState | None = None
         self.last_chat_id = 0
@@ -112,6 +115,27 @@ class SessionCore:
         """Server time minus our clock, in µs (from Welcome until the first pong, then the estimate)."""
         return self.clock.offset_us if self.clock.ready else self._provisional_offset_us
 
+    def note_offset_us(self, now_ns: int, engage: bool = True) -> float:
+        """The offset that stamps our notes and places remote ones: the estimate, followed at SLEW_PPM
+        (pianorhythm.clock) from the first note on (`engage`), so a better ping moves no note by more than
+        a sliver of its interval. It starts where the last ping told the relay it was."""
+        if not self.clock.ready:
+            self._note_offset.reset()
+            return self._provisional_offset_us
+        now_us = now_ns // 1000
+        if not self._note_offset.started:
+            if not engage:
+                return self.clock.offset_us
+            told_at_us, told = self._told_offset or (now_us, self.clock.offset_us)
+            self._note_offset.start(told_at_us, told)
+        return self._note_offset.at(now_us, self.clock.offset_us)
+
+    def downlink_floor_us(self, now_ns: int) -> int | None:
+        """How low the downlink part of a remote note's transit can go, as placed by `note_offset_us`: the
+        least (pong arrival - relay send) + the offset (pianorhythm.clock derives it); None before a pong."""
+        lowest = self.downlink.lowest_us
+        return None if lowest is None else round(lowest + self.note_offset_us(now_ns, engage=False))
+
     def server_now_us(self, now_ns: int) -> int:
         return round(now_ns / 1000 + self.offset_us)
 
@@ -146,10 +170,10 @@ class SessionCore:
     def has_pending(self) -> bool:
         return bool(self._pending)
 
-    def send_events(self, events: Sequence[MusicEvent]) -> list[Effect]:
+    def send_events(self, events: Sequence[MusicEvent], now_ns: int) -> list[Effect]:
         """Local events stamped with their capture time in server time, as NoteBatches."""
         out: list[Effect] = []
-        for batch in pack_batches(events, self.offset_us):
+        for batch in pack_batches(events, self.note_offset_us(now_ns)):
             out += self.send(pb.ClientMessage(note_batch=batch))
         return out
 
@@ -178,10 +202,15 @@ class SessionCore:
         out: list[Effect] = []
         if self._pending:
             events, self._pending = self._pending, []
-            out += self.send_events(events)
+            out += self.send_events(events, now_ns)
         due = self._next_ping_ns
         if due is not None and now_ns >= due:
-            out += self.send(pb.ClientMessage(ping=pb.Ping(client_send_us=now_ns // 1000)))
+            ping = pb.Ping(client_send_us=now_ns // 1000)
+            if self.clock.ready:  # the Welcome's offset is off by its way down, and the relay's floor with it
+                stamp_offset = self.note_offset_us(now_ns, engage=False)  # what a note sent now would get
+                self._told_offset = (now_ns // 1000, stamp_offset)
+                ping.stamp_offset_us = round(stamp_offset)
+            out += self.send(pb.ClientMessage(ping=ping))
             self._pings += 1
             self._next_ping_ns = now_ns + round(self._ping_gap_s() * 1e9)
         return out
@@ -244,6 +273,8 @@ class SessionCore:
         self.welcomed = True
         self._first_room_state = True
         self.clock.reset()
+        self._note_offset.reset()
+        self._told_offset = None
         self.downlink.reset()
         self._provisional_offset_us = welcome.server_time_us - now_ns / 1000
         self._resume_after_id = self.last_chat_id if resuming and self.last_chat_id else None

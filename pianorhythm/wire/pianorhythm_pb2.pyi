@@ -273,6 +273,7 @@ class User(_message.Message):
     MUTED_FIELD_NUMBER: _builtins.int
     JOINED_ROOM_US_FIELD_NUMBER: _builtins.int
     UPLINK_SPREAD_US_FIELD_NUMBER: _builtins.int
+    UPLINK_FLOOR_US_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """stable across reconnects of the same identity"""
     name: _builtins.str
@@ -290,6 +291,12 @@ class User(_message.Message):
     """How far this user's uplink delay reaches above its lowest (µs), from their recent pings as the server
     saw them: listeners size a playout delay for their notes before the first one arrives.
     """
+    uplink_floor_us: _builtins.int
+    """The least delay this user's notes can show on their way up (µs, their stamps against the server's
+    clock: the least (receive time - send time) of their recent pings minus the offset they stamp with,
+    Ping.stamp_offset_us); at least 1 once known, 0 while unknown. With the listener's own downlink floor
+    it is where a note's transit starts, so the first note can wait for the floor + the spreads.
+    """
     @_builtins.property
     def position(self) -> Global___Position: ...
     def __init__(
@@ -304,10 +311,11 @@ class User(_message.Message):
         muted: _builtins.bool = ...,
         joined_room_us: _builtins.int = ...,
         uplink_spread_us: _builtins.int = ...,
+        uplink_floor_us: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["color", b"color", "id", b"id", "instrument", b"instrument", "joined_room_us", b"joined_room_us", "muted", b"muted", "name", b"name", "position", b"position", "status", b"status", "uplink_spread_us", b"uplink_spread_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["color", b"color", "id", b"id", "instrument", b"instrument", "joined_room_us", b"joined_room_us", "muted", b"muted", "name", b"name", "position", b"position", "status", b"status", "uplink_floor_us", b"uplink_floor_us", "uplink_spread_us", b"uplink_spread_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -769,18 +777,27 @@ class Ping(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CLIENT_SEND_US_FIELD_NUMBER: _builtins.int
+    STAMP_OFFSET_US_FIELD_NUMBER: _builtins.int
     client_send_us: _builtins.int
     """the client's own clock when it sent this ping (echoed back)"""
+    stamp_offset_us: _builtins.int
+    """What the client adds to its clock to stamp its notes now (its estimate of server clock - its clock,
+    slewed): the relay subtracts it from the ping's one-way delay to get the uplink floor it shares
+    (User.uplink_floor_us). Unset by clients that do not send it.
+    """
     def __init__(
         self,
         *,
         client_send_us: _builtins.int = ...,
+        stamp_offset_us: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stamp_offset_us", b"_stamp_offset_us", "stamp_offset_us", b"stamp_offset_us"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_send_us", b"client_send_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stamp_offset_us", b"_stamp_offset_us", "client_send_us", b"client_send_us", "stamp_offset_us", b"stamp_offset_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__stamp_offset_us: _TypeAlias = _typing.Literal["stamp_offset_us"]  # noqa: Y015
+    _WhichOneofArgType__stamp_offset_us: _TypeAlias = _typing.Literal["_stamp_offset_us", b"_stamp_offset_us"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stamp_offset_us) -> _WhichOneofReturnType__stamp_offset_us | None: ...
 
 Global___Ping: _TypeAlias = Ping  # noqa: Y015
 

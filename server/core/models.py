@@ -43,6 +43,7 @@ class Session:
     suffix: str = ""  # "#<user id>" while a present member of the room has the same name
     uplink: DelaySpread = field(default_factory=DelaySpread)  # from this session's pings
     uplink_shared_us: int = 0  # the spread the room was last told (User.uplink_spread_us)
+    uplink_floor_shared_us: int = 0  # the floor the room was last told (User.uplink_floor_us, 0: unknown)
     uplink_shared_at_us: int | None = None
 
     @property
@@ -62,6 +63,7 @@ class Session:
             muted=room is not None and room.is_muted(self.user_id, now_us),
             joined_room_us=self.joined_room_us,
             uplink_spread_us=self.uplink_shared_us,
+            uplink_floor_us=self.uplink_floor_shared_us,
         )
 
 

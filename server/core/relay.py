@@ -42,8 +42,9 @@ from pianorhythm.server.core.state import CoreOptions, CoreState
 from pianorhythm.server.core.upkeep import UpkeepOps
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
-# A member's uplink spread goes to the room in presence when it moved by at least SPREAD_STEP_US, at most
-# once per SPREAD_SHARE_US (the first figure at once): a few bytes every few seconds while the path changes.
+# A member's uplink spread and floor go to the room in presence when either moved by SPREAD_STEP_US: at once
+# when the floor moved or their sum grew, a shrunk spread at most once per SPREAD_SHARE_US. A few bytes a
+# handful of times while the first pings find the path and the clock, then every few seconds at most.
 SPREAD_STEP_US: Final = 1_000
 SPREAD_SHARE_US: Final = 2_000_000
 
@@ -89,15 +90,30 @@ class RelayCore:
             "server_command": self.admin.command,
         }
 
-    def _measure_uplink(self, session: Session, client_send_us: int, now: int) -> None:
-        session.uplink.add(client_send_us, now)
-        spread = session.uplink.spread_us
+    def _measure_uplink(self, session: Session, ping: pb.Ping, now: int) -> None:
+        """Each member's uplink spread and floor (pianorhythm.clock has the maths), told to their room."""
+        uplink = session.uplink
+        uplink.add(ping.client_send_us, now)
+        if len(uplink) < 2:
+            return  # one ping says nothing of the spread: both figures go together, from the second
+        spread, floor = uplink.spread_us, session.uplink_floor_shared_us
+        if ping.HasField("stamp_offset_us") and (lowest := uplink.lowest_us) is not None:
+            # At least 1 µs: 0 says "unknown" (a lagging slew can put it just below 0). Bad input costs only
+            # the sender: a high figure delays their own notes, up to the listeners' ceiling.
+            floor = min(max(1, lowest - ping.stamp_offset_us), 0xFFFF_FFFF)
+        # Listeners need at once a moved floor (the member's notes are placed from it) and a grown floor +
+        # spread (the most a note's uplink takes); a spread that only shrank can wait.
+        floor_moved = abs(floor - session.uplink_floor_shared_us)
+        grown = (floor + spread) - (session.uplink_floor_shared_us + session.uplink_shared_us)
+        moved = max(abs(spread - session.uplink_shared_us), floor_moved)
         last = session.uplink_shared_at_us
-        if abs(spread - session.uplink_shared_us) < SPREAD_STEP_US:
+        if moved < SPREAD_STEP_US:
             return
-        if last is not None and now - last < SPREAD_SHARE_US:
+        urgent = max(floor_moved, grown) >= SPREAD_STEP_US
+        if not urgent and last is not None and now - last < SPREAD_SHARE_US:
             return
-        session.uplink_shared_us, session.uplink_shared_at_us = spread, now
+        session.uplink_shared_us, session.uplink_floor_shared_us = spread, floor
+        session.uplink_shared_at_us = now
         self.social.user_updated(session, now)
 
     # -- connections ---------------------------------------------------------------------------------
@@ -170,7 +186,7 @@ class RelayCore:
                     client_send_us=msg.ping.client_send_us, server_receive_us=now, server_send_us=now
                 )
                 self.state.to(session, pb.ServerMessage(ref=ref, pong=pong))
-                self._measure_uplink(session, msg.ping.client_send_us, now)
+                self._measure_uplink(session, msg.ping, now)
             else:
                 self.state.limited(session, ref, now)
         elif not session.other.take(1, now, self.limits.other_rate, self.limits.other_burst):

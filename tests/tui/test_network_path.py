@@ -1,7 +1,8 @@
 """Issue 14, item 1 over real sockets: two engines, each behind a proxy adding 20 ms ± 15 ms both ways.
 
-Before the player's first note, the listener knows the player's uplink spread (the relay measured their
-pings and said it in presence) and its own downlink spread (its pongs); the first note's delay covers both.
+Before the player's first note, the listener knows the player's uplink spread and floor (the relay measured
+their pings and said it in presence) and its own downlink spread and floor (its pongs); the first note's
+delay covers the floor + both spreads, whatever that note's own transit, and no note comes in below the floor.
 """
 
 from __future__ import annotations
@@ -45,16 +46,26 @@ async def test_the_first_note_is_delayed_for_both_legs_of_the_path(relay_server,
         # Both legs measured over the real path, before any note: most of the ± 15 ms each way.
         await until(lambda: them.info.uplink_spread_us > SPREAD_US / 2)
         await until(lambda: listener.core.link.downlink.spread_us > SPREAD_US / 2)
-        known = them.info.uplink_spread_us + listener.core.link.downlink.spread_us
+        await until(lambda: them.info.uplink_floor_us > 0)
+        assert listener.core.link.downlink_floor_us(time.perf_counter_ns()) is not None
 
-        sent = MusicEvent(EventKind.NOTE, 60, 90, time.perf_counter_ns())
-        player.play_local(sent)
-        await until(lambda: len(scheduled) == 1)
-        arrival_ns, due = scheduled[0]
-        transit_ms, delay_ms = (arrival_ns - sent.time_ns) / 1e6, (due.time_ns - sent.time_ns) / 1e6
-        # The lowest transit seen (this one) + both spreads + the balanced margin floor, give or take the
-        # clock estimate's error (both clocks are this process's, so the figures are exact otherwise).
-        assert delay_ms > transit_ms + known / 1000 - 2, (delay_ms, transit_ms, known)
+        notes = [MusicEvent(EventKind.NOTE, 60 + i % 12, 90 * (1 - i % 2), 0) for i in range(20)]
+        for i, note in enumerate(notes):
+            notes[i] = note = MusicEvent(note.kind, note.number, note.value, time.perf_counter_ns())
+            player.play_local(note)
+            await asyncio.sleep(0.05)
+            if i == 0:
+                await until(lambda: len(scheduled) == 1)
+                p = them.playout
+                floor, spread = p.path_floor_us, p.path_spread_us
+                first_delay, first_transit = p.delay_us, p.window.sorted[0]
+        await until(lambda: len(scheduled) == len(notes))
+        assert floor is not None and spread > SPREAD_US
+        # The balanced rule: floor + both spreads + 0.1 x spread; the note's own transit does not add to it
+        # (it was the lowest seen; Session 4 waited for that transit + the spreads).
+        assert first_delay == max(floor + spread + max(1_000, round(spread / 10)), first_transit + 1_000)
+        # The floor is where transits start: none of the 20 came in below it (the slew may move it 10 µs).
+        assert them.playout.window.sorted[0] >= floor - 100, (them.playout.window.sorted[0], floor)
         assert them.playout.late_count == 0
     finally:
         await player.close()
