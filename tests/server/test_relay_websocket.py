@@ -119,3 +119,65 @@ async def test_a_websocket_upgrade_offering_compression_gets_none(relay_server: 
     assert head.startswith(b"HTTP/1.1 101")
     assert b"sec-websocket-extensions" not in head.lower()
     assert f"Server: pianorhythm-tui/{__version__}".encode() in head
+
+
+def _client_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """A final, masked client frame (RFC 6455 5.2), built by hand to control how frames share writes."""
+    mask = os.urandom(4)
+    size = len(payload)
+    head = bytes([0x80 | opcode]) + (
+        bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    )
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def _server_frames(reader: asyncio.StreamReader, count: int) -> list[tuple[int, bytes]]:
+    """The next `count` server frames (unmasked) as (opcode, payload)."""
+    frames: list[tuple[int, bytes]] = []
+    async with asyncio.timeout(5):
+        while len(frames) < count:
+            head = await reader.readexactly(2)
+            size = head[1] & 0x7F
+            if size == 126:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+            frames.append((head[0] & 0x0F, await reader.readexactly(size)))
+    return frames
+
+
+async def test_frames_together_split_or_beside_a_control_frame_are_each_read_once_in_order(
+    relay_server: RunningServer,
+) -> None:
+    """server/ws.py reads whole binary frames itself and hands anything else to websockets' parser: both
+    ways, every message arrives once and in order."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay_server.port)
+    try:
+        writer.write(_upgrade(relay_server.port))
+        async with asyncio.timeout(5):
+            assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+
+        def ping(ref: int) -> bytes:
+            return _client_frame(codec.encode(pb.ClientMessage(ref=ref, ping=pb.Ping(client_send_us=ref))))
+
+        hello = pb.ClientMessage(hello=pb.Hello(name="frames", client_version="tests" + "x" * 120))
+        writer.write(_client_frame(codec.encode(hello)))  # a 16-bit length
+        writer.write(ping(1) + ping(2))  # two in one write
+        split = ping(3)
+        writer.write(split[:5])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(split[5:] + ping(4))  # the end of one, then a whole one
+        writer.write(_client_frame(b"live", opcode=0x9) + ping(5))  # a WebSocket ping beside a message
+        await writer.drain()
+        refs: list[int] = []
+        pongs: list[bytes] = []
+        while len(refs) < 5:
+            for opcode, payload in await _server_frames(reader, 1):
+                if opcode == 0xA:
+                    pongs.append(payload)
+                    continue
+                assert opcode == 0x2
+                refs += [m.ref for m in codec.decode_server(payload) if m.WhichOneof("event") == "pong"]
+        assert refs == [1, 2, 3, 4, 5]
+        assert pongs == [b"live"]
+    finally:
+        writer.close()
