@@ -147,8 +147,8 @@ async def _server_frames(reader: asyncio.StreamReader, count: int) -> list[tuple
 async def test_frames_together_split_or_beside_a_control_frame_are_each_read_once_in_order(
     relay_server: RunningServer,
 ) -> None:
-    """server/ws.py reads whole binary frames itself and hands anything else to websockets' parser: both
-    ways, every message arrives once and in order."""
+    """However the bytes of several frames fall into reads (together, split, beside a control frame),
+    every message arrives once and in order."""
     reader, writer = await asyncio.open_connection("127.0.0.1", relay_server.port)
     try:
         writer.write(_upgrade(relay_server.port))
