@@ -39,7 +39,7 @@ CAUSES = BENCH / "causes.toml"
 RUNS: dict[str, tuple[str, list[str], float]] = {
     "codec": ("codec.py", [], 120),
     "devices": ("devices.py", ["--midi-events", "300"], 300),
-    "e2e_latency": ("e2e_latency.py", [], 600),
+    "e2e_latency": ("e2e_latency.py", ["--scenario", "loopback", "jitter", "wan"], 600),
     "engine_cpu": ("engine_cpu.py", ["--seconds", "10"], 180),
     "floor_200x50": ("floor.py", ["-n", "200", "-r", "50", "-d", "5"], 180),
     "loadgen_3000x50": ("floor.py", ["-n", "3000", "-r", "50", "-d", "5"], 300),
@@ -121,6 +121,14 @@ FIGURES: list[Figure] = [
     Figure(
         "e2e.jitter15.playout_delay_ms", "e2e_latency", "playout delay under ±15 ms jitter, settled", "ms",
         lambda o: o["jitter"]["playout_delay_ms_final"], "<=", 35,
+    ),
+    Figure(
+        "e2e.wan150.ioi_error_p99_ms", "e2e_latency", "rhythm (IOI) heard, 150 ± 60 ms up and down, p99",
+        "ms", lambda o: o["wan"]["ioi_error_ms"]["p99"], "<=", 3,
+    ),
+    Figure(
+        "e2e.wan150.notes_not_heard", "e2e_latency", "notes not heard, 150 ± 60 ms up and down", "",
+        lambda o: o["wan"]["notes_sent"] - o["wan"]["notes_heard"], "==", 0,
     ),
     Figure(
         "engine.listener_cpu_pct", "engine_cpu", "client engine (headless) at 50 notes/s, CPU", "% of a core",

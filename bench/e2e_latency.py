@@ -22,12 +22,22 @@ Scenarios (each with fresh engines, room and JACK capture):
 - loopback: A and B straight to the relay, balanced preset (target: keypress -> remote sound p99 <= 12 ms);
 - jitter: A's path through a proxy adding 15 ms ± 15 ms (uniform, order kept) on the way up, balanced
   preset (targets: IOI error p99 <= 3 ms with a playout delay <= 35 ms).
+- wan: both players on a long jittery path (issue 14): A's uplink through one proxy of base ± jitter
+  (`--path`, default 150:60 ms, up only, in A's loop) and B's downlink through another (down only, in B's
+  loop), balanced preset (targets: every note heard, IOI error p99 <= 3 ms over all notes). A starts playing
+  LEAD_IN_S after both are in the room, as bench/network.py does. The sound arrives later than the next
+  chords' captures, so each chord's onset is looked for from ANCHOR_LEAD_NS before its due time (what B's
+  playout asked the synth for) up to the next chord's; the other scenarios keep the capture-time window.
 - floor: no network: B plays the song itself (engine.play_local, straight to the synth), the set-up's floor.
 
 Figures are given for all note-ons and for the steady state after the first WARMUP events (the playout
-delay starts with headroom and glides down 1-2 ms per rest as it learns the path).
+delay starts with headroom and glides down 1-2 ms per rest as it learns the path). Over all notes: notes heard
+of those sent, the IOI error of the first ten, the first note's delay and the settled delay (sound heard -
+capture: the first note-on's, and the median of the last SETTLED_NOTES), against the largest transit
+(B's synth call - capture).
 
-    .venv/bin/python bench/e2e_latency.py [--song FILE.mid] [--scenario loopback jitter floor]
+    .venv/bin/python bench/e2e_latency.py [--song FILE.mid] [--scenario loopback jitter wan floor]
+        [--path 150:60]
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,6 +87,10 @@ ONSET_JUMP = 4.0  # a block's peak over the larger of the two before it
 ONSET_FLOOR = 0.01  # full scale 1.0; an idle synth is < 1e-4
 CHORD_NS = 2_000_000  # note-ons captured this close together are one chord, one onset
 WINDOW_NS = 200_000_000  # an onset is looked for this long after its capture (or up to the next chord)
+ANCHOR_LEAD_NS = 20_000_000  # wan: a chord's window opens this long before its due time
+SETTLED_NOTES = 20  # the settled delay: median over the last note-ons, as bench/network.py
+LEAD_IN_S = 1.0  # both in the room -> first note: the clock burst is over
+WAN_LEAD_IN_S = 2.0  # as bench/network.py: the clock exchanges have crossed the slow path a few times
 TUNED = True  # --untuned: the listener runs without the entry point's interpreter settings (to compare)
 CAPTURE = str(Path(__file__).with_name("_jack_capture.py"))
 T = TypeVar("T")
@@ -185,7 +200,8 @@ class Capture:
 
 def onsets(capture: Any, chords_ns: list[int]) -> list[float | None]:
     """The perf_counter time (ns) at which each chord's sound leaves the synth, found in the audio; None if
-    no onset is found in its window. Blocks are the synth's own (it renders whole 128-frame periods)."""
+    no onset is found in its window (from the chord's time in `chords_ns` up to the next chord's, at most
+    WINDOW_NS). Blocks are the synth's own (it renders whole 128-frame periods)."""
     audio = np.abs(capture["audio"]).max(axis=1)
     blocks = len(audio) // BLOCK_FRAMES
     peak = audio[: blocks * BLOCK_FRAMES].reshape(blocks, BLOCK_FRAMES).max(axis=1)
@@ -246,12 +262,17 @@ async def _wait(predicate: Any, timeout: float = 10) -> None:
         await asyncio.sleep(0.02)
 
 
-async def sender(url: str, room: str, song_path: str, jitter_ms: float, out: str) -> None:
+def url_port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+async def sender(
+    url: str, room: str, song_path: str, base_ms: float, jitter_ms: float, lead_in_s: float, out: str
+) -> None:
     """The child process: engine A (and the jitter proxy on its path) plays the song; stamps go to `out`."""
     proxy = None
     if jitter_ms:
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
-        proxy = JitterProxy("127.0.0.1", port, jitter_ms / 1000, jitter_ms / 1000, seed=7, down=False)
+        proxy = JitterProxy("127.0.0.1", url_port(url), base_ms / 1000, jitter_ms / 1000, seed=7, down=False)
         await proxy.start()
         url = proxy.url()
     a = Engine(EngineConfig(url, "player", room=room, save_token=False), synth=NullSynth())
@@ -266,9 +287,9 @@ async def sender(url: str, room: str, song_path: str, jitter_ms: float, out: str
     await a.start()
     await _wait(lambda: a.room is not None and a.room.name == room and len(a.room.users) == 2)
     a.set_instrument(WOODBLOCK)
-    await asyncio.sleep(1.0)  # the clock burst
+    await asyncio.sleep(lead_in_s)
     await play_file_events(a, read_events(song_path))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(max(0.3, 2 * (base_ms + jitter_ms) / 1000))  # the last chunks leave the uplink proxy
     clock = a.session.clock.estimate
     true_offset_us = (
         time.time_ns() - time.perf_counter_ns()
@@ -312,7 +333,10 @@ class GcPauses:
 
 
 def sound_figures(
-    sent: list[tuple[int, int, int, bool]], capture: Any, due_of_onset: list[int | None]
+    sent: list[tuple[int, int, int, bool]],
+    capture: Any,
+    due_of_onset: list[int | None],
+    anchor_on_due: bool = False,
 ) -> dict[str, Any]:
     """Latency, IOI error and the scheduler's error, from the onsets found in the capture."""
     playback_ns = int(capture["playback_latency"]) * 1e9 / RATE
@@ -323,7 +347,12 @@ def sound_figures(
             chords[-1].append(n)
         else:
             chords.append([n])
-    found = onsets(capture, [note_ons[c[0]][1] for c in chords])
+    starts = [note_ons[c[0]][1] for c in chords]
+    if anchor_on_due:
+        starts = [
+            (due_of_onset[c[0]] or start) - ANCHOR_LEAD_NS for c, start in zip(chords, starts, strict=True)
+        ]
+    found = onsets(capture, starts)
     latency: list[tuple[int, float]] = []  # (event index, ms)
     heard: list[tuple[int, float]] = []  # (capture ns, onset ns) per note-on: a chord's notes share one
     scheduler_error: list[float] = []
@@ -340,14 +369,22 @@ def sound_figures(
     # Between consecutive note-ons, as the null-synth figures before (within a chord: ~0 both ways).
     ioi = [abs((b1 - b0) - (a1 - a0)) / 1e6 for (a0, b0), (a1, b1) in zip(heard, heard[1:], strict=False)]
     steady_onsets = sum(1 for i, _ in note_ons if i < WARMUP)
+    delays = [ms for _, ms in latency]
     return {
         "chords": len(chords),
         "onsets_missed": sum(1 for f in found if f is None),
+        "notes_sent": len(note_ons),
+        "notes_heard": len(heard),
+        "first_note_delay_ms": round(latency[0][1], 2)
+        if latency and latency[0][0] == note_ons[0][0]
+        else None,
+        "settled_delay_ms": round(statistics.median(delays[-SETTLED_NOTES:]), 2) if delays else None,
         "latency_ms": summary([ms for _, ms in latency]),
         "latency_ms_steady": summary([ms for i, ms in latency if i >= WARMUP]),
         "left_synth_ms": summary([ms - playback_ns / 1e6 for _, ms in latency]),
         "playback_latency_ms": round(playback_ns / 1e6, 3),
         "ioi_error_ms": summary(ioi),
+        "ioi_error_ms_first10": round(max(ioi[:10]), 3) if ioi else None,
         "ioi_error_ms_steady": summary(ioi[steady_onsets:]),
         "sound_minus_due_ms": summary(scheduler_error),
         "sound_minus_due_ms_min": round(min(scheduler_error), 3) if scheduler_error else None,
@@ -355,13 +392,27 @@ def sound_figures(
 
 
 def run_scenario(
-    url: str, song: str, room: str, jitter_ms: float, preset: LatencyPreset, tmp: Path, font: Path
+    url: str,
+    song: str,
+    room: str,
+    up: tuple[float, float],
+    preset: LatencyPreset,
+    tmp: Path,
+    font: Path,
+    down: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
+    """`up`: A's uplink (base, jitter) ms, (0, 0) for none; `down`: B's downlink (base, jitter), or None."""
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     loop = LoopThread("B")
     synth = TimingSynth(font)
-    config = EngineConfig(url, "listener", room=room, save_token=False, preset=preset)
+    proxy = None
+    b_url = url
+    if down is not None:
+        proxy = JitterProxy("127.0.0.1", url_port(url), down[0] / 1000, down[1] / 1000, seed=11, up=False)
+        loop.run(proxy.start())
+        b_url = proxy.url()
+    config = EngineConfig(b_url, "listener", room=room, save_token=False, preset=preset)
     b = Engine(config, synth=synth)
     last_stats: dict[int, PlayerStats | None] = {}
 
@@ -374,24 +425,44 @@ def run_scenario(
     loop.run(_wait(lambda: b.room is not None and b.room.name == room))
     out = tmp / f"{room}.json"
     child = [sys.executable, __file__, "--role", "sender", "--url", url, "--room", room, "--song", song]
-    child += ["--jitter-ms", str(jitter_ms), "--out", str(out)]
+    lead_in = LEAD_IN_S if down is None else WAN_LEAD_IN_S
+    child += [
+        "--base-ms",
+        str(up[0]),
+        "--jitter-ms",
+        str(up[1]),
+        "--lead-in-s",
+        str(lead_in),
+        "--out",
+        str(out),
+    ]
     capture = Capture(tmp / f"{room}.npz", 120)
     cpu0, wall0 = time.process_time(), time.monotonic()
     subprocess.run(child, check=True, timeout=300, cwd=REPO)
     time.sleep(0.3)
     cpu_percent = 100 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
-    audio = capture.stop()
     report = json.loads(out.read_text())
+    mine = b.channels.channel_of(LOCAL)
+    if down is not None:  # the last notes are still on B's downlink or in B's playout queue
+
+        def remote() -> list[tuple[MusicEvent, int | None]]:
+            return [(e, due) for _, ch, e, due in synth.log if ch != mine and e.kind.name == "NOTE"]
+
+        loop.run(_wait(lambda: len(remote()) >= len(report["events"]), timeout=5))
+        last_due = max(e.time_ns if due is None else due for e, due in remote())
+        time.sleep(max(0.0, (last_due - time.perf_counter_ns()) / 1e9) + 0.3)
+    audio = capture.stop()
     uid = report["user_id"]
     stats = last_stats.get(uid)
     b_clock = b.session.clock.estimate
     b_clock_error = (
         (b_clock.offset_us - (time.time_ns() - time.perf_counter_ns()) / 1000) / 1000 if b_clock else None
     )
-    mine = b.channels.channel_of(LOCAL)
     got = [(t, e, due) for t, ch, e, due in synth.log if ch != mine and e.kind.name == "NOTE"]
     lateness = b.scheduler.lateness_quantiles_ms(0.5, 0.99)
     loop.run(b.close())
+    if proxy is not None:
+        loop.run(proxy.close())
     loop.stop()
     synth.close()
     gc.callbacks.remove(gc_pauses)
@@ -401,11 +472,15 @@ def run_scenario(
     assert all((g.number, g.value) == (s[1], s[2]) for (_, g, _), s in zip(got, sent, strict=True))
     # The due time of each note-on: the event's time_ns as scheduled (what play_at got, or B's stamp).
     due = [g.time_ns if d is None else d for (_, g, d), s in zip(got, sent, strict=True) if s[3]]
-    figures = sound_figures(sent, audio, list(due))
+    figures = sound_figures(sent, audio, list(due), anchor_on_due=down is not None)
+    transit = [(t - s[0]) / 1e6 for (t, _, _), s in zip(got, sent, strict=True)]
     return {
         "events": len(sent),
         "onsets": sum(1 for s in sent if s[3]),
-        "jitter_ms": jitter_ms,
+        "jitter_ms": up[1],
+        "path_up_ms": f"{up[0]:g}±{up[1]:g}",
+        "path_down_ms": f"{down[0]:g}±{down[1]:g}" if down is not None else None,
+        "largest_transit_ms": round(max(transit), 2),
         "preset": preset.value,
         **figures,
         "listener_cpu_percent": round(cpu_percent, 1),
@@ -457,13 +532,18 @@ def main() -> None:
         "--scenario",
         nargs="*",
         default=["loopback", "jitter"],
-        choices=["loopback", "jitter", "floor"],
+        choices=["loopback", "jitter", "wan", "floor"],
+    )
+    parser.add_argument(
+        "--path", default="150:60", help="wan: BASE:JITTER ms of A's uplink and of B's downlink (each)"
     )
     parser.add_argument("--preset", default="balanced", choices=[p.value for p in LatencyPreset])
     parser.add_argument("--role", default="main", choices=["main", "sender"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--room", help=argparse.SUPPRESS)
+    parser.add_argument("--base-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--jitter-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--lead-in-s", type=float, default=LEAD_IN_S, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument(
         "--untuned", action="store_true", help="listener: without tuned_interpreter() (no gc.freeze)"
@@ -472,8 +552,15 @@ def main() -> None:
     global TUNED
     TUNED = not args.untuned
     if args.role == "sender":
-        asyncio.run(sender(args.url, args.room, args.song, args.jitter_ms, args.out))
+        asyncio.run(
+            sender(args.url, args.room, args.song, args.base_ms, args.jitter_ms, args.lead_in_s, args.out)
+        )
         return
+    base_text, _, jitter_text = args.path.partition(":")
+    try:
+        base, jitter = float(base_text), float(jitter_text)
+    except ValueError:
+        raise SystemExit(f"--path {args.path!r}: give BASE:JITTER in ms, e.g. 150:60") from None
     font = find_soundfont().path
     if font is None:
         raise SystemExit("no SoundFont found (apt install timgm6mb-soundfont)")
@@ -492,9 +579,16 @@ def main() -> None:
                 if name == "floor":
                     results[name] = run_floor(args.song, Path(tmp), font)
                     continue
-                jitter = 15.0 if name == "jitter" else 0.0
                 preset = LatencyPreset(args.preset)
-                results[name] = run_scenario(url, args.song, f"bench-{name}", jitter, preset, Path(tmp), font)
+                room = f"bench-{name}"
+                if name == "wan":
+                    path = (base, jitter)
+                    results[name] = run_scenario(
+                        url, args.song, room, path, preset, Path(tmp), font, down=path
+                    )
+                    continue
+                up = (15.0, 15.0) if name == "jitter" else (0.0, 0.0)
+                results[name] = run_scenario(url, args.song, room, up, preset, Path(tmp), font)
         finally:
             proc.terminate()
             proc.wait(10)
