@@ -73,6 +73,41 @@ class RoomLeft:
     user_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class AskJoin:
+    """Many nodes: ask the directory to move `user_id` into `room` (leaving their room, in the same step).
+    The Joined event comes back on the room's channel to every node, this one too (RelayCore.room_event);
+    a refusal is handed to RelayCore.join_refused."""
+
+    room: str
+    user_id: int
+    name: str
+    address: str
+    profile: bytes  # the member's serialized pb.User, for the other nodes
+    resuming: bool = False
+    verified: str = ""  # the stored password hash the join's password matched
+
+
+@dataclass(frozen=True, slots=True)
+class AskLeave:
+    """Many nodes: ask the directory to take `user_id` out of `room` (the Left event comes back)."""
+
+    room: str
+    user_id: int
+    reason: int  # a pb.LeaveReason
+
+
+@dataclass(frozen=True, slots=True)
+class AskCrownDue:
+    """Many nodes: the crown of `room` waited long enough; the directory passes it (once, whichever node
+    asks) and the Crowned event comes back."""
+
+    room: str
+
+
+Ask = AskJoin | AskLeave | AskCrownDue
+
+
 Route = UserOnline | UserOffline | RoomEntered | RoomLeft
 """Who is where, in the order the core decided it: the shell keeps its delivery maps by these."""
 
@@ -185,6 +220,7 @@ Action = (
     | SendTo
     | Reply
     | Route
+    | Ask
     | Close
     | Persist
     | FetchHistory

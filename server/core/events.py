@@ -15,12 +15,31 @@ from dataclasses import dataclass
 
 from pianorhythm.server.core.records import BanRecord
 
+Crown = tuple[int, int, int]
+"""A room's crown after an event, as the directory decided it: (owner, away owner, claimable at us)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A room member as every node knows them (from the directory, on many nodes): the node they are
+    connected to, and their profile, a serialized pb.User."""
+
+    user_id: int
+    node: str
+    joined_us: int
+    name: str
+    profile: bytes
+
 
 @dataclass(frozen=True, slots=True)
 class Joined:
+    """On many nodes `member` says who joined and from where, and `crown` what the crown is now."""
+
     room: str
     user_id: int
     at_us: int
+    member: Member | None = None
+    crown: Crown | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +48,7 @@ class Left:
     user_id: int
     reason: int  # a pb.LeaveReason
     at_us: int
+    crown: Crown | None = None  # on many nodes: the crown after the leave
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ class ModerationOps:
         )
         self.room_ops.leave(target, pb.LEAVE_REASON_KICKED, now)
         self.state.to(target, pb.ServerMessage(removed=removed))
-        self.room_ops.enter(target, self.room_ops.lobby(), now)
+        self.room_ops.enter_lobby(target, now)
 
     def ban(self, session: Session, msg: pb.BanUser, ref: int, now: int) -> None:
         room = self.room_ops.owned_room(session, ref)
@@ -65,7 +65,7 @@ class ModerationOps:
             )
             self.room_ops.leave(target, pb.LEAVE_REASON_BANNED, now)
             self.state.to(target, pb.ServerMessage(removed=removed))
-            self.room_ops.enter(target, self.room_ops.lobby(), now)
+            self.room_ops.enter_lobby(target, now)
 
     def unban(self, session: Session, msg: pb.UnbanUser, ref: int, now: int) -> None:
         room = self.room_ops.owned_room(session, ref)
@@ -125,7 +125,7 @@ class ModerationOps:
                 self.room_ops.leave(member, pb.LEAVE_REASON_KICKED, now)
                 removed = pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=name)
                 self.state.to(member, pb.ServerMessage(removed=removed))
-                self.room_ops.enter(member, self.room_ops.lobby(), now)
+                self.room_ops.enter_lobby(member, now)
         # After the members left: the last one out saves the room, and this deletes it for good.
         self.state.persisted.pop(name, None)
         self.state.out.append(Persist(DeleteRoom(name)))
