@@ -43,15 +43,20 @@ from pianorhythm.server.core import (
 )
 from pianorhythm.server.core.actions import (
     Ask,
+    AskBan,
+    AskCrown,
     AskCrownDue,
     AskJoin,
     AskLeave,
+    AskPasswordHashed,
+    AskSettings,
+    AskUnban,
     HashPassword,
     MemoryReport,
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
-from pianorhythm.server.core.models import chat_pb
+from pianorhythm.server.core.models import LOBBY, chat_pb
 from pianorhythm.server.core.records import RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
@@ -310,7 +315,10 @@ class RelayShell:
             self.mailer.send((action.session_id,), action.payload)
         elif isinstance(action, UserOnline | UserOffline | RoomEntered | RoomLeft):
             self._route(action)
-        elif isinstance(action, AskJoin | AskLeave | AskCrownDue):
+        elif isinstance(
+            action,
+            AskJoin | AskLeave | AskCrownDue | AskCrown | AskBan | AskUnban | AskSettings | AskPasswordHashed,
+        ):
             self._ask(action)
         elif isinstance(action, Close):
             self._close(action.session_id, action.code, action.reason)
@@ -346,6 +354,7 @@ class RelayShell:
                 if not members:
                     del self._members[action.room]
             self._sync_hold(action.room)
+            self._sync_hold(LOBBY)  # where the directory moves those it bans, kicks or closes a room on
 
     # -- many nodes: rooms shared through Redis ------------------------------------------------------
 
@@ -411,8 +420,7 @@ class RelayShell:
                 await self._asked(ask)
             except Exception:
                 log.exception("room %r: asking the directory for %s failed", ask.room, type(ask).__name__)
-                if isinstance(ask, AskJoin):
-                    self._refused(ask, "error")
+                self._refused(ask, "error")
             finally:
                 if isinstance(ask, AskJoin):
                     self._asking[ask.room] -= 1
@@ -425,21 +433,70 @@ class RelayShell:
         rooms = self.cluster.rooms
         now = self.clock.now_us()
         if isinstance(ask, AskJoin):
+            s = ask.settings
+            settings = None
+            if s is not None:
+                settings = cluster_rooms.SettingsChange(
+                    s.visible, s.password_hash, s.user_limit, s.chat_enabled, s.owner_only_play
+                )
             outcome = await rooms.join(
                 ask.room, ask.user_id, name=ask.name, address=ask.address, now_us=now, profile=ask.profile,
-                resuming=ask.resuming, verified_hash=ask.verified,
+                resuming=ask.resuming, verified_hash=ask.verified, settings=settings,
             )  # fmt: skip
+            if isinstance(outcome, cluster_rooms.Refused) and outcome.reason == cluster_rooms.LOCKED:
+                verified = await self._verified(ask)
+                if verified:
+                    outcome = await rooms.join(
+                        ask.room, ask.user_id, name=ask.name, address=ask.address, now_us=self.clock.now_us(),
+                        profile=ask.profile, resuming=ask.resuming, verified_hash=verified,
+                    )  # fmt: skip
             if isinstance(outcome, cluster_rooms.Refused):
                 self._refused(ask, outcome.reason)
         elif isinstance(ask, AskLeave):
             await rooms.leave(ask.room, ask.user_id, ask.reason, now)
-        else:
+        elif isinstance(ask, AskCrownDue):
             await rooms.crown_due(ask.room, now)
+        elif isinstance(ask, AskPasswordHashed):
+            await rooms.password_hashed(ask.room, ask.pending, ask.password_hash, now)
+        else:
+            if isinstance(ask, AskCrown) and ask.to_user:
+                outcome = await rooms.give_crown(ask.room, ask.by_user, ask.to_user, now)
+            elif isinstance(ask, AskCrown):
+                outcome = await rooms.claim_crown(ask.room, ask.by_user, now)
+            elif isinstance(ask, AskBan):
+                outcome = await rooms.ban(ask.room, ask.by_user, ask.ban, now)
+            elif isinstance(ask, AskSettings):
+                change = cluster_rooms.SettingsChange(
+                    ask.visible, ask.password_hash, ask.user_limit, ask.chat_enabled, ask.owner_only_play
+                )
+                outcome = await rooms.change_settings(ask.room, ask.by_user, ask.version, change, now)
+            else:
+                outcome = await rooms.unban(ask.room, ask.by_user, ask.user_ids, now)
+            if isinstance(outcome, cluster_rooms.Refused):
+                self._refused(ask, outcome.reason)
 
-    def _refused(self, ask: AskJoin, reason: str) -> None:
-        self._perform_nowait(
-            self.core.join_refused(ask.user_id, ask.room, reason, self.clock.now_us()), publish=False
-        )
+    async def _verified(self, ask: AskJoin) -> str:
+        """The locked room's stored hash if the join's password matches it (checked off the loop), else ""."""
+        assert self.cluster is not None
+        if not ask.password:
+            return ""
+        snapshot = await self.cluster.rooms.snapshot(ask.room)
+        stored = snapshot.record.password_hash if snapshot is not None else ""
+        if not stored:
+            return ""
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(self._passwords, check_password, ask.password, stored)
+        return stored if ok else ""
+
+    def _refused(self, ask: Ask, reason: str) -> None:
+        now = self.clock.now_us()
+        if isinstance(ask, AskJoin):
+            actions = self.core.join_refused(ask.user_id, ask.room, reason, now)
+        elif isinstance(ask, AskCrown | AskBan | AskUnban | AskSettings):
+            actions = self.core.refused(ask.by_user, ask.ref, reason, now)
+        else:
+            return
+        self._perform_nowait(actions, publish=False)
 
     def _sync_hold(self, room: str) -> None:
         """Hold the room's channel while this node has members there or asked to join it."""
@@ -477,13 +534,14 @@ class RelayShell:
         now = self.clock.now_us()
         members: tuple[events.Member, ...] = ()
         if snapshot is None:
-            record, seq, crown = RoomRecord(room), 0, (0, 0, 0)
+            record, seq, crown, version = RoomRecord(room), 0, (0, 0, 0), 0
         else:
             record, seq, crown = snapshot.record, snapshot.seq, _crown(snapshot.crown)
+            version = snapshot.version
             members = tuple(
                 events.Member(m.user_id, m.node, m.joined_us, m.name, m.profile) for m in snapshot.members
             )
-        self._perform_nowait(self.core.install_room(record, seq, crown, members, now), publish=False)
+        self._perform_nowait(self.core.install_room(record, seq, crown, members, now, version), publish=False)
         for event, number in buffered:
             self._perform_nowait(self.core.room_event(event, number, now), publish=False)
 
@@ -585,16 +643,23 @@ def _core_event(room: str, e: cluster_rooms.RoomEvent) -> events.RoomEvent | Non
         return events.Left(room, e.user_id, e.reason, e.at_us, _crown(e.crown))
     if isinstance(e, cluster_rooms.SettingsChanged):
         return events.SettingsChanged(
-            room, e.by_user, e.visible, e.password_hash, e.user_limit, e.chat_enabled, e.owner_only_play
+            room,
+            e.by_user,
+            e.visible,
+            e.password_hash,
+            e.user_limit,
+            e.chat_enabled,
+            e.owner_only_play,
+            e.version,
         )
     if isinstance(e, cluster_rooms.PasswordHashed):
         return events.PasswordHashed(room, e.pending, e.password_hash)
     if isinstance(e, cluster_rooms.Crowned):
         return events.Crowned(room, e.user_id)
     if isinstance(e, cluster_rooms.Banned):
-        return events.Banned(room, e.ban)
+        return events.Banned(room, e.ban, e.by_user)
     if isinstance(e, cluster_rooms.Unbanned):
-        return events.Unbanned(room, e.user_ids)
+        return events.Unbanned(room, e.user_ids, e.by_user)
     return None
 
 

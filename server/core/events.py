@@ -62,6 +62,7 @@ class SettingsChanged:
     user_limit: int
     chat_enabled: bool
     owner_only_play: bool
+    version: int = 0  # on many nodes: the directory's count of the room's settings changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +87,14 @@ class Banned:
 
     room: str
     ban: BanRecord
+    by_user: int = 0  # on many nodes: who banned (the banned member is told, on their node)
 
 
 @dataclass(frozen=True, slots=True)
 class Unbanned:
     room: str
     user_ids: tuple[int, ...]
+    by_user: int = 0  # on many nodes: who lifted them (answered with the ban list, on their node)
 
 
 @dataclass(frozen=True, slots=True)

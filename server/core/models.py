@@ -111,6 +111,7 @@ class Room:
     fanout: TokenBucket = field(default_factory=lambda: TokenBucket(0, 0))
     active_until_us: int = 0  # a member played less than Limits.room_active_s ago
     seq: int = 0  # many nodes: the last of the room's events applied here (the directory numbers them)
+    version: int = 0  # many nodes: its settings' version, which a change is made against
     crown_asked_us: int = 0  # many nodes: the claimable time the crown was last asked to pass at
 
     @property

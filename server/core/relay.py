@@ -58,6 +58,11 @@ _REFUSALS: Final[dict[str, tuple[pb.ErrorCode.ValueType, str]]] = {
     "banned": (pb.ERROR_CODE_BANNED, "You are banned from this room; try another room."),
     "locked": (pb.ERROR_CODE_WRONG_PASSWORD, "That room needs a password; check it and join again."),
     "gone": (pb.ERROR_CODE_INVALID_ARGUMENT, "That room is closed; try another room."),
+    "not_owner": (pb.ERROR_CODE_NOT_OWNER, "Only the room owner (crown) may do that."),
+    "not_member": (pb.ERROR_CODE_USER_NOT_FOUND, "That user is not in this room."),
+    "taken": (pb.ERROR_CODE_NOT_OWNER, "The crown is held, or still waits for its owner."),
+    "self": (pb.ERROR_CODE_INVALID_ARGUMENT, "You cannot do that to yourself."),
+    "stale": (pb.ERROR_CODE_INVALID_ARGUMENT, "The room's settings changed meanwhile; look and try again."),
     "error": (pb.ERROR_CODE_INTERNAL, "The server could not reach its room directory; try again."),
 }
 
@@ -412,10 +417,17 @@ class RelayCore:
     # -- many nodes: room replicas fed by the directory ----------------------------------------------
 
     def install_room(
-        self, record: RoomRecord, seq: int, crown: Crown, members: Iterable[Member], now: int
+        self,
+        record: RoomRecord,
+        seq: int,
+        crown: Crown,
+        members: Iterable[Member],
+        now: int,
+        version: int = 0,
     ) -> list[Action]:
-        """Start following a room from the directory's snapshot at `seq` (its events after it follow)."""
-        self.room_ops.install(record, seq, crown, members, now)
+        """Start following a room from the directory's snapshot at `seq` (its events after it follow);
+        `version`: its settings' version."""
+        self.room_ops.install(record, seq, crown, members, now, version)
         return self.state.finish()
 
     def room_event(self, event: RoomEvent, seq: int, now: int) -> list[Action]:
@@ -457,6 +469,17 @@ class RelayCore:
         self.state.error(session, ref, code, text)
         if session.room is None and room != LOBBY:
             self.room_ops.enter_lobby(session, now)
+        return self.state.finish()
+
+    def refused(self, user_id: int, ref: int, reason: str, now: int) -> list[Action]:
+        """The directory refused an owner's change (AskCrown, AskBan, AskUnban, AskSettings): tell
+        `user_id` why."""
+        self.state.pending_unbans.pop(user_id, None)
+        self.state.pending_settings.pop(user_id, None)
+        session = self.state.by_user.get(user_id)
+        if session is not None:
+            code, text = _REFUSALS.get(reason, _REFUSALS["error"])
+            self.state.error(session, ref, code, text)
         return self.state.finish()
 
     def password_checked(self, job: VerifyPassword, ok: bool, now: int) -> list[Action]:

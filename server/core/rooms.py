@@ -12,9 +12,12 @@ from google.protobuf.message import DecodeError
 from pianorhythm.server.core import paging, validate
 from pianorhythm.server.core.actions import (
     Action,
+    AskCrown,
     AskCrownDue,
     AskJoin,
     AskLeave,
+    AskPasswordHashed,
+    AskSettings,
     HashPassword,
     Persist,
     RoomEntered,
@@ -95,22 +98,39 @@ class RoomOps:
     # -- many nodes: room changes are asked of the directory, and applied when their events come back --
 
     def ask_join(
-        self, session: Session, name: str, ref: int, now: int, *, resuming: bool = False, verified: str = ""
+        self,
+        session: Session,
+        name: str,
+        ref: int,
+        now: int,
+        *,
+        resuming: bool = False,
+        verified: str = "",
+        settings: SettingsChanged | None = None,
+        password: str = "",
     ) -> None:
         self.state.pending_joins[session.user_id] = (name, ref)
         profile = session.user_pb(now)
         profile.name = session.name
         uid, blob = session.user_id, profile.SerializeToString()
-        self.state.out.append(AskJoin(name, uid, session.name, session.ip, blob, resuming, verified))
+        self.state.out.append(
+            AskJoin(name, uid, session.name, session.ip, blob, resuming, verified, settings, password)
+        )
 
     def install(
-        self, record: RoomRecord, seq: int, crown: Crown, members: Iterable[Member], now: int
+        self,
+        record: RoomRecord,
+        seq: int,
+        crown: Crown,
+        members: Iterable[Member],
+        now: int,
+        version: int = 0,
     ) -> None:
         """A room's replica from the directory's snapshot (at `seq`): its members here get its state (their
         joins were answered by it), the others become member records."""
         if record.name in self.state.rooms:
             return
-        room = Room(RoomConfig.of(record), is_lobby=record.name == LOBBY, seq=seq)
+        room = Room(RoomConfig.of(record), is_lobby=record.name == LOBBY, seq=seq, version=version)
         self.set_crown(room, crown)
         room.history.extend(self.state.preloaded_chat.pop(room.name, []))
         self.state.rooms[room.name] = room
@@ -131,6 +151,33 @@ class RoomOps:
         if room is not None and all(m.node for m in room.members.values()):
             del self.state.rooms[name]
             self.state.dirty_rooms.add(name)
+
+    def ban_list(self, session: Session, room: Room, ref: int, now: int) -> None:
+        bans = room.record.bans
+        ended = tuple(uid for uid, ban in bans.items() if ban.until_us <= now)
+        if ended and not self.state.clustered:  # on many nodes the directory's copy is not changed for it
+            self.apply(Unbanned(room.name, ended), now)
+        entries = [
+            pb.BanEntry(
+                user_id=ban.user_id, name=ban.name, remaining_s=-(-(ban.until_us - now) // US), kick=ban.kick
+            )
+            for ban in sorted(bans.values(), key=lambda b: b.until_us)
+            if ban.until_us > now
+        ]
+        self.state.to(session, pb.ServerMessage(ref=ref, ban_list=pb.BanList(bans=entries)))
+
+    def removed(self, room: Room, event: Banned, now: int) -> None:
+        """Many nodes: a member here banned or kicked hears it; the directory moves them to the lobby (its
+        Left and Joined events follow), which this node then follows for them."""
+        ban = event.ban
+        target = room.members.get(ban.user_id)
+        if target is None or target.node:
+            return
+        reason = pb.REMOVAL_REASON_KICKED if ban.kick else pb.REMOVAL_REASON_BANNED
+        seconds = max(1, -(-(ban.until_us - now) // US))
+        removed = pb.Removed(reason=reason, room=room.name, by_user_id=event.by_user, duration_s=seconds)
+        self.state.to(target, pb.ServerMessage(removed=removed))
+        self.state.pending_joins[target.user_id] = (LOBBY, 0)
 
     def _answered(self, user_id: int, name: str) -> int:
         """The ref of `user_id`'s join of `name`, now answered (0: a join nobody here asked for)."""
@@ -183,9 +230,14 @@ class RoomOps:
             self._left(room, event)
         elif isinstance(event, SettingsChanged):
             self.set_settings(room.record, event)
+            room.version = event.version
             self.state.save_room(room)
             self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()), event.by_user)
             self.state.dirty_rooms.add(room.name)
+            by = self.state.by_user.get(event.by_user)
+            if self.state.clustered and by is not None:  # the owner's confirmation
+                ref = self.state.pending_settings.pop(by.user_id, 0)
+                self.state.to(by, pb.ServerMessage(ref=ref, room_updated=room.updated_pb()))
         elif isinstance(event, PasswordHashed):
             if room.record.password_hash == event.pending:
                 room.record.password_hash = event.password_hash
@@ -198,10 +250,15 @@ class RoomOps:
         elif isinstance(event, Banned):
             room.record.bans[event.ban.user_id] = event.ban
             self.state.save_room(room)
+            if self.state.clustered:
+                self.removed(room, event, now)
         elif isinstance(event, Unbanned):
             for uid in event.user_ids:
                 room.record.bans.pop(uid, None)
             self.state.save_room(room)
+            by = self.state.by_user.get(event.by_user)
+            if self.state.clustered and by is not None and by.room is room:
+                self.ban_list(by, room, self.state.pending_unbans.pop(by.user_id, 0), now)
         else:
             if event.until_us:
                 room.mutes[event.user_id] = event.until_us
@@ -365,9 +422,6 @@ class RoomOps:
             session, record, room, msg.password, ref, now, resuming, verified
         ):
             return False
-        if self.state.clustered:  # the directory checks again, on the room as every node shares it
-            self.ask_join(session, name, ref, now, resuming=resuming, verified=verified)
-            return True
         if room is None and msg.HasField("settings"):
             try:
                 self.check_settings(msg.settings)
@@ -376,6 +430,25 @@ class RoomOps:
                 return False
             if msg.settings.password and not self.may_hash(session, ref, now):
                 return False
+        if self.state.clustered:  # the directory checks again, on the room as every node shares it
+            settings, password = None, ""
+            if room is None and msg.HasField("settings"):  # used if the join creates the room
+                settings = self.settings_after(RoomConfig(name), msg.settings, session.user_id)
+            if room is None and msg.password and not verified:  # checked by the shell if it is locked
+                if not self.may_hash(session, ref, now):
+                    return False
+                password = msg.password
+            self.ask_join(
+                session,
+                name,
+                ref,
+                now,
+                resuming=resuming,
+                verified=verified,
+                settings=settings,
+                password=password,
+            )
+            return True
         if record is None and not self.may_create(session, ref, now):
             return False
         self.leave(session, pb.LEAVE_REASON_LEFT, now)
@@ -513,6 +586,9 @@ class RoomOps:
             return self.state.finish()
         room = self.state.rooms.get(job.room)
         pending = pending_hash(job.version)
+        if self.state.clustered:  # followed here or not: the directory holds the marker
+            self.state.out.append(AskPasswordHashed(job.room, pending, password_hash))
+            return self.state.finish()
         if room is not None:
             self.apply(PasswordHashed(room.name, pending, password_hash), now)
             return self.state.finish()
@@ -595,6 +671,16 @@ class RoomOps:
             return
         if msg.settings.password and not self.may_hash(session, ref, now):
             return
+        if self.state.clustered:  # answered when the SettingsChanged event comes back
+            e = self.settings_after(room.record, msg.settings, session.user_id)
+            self.state.pending_settings[session.user_id] = ref
+            self.state.out.append(
+                AskSettings(
+                    room.name, e.by_user, room.version, e.visible, e.password_hash, e.user_limit,
+                    e.chat_enabled, e.owner_only_play, ref,
+                )
+            )  # fmt: skip
+            return
         self.apply(self.settings_after(room.record, msg.settings, session.user_id), now)
         self.state.to(session, pb.ServerMessage(ref=ref, room_updated=room.updated_pb()))  # the confirmation
 
@@ -602,7 +688,10 @@ class RoomOps:
         room = self.owned_room(session, ref)
         target = self.target(session, room, msg.user_id, ref) if room is not None else None
         if room is not None and target is not None:
-            self.crown(room, target, now)
+            if self.state.clustered:
+                self.state.out.append(AskCrown(room.name, session.user_id, target.user_id, ref))
+            else:
+                self.crown(room, target, now)
 
     def claim(self, session: Session, msg: pb.ClaimCrown, ref: int, now: int) -> None:
         room = session.room
@@ -612,6 +701,8 @@ class RoomOps:
             )
         elif room.owner_id or now < room.crown_claimable_at_us:
             self.state.error(session, ref, pb.ERROR_CODE_NOT_OWNER, self.crown_taken(room, session, now))
+        elif self.state.clustered:
+            self.state.out.append(AskCrown(room.name, session.user_id, 0, ref))
         else:
             self.crown(room, session, now)
 

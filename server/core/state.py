@@ -74,6 +74,8 @@ class CoreState:
         self.out: list[Action] = []
         self.clustered = bool(options.node)
         self.pending_joins: dict[int, tuple[str, int]] = {}  # many nodes: user -> (room, ref) asked for
+        self.pending_unbans: dict[int, int] = {}  # many nodes: user -> ref of the unban they asked for
+        self.pending_settings: dict[int, int] = {}  # many nodes: user -> ref of the settings they changed
 
     # -- output helpers ------------------------------------------------------------------------------
 

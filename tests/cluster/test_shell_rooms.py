@@ -17,6 +17,7 @@ from pianorhythm.server.clock import ServerClock
 from pianorhythm.server.cluster.identity import Identity
 from pianorhythm.server.cluster.node import ClusterNode
 from pianorhythm.server.core import CoreOptions, Limits, RelayCore
+from pianorhythm.server.core.crypto import PENDING_PREFIX
 from pianorhythm.server.main import ServerOptions, _listen
 from pianorhythm.server.shell import WS_PATH, RelayShell
 from pianorhythm.server.storage import Storage
@@ -184,3 +185,70 @@ async def test_a_dead_nodes_players_leave_the_room_on_the_survivor(
     state = (await ann.recv("room_state", where=lambda m: m.ref == 9)).room_state
     assert [u.id for u in state.users] == [ann.user_id]
     await asyncio.sleep(0)
+
+
+async def test_a_ban_settings_and_the_crown_made_on_one_node_hold_on_the_other(
+    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+) -> None:
+    a, b = two_nodes
+    ann = await clients(a, "ann")
+    bob = await clients(b, "bob")
+    cy = await clients(b, "cy")
+    state = await join(ann, "den")
+    assert state.owner_id == ann.user_id
+    await join(bob, "den")
+    await join(cy, "den")
+    await ann.recv("user_joined", where=lambda m: m.user_joined.user.id == cy.user_id)
+    cy.take("user_left")  # bob leaving the lobby, where cy was
+    await ann.act(ref=5, ban_user=pb.BanUser(user_id=bob.user_id, duration_s=600))
+    removed = (await bob.recv("removed")).removed
+    assert (removed.reason, removed.by_user_id) == (pb.REMOVAL_REASON_BANNED, ann.user_id)
+    lobby = (await bob.recv("room_state", where=lambda m: m.room_state.name == "lobby")).room_state
+    assert bob.user_id in [u.id for u in lobby.users]
+    for watcher in (ann, cy):
+        left = await watcher.recv("user_left", where=lambda m: m.user_left.user_id == bob.user_id)
+        assert left.user_left.reason == pb.LEAVE_REASON_BANNED
+    await bob.act(ref=6, join_room=pb.JoinRoom(name="den"))
+    refused = await bob.recv("error", where=lambda m: m.ref == 6)
+    assert refused.error.code == pb.ERROR_CODE_BANNED
+    change = pb.RoomSettingsChange(user_limit=8, chat_enabled=False)
+    await ann.act(ref=10, update_room_settings=pb.UpdateRoomSettings(settings=change))
+    confirmed = (await ann.recv("room_updated", where=lambda m: m.ref == 10)).room_updated
+    limited = await cy.recv("room_updated", where=lambda m: m.room_updated.settings.user_limit == 8)
+    seen = limited.room_updated
+    assert not confirmed.settings.chat_enabled and not seen.settings.chat_enabled
+    await ann.act(ref=7, give_ownership=pb.GiveOwnership(user_id=cy.user_id))
+    for watcher in (ann, cy):
+        updated = await watcher.recv("room_updated", where=lambda m: m.room_updated.owner_id == cy.user_id)
+        assert updated.room_updated.owner_id == cy.user_id
+    await cy.act(ref=8, unban_user=pb.UnbanUser(user_id=bob.user_id))
+    answer = await cy.recv("ban_list", where=lambda m: m.ref == 8)
+    assert list(answer.ban_list.bans) == []
+    assert (await join(bob, "den")).name == "den"
+
+
+async def test_a_room_created_with_a_password_on_one_node_is_entered_with_it_from_the_other(
+    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+) -> None:
+    a, b = two_nodes
+    ann = await clients(a, "ann")
+    bob = await clients(b, "bob")
+    settings = pb.RoomSettingsChange(password="sesame", user_limit=3)
+    await ann.act(ref=1, join_room=pb.JoinRoom(name="vault", settings=settings))
+    created = (await ann.recv("room_state", where=lambda m: m.ref == 1)).room_state
+    assert created.settings.locked and created.settings.user_limit == 3
+    async with asyncio.timeout(5):  # the hash is made off the loop, then replaces the pending marker
+        while True:
+            snapshot = await a.cluster.rooms.snapshot("vault")
+            assert snapshot is not None
+            if not snapshot.record.password_hash.startswith(PENDING_PREFIX):
+                break
+            await asyncio.sleep(0.05)
+    for ref, password in ((2, ""), (3, "wrong")):
+        await bob.act(ref=ref, join_room=pb.JoinRoom(name="vault", password=password))
+        refused = await bob.recv("error", where=lambda m, ref=ref: m.ref == ref)  # type: ignore[misc]
+        assert refused.error.code == pb.ERROR_CODE_WRONG_PASSWORD
+    await bob.act(ref=4, join_room=pb.JoinRoom(name="vault", password="sesame"))
+    state = (await bob.recv("room_state", where=lambda m: m.ref == 4)).room_state
+    assert state.name == "vault" and state.settings.user_limit == 3
+    assert sorted(u.id for u in state.users) == sorted([ann.user_id, bob.user_id])

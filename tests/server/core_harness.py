@@ -25,9 +25,6 @@ from pianorhythm.server.core import (
 from pianorhythm.server.core.actions import (
     Action,
     Ask,
-    AskCrownDue,
-    AskJoin,
-    AskLeave,
     HashPassword,
     VerifyPassword,
 )
@@ -105,7 +102,7 @@ class Harness:
                 self.run(list(action.then))
             elif isinstance(action, FetchHistory):
                 self.history_requests.append(action)
-            elif isinstance(action, AskJoin | AskLeave | AskCrownDue):
+            elif isinstance(action, Ask):
                 self.asks.append(action)
             elif isinstance(action, VerifyPassword | HashPassword):
                 self.password_jobs.append(action)

@@ -7,9 +7,10 @@ them."""
 from __future__ import annotations
 
 from pianorhythm.server.core.actions import AskCrownDue, AskJoin, AskLeave, Broadcast
-from pianorhythm.server.core.events import Crowned, Joined, Left, Member
+from pianorhythm.server.core.crypto import PENDING_PREFIX
+from pianorhythm.server.core.events import Banned, Crowned, Joined, Left, Member, SettingsChanged, Unbanned
 from pianorhythm.server.core.models import LOBBY
-from pianorhythm.server.core.records import RoomRecord
+from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.server.core_harness import SEC, Harness, notes
 
@@ -165,3 +166,108 @@ def test_the_crown_follows_the_directory_and_its_hand_over_is_asked_once() -> No
     assert h.core.state.rooms["den"].owner_id == 0
     h.run(h.core.room_event(Crowned("den", uid), 6, h.now))
     assert h.take(ann, "room_updated")[0].room_updated.owner_id == uid
+
+
+def in_den_owned_by_ann(h: Harness) -> tuple[int, int]:
+    """ann (here) owns den; bob (user 900) is there from node b."""
+    ann = seated(h, "ann", 1)
+    h.send(ann, join_room=pb.JoinRoom(name="den"))
+    bob = remote(900, "bob", h.now + 1)
+    h.run(h.core.install_room(RoomRecord("den"), 4, (h.user_id(ann), 0, 0), (local(h, ann), bob), h.now))
+    h.asks.clear()
+    h.clear(ann)
+    return ann, h.user_id(ann)
+
+
+def test_owner_powers_over_a_member_on_another_node_are_asked_of_the_directory() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    h.send(ann, ref=1, give_ownership=pb.GiveOwnership(user_id=900))
+    h.send(ann, ref=2, kick_user=pb.KickUser(user_id=900))
+    h.send(ann, ref=3, ban_user=pb.BanUser(user_id=900, duration_s=60))
+    assert [type(a).__name__ for a in h.asks] == ["AskCrown", "AskBan", "AskBan"]
+    crown, kick, ban = h.asks
+    assert (crown.room, crown.by_user, crown.to_user, crown.ref) == ("den", uid, 900, 1)  # type: ignore[union-attr]
+    assert kick.ban.kick and kick.ban.user_id == 900 and kick.ref == 2  # type: ignore[union-attr]
+    assert not ban.ban.kick and ban.ban.until_us == h.now + 60 * SEC  # type: ignore[union-attr]
+    assert h.kinds(ann) == [] and h.core.state.rooms["den"].record.bans == {}  # nothing until it comes back
+    h.run(h.core.refused(uid, 1, "not_member", h.now))
+    error = h.take(ann, "error")[0]
+    assert (error.ref, error.error.code) == (1, pb.ERROR_CODE_USER_NOT_FOUND)
+
+
+def test_a_member_here_banned_from_another_node_is_told_and_follows_to_the_lobby() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.send(ann, join_room=pb.JoinRoom(name="den"))
+    owner = remote(900, "bob", h.now - SEC)
+    h.run(h.core.install_room(RoomRecord("den"), 4, (900, 0, 0), (owner, local(h, ann)), h.now))
+    h.run(h.core.room_event(Left(LOBBY, h.user_id(ann), pb.LEAVE_REASON_LEFT, h.now, (0, 0, 0)), 2, h.now))
+    h.clear(ann)
+    uid = h.user_id(ann)
+    ban = BanRecord(uid, "ann", "10.0.0.1", h.now + 60 * SEC)
+    h.run(h.core.room_event(Banned("den", ban, 900), 5, h.now))
+    removed = h.take(ann, "removed")[0].removed
+    assert (removed.reason, removed.room, removed.by_user_id, removed.duration_s) == (
+        pb.REMOVAL_REASON_BANNED, "den", 900, 60,
+    )  # fmt: skip
+    h.run(h.core.room_event(Left("den", uid, pb.LEAVE_REASON_BANNED, h.now, (900, 0, 0)), 6, h.now))
+    assert h.core.needs(LOBBY)  # the directory moved her there: this node follows the lobby for her
+    h.run(h.core.room_event(Joined(LOBBY, uid, h.now, local(h, ann), (0, 0, 0)), 3, h.now))
+    assert h.take(ann, "room_state")[0].room_state.name == LOBBY
+    assert h.core.state.rooms["den"].record.bans[uid] == ban
+
+
+def test_an_unban_is_answered_with_the_ban_list_when_its_event_comes_back() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    ban = BanRecord(77, "cy", "", h.now + 60 * SEC)
+    h.run(h.core.room_event(Banned("den", ban, uid), 5, h.now))
+    h.send(ann, ref=8, unban_user=pb.UnbanUser(user_id=77))
+    assert [(type(a).__name__, a.ref) for a in h.asks] == [("AskUnban", 8)]  # type: ignore[union-attr]
+    assert h.kinds(ann) == []
+    h.run(h.core.room_event(Unbanned("den", (77,), uid), 6, h.now))
+    answer = h.take(ann, "ban_list")[0]
+    assert answer.ref == 8 and list(answer.ban_list.bans) == []
+
+
+def test_settings_are_asked_against_their_version_and_confirmed_when_the_event_comes_back() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    change = pb.RoomSettingsChange(user_limit=5, password="sesame")
+    h.defer_passwords = True
+    h.send(ann, ref=4, update_room_settings=pb.UpdateRoomSettings(settings=change))
+    h.run_password_jobs()  # off the loop, so after the settings were asked for
+    asked, hashed = h.asks
+    assert type(hashed).__name__ == "AskPasswordHashed" and hashed.room == "den"
+    assert type(asked).__name__ == "AskSettings"
+    assert (asked.version, asked.user_limit, asked.ref) == (0, 5, 4)  # type: ignore[union-attr]
+    assert asked.password_hash == hashed.pending  # type: ignore[union-attr]  # locked meanwhile
+    assert h.kinds(ann) == []
+    event = SettingsChanged("den", uid, True, asked.password_hash, 5, True, False, 1)  # type: ignore[union-attr]
+    h.run(h.core.room_event(event, 5, h.now))
+    confirmed = h.take(ann, "room_updated")[0]
+    assert confirmed.ref == 4 and confirmed.room_updated.settings.user_limit == 5
+    assert confirmed.room_updated.settings.locked and h.core.state.rooms["den"].version == 1
+    h.send(
+        ann, ref=6, update_room_settings=pb.UpdateRoomSettings(settings=pb.RoomSettingsChange(visible=False))
+    )
+    assert h.asks[-1].version == 1  # type: ignore[union-attr]
+    h.run(h.core.refused(uid, 6, "stale", h.now))
+    assert h.take(ann, "error")[0].error.code == pb.ERROR_CODE_INVALID_ARGUMENT
+
+
+def test_a_join_that_may_create_a_room_carries_its_settings_and_an_unchecked_password() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.asks.clear()
+    h.defer_passwords = True
+    settings = pb.RoomSettingsChange(password="sesame", user_limit=3, visible=False)
+    h.send(ann, ref=1, join_room=pb.JoinRoom(name="vault", settings=settings))
+    h.send(ann, ref=2, join_room=pb.JoinRoom(name="attic", password="open"))
+    vault, attic = h.asks
+    assert isinstance(vault, AskJoin) and isinstance(attic, AskJoin)
+    assert vault.settings is not None and vault.settings.password_hash.startswith(PENDING_PREFIX)
+    assert (vault.settings.user_limit, vault.settings.visible, vault.password) == (3, False, "")
+    assert (attic.settings, attic.password) == (None, "open")  # checked by the shell if attic is locked
+    assert [type(job).__name__ for job in h.password_jobs] == ["HashPassword"]
