@@ -51,6 +51,7 @@ from pianorhythm.server.core.actions import (
     AskPasswordHashed,
     AskSettings,
     AskUnban,
+    AskUpdateMember,
     HashPassword,
     MemoryReport,
     VerifyPassword,
@@ -315,10 +316,7 @@ class RelayShell:
             self.mailer.send((action.session_id,), action.payload)
         elif isinstance(action, UserOnline | UserOffline | RoomEntered | RoomLeft):
             self._route(action)
-        elif isinstance(
-            action,
-            AskJoin | AskLeave | AskCrownDue | AskCrown | AskBan | AskUnban | AskSettings | AskPasswordHashed,
-        ):
+        elif isinstance(action, Ask):
             self._ask(action)
         elif isinstance(action, Close):
             self._close(action.session_id, action.code, action.reason)
@@ -458,6 +456,8 @@ class RelayShell:
             await rooms.crown_due(ask.room, now)
         elif isinstance(ask, AskPasswordHashed):
             await rooms.password_hashed(ask.room, ask.pending, ask.password_hash, now)
+        elif isinstance(ask, AskUpdateMember):
+            await rooms.update_member(ask.room, ask.user_id, ask.name, ask.profile, now)
         else:
             if isinstance(ask, AskCrown) and ask.to_user:
                 outcome = await rooms.give_crown(ask.room, ask.by_user, ask.to_user, now)
@@ -660,6 +660,8 @@ def _core_event(room: str, e: cluster_rooms.RoomEvent) -> events.RoomEvent | Non
         return events.Banned(room, e.ban, e.by_user)
     if isinstance(e, cluster_rooms.Unbanned):
         return events.Unbanned(room, e.user_ids, e.by_user)
+    if isinstance(e, cluster_rooms.MemberUpdated):
+        return events.MemberUpdated(room, e.user_id, e.name, e.profile)
     return None
 
 

@@ -164,7 +164,27 @@ class AskPasswordHashed:
     password_hash: str
 
 
-Ask = AskJoin | AskLeave | AskCrownDue | AskCrown | AskBan | AskUnban | AskSettings | AskPasswordHashed
+@dataclass(frozen=True, slots=True)
+class AskUpdateMember:
+    """Many nodes: a member's name or profile changed here; the directory keeps it for the other nodes."""
+
+    room: str
+    user_id: int
+    name: str
+    profile: bytes
+
+
+Ask = (
+    AskJoin
+    | AskLeave
+    | AskCrownDue
+    | AskCrown
+    | AskBan
+    | AskUnban
+    | AskSettings
+    | AskPasswordHashed
+    | AskUpdateMember
+)
 
 
 Route = UserOnline | UserOffline | RoomEntered | RoomLeft

@@ -106,4 +106,17 @@ class Muted:
     until_us: int
 
 
-RoomEvent = Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Muted
+@dataclass(frozen=True, slots=True)
+class MemberUpdated:
+    """Many nodes: a member's name or profile (a serialized pb.User) changed on their node, which told its
+    room's clients already (fan-out); the other nodes' copies of the member follow."""
+
+    room: str
+    user_id: int
+    name: str
+    profile: bytes
+
+
+RoomEvent = (
+    Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Muted | MemberUpdated
+)

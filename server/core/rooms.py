@@ -34,6 +34,7 @@ from pianorhythm.server.core.events import (
     Joined,
     Left,
     Member,
+    MemberUpdated,
     PasswordHashed,
     RoomEvent,
     SettingsChanged,
@@ -166,6 +167,19 @@ class RoomOps:
         ]
         self.state.to(session, pb.ServerMessage(ref=ref, ban_list=pb.BanList(bans=entries)))
 
+    def _member_updated(self, room: Room, event: MemberUpdated) -> None:
+        member = room.members.get(event.user_id)
+        if member is None or not member.node:  # a member here is up to date already
+            return
+        fresh = remote_member(
+            Member(event.user_id, member.node, member.joined_room_us, event.name, event.profile)
+        )
+        member.name, member.color, member.status = fresh.name, fresh.color, fresh.status
+        member.position, member.instrument = fresh.position, fresh.instrument
+        member.uplink_shared_us = fresh.uplink_shared_us
+        member.suffix = self.suffix_for(room, member, member.name)
+        self.state.dirty_rooms.add(room.name)
+
     def removed(self, room: Room, event: Banned, now: int) -> None:
         """Many nodes: a member here banned or kicked hears it; the directory moves them to the lobby (its
         Left and Joined events follow), which this node then follows for them."""
@@ -252,6 +266,8 @@ class RoomOps:
             self.state.save_room(room)
             if self.state.clustered:
                 self.removed(room, event, now)
+        elif isinstance(event, MemberUpdated):
+            self._member_updated(room, event)
         elif isinstance(event, Unbanned):
             for uid in event.user_ids:
                 room.record.bans.pop(uid, None)

@@ -252,3 +252,24 @@ async def test_a_room_created_with_a_password_on_one_node_is_entered_with_it_fro
     state = (await bob.recv("room_state", where=lambda m: m.ref == 4)).room_state
     assert state.name == "vault" and state.settings.user_limit == 3
     assert sorted(u.id for u in state.users) == sorted([ann.user_id, bob.user_id])
+
+
+async def test_a_members_update_on_one_node_is_in_the_room_state_the_other_node_gives(
+    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+) -> None:
+    a, b = two_nodes
+    ann = await clients(a, "ann")
+    bob = await clients(b, "bob")
+    await join(ann, "den")
+    await join(bob, "den")
+    await bob.act(update_instrument=pb.UpdateInstrument(program=19))
+    seen = await ann.recv("user_updated", where=lambda m: m.user_updated.user.id == bob.user_id)
+    assert seen.user_updated.user.instrument == 19
+    # The fan-out may overtake the directory's copy (a few ms): wait for node a's copy of bob.
+    members = a.shell.core.state.rooms["den"].members
+    async with asyncio.timeout(5):
+        while members[bob.user_id].instrument != 19:
+            await asyncio.sleep(0.02)
+    cy = await clients(a, "cy")
+    state = await join(cy, "den")
+    assert [u.instrument for u in state.users if u.id == bob.user_id] == [19]

@@ -6,9 +6,18 @@ them."""
 
 from __future__ import annotations
 
-from pianorhythm.server.core.actions import AskCrownDue, AskJoin, AskLeave, Broadcast
+from pianorhythm.server.core.actions import AskCrownDue, AskJoin, AskLeave, AskUpdateMember, Broadcast
 from pianorhythm.server.core.crypto import PENDING_PREFIX
-from pianorhythm.server.core.events import Banned, Crowned, Joined, Left, Member, SettingsChanged, Unbanned
+from pianorhythm.server.core.events import (
+    Banned,
+    Crowned,
+    Joined,
+    Left,
+    Member,
+    MemberUpdated,
+    SettingsChanged,
+    Unbanned,
+)
 from pianorhythm.server.core.models import LOBBY
 from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -271,3 +280,22 @@ def test_a_join_that_may_create_a_room_carries_its_settings_and_an_unchecked_pas
     assert (vault.settings.user_limit, vault.settings.visible, vault.password) == (3, False, "")
     assert (attic.settings, attic.password) == (None, "open")  # checked by the shell if attic is locked
     assert [type(job).__name__ for job in h.password_jobs] == ["HashPassword"]
+
+
+def test_a_members_updates_reach_the_other_nodes_copies_without_a_second_message() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.run(h.core.room_event(Joined(LOBBY, 900, h.now, remote(900, "bob", h.now), (0, 0, 0)), 2, h.now))
+    h.asks.clear()
+    h.clear(ann)
+    h.send(ann, update_instrument=pb.UpdateInstrument(program=19))
+    (asked,) = h.asks
+    assert isinstance(asked, AskUpdateMember) and (asked.room, asked.name) == (LOBBY, "ann")
+    assert pb.User.FromString(asked.profile).instrument == 19
+    h.clear(ann)  # her own user_updated (to the whole room, her too, as on one node)
+    profile = pb.User(id=900, name="bob", color="#654321", status=pb.STATUS_AWAY, instrument=40)
+    h.run(h.core.room_event(MemberUpdated(LOBBY, 900, "bob", profile.SerializeToString()), 3, h.now))
+    assert h.kinds(ann) == []  # bob's node told ann's client already, by fan-out
+    late = seated(h, "cid", 4)
+    bob = [u for u in h.take(late, "room_state")[0].room_state.users if u.id == 900][0]
+    assert (bob.color, bob.status, bob.instrument) == ("#654321", pb.STATUS_AWAY, 40)
