@@ -23,6 +23,7 @@ from pianorhythm.server.addresses import Headers, TrustedProxies, client_address
 from pianorhythm.server.clock import ServerClock
 from pianorhythm.server.cluster import rooms as cluster_rooms
 from pianorhythm.server.cluster.envelope import EVENT, Envelope
+from pianorhythm.server.cluster.link import LINK_ERRORS
 from pianorhythm.server.cluster.node import ClusterNode
 from pianorhythm.server.core import (
     CLOSE_SLOW,
@@ -69,6 +70,7 @@ log = logging.getLogger("server")
 
 WS_PATH = "/api/websocket"
 MAX_QUEUE_BYTES = 1024 * 1024
+CATCH_UP_S = 10.0  # many nodes: how long a room's subscription and snapshot may take
 
 
 class RelayShell:
@@ -125,7 +127,7 @@ class RelayShell:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
-        for task in self._cluster_tasks:
+        for task in list(self._cluster_tasks):
             task.cancel()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -415,7 +417,13 @@ class RelayShell:
         while True:
             ask = await self._asks.get()
             try:
-                await self._asked(ask)
+                try:
+                    await self._asked(ask)
+                except LINK_ERRORS as exc:
+                    # After a Redis restart a pooled connection fails its first command, which never ran:
+                    # once more, on a fresh connection.
+                    log.warning("room %r: asking the directory again (%s)", ask.room, exc)
+                    await self._asked(ask)
             except Exception:
                 log.exception("room %r: asking the directory for %s failed", ask.room, type(ask).__name__)
                 self._refused(ask, "error")
@@ -515,14 +523,18 @@ class RelayShell:
 
     def _catch_up(self, room: str, buffered: list[tuple[events.RoomEvent, int]]) -> None:
         self._catching_up[room] = buffered
-        self._spawn(self._snapshot(room, buffered))
+        task = asyncio.get_running_loop().create_task(self._snapshot(room, buffered))
+        self._cluster_tasks.append(task)  # cancelled at stop: a link that is down never settles
+        task.add_done_callback(self._cluster_tasks.remove)
 
     async def _snapshot(self, room: str, buffered: list[tuple[events.RoomEvent, int]]) -> None:
         """Subscribed first, then the room as Redis has it, then the events numbered after it."""
         assert self.cluster is not None
         try:
-            await self.cluster.link.settled()
-            snapshot = await self.cluster.rooms.snapshot(room)
+            # Bounded: given up, the room is read again when its next event finds no copy here.
+            async with asyncio.timeout(CATCH_UP_S):
+                await self.cluster.link.settled()
+                snapshot = await self.cluster.rooms.snapshot(room)
         except Exception:
             log.exception("room %r: could not read it from the directory", room)
             if self._catching_up.get(room) is buffered:
