@@ -100,8 +100,10 @@ class RunningServer:
         await self._server.close(1001, SHUTDOWN_REASON)
         await self.shell.stop()
         await self._directory.close()
-        if self.shell.cluster is not None:
-            await self.shell.cluster.close()
+        cluster = self.shell.cluster
+        if cluster is not None:
+            await cluster.leave_rooms(self.shell.clock.now_us())
+            await cluster.close()
         log.info("server stopped")
 
 
@@ -131,6 +133,7 @@ async def start_server(options: ServerOptions) -> RunningServer:
         CoreOptions(
             limits,
             started_us=clock.now_us(),
+            node=options.node_id if cluster is not None else "",
             next_chat_id=startup.next_chat_id,
             admin_token=options.admin_token or "",
             server_version=f"pianorhythm-tui/{__version__}",
@@ -142,8 +145,9 @@ async def start_server(options: ServerOptions) -> RunningServer:
     shell = RelayShell(core, directory, clock, options.max_queue_bytes, options.trusted_proxies, cluster)
     try:
         core.preload_chat("lobby", await directory.recent_chat("lobby", limits.chat_history))
-        if cluster is not None:  # this node's previous run may have left connections counted
+        if cluster is not None:  # this node's previous run may have left connections counted, and members
             await cluster.addresses.remove_node(options.node_id)
+            await cluster.leave_rooms(clock.now_us())
         shell.start()
         server = await _listen(shell, options, tls)
     except BaseException:  # the port is taken...: let go of the database, so another start can have it

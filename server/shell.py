@@ -8,8 +8,10 @@ import gc
 import json
 import logging
 import os
+import struct
 import threading
 import weakref
+from collections import Counter
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -21,6 +23,7 @@ from websockets.http11 import Request, Response
 from pianorhythm.server.addresses import Headers, TrustedProxies, client_address
 from pianorhythm.server.clock import ServerClock
 from pianorhythm.server.core import (
+    CLOSE_POLICY,
     CLOSE_REPLACED,
     CLOSE_SLOW,
     Action,
@@ -35,19 +38,36 @@ from pianorhythm.server.core import (
     SendTo,
     UserOffline,
     UserOnline,
+    events,
     paging,
 )
-from pianorhythm.server.core.actions import HashPassword, MemoryReport, VerifyPassword
+from pianorhythm.server.core.actions import (
+    Ask,
+    AskBan,
+    AskCrown,
+    AskCrownDue,
+    AskJoin,
+    AskLeave,
+    AskPasswordHashed,
+    AskSettings,
+    AskUnban,
+    AskUpdateMember,
+    HashPassword,
+    MemoryReport,
+    VerifyPassword,
+)
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
-from pianorhythm.server.core.models import chat_pb
-from pianorhythm.server.core.records import UserRecord
+from pianorhythm.server.core.models import LOBBY, chat_pb
+from pianorhythm.server.core.records import RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
 from pianorhythm.server.ws import WebSocket
 from pianorhythm.wire import codec
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
-if TYPE_CHECKING:  # a node on its own never loads the cluster package (nor redis)
+# A node on its own never loads the cluster package (nor redis): the many-nodes methods below import it
+# where they run, which is only once a ClusterNode was given.
+if TYPE_CHECKING:
     from pianorhythm.server.cluster.envelope import Envelope
     from pianorhythm.server.cluster.node import ClusterNode
 
@@ -55,7 +75,7 @@ log = logging.getLogger("server")
 
 WS_PATH = "/api/websocket"
 MAX_QUEUE_BYTES = 1024 * 1024
-CLOSE_POLICY = 1008
+CATCH_UP_S = 10.0  # many nodes: how long a room's subscription and snapshot may take
 
 
 class RelayShell:
@@ -69,7 +89,14 @@ class RelayShell:
         cluster: ClusterNode | None = None,
     ) -> None:
         self.core = core
-        self.cluster = cluster  # None: this node is the whole server
+        # Many nodes: rooms are shared through Redis. Build the node with on_envelope=shell.on_envelope and
+        # on_node_dead=shell.on_node_dead, and the core with CoreOptions(node=<the same node id>).
+        self.cluster = cluster
+        self._held: set[str] = set()  # rooms whose channel this node holds (members here, or joins asked)
+        self._asking: Counter[str] = Counter()  # AskJoins not answered yet, by room
+        self._catching_up: dict[str, list[tuple[events.RoomEvent, int]]] = {}  # events held till the snapshot
+        self._asks: asyncio.Queue[Ask] = asyncio.Queue()  # carried out one by one, in the core's order
+        self._cluster_tasks: list[asyncio.Task[None]] = []
         self.directory = directory
         self.clock = clock
         self.trusted_proxies = trusted_proxies
@@ -98,11 +125,16 @@ class RelayShell:
 
     def start(self) -> None:
         self._perform_nowait(self.core.start(self.clock.now_us()))
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.create_task(self._tick_loop())
+        if self.cluster is not None:
+            self._cluster_tasks = [loop.create_task(self._ask_loop()), loop.create_task(self._reap_loop())]
 
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        for task in list(self._cluster_tasks):
+            task.cancel()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self._passwords.shutdown(wait=True)
@@ -321,31 +353,19 @@ class RelayShell:
             list(self._users.values()), pb.ServerMessage(chat_message=notice).SerializeToString()
         )
 
-    def on_node_dead(self, node: str, users: frozenset[int]) -> None:
-        """A node stopped (or this node's previous run): its connections count against no address."""
-        if self.cluster is not None:
-            self._spawn(self.cluster.forget_node(node))
-
     def on_reaped(self) -> None:
         """This node was taken for dead and cleaned up: its users are online here again."""
         if self.cluster is not None:
             for user_id in list(self._users):
                 self._spawn(self.cluster.claim_user(user_id))
 
-    def on_envelope(self, room: str, envelope: Envelope) -> None:
-        """A room's message from another node. Nothing publishes room messages yet (rooms across nodes are
-        not wired); until they are, one arriving means a newer node shares this Redis."""
-        log.warning(
-            "a message for room %r came from node %r; this node does not share rooms yet",
-            room,
-            envelope.origin,
-        )
-
     # -- actions -------------------------------------------------------------------------------------
 
-    async def _perform(self, actions: Sequence[Action]) -> None:
+    async def _perform(self, actions: Sequence[Action], publish: bool = True) -> None:
+        """`publish`: broadcasts go to the room's other nodes too (many nodes); not for what the core
+        answers a room event with, which every node hears and answers for its own members."""
         for action in actions:
-            if self._carry_out(action):
+            if self._carry_out(action, publish):
                 continue
             if isinstance(action, Persist):
                 try:
@@ -354,17 +374,17 @@ class RelayShell:
                     log.exception("storage failed")
                     self._to_user(action.user_id, _internal_error(action.ref))
                 else:
-                    await self._perform(action.then)
+                    await self._perform(action.then, publish)
             elif isinstance(action, FetchHistory):
                 await self._history(action)
 
-    def _perform_nowait(self, actions: Sequence[Action]) -> None:
+    def _perform_nowait(self, actions: Sequence[Action], publish: bool = True) -> None:
         for index, action in enumerate(actions):
-            if not self._carry_out(action):
-                self._spawn(self._perform(actions[index:]))
+            if not self._carry_out(action, publish):
+                self._spawn(self._perform(actions[index:], publish))
                 return
 
-    def _carry_out(self, action: Action) -> bool:
+    def _carry_out(self, action: Action, publish: bool = True) -> bool:
         """Do `action` now if it needs no waiting; False for one that does (a storage step others wait
         on, a history page)."""
         if isinstance(action, Broadcast):
@@ -372,6 +392,8 @@ class RelayShell:
             if members:
                 skip = action.except_user
                 self.mailer.send([sid for uid, sid in members.items() if uid != skip], action.payload)
+            if publish and self.cluster is not None:  # after the local delivery: no wait on the note path
+                self.cluster.link.publish(action.room, action.except_user, action.payload)
         elif isinstance(action, SendTo):
             users = self._users
             self.mailer.send([users[u] for u in action.users if u in users], action.payload)
@@ -379,6 +401,8 @@ class RelayShell:
             self.mailer.send((action.session_id,), action.payload)
         elif isinstance(action, UserOnline | UserOffline | RoomEntered | RoomLeft):
             self._route(action)
+        elif isinstance(action, Ask):
+            self._ask(action)
         elif isinstance(action, Close):
             self._close(action.session_id, action.code, action.reason)
         elif isinstance(action, Persist):
@@ -412,6 +436,221 @@ class RelayShell:
                 members.pop(action.user_id, None)
                 if not members:
                     del self._members[action.room]
+            self._sync_hold(action.room)
+            self._sync_hold(LOBBY)  # where the directory moves those it bans, kicks or closes a room on
+
+    # -- many nodes: rooms shared through Redis ------------------------------------------------------
+
+    def on_envelope(self, room: str, envelope: Envelope) -> None:
+        """A message on a room's channel (the link's callback): fan-out from another node goes to this
+        node's members of the room; a room event goes to the core, in the channel's order."""
+        from pianorhythm.server.cluster import rooms as cluster_rooms
+        from pianorhythm.server.cluster.core_events import core_event
+        from pianorhythm.server.cluster.envelope import EVENT
+
+        if envelope.kind != EVENT:
+            members = self._members.get(room)
+            if members:
+                skip = envelope.except_user
+                self.mailer.send([sid for uid, sid in members.items() if uid != skip], envelope.payload)
+            return
+        try:
+            decoded = cluster_rooms.decode_event(envelope.payload)
+        except (cluster_rooms.BadEvent, struct.error, UnicodeDecodeError) as exc:
+            origin = envelope.origin
+            log.warning("room %r: dropped an unreadable room event from node %s (%s)", room, origin, exc)
+            return
+        event = core_event(room, decoded)
+        if event is None:
+            return
+        buffered = self._catching_up.get(room)
+        if buffered is not None:
+            buffered.append((event, decoded.seq))
+        elif self.core.follows(room):
+            self._perform_nowait(self.core.room_event(event, decoded.seq, self.clock.now_us()), publish=False)
+        elif room in self._held:  # followed again (a join asked after its last member here left)
+            self._catch_up(room, [(event, decoded.seq)])
+
+    def on_node_dead(self, node: str, users: frozenset[int]) -> None:
+        """Presence saw `node` die: its members leave their rooms (the Left events reach every node)."""
+        log.warning("node %s is gone: its %d user(s) leave their rooms", node, len(users))
+        self._spawn(self._remove_node(node))
+        if self.cluster is not None:  # and its connections count against no address
+            self._spawn(self.cluster.forget_node(node))
+
+    async def _remove_node(self, node: str) -> None:
+        assert self.cluster is not None
+        try:
+            await self.cluster.rooms.remove_node(node, self.clock.now_us())
+        except Exception:
+            log.exception("could not remove dead node %s's members; the next beat retries", node)
+
+    async def _reap_loop(self) -> None:
+        """Each beat: members of nodes that died with no survivor to reap them leave (cheap when none)."""
+        assert self.cluster is not None
+        while True:
+            await asyncio.sleep(self.cluster.presence.refresh_s)
+            try:
+                await self.cluster.rooms.remove_dead_nodes(self.clock.now_us())
+            except Exception as exc:
+                log.warning("could not check for dead nodes' members (%s); retrying next beat", exc)
+
+    def _ask(self, ask: Ask) -> None:
+        if isinstance(ask, AskJoin):
+            self._asking[ask.room] += 1
+        self._asks.put_nowait(ask)
+        self._sync_hold(ask.room)
+
+    async def _ask_loop(self) -> None:
+        """The core's room changes, asked of Redis one at a time in its order (a leave, then a join)."""
+        from pianorhythm.server.cluster.link import LINK_ERRORS
+
+        while True:
+            ask = await self._asks.get()
+            try:
+                try:
+                    await self._asked(ask)
+                except LINK_ERRORS as exc:
+                    # After a Redis restart a pooled connection fails its first command, which never ran:
+                    # once more, on a fresh connection.
+                    log.warning("room %r: asking the directory again (%s)", ask.room, exc)
+                    await self._asked(ask)
+            except Exception:
+                log.exception("room %r: asking the directory for %s failed", ask.room, type(ask).__name__)
+                self._refused(ask, "error")
+            finally:
+                if isinstance(ask, AskJoin):
+                    self._asking[ask.room] -= 1
+                    if not self._asking[ask.room]:
+                        del self._asking[ask.room]
+                self._sync_hold(ask.room)
+
+    async def _asked(self, ask: Ask) -> None:
+        from pianorhythm.server.cluster import rooms as cluster_rooms
+
+        assert self.cluster is not None
+        rooms = self.cluster.rooms
+        now = self.clock.now_us()
+        if isinstance(ask, AskJoin):
+            s = ask.settings
+            settings = None
+            if s is not None:
+                settings = cluster_rooms.SettingsChange(
+                    s.visible, s.password_hash, s.user_limit, s.chat_enabled, s.owner_only_play
+                )
+            outcome = await rooms.join(
+                ask.room, ask.user_id, name=ask.name, address=ask.address, now_us=now, profile=ask.profile,
+                resuming=ask.resuming, verified_hash=ask.verified, settings=settings,
+            )  # fmt: skip
+            if isinstance(outcome, cluster_rooms.Refused) and outcome.reason == cluster_rooms.LOCKED:
+                verified = await self._verified(ask)
+                if verified:
+                    outcome = await rooms.join(
+                        ask.room, ask.user_id, name=ask.name, address=ask.address, now_us=self.clock.now_us(),
+                        profile=ask.profile, resuming=ask.resuming, verified_hash=verified,
+                    )  # fmt: skip
+            if isinstance(outcome, cluster_rooms.Refused):
+                self._refused(ask, outcome.reason)
+        elif isinstance(ask, AskLeave):
+            await rooms.leave(ask.room, ask.user_id, ask.reason, now)
+        elif isinstance(ask, AskCrownDue):
+            await rooms.crown_due(ask.room, now)
+        elif isinstance(ask, AskPasswordHashed):
+            await rooms.password_hashed(ask.room, ask.pending, ask.password_hash, now)
+        elif isinstance(ask, AskUpdateMember):
+            await rooms.update_member(ask.room, ask.user_id, ask.name, ask.profile, now)
+        else:
+            if isinstance(ask, AskCrown) and ask.to_user:
+                outcome = await rooms.give_crown(ask.room, ask.by_user, ask.to_user, now)
+            elif isinstance(ask, AskCrown):
+                outcome = await rooms.claim_crown(ask.room, ask.by_user, now)
+            elif isinstance(ask, AskBan):
+                outcome = await rooms.ban(ask.room, ask.by_user, ask.ban, now)
+            elif isinstance(ask, AskSettings):
+                change = cluster_rooms.SettingsChange(
+                    ask.visible, ask.password_hash, ask.user_limit, ask.chat_enabled, ask.owner_only_play
+                )
+                outcome = await rooms.change_settings(ask.room, ask.by_user, ask.version, change, now)
+            else:
+                outcome = await rooms.unban(ask.room, ask.by_user, ask.user_ids, now)
+            if isinstance(outcome, cluster_rooms.Refused):
+                self._refused(ask, outcome.reason)
+
+    async def _verified(self, ask: AskJoin) -> str:
+        """The locked room's stored hash if the join's password matches it (checked off the loop), else ""."""
+        assert self.cluster is not None
+        if not ask.password:
+            return ""
+        snapshot = await self.cluster.rooms.snapshot(ask.room)
+        stored = snapshot.record.password_hash if snapshot is not None else ""
+        if not stored:
+            return ""
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(self._passwords, check_password, ask.password, stored)
+        return stored if ok else ""
+
+    def _refused(self, ask: Ask, reason: str) -> None:
+        now = self.clock.now_us()
+        if isinstance(ask, AskJoin):
+            actions = self.core.join_refused(ask.user_id, ask.room, reason, now)
+        elif isinstance(ask, AskCrown | AskBan | AskUnban | AskSettings):
+            actions = self.core.refused(ask.by_user, ask.ref, reason, now)
+        else:
+            return
+        self._perform_nowait(actions, publish=False)
+
+    def _sync_hold(self, room: str) -> None:
+        """Hold the room's channel while this node has members there or asked to join it."""
+        if self.cluster is None:
+            return
+        wanted = room in self._asking or self.core.needs(room)
+        if wanted and room not in self._held:
+            self._held.add(room)
+            self.cluster.link.join(room)
+            self._catch_up(room, [])
+        elif not wanted and room in self._held:
+            self._held.discard(room)
+            self._catching_up.pop(room, None)
+            self.cluster.link.leave(room)
+            self._perform_nowait(self.core.drop_room(room), publish=False)
+
+    def _catch_up(self, room: str, buffered: list[tuple[events.RoomEvent, int]]) -> None:
+        self._catching_up[room] = buffered
+        task = asyncio.get_running_loop().create_task(self._snapshot(room, buffered))
+        self._cluster_tasks.append(task)  # cancelled at stop: a link that is down never settles
+        task.add_done_callback(self._cluster_tasks.remove)
+
+    async def _snapshot(self, room: str, buffered: list[tuple[events.RoomEvent, int]]) -> None:
+        """Subscribed first, then the room as Redis has it, then the events numbered after it."""
+        from pianorhythm.server.cluster.core_events import core_crown
+
+        assert self.cluster is not None
+        try:
+            # Bounded: given up, the room is read again when its next event finds no copy here.
+            async with asyncio.timeout(CATCH_UP_S):
+                await self.cluster.link.settled()
+                snapshot = await self.cluster.rooms.snapshot(room)
+        except Exception:
+            log.exception("room %r: could not read it from the directory", room)
+            if self._catching_up.get(room) is buffered:
+                del self._catching_up[room]
+            return
+        if self._catching_up.get(room) is not buffered:  # let go meanwhile
+            return
+        del self._catching_up[room]
+        now = self.clock.now_us()
+        members: tuple[events.Member, ...] = ()
+        if snapshot is None:
+            record, seq, crown, version = RoomRecord(room), 0, (0, 0, 0), 0
+        else:
+            record, seq, crown = snapshot.record, snapshot.seq, core_crown(snapshot.crown)
+            version = snapshot.version
+            members = tuple(
+                events.Member(m.user_id, m.node, m.joined_us, m.name, m.profile) for m in snapshot.members
+            )
+        self._perform_nowait(self.core.install_room(record, seq, crown, members, now, version), publish=False)
+        for event, number in buffered:
+            self._perform_nowait(self.core.room_event(event, number, now), publish=False)
 
     async def _password_job(self, job: VerifyPassword | HashPassword) -> None:
         loop = asyncio.get_running_loop()

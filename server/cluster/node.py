@@ -98,6 +98,14 @@ class ClusterNode:
         finally:
             await self.link.close()
 
+    async def leave_rooms(self, now_us: int) -> None:
+        """This node's members leave every room (the other nodes are told): at a clean stop, and at a start
+        after a run that ended without one."""
+        try:
+            await self.rooms.remove_node(self.link.node, now_us)
+        except REDIS_ERRORS as exc:
+            log.warning("cannot take this node's players out of their rooms (%s): the other nodes will", exc)
+
     async def claim_user(self, user_id: int) -> None:
         """The user is online here now; a live node that still had them is told to let its connection go
         (as a newer connection replaces an older one on one node)."""

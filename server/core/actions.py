@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
+from pianorhythm.server.core.events import SettingsChanged
+from pianorhythm.server.core.records import BanRecord, ChatRecord, RoomRecord, UserRecord
 
 # WebSocket close codes the core closes connections with.
 CLOSE_PROTOCOL_ERROR: Final = 1002
@@ -71,6 +72,119 @@ class RoomEntered:
 class RoomLeft:
     room: str
     user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskJoin:
+    """Many nodes: ask the directory to move `user_id` into `room` (leaving their room, in the same step).
+    The Joined event comes back on the room's channel to every node, this one too (RelayCore.room_event);
+    a refusal is handed to RelayCore.join_refused."""
+
+    room: str
+    user_id: int
+    name: str
+    address: str
+    profile: bytes  # the member's serialized pb.User, for the other nodes
+    resuming: bool = False
+    verified: str = ""  # the stored password hash the join's password matched
+    settings: SettingsChanged | None = None  # the room's settings if this join creates it
+    # The join's password when this node has no copy of the room to check it against (then the shell
+    # checks it against the directory's hash, off the loop, if the room turns out to be locked).
+    password: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AskLeave:
+    """Many nodes: ask the directory to take `user_id` out of `room` (the Left event comes back)."""
+
+    room: str
+    user_id: int
+    reason: int  # a pb.LeaveReason
+
+
+@dataclass(frozen=True, slots=True)
+class AskCrownDue:
+    """Many nodes: the crown of `room` waited long enough; the directory passes it (once, whichever node
+    asks) and the Crowned event comes back."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class AskCrown:
+    """Many nodes: `by_user` gives the crown of `room` to `to_user`, or claims it (`to_user` 0). A refusal
+    is handed to RelayCore.refused with `ref`."""
+
+    room: str
+    by_user: int
+    to_user: int
+    ref: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskBan:
+    """Many nodes: `by_user` bans (or kicks: `ban.kick`) from `room`; the directory moves the member to the
+    lobby, and the Banned, Left and Joined events come back."""
+
+    room: str
+    by_user: int
+    ban: BanRecord
+    ref: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskUnban:
+    room: str
+    by_user: int
+    user_ids: tuple[int, ...]
+    ref: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskSettings:
+    """Many nodes: the owner's new settings for `room` (all of them), made against settings `version`."""
+
+    room: str
+    by_user: int
+    version: int
+    visible: bool
+    password_hash: str
+    user_limit: int
+    chat_enabled: bool
+    owner_only_play: bool
+    ref: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskPasswordHashed:
+    """Many nodes: a new password's hash is ready to replace its `pending` marker in `room`."""
+
+    room: str
+    pending: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AskUpdateMember:
+    """Many nodes: a member's name or profile changed here; the directory keeps it for the other nodes."""
+
+    room: str
+    user_id: int
+    name: str
+    profile: bytes
+
+
+Ask = (
+    AskJoin
+    | AskLeave
+    | AskCrownDue
+    | AskCrown
+    | AskBan
+    | AskUnban
+    | AskSettings
+    | AskPasswordHashed
+    | AskUpdateMember
+)
 
 
 Route = UserOnline | UserOffline | RoomEntered | RoomLeft
@@ -185,6 +299,7 @@ Action = (
     | SendTo
     | Reply
     | Route
+    | Ask
     | Close
     | Persist
     | FetchHistory

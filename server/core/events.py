@@ -15,12 +15,31 @@ from dataclasses import dataclass
 
 from pianorhythm.server.core.records import BanRecord
 
+Crown = tuple[int, int, int]
+"""A room's crown after an event, as the directory decided it: (owner, away owner, claimable at us)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A room member as every node knows them (from the directory, on many nodes): the node they are
+    connected to, and their profile, a serialized pb.User."""
+
+    user_id: int
+    node: str
+    joined_us: int
+    name: str
+    profile: bytes
+
 
 @dataclass(frozen=True, slots=True)
 class Joined:
+    """On many nodes `member` says who joined and from where, and `crown` what the crown is now."""
+
     room: str
     user_id: int
     at_us: int
+    member: Member | None = None
+    crown: Crown | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +48,7 @@ class Left:
     user_id: int
     reason: int  # a pb.LeaveReason
     at_us: int
+    crown: Crown | None = None  # on many nodes: the crown after the leave
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +62,7 @@ class SettingsChanged:
     user_limit: int
     chat_enabled: bool
     owner_only_play: bool
+    version: int = 0  # on many nodes: the directory's count of the room's settings changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +87,14 @@ class Banned:
 
     room: str
     ban: BanRecord
+    by_user: int = 0  # on many nodes: who banned (the banned member is told, on their node)
 
 
 @dataclass(frozen=True, slots=True)
 class Unbanned:
     room: str
     user_ids: tuple[int, ...]
+    by_user: int = 0  # on many nodes: who lifted them (answered with the ban list, on their node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,4 +106,17 @@ class Muted:
     until_us: int
 
 
-RoomEvent = Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Muted
+@dataclass(frozen=True, slots=True)
+class MemberUpdated:
+    """Many nodes: a member's name or profile (a serialized pb.User) changed on their node, which told its
+    room's clients already (fan-out); the other nodes' copies of the member follow."""
+
+    room: str
+    user_id: int
+    name: str
+    profile: bytes
+
+
+RoomEvent = (
+    Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Muted | MemberUpdated
+)

@@ -45,6 +45,7 @@ class Session:
     uplink_shared_us: int = 0  # the spread the room was last told (User.uplink_spread_us)
     uplink_floor_shared_us: int = 0  # the floor the room was last told (User.uplink_floor_us, 0: unknown)
     uplink_shared_at_us: int | None = None
+    node: str = ""  # many nodes: the node this member is connected to, when not this one (a member record)
 
     @property
     def display_name(self) -> str:
@@ -111,6 +112,9 @@ class Room:
     # take refills it to the full burst: a room starts with its whole budget whenever it is created.
     fanout: TokenBucket = field(default_factory=lambda: TokenBucket(0, 0))
     active_until_us: int = 0  # a member played less than Limits.room_active_s ago
+    seq: int = 0  # many nodes: the last of the room's events applied here (the directory numbers them)
+    version: int = 0  # many nodes: its settings' version, which a change is made against
+    crown_asked_us: int = 0  # many nodes: the claimable time the crown was last asked to pass at
 
     @property
     def name(self) -> str:

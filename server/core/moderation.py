@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pianorhythm.server.core.actions import DeleteRoom, Persist
+from pianorhythm.server.core.actions import AskBan, AskUnban, DeleteRoom, Persist
 from pianorhythm.server.core.events import Banned, Muted, Unbanned
 from pianorhythm.server.core.limits import US
 from pianorhythm.server.core.models import Room, Session
@@ -28,6 +28,9 @@ class ModerationOps:
             return
         cooldown = now + self.state.limits.kick_cooldown_s * US
         ban = BanRecord(target.user_id, target.display_name, target.scope, cooldown, kick=True)
+        if self.state.clustered:  # the directory moves them (and their node tells them: RoomOps.removed)
+            self.state.out.append(AskBan(room.name, session.user_id, ban, ref))
+            return
         self.room_ops.apply(Banned(room.name, ban), now)
         removed = pb.Removed(
             reason=pb.REMOVAL_REASON_KICKED,
@@ -37,7 +40,7 @@ class ModerationOps:
         )
         self.room_ops.leave(target, pb.LEAVE_REASON_KICKED, now)
         self.state.to(target, pb.ServerMessage(removed=removed))
-        self.room_ops.enter(target, self.room_ops.lobby(), now)
+        self.room_ops.enter_lobby(target, now)
 
     def ban(self, session: Session, msg: pb.BanUser, ref: int, now: int) -> None:
         room = self.room_ops.owned_room(session, ref)
@@ -54,6 +57,9 @@ class ModerationOps:
         name = known.display_name if known is not None else f"user {msg.user_id}"
         address = known.scope if known is not None else ""
         ban = BanRecord(msg.user_id, name, address, now + duration * US)
+        if self.state.clustered:
+            self.state.out.append(AskBan(room.name, session.user_id, ban, ref))
+            return
         self.room_ops.apply(Banned(room.name, ban), now)
         log.info("ban room=%r user=%d address=%s for %d s", room.name, msg.user_id, address, duration)
         if target is not None:
@@ -65,7 +71,7 @@ class ModerationOps:
             )
             self.room_ops.leave(target, pb.LEAVE_REASON_BANNED, now)
             self.state.to(target, pb.ServerMessage(removed=removed))
-            self.room_ops.enter(target, self.room_ops.lobby(), now)
+            self.room_ops.enter_lobby(target, now)
 
     def unban(self, session: Session, msg: pb.UnbanUser, ref: int, now: int) -> None:
         room = self.room_ops.owned_room(session, ref)
@@ -85,6 +91,10 @@ class ModerationOps:
                 session, ref, pb.ERROR_CODE_USER_NOT_FOUND, f"No ban here matches {what}; /bans lists them."
             )
             return
+        if self.state.clustered:  # answered with the list when the Unbanned event comes back
+            self.state.pending_unbans[session.user_id] = ref
+            self.state.out.append(AskUnban(room.name, session.user_id, tuple(lifted), ref))
+            return
         self.room_ops.apply(Unbanned(room.name, tuple(lifted)), now)
         self.ban_list(session, room, ref, now)
 
@@ -94,17 +104,7 @@ class ModerationOps:
             self.ban_list(session, room, ref, now)
 
     def ban_list(self, session: Session, room: Room, ref: int, now: int) -> None:
-        bans = room.record.bans
-        ended = tuple(uid for uid, ban in bans.items() if ban.until_us <= now)
-        if ended:
-            self.room_ops.apply(Unbanned(room.name, ended), now)
-        entries = [
-            pb.BanEntry(
-                user_id=ban.user_id, name=ban.name, remaining_s=-(-(ban.until_us - now) // US), kick=ban.kick
-            )
-            for ban in sorted(bans.values(), key=lambda b: b.until_us)
-        ]
-        self.state.to(session, pb.ServerMessage(ref=ref, ban_list=pb.BanList(bans=entries)))
+        self.room_ops.ban_list(session, room, ref, now)
 
     def mute(self, session: Session, msg: pb.MuteUser, ref: int, now: int) -> None:
         room = self.room_ops.owned_room(session, ref)
@@ -122,10 +122,12 @@ class ModerationOps:
         room = self.state.rooms.get(name)
         if room is not None:
             for member in list(room.members.values()):
+                if member.node:  # on another node (rooms.close_room is not wired yet): that node's to do
+                    continue
                 self.room_ops.leave(member, pb.LEAVE_REASON_KICKED, now)
                 removed = pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=name)
                 self.state.to(member, pb.ServerMessage(removed=removed))
-                self.room_ops.enter(member, self.room_ops.lobby(), now)
+                self.room_ops.enter_lobby(member, now)
         # After the members left: the last one out saves the room, and this deletes it for good.
         self.state.persisted.pop(name, None)
         self.state.out.append(Persist(DeleteRoom(name)))

@@ -32,8 +32,9 @@ from pianorhythm.server.core.actions import (
 from pianorhythm.server.core.address import ban_scope
 from pianorhythm.server.core.admin import AdminOps
 from pianorhythm.server.core.crypto import hash_token
+from pianorhythm.server.core.events import Crown, Member, RoomEvent
 from pianorhythm.server.core.limits import US, TokenBucket
-from pianorhythm.server.core.models import Room, Session
+from pianorhythm.server.core.models import LOBBY, Room, Session
 from pianorhythm.server.core.moderation import ModerationOps
 from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 from pianorhythm.server.core.rooms import RoomOps
@@ -52,6 +53,19 @@ PALETTE: Final = (
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
     "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff",
 )  # fmt: skip
+
+_REFUSALS: Final[dict[str, tuple[pb.ErrorCode.ValueType, str]]] = {
+    "full": (pb.ERROR_CODE_ROOM_FULL, "That room is full; try again later."),
+    "banned": (pb.ERROR_CODE_BANNED, "You are banned from this room; try another room."),
+    "locked": (pb.ERROR_CODE_WRONG_PASSWORD, "That room needs a password; check it and join again."),
+    "gone": (pb.ERROR_CODE_INVALID_ARGUMENT, "That room is closed; try another room."),
+    "not_owner": (pb.ERROR_CODE_NOT_OWNER, "Only the room owner (crown) may do that."),
+    "not_member": (pb.ERROR_CODE_USER_NOT_FOUND, "That user is not in this room."),
+    "taken": (pb.ERROR_CODE_NOT_OWNER, "The crown is held, or still waits for its owner."),
+    "self": (pb.ERROR_CODE_INVALID_ARGUMENT, "You cannot do that to yourself."),
+    "stale": (pb.ERROR_CODE_INVALID_ARGUMENT, "The room's settings changed meanwhile; look and try again."),
+    "error": (pb.ERROR_CODE_INTERNAL, "The server could not reach its room directory; try again."),
+}
 
 Handler = Callable[[Session, Any, int, int], None]
 
@@ -349,7 +363,7 @@ class RelayCore:
         )
         self.state.to(session, pb.ServerMessage(ref=ref, welcome=welcome))
         if not target or not self.room_ops.join(session, pb.JoinRoom(name=target), 0, now, resuming=True):
-            self.room_ops.enter(session, self.room_ops.lobby(), now)
+            self.room_ops.enter_lobby(session, now)
         if token_hash is not None:
             then = tuple(self.state.out[start:])
             del self.state.out[start:]
@@ -392,7 +406,8 @@ class RelayCore:
             self.state.preloaded_chat[name] = records
 
     def start(self, now: int) -> list[Action]:
-        self.room_ops.lobby()
+        if not self.state.clustered:  # else the lobby is a replica like any room (install_room)
+            self.room_ops.lobby()
         self.upkeep.sweep_stored(now)
         return self.state.finish()
 
@@ -413,6 +428,74 @@ class RelayCore:
             if any(throttle.buckets for throttle in throttles):
                 self.state.arm_sweep(now)
         self.upkeep.upkeep(now)
+        return self.state.finish()
+
+    # -- many nodes: room replicas fed by the directory ----------------------------------------------
+
+    def install_room(
+        self,
+        record: RoomRecord,
+        seq: int,
+        crown: Crown,
+        members: Iterable[Member],
+        now: int,
+        version: int = 0,
+    ) -> list[Action]:
+        """Start following a room from the directory's snapshot at `seq` (its events after it follow);
+        `version`: its settings' version."""
+        self.room_ops.install(record, seq, crown, members, now, version)
+        return self.state.finish()
+
+    def room_event(self, event: RoomEvent, seq: int, now: int) -> list[Action]:
+        """A room event from the directory, in the room's order (numbered `seq`): applied to the replica,
+        its members here told. Ignored for a room not followed here, or already in its snapshot."""
+        room = self.state.rooms.get(event.room)
+        if room is not None and seq > room.seq:
+            room.seq = seq
+            self.room_ops.apply(event, now)
+        return self.state.finish()
+
+    def drop_room(self, name: str) -> list[Action]:
+        """The shell stopped following `name` (no member here any more): forget its replica."""
+        self.room_ops.drop(name)
+        return self.state.finish()
+
+    def follows(self, name: str) -> bool:
+        return name in self.state.rooms
+
+    def needs(self, name: str) -> bool:
+        """Whether this node must follow room `name`: a member here, or a join of it asked."""
+        room = self.state.rooms.get(name)
+        if room is not None and any(not m.node for m in room.members.values()):
+            return True
+        return any(pending[0] == name for pending in self.state.pending_joins.values())
+
+    def join_refused(self, user_id: int, room: str, reason: str, now: int) -> list[Action]:
+        """The directory refused an AskJoin (`reason`: full, banned, locked, gone, or error when it could not
+        be asked); a user left in no room goes to the lobby."""
+        ref = 0
+        pending = self.state.pending_joins.get(user_id)
+        if pending is not None and pending[0] == room:
+            del self.state.pending_joins[user_id]
+            ref = pending[1]
+        session = self.state.by_user.get(user_id)
+        if session is None:
+            return self.state.finish()
+        code, text = _REFUSALS.get(reason, _REFUSALS["error"])
+        self.state.error(session, ref, code, text)
+        if session.room is None and room != LOBBY:
+            self.room_ops.enter_lobby(session, now)
+        return self.state.finish()
+
+    def refused(self, user_id: int, ref: int, reason: str, now: int) -> list[Action]:
+        """The directory refused an owner's change (AskCrown, AskBan, AskUnban, AskSettings): tell
+        `user_id` why."""
+        self.state.pending_unbans.pop(user_id, None)
+        self.state.pending_settings.pop(user_id, None)
+        session = self.state.by_user.get(user_id)
+        if session is not None:
+            code, text = _REFUSALS.get(reason, _REFUSALS["error"])
+            self.state.error(session, ref, code, text)
         return self.state.finish()
 
     def password_checked(self, job: VerifyPassword, ok: bool, now: int) -> list[Action]:

@@ -7,9 +7,17 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
+from google.protobuf.message import DecodeError
+
 from pianorhythm.server.core import paging, validate
 from pianorhythm.server.core.actions import (
     Action,
+    AskCrown,
+    AskCrownDue,
+    AskJoin,
+    AskLeave,
+    AskPasswordHashed,
+    AskSettings,
     HashPassword,
     Persist,
     RoomEntered,
@@ -21,15 +29,18 @@ from pianorhythm.server.core.actions import (
 from pianorhythm.server.core.crypto import pending_hash
 from pianorhythm.server.core.events import (
     Banned,
+    Crown,
     Crowned,
     Joined,
     Left,
+    Member,
+    MemberUpdated,
     PasswordHashed,
     RoomEvent,
     SettingsChanged,
     Unbanned,
 )
-from pianorhythm.server.core.limits import US
+from pianorhythm.server.core.limits import US, TokenBucket
 from pianorhythm.server.core.models import LOBBY, Room, RoomConfig, Session, chat_pb, summary_pb
 from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.server.core.state import CoreState
@@ -79,6 +90,148 @@ class RoomOps:
         self.apply(Joined(room.name, session.user_id, now), now)
         self.send_state(session, room, now, ref)
 
+    def enter_lobby(self, session: Session, now: int, ref: int = 0) -> None:
+        if self.state.clustered:
+            self.ask_join(session, LOBBY, ref, now)
+        else:
+            self.enter(session, self.lobby(), now, ref)
+
+    # -- many nodes: room changes are asked of the directory, and applied when their events come back --
+
+    def ask_join(
+        self,
+        session: Session,
+        name: str,
+        ref: int,
+        now: int,
+        *,
+        resuming: bool = False,
+        verified: str = "",
+        settings: SettingsChanged | None = None,
+        password: str = "",
+    ) -> None:
+        self.state.pending_joins[session.user_id] = (name, ref)
+        profile = session.user_pb(now)
+        profile.name = session.name
+        uid, blob = session.user_id, profile.SerializeToString()
+        self.state.out.append(
+            AskJoin(name, uid, session.name, session.ip, blob, resuming, verified, settings, password)
+        )
+
+    def install(
+        self,
+        record: RoomRecord,
+        seq: int,
+        crown: Crown,
+        members: Iterable[Member],
+        now: int,
+        version: int = 0,
+    ) -> None:
+        """A room's replica from the directory's snapshot (at `seq`): its members here get its state (their
+        joins were answered by it), the others become member records."""
+        if record.name in self.state.rooms:
+            return
+        room = Room(RoomConfig.of(record), is_lobby=record.name == LOBBY, seq=seq, version=version)
+        self.set_crown(room, crown)
+        room.history.extend(self.state.preloaded_chat.pop(room.name, []))
+        self.state.rooms[room.name] = room
+        arrived: list[Session] = []
+        for member in members:
+            session = self._arriving(room, Joined(room.name, member.user_id, member.joined_us, member))
+            self._seat(room, session, member.joined_us)
+            if not session.node:
+                arrived.append(session)
+        for session in arrived:
+            self.send_state(session, room, now, self._answered(session.user_id, room.name))
+        self.state.dirty_rooms.add(room.name)
+        log.info("replica room=%r seq=%d members=%d here=%d", room.name, seq, len(room.members), len(arrived))
+
+    def drop(self, name: str) -> None:
+        """This node no longer follows `name` (no member here, none asked to join): forget its replica."""
+        room = self.state.rooms.get(name)
+        if room is not None and all(m.node for m in room.members.values()):
+            del self.state.rooms[name]
+            self.state.dirty_rooms.add(name)
+
+    def ban_list(self, session: Session, room: Room, ref: int, now: int) -> None:
+        bans = room.record.bans
+        ended = tuple(uid for uid, ban in bans.items() if ban.until_us <= now)
+        if ended and not self.state.clustered:  # on many nodes the directory's copy is not changed for it
+            self.apply(Unbanned(room.name, ended), now)
+        entries = [
+            pb.BanEntry(
+                user_id=ban.user_id, name=ban.name, remaining_s=-(-(ban.until_us - now) // US), kick=ban.kick
+            )
+            for ban in sorted(bans.values(), key=lambda b: b.until_us)
+            if ban.until_us > now
+        ]
+        self.state.to(session, pb.ServerMessage(ref=ref, ban_list=pb.BanList(bans=entries)))
+
+    def _member_updated(self, room: Room, event: MemberUpdated) -> None:
+        member = room.members.get(event.user_id)
+        if member is None or not member.node:  # a member here is up to date already
+            return
+        fresh = remote_member(
+            Member(event.user_id, member.node, member.joined_room_us, event.name, event.profile)
+        )
+        member.name, member.color, member.status = fresh.name, fresh.color, fresh.status
+        member.position, member.instrument = fresh.position, fresh.instrument
+        member.uplink_shared_us = fresh.uplink_shared_us
+        member.suffix = self.suffix_for(room, member, member.name)
+        self.state.dirty_rooms.add(room.name)
+
+    def removed(self, room: Room, event: Banned, now: int) -> None:
+        """Many nodes: a member here banned or kicked hears it; the directory moves them to the lobby (its
+        Left and Joined events follow), which this node then follows for them."""
+        ban = event.ban
+        target = room.members.get(ban.user_id)
+        if target is None or target.node:
+            return
+        reason = pb.REMOVAL_REASON_KICKED if ban.kick else pb.REMOVAL_REASON_BANNED
+        seconds = max(1, -(-(ban.until_us - now) // US))
+        removed = pb.Removed(reason=reason, room=room.name, by_user_id=event.by_user, duration_s=seconds)
+        self.state.to(target, pb.ServerMessage(removed=removed))
+        self.state.pending_joins[target.user_id] = (LOBBY, 0)
+
+    def _answered(self, user_id: int, name: str) -> int:
+        """The ref of `user_id`'s join of `name`, now answered (0: a join nobody here asked for)."""
+        pending = self.state.pending_joins.get(user_id)
+        if pending is None or pending[0] != name:
+            return 0
+        del self.state.pending_joins[user_id]
+        return pending[1]
+
+    def _arriving(self, room: Room, event: Joined) -> Session:
+        """Who `event` seats: the session here, or (many nodes) a record of a member on another node."""
+        member = event.member
+        if member is None:
+            return self.state.by_user[event.user_id]
+        session = self.state.by_user.get(event.user_id) if member.node == self.state.options.node else None
+        if session is None:
+            return remote_member(member)
+        if session.room is not None and session.room is not room:
+            # Its Left from there, published first, comes on another channel: it is here now.
+            before = session.room
+            self._left(before, Left(before.name, session.user_id, pb.LEAVE_REASON_LEFT, event.at_us))
+        return session
+
+    def _seat(self, room: Room, session: Session, joined_us: int) -> None:
+        session.room = room
+        session.joined_room_us = joined_us
+        session.suffix = self.suffix_for(room, session, session.name)
+        room.members[session.user_id] = session
+        if not session.node:
+            self.state.out.append(RoomEntered(room.name, session.user_id, session.id))
+            self.state.recent_rooms.pop(session.user_id, None)
+
+    @staticmethod
+    def set_crown(room: Room, crown: Crown) -> bool:
+        """Take the crown as the directory says it is; True when that changed it."""
+        changed = (room.owner_id, room.away_owner_id, room.crown_claimable_at_us) != crown
+        room.owner_id, room.away_owner_id, room.crown_claimable_at_us = crown
+        room.record.owner_id = room.owner_id or room.away_owner_id
+        return changed
+
     # -- room events: the only place a room's shared state changes (see events.py) -------------------
 
     def apply(self, event: RoomEvent, now: int) -> None:
@@ -91,9 +244,14 @@ class RoomOps:
             self._left(room, event)
         elif isinstance(event, SettingsChanged):
             self.set_settings(room.record, event)
+            room.version = event.version
             self.state.save_room(room)
             self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()), event.by_user)
             self.state.dirty_rooms.add(room.name)
+            by = self.state.by_user.get(event.by_user)
+            if self.state.clustered and by is not None:  # the owner's confirmation
+                ref = self.state.pending_settings.pop(by.user_id, 0)
+                self.state.to(by, pb.ServerMessage(ref=ref, room_updated=room.updated_pb()))
         elif isinstance(event, PasswordHashed):
             if room.record.password_hash == event.pending:
                 room.record.password_hash = event.password_hash
@@ -106,10 +264,17 @@ class RoomOps:
         elif isinstance(event, Banned):
             room.record.bans[event.ban.user_id] = event.ban
             self.state.save_room(room)
+            if self.state.clustered:
+                self.removed(room, event, now)
+        elif isinstance(event, MemberUpdated):
+            self._member_updated(room, event)
         elif isinstance(event, Unbanned):
             for uid in event.user_ids:
                 room.record.bans.pop(uid, None)
             self.state.save_room(room)
+            by = self.state.by_user.get(event.by_user)
+            if self.state.clustered and by is not None and by.room is room:
+                self.ban_list(by, room, self.state.pending_unbans.pop(by.user_id, 0), now)
         else:
             if event.until_us:
                 room.mutes[event.user_id] = event.until_us
@@ -121,46 +286,54 @@ class RoomOps:
             )
 
     def _joined(self, room: Room, event: Joined, now: int) -> None:
-        # Only members connected to this node so far: members on other nodes come with the Redis directory.
-        session = self.state.by_user[event.user_id]
-        session.room = room
-        session.joined_room_us = event.at_us
-        session.suffix = self.suffix_for(room, session, session.name)
-        room.members[session.user_id] = session
-        self.state.out.append(RoomEntered(room.name, session.user_id, session.id))
-        self.state.recent_rooms.pop(session.user_id, None)
-        restored = room.owner_id == 0 and room.away_owner_id == session.user_id
-        if restored:
-            room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
+        session = self._arriving(room, event)
+        self._seat(room, session, event.at_us)
+        if event.crown is not None:
+            restored = self.set_crown(room, event.crown)
+        else:
+            restored = room.owner_id == 0 and room.away_owner_id == session.user_id
+            if restored:
+                room.owner_id, room.away_owner_id, room.crown_claimable_at_us = session.user_id, 0, 0
         joined = pb.ServerMessage(user_joined=pb.UserJoined(user=session.user_pb(now)))
         self.state.broadcast(room, joined, session.user_id)
         if restored:
             self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()), session.user_id)
         self.state.dirty_rooms.add(room.name)
         log.info(
-            "join room=%r user=%d name=%r session=%d", room.name, session.user_id, session.name, session.id
-        )
+            "join room=%r user=%d name=%r session=%d node=%s",
+            room.name, session.user_id, session.name, session.id, session.node or "here",
+        )  # fmt: skip
+        if self.state.clustered and not session.node:
+            self.send_state(session, room, now, self._answered(session.user_id, room.name))
 
     def _left(self, room: Room, event: Left) -> None:
         uid, now = event.user_id, event.at_us
-        session = room.members.pop(uid)
-        self.state.out.append(RoomLeft(room.name, uid))
+        session = room.members.pop(uid, None)
+        if session is None:  # many nodes: seen leaving already (see _arriving)
+            if event.crown is not None and self.set_crown(room, event.crown):
+                self.state.room_updated(room)
+            return
         session.room = None
         session.typing_until_us = 0
         self.state.typists.discard(session)
         session.suffix = ""
         if room.mutes.get(uid) == -1:
             del room.mutes[uid]
-        if not room.is_lobby:
-            self.state.recent_rooms.pop(uid, None)  # re-inserted at the end: the map stays oldest first
-            self.state.recent_rooms[uid] = (room.name, now)
+        if not session.node:
+            self.state.out.append(RoomLeft(room.name, uid))
+            if not room.is_lobby:
+                self.state.recent_rooms.pop(uid, None)  # re-inserted at the end: the map stays oldest first
+                self.state.recent_rooms[uid] = (room.name, now)
         reason = pb.LeaveReason.ValueType(event.reason)
         self.state.broadcast(room, pb.ServerMessage(user_left=pb.UserLeft(user_id=uid, reason=reason)))
-        if room.owner_id == uid:
+        if event.crown is not None:
+            if self.set_crown(room, event.crown):
+                self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
+        elif room.owner_id == uid:
             room.owner_id, room.away_owner_id = 0, uid
             room.crown_claimable_at_us = now + int(self.state.limits.crown_grace_s * US)
             self.state.broadcast(room, pb.ServerMessage(room_updated=room.updated_pb()))
-        if not room.members and not room.is_lobby:
+        if not room.members and not room.is_lobby and not self.state.clustered:
             del self.state.rooms[room.name]
             room.record.last_used_us = now
             self.state.save_room(room)
@@ -195,17 +368,32 @@ class RoomOps:
             self.state.out.append(SendTo(users, message.SerializeToString()))
 
     def leave(self, session: Session, reason: pb.LeaveReason.ValueType, now: int) -> None:
+        if self.state.clustered:
+            pending = self.state.pending_joins.pop(session.user_id, None)
+            rooms = {pending[0]} if pending is not None else set()
+            if session.room is not None:
+                rooms.add(session.room.name)
+            for name in sorted(rooms):
+                self.state.out.append(AskLeave(name, session.user_id, reason))
+            return
         if session.room is not None:
             self.apply(Left(session.room.name, session.user_id, reason, now), now)
 
     def to_lobby(self, session: Session, reason: pb.LeaveReason.ValueType, now: int, ref: int = 0) -> None:
+        if self.state.clustered:  # the directory leaves the room in the same step
+            self.ask_join(session, LOBBY, ref, now)
+            return
         self.leave(session, reason, now)
         self.enter(session, self.lobby(), now, ref)
 
     def crowns_due(self, now: int) -> None:
         for room in list(self.state.rooms.values()):
             if room.owner_id == 0 and 0 < room.crown_claimable_at_us <= now and room.members:
-                self.crown(room, self.heir(room), now)
+                if not self.state.clustered:
+                    self.crown(room, self.heir(room), now)
+                elif room.crown_asked_us != room.crown_claimable_at_us:  # once; the directory passes it
+                    room.crown_asked_us = room.crown_claimable_at_us
+                    self.state.out.append(AskCrownDue(room.name))
 
     def crown(self, room: Room, session: Session, now: int) -> None:
         self.apply(Crowned(room.name, session.user_id), now)
@@ -214,7 +402,7 @@ class RoomOps:
         due = [
             r.crown_claimable_at_us
             for r in self.state.rooms.values()
-            if r.owner_id == 0 and r.crown_claimable_at_us
+            if r.owner_id == 0 and r.crown_claimable_at_us and r.crown_asked_us != r.crown_claimable_at_us
         ]
         return min(due) if due else None
 
@@ -258,6 +446,25 @@ class RoomOps:
                 return False
             if msg.settings.password and not self.may_hash(session, ref, now):
                 return False
+        if self.state.clustered:  # the directory checks again, on the room as every node shares it
+            settings, password = None, ""
+            if room is None and msg.HasField("settings"):  # used if the join creates the room
+                settings = self.settings_after(RoomConfig(name), msg.settings, session.user_id)
+            if room is None and msg.password and not verified:  # checked by the shell if it is locked
+                if not self.may_hash(session, ref, now):
+                    return False
+                password = msg.password
+            self.ask_join(
+                session,
+                name,
+                ref,
+                now,
+                resuming=resuming,
+                verified=verified,
+                settings=settings,
+                password=password,
+            )
+            return True
         if record is None and not self.may_create(session, ref, now):
             return False
         self.leave(session, pb.LEAVE_REASON_LEFT, now)
@@ -395,6 +602,9 @@ class RoomOps:
             return self.state.finish()
         room = self.state.rooms.get(job.room)
         pending = pending_hash(job.version)
+        if self.state.clustered:  # followed here or not: the directory holds the marker
+            self.state.out.append(AskPasswordHashed(job.room, pending, password_hash))
+            return self.state.finish()
         if room is not None:
             self.apply(PasswordHashed(room.name, pending, password_hash), now)
             return self.state.finish()
@@ -477,6 +687,16 @@ class RoomOps:
             return
         if msg.settings.password and not self.may_hash(session, ref, now):
             return
+        if self.state.clustered:  # answered when the SettingsChanged event comes back
+            e = self.settings_after(room.record, msg.settings, session.user_id)
+            self.state.pending_settings[session.user_id] = ref
+            self.state.out.append(
+                AskSettings(
+                    room.name, e.by_user, room.version, e.visible, e.password_hash, e.user_limit,
+                    e.chat_enabled, e.owner_only_play, ref,
+                )
+            )  # fmt: skip
+            return
         self.apply(self.settings_after(room.record, msg.settings, session.user_id), now)
         self.state.to(session, pb.ServerMessage(ref=ref, room_updated=room.updated_pb()))  # the confirmation
 
@@ -484,7 +704,10 @@ class RoomOps:
         room = self.owned_room(session, ref)
         target = self.target(session, room, msg.user_id, ref) if room is not None else None
         if room is not None and target is not None:
-            self.crown(room, target, now)
+            if self.state.clustered:
+                self.state.out.append(AskCrown(room.name, session.user_id, target.user_id, ref))
+            else:
+                self.crown(room, target, now)
 
     def claim(self, session: Session, msg: pb.ClaimCrown, ref: int, now: int) -> None:
         room = session.room
@@ -494,6 +717,8 @@ class RoomOps:
             )
         elif room.owner_id or now < room.crown_claimable_at_us:
             self.state.error(session, ref, pb.ERROR_CODE_NOT_OWNER, self.crown_taken(room, session, now))
+        elif self.state.clustered:
+            self.state.out.append(AskCrown(room.name, session.user_id, 0, ref))
         else:
             self.crown(room, session, now)
 
@@ -533,3 +758,22 @@ class RoomOps:
             self.send_state(session, session.room, now, ref)
         else:
             self.to_lobby(session, pb.LEAVE_REASON_LEFT, now, ref)
+
+
+def remote_member(member: Member) -> Session:
+    """A member connected to another node, as this node shows them (from their profile, a pb.User)."""
+    user = pb.User()
+    try:
+        user.ParseFromString(member.profile)
+    except DecodeError:
+        log.warning(
+            "member %d on node %s has an unreadable profile; shown by name only", member.user_id, member.node
+        )
+    position = (user.position.x, user.position.y, user.position.z)
+    session = Session(
+        id=0, ip="", opened_us=member.joined_us, notes=TokenBucket(0, 0), chat=TokenBucket(0, 0),
+        other=TokenBucket(0, 0), pings=TokenBucket(0, 0), user_id=member.user_id, name=member.name,
+        color=user.color, status=user.status, position=position, instrument=user.instrument, node=member.node,
+    )  # fmt: skip
+    session.uplink_shared_us = user.uplink_spread_us
+    return session

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pianorhythm.server.core import validate
 from pianorhythm.server.core.actions import (
     Action,
+    AskUpdateMember,
     Broadcast,
     FetchHistory,
     Persist,
@@ -114,8 +115,12 @@ class SocialOps:
 
     def user_updated(self, session: Session, now: int) -> None:
         if session.room is not None:
-            update = pb.ServerMessage(user_updated=pb.UserUpdated(user=session.user_pb(now)))
-            self.state.broadcast(session.room, update)
+            user = session.user_pb(now)
+            self.state.broadcast(session.room, pb.ServerMessage(user_updated=pb.UserUpdated(user=user)))
+            if self.state.clustered:  # for the other nodes' copies of this member
+                user.name = session.name
+                blob = user.SerializeToString()
+                self.state.out.append(AskUpdateMember(session.room.name, session.user_id, session.name, blob))
 
     def status(self, session: Session, msg: pb.UpdateStatus, ref: int, now: int) -> None:
         if msg.status not in (pb.STATUS_ONLINE, pb.STATUS_AWAY, pb.STATUS_BUSY):

@@ -35,6 +35,9 @@ class CoreOptions:
     server_version: str = ""
     token_factory: Callable[[], str] = lambda: ""
     salt_factory: Callable[[], bytes] = lambda: b"\x00" * 16
+    # This node's id when many nodes share rooms through a directory (Redis): room changes are then asked
+    # for (Ask actions) and applied when their events come back. Empty: one node, changes applied at once.
+    node: str = ""
 
 
 class CoreState:
@@ -69,6 +72,10 @@ class CoreState:
         self.sweep_due: int | None = None  # when idle throttle buckets are next forgotten
         self.active: tuple[Room | None, Room | None] = (None, None)  # see RelayCore._activity
         self.out: list[Action] = []
+        self.clustered = bool(options.node)
+        self.pending_joins: dict[int, tuple[str, int]] = {}  # many nodes: user -> (room, ref) asked for
+        self.pending_unbans: dict[int, int] = {}  # many nodes: user -> ref of the unban they asked for
+        self.pending_settings: dict[int, int] = {}  # many nodes: user -> ref of the settings they changed
 
     # -- output helpers ------------------------------------------------------------------------------
 
@@ -104,7 +111,8 @@ class CoreState:
         self.counters["rate_limited"] += 1
 
     def save_room(self, room: Room) -> None:
-        if not room.is_lobby:
+        # On many nodes the directory's scripts keep the room's record with every change.
+        if not room.is_lobby and not self.clustered:
             snapshot = room.record.snapshot()
             self.persisted[room.name] = snapshot
             self.out.append(Persist(SaveRoom(snapshot)))

@@ -22,7 +22,12 @@ from pianorhythm.server.core import (
     UserOffline,
     UserOnline,
 )
-from pianorhythm.server.core.actions import Action, HashPassword, VerifyPassword
+from pianorhythm.server.core.actions import (
+    Action,
+    Ask,
+    HashPassword,
+    VerifyPassword,
+)
 from pianorhythm.server.core.crypto import check_password, hash_password
 from pianorhythm.server.core.records import UserRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
@@ -33,10 +38,14 @@ SEC = 1_000_000
 
 class Harness:
     """Set `defer_passwords` and password jobs wait in `password_jobs` until `run_password_jobs()` (as the
-    shell's worker thread would take its time); otherwise they run at once, with the real hashing."""
+    shell's worker thread would take its time); otherwise they run at once, with the real hashing.
+
+    `node="a"` makes the core one of many nodes: its room changes collect in `asks`, and the test plays the
+    directory (install_room, room_event, join_refused)."""
 
     def __init__(self, **limits: Any) -> None:
         admin_token = limits.pop("admin_token", "secret")  # "" for a server started without one
+        node = limits.pop("node", "")
         self.now = START_US
         self.defer_passwords = False
         self.password_jobs: list[VerifyPassword | HashPassword] = []
@@ -49,12 +58,14 @@ class Harness:
                 server_version="test",
                 token_factory=lambda: f"token-{next(counter)}",
                 salt_factory=lambda: b"\x01" * 16,
+                node=node,
             )
         )
         self.inbox: dict[int, list[pb.ServerMessage]] = defaultdict(list)
         self.closed: dict[int, tuple[int, str]] = {}
         self.stored: list[Any] = []
         self.history_requests: list[FetchHistory] = []
+        self.asks: list[Ask] = []
         self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
         self.user_ids = itertools.count(1)  # the directory's user ids
         # The shell's delivery maps, kept by the core's Route actions: user -> session, room -> members.
@@ -91,6 +102,8 @@ class Harness:
                 self.run(list(action.then))
             elif isinstance(action, FetchHistory):
                 self.history_requests.append(action)
+            elif isinstance(action, Ask):
+                self.asks.append(action)
             elif isinstance(action, VerifyPassword | HashPassword):
                 self.password_jobs.append(action)
                 if not self.defer_passwords:

@@ -1,0 +1,301 @@
+"""Issue 11 item 2, the room level on many nodes, in the core: room changes are asked of the directory
+(Ask actions) and applied when their events come back (RelayCore.room_event, in the room's order); members
+on other nodes are member records, so presence, room state and note fan-out include them. The test plays
+the directory (Redis): it answers asks by feeding events, as the scripts of server/cluster/rooms.py publish
+them."""
+
+from __future__ import annotations
+
+from pianorhythm.server.core.actions import AskCrownDue, AskJoin, AskLeave, AskUpdateMember, Broadcast
+from pianorhythm.server.core.crypto import PENDING_PREFIX
+from pianorhythm.server.core.events import (
+    Banned,
+    Crowned,
+    Joined,
+    Left,
+    Member,
+    MemberUpdated,
+    SettingsChanged,
+    Unbanned,
+)
+from pianorhythm.server.core.models import LOBBY
+from pianorhythm.server.core.records import BanRecord, RoomRecord
+from pianorhythm.wire import pianorhythm_pb2 as pb
+from tests.server.core_harness import SEC, Harness, notes
+
+NODE = "a"
+OTHER = "b"
+
+
+def remote(user_id: int, name: str, at_us: int, color: str = "#123456") -> Member:
+    profile = pb.User(id=user_id, name=name, color=color, instrument=7).SerializeToString()
+    return Member(user_id, OTHER, at_us, name, profile)
+
+
+def local(h: Harness, sid: int) -> Member:
+    return Member(h.user_id(sid), NODE, h.now, h.core.state.sessions[sid].name, b"")
+
+
+def seated(h: Harness, name: str, seq: int) -> int:
+    """A user connected here, seated in the lobby by its Joined event (seq), the lobby followed from 0."""
+    sid = h.connect(name)
+    if not h.core.follows(LOBBY):
+        h.run(h.core.install_room(RoomRecord(LOBBY), 0, (0, 0, 0), (), h.now))
+    uid = h.user_id(sid)
+    h.run(h.core.room_event(Joined(LOBBY, uid, h.now, local(h, sid), (0, 0, 0)), seq, h.now))
+    return sid
+
+
+def test_a_join_is_asked_and_answered_when_its_event_comes_back() -> None:
+    h = Harness(node=NODE)
+    sid = h.connect("ann")
+    uid = h.user_id(sid)
+    assert h.asks == [AskJoin(LOBBY, uid, "ann", "10.0.0.1", h.asks[0].profile)]  # type: ignore[union-attr]
+    profile = pb.User.FromString(h.asks[0].profile)  # type: ignore[union-attr]
+    assert (profile.id, profile.name) == (uid, "ann")
+    assert h.kinds(sid) == []  # no room yet: the directory has not answered
+    h.run(h.core.install_room(RoomRecord(LOBBY), 3, (0, 0, 0), (), h.now))
+    h.run(h.core.room_event(Joined(LOBBY, uid, h.now, local(h, sid), (0, 0, 0)), 4, h.now))
+    state = h.take(sid, "room_state")[0].room_state
+    assert state.name == LOBBY and [u.id for u in state.users] == [uid]
+    assert h.members[LOBBY] == {uid: sid}
+
+
+def test_members_on_another_node_are_seen_joining_leaving_and_in_the_room_state() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.clear(ann)
+    h.run(h.core.room_event(Joined(LOBBY, 900, h.now, remote(900, "bob", h.now), (0, 0, 0)), 2, h.now))
+    joined = h.take(ann, "user_joined")[0].user_joined.user
+    assert (joined.id, joined.name, joined.color, joined.instrument) == (900, "bob", "#123456", 7)
+    late = seated(h, "cid", 3)
+    state = h.take(late, "room_state")[0].room_state
+    assert [u.id for u in state.users] == [h.user_id(ann), 900, h.user_id(late)]
+    h.clear(ann, late)
+    h.run(h.core.room_event(Left(LOBBY, 900, pb.LEAVE_REASON_DISCONNECTED, h.now, (0, 0, 0)), 4, h.now))
+    assert [m.user_left.user_id for m in h.take(ann, "user_left")] == [900]
+    assert [m.user_left.reason for m in h.take(late, "user_left")] == [pb.LEAVE_REASON_DISCONNECTED]
+    assert 900 not in h.core.state.rooms[LOBBY].members
+
+
+def test_notes_fan_out_to_members_on_other_nodes_too() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.run(h.core.handle(ann, pb.ClientMessage(note_batch=notes((0, 60, 100))), h.now))
+    assert h.core.state.counters["note_events"] == 1  # played, but nobody to hear it: no broadcast
+    h.run(h.core.room_event(Joined(LOBBY, 900, h.now, remote(900, "bob", h.now), (0, 0, 0)), 2, h.now))
+    actions = h.core.handle(ann, pb.ClientMessage(note_batch=notes((0, 62, 100))), h.now)
+    broadcasts = [a for a in actions if isinstance(a, Broadcast)]
+    assert [(b.room, b.except_user) for b in broadcasts] == [(LOBBY, h.user_id(ann))]
+    relayed = pb.ServerMessage.FromString(broadcasts[0].payload).notes
+    assert [e.note.key for e in relayed.events] == [62]
+
+
+def test_events_already_in_the_snapshot_or_for_rooms_not_followed_are_ignored() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 5)
+    h.clear(ann)
+    h.run(h.core.room_event(Joined(LOBBY, 900, h.now, remote(900, "bob", h.now), (0, 0, 0)), 5, h.now))
+    h.run(h.core.room_event(Joined("den", 901, h.now, remote(901, "cy", h.now), (901, 0, 0)), 9, h.now))
+    assert h.kinds(ann) == []
+    assert 900 not in h.core.state.rooms[LOBBY].members and not h.core.follows("den")
+
+
+def test_a_replica_from_a_snapshot_seats_the_asking_member_with_its_ref() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    uid = h.user_id(ann)
+    h.asks.clear()
+    h.clear(ann)
+    h.send(ann, ref=42, join_room=pb.JoinRoom(name="den"))
+    assert [(a.room, a.user_id) for a in h.asks if isinstance(a, AskJoin)] == [("den", uid)]
+    assert h.core.needs("den")
+    # The script moved ann (her Left from the lobby is still on its way): the snapshot has her in den.
+    members = (remote(900, "bob", h.now - SEC), local(h, ann))
+    h.run(h.core.install_room(RoomRecord("den", user_limit=8), 7, (900, 0, 0), members, h.now))
+    state = h.take(ann, "room_state")[0]
+    assert state.ref == 42 and state.room_state.name == "den" and state.room_state.owner_id == 900
+    assert [u.id for u in state.room_state.users] == [900, uid]
+    assert h.members["den"] == {uid: ann} and uid not in h.members[LOBBY]
+    h.run(h.core.room_event(Left(LOBBY, uid, pb.LEAVE_REASON_LEFT, h.now, (0, 0, 0)), 2, h.now))
+    assert h.take(ann, "room_state") == [] and h.core.state.sessions[ann].room.name == "den"  # type: ignore[union-attr]
+    h.run(h.core.drop_room(LOBBY))
+    assert not h.core.follows(LOBBY) and not h.core.needs(LOBBY)
+
+
+def test_a_refused_join_is_an_error_and_one_left_in_no_room_goes_to_the_lobby() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    uid = h.user_id(ann)
+    h.asks.clear()
+    h.send(ann, ref=5, join_room=pb.JoinRoom(name="den"))
+    h.run(h.core.join_refused(uid, "den", "full", h.now))
+    error = h.take(ann, "error")[0]
+    assert (error.ref, error.error.code) == (5, pb.ERROR_CODE_ROOM_FULL)
+    assert h.asks == [h.asks[0]] and not h.core.needs("den")  # still in the lobby: nothing more asked
+    fresh = h.connect("cid")  # asked for the lobby, refused: no room at all
+    h.run(h.core.join_refused(h.user_id(fresh), LOBBY, "error", h.now))
+    assert h.take(fresh, "error")[0].error.code == pb.ERROR_CODE_INTERNAL
+
+
+def test_disconnect_asks_to_leave_the_room_and_any_join_still_asked() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    uid = h.user_id(ann)
+    h.send(ann, join_room=pb.JoinRoom(name="den"))
+    h.asks.clear()
+    h.disconnect(ann)
+    assert h.asks == [
+        AskLeave("den", uid, pb.LEAVE_REASON_DISCONNECTED),
+        AskLeave(LOBBY, uid, pb.LEAVE_REASON_DISCONNECTED),
+    ]
+    assert not h.core.needs("den")
+    # Its Left comes back: gone from the replica and the delivery maps.
+    h.run(h.core.room_event(Left(LOBBY, uid, pb.LEAVE_REASON_DISCONNECTED, h.now, (0, 0, 0)), 2, h.now))
+    assert uid not in h.core.state.rooms[LOBBY].members and uid not in h.members[LOBBY]
+
+
+def test_the_crown_follows_the_directory_and_its_hand_over_is_asked_once() -> None:
+    h = Harness(node=NODE, crown_grace_s=15)
+    ann = seated(h, "ann", 1)
+    uid = h.user_id(ann)
+    h.send(ann, join_room=pb.JoinRoom(name="den"))
+    owner = remote(900, "bob", h.now - SEC)
+    h.run(h.core.install_room(RoomRecord("den"), 4, (900, 0, 0), (owner, local(h, ann)), h.now))
+    h.clear(ann)
+    claim = h.now + 15 * SEC
+    h.run(h.core.room_event(Left("den", 900, pb.LEAVE_REASON_DISCONNECTED, h.now, (0, 900, claim)), 5, h.now))
+    updated = h.take(ann, "room_updated")[0].room_updated
+    assert (updated.owner_id, updated.crown_claimable_at_us) == (0, claim)
+    h.asks.clear()
+    h.advance(15)
+    h.tick()
+    h.tick()
+    assert h.asks == [AskCrownDue("den")]  # once: the directory passes it, on whichever node asks
+    assert h.core.state.rooms["den"].owner_id == 0
+    h.run(h.core.room_event(Crowned("den", uid), 6, h.now))
+    assert h.take(ann, "room_updated")[0].room_updated.owner_id == uid
+
+
+def in_den_owned_by_ann(h: Harness) -> tuple[int, int]:
+    """ann (here) owns den; bob (user 900) is there from node b."""
+    ann = seated(h, "ann", 1)
+    h.send(ann, join_room=pb.JoinRoom(name="den"))
+    bob = remote(900, "bob", h.now + 1)
+    h.run(h.core.install_room(RoomRecord("den"), 4, (h.user_id(ann), 0, 0), (local(h, ann), bob), h.now))
+    h.asks.clear()
+    h.clear(ann)
+    return ann, h.user_id(ann)
+
+
+def test_owner_powers_over_a_member_on_another_node_are_asked_of_the_directory() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    h.send(ann, ref=1, give_ownership=pb.GiveOwnership(user_id=900))
+    h.send(ann, ref=2, kick_user=pb.KickUser(user_id=900))
+    h.send(ann, ref=3, ban_user=pb.BanUser(user_id=900, duration_s=60))
+    assert [type(a).__name__ for a in h.asks] == ["AskCrown", "AskBan", "AskBan"]
+    crown, kick, ban = h.asks
+    assert (crown.room, crown.by_user, crown.to_user, crown.ref) == ("den", uid, 900, 1)  # type: ignore[union-attr]
+    assert kick.ban.kick and kick.ban.user_id == 900 and kick.ref == 2  # type: ignore[union-attr]
+    assert not ban.ban.kick and ban.ban.until_us == h.now + 60 * SEC  # type: ignore[union-attr]
+    assert h.kinds(ann) == [] and h.core.state.rooms["den"].record.bans == {}  # nothing until it comes back
+    h.run(h.core.refused(uid, 1, "not_member", h.now))
+    error = h.take(ann, "error")[0]
+    assert (error.ref, error.error.code) == (1, pb.ERROR_CODE_USER_NOT_FOUND)
+
+
+def test_a_member_here_banned_from_another_node_is_told_and_follows_to_the_lobby() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.send(ann, join_room=pb.JoinRoom(name="den"))
+    owner = remote(900, "bob", h.now - SEC)
+    h.run(h.core.install_room(RoomRecord("den"), 4, (900, 0, 0), (owner, local(h, ann)), h.now))
+    h.run(h.core.room_event(Left(LOBBY, h.user_id(ann), pb.LEAVE_REASON_LEFT, h.now, (0, 0, 0)), 2, h.now))
+    h.clear(ann)
+    uid = h.user_id(ann)
+    ban = BanRecord(uid, "ann", "10.0.0.1", h.now + 60 * SEC)
+    h.run(h.core.room_event(Banned("den", ban, 900), 5, h.now))
+    removed = h.take(ann, "removed")[0].removed
+    assert (removed.reason, removed.room, removed.by_user_id, removed.duration_s) == (
+        pb.REMOVAL_REASON_BANNED, "den", 900, 60,
+    )  # fmt: skip
+    h.run(h.core.room_event(Left("den", uid, pb.LEAVE_REASON_BANNED, h.now, (900, 0, 0)), 6, h.now))
+    assert h.core.needs(LOBBY)  # the directory moved her there: this node follows the lobby for her
+    h.run(h.core.room_event(Joined(LOBBY, uid, h.now, local(h, ann), (0, 0, 0)), 3, h.now))
+    assert h.take(ann, "room_state")[0].room_state.name == LOBBY
+    assert h.core.state.rooms["den"].record.bans[uid] == ban
+
+
+def test_an_unban_is_answered_with_the_ban_list_when_its_event_comes_back() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    ban = BanRecord(77, "cy", "", h.now + 60 * SEC)
+    h.run(h.core.room_event(Banned("den", ban, uid), 5, h.now))
+    h.send(ann, ref=8, unban_user=pb.UnbanUser(user_id=77))
+    assert [(type(a).__name__, a.ref) for a in h.asks] == [("AskUnban", 8)]  # type: ignore[union-attr]
+    assert h.kinds(ann) == []
+    h.run(h.core.room_event(Unbanned("den", (77,), uid), 6, h.now))
+    answer = h.take(ann, "ban_list")[0]
+    assert answer.ref == 8 and list(answer.ban_list.bans) == []
+
+
+def test_settings_are_asked_against_their_version_and_confirmed_when_the_event_comes_back() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    change = pb.RoomSettingsChange(user_limit=5, password="sesame")
+    h.defer_passwords = True
+    h.send(ann, ref=4, update_room_settings=pb.UpdateRoomSettings(settings=change))
+    h.run_password_jobs()  # off the loop, so after the settings were asked for
+    asked, hashed = h.asks
+    assert type(hashed).__name__ == "AskPasswordHashed" and hashed.room == "den"
+    assert type(asked).__name__ == "AskSettings"
+    assert (asked.version, asked.user_limit, asked.ref) == (0, 5, 4)  # type: ignore[union-attr]
+    assert asked.password_hash == hashed.pending  # type: ignore[union-attr]  # locked meanwhile
+    assert h.kinds(ann) == []
+    event = SettingsChanged("den", uid, True, asked.password_hash, 5, True, False, 1)  # type: ignore[union-attr]
+    h.run(h.core.room_event(event, 5, h.now))
+    confirmed = h.take(ann, "room_updated")[0]
+    assert confirmed.ref == 4 and confirmed.room_updated.settings.user_limit == 5
+    assert confirmed.room_updated.settings.locked and h.core.state.rooms["den"].version == 1
+    h.send(
+        ann, ref=6, update_room_settings=pb.UpdateRoomSettings(settings=pb.RoomSettingsChange(visible=False))
+    )
+    assert h.asks[-1].version == 1  # type: ignore[union-attr]
+    h.run(h.core.refused(uid, 6, "stale", h.now))
+    assert h.take(ann, "error")[0].error.code == pb.ERROR_CODE_INVALID_ARGUMENT
+
+
+def test_a_join_that_may_create_a_room_carries_its_settings_and_an_unchecked_password() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.asks.clear()
+    h.defer_passwords = True
+    settings = pb.RoomSettingsChange(password="sesame", user_limit=3, visible=False)
+    h.send(ann, ref=1, join_room=pb.JoinRoom(name="vault", settings=settings))
+    h.send(ann, ref=2, join_room=pb.JoinRoom(name="attic", password="open"))
+    vault, attic = h.asks
+    assert isinstance(vault, AskJoin) and isinstance(attic, AskJoin)
+    assert vault.settings is not None and vault.settings.password_hash.startswith(PENDING_PREFIX)
+    assert (vault.settings.user_limit, vault.settings.visible, vault.password) == (3, False, "")
+    assert (attic.settings, attic.password) == (None, "open")  # checked by the shell if attic is locked
+    assert [type(job).__name__ for job in h.password_jobs] == ["HashPassword"]
+
+
+def test_a_members_updates_reach_the_other_nodes_copies_without_a_second_message() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.run(h.core.room_event(Joined(LOBBY, 900, h.now, remote(900, "bob", h.now), (0, 0, 0)), 2, h.now))
+    h.asks.clear()
+    h.clear(ann)
+    h.send(ann, update_instrument=pb.UpdateInstrument(program=19))
+    (asked,) = h.asks
+    assert isinstance(asked, AskUpdateMember) and (asked.room, asked.name) == (LOBBY, "ann")
+    assert pb.User.FromString(asked.profile).instrument == 19
+    h.clear(ann)  # her own user_updated (to the whole room, her too, as on one node)
+    profile = pb.User(id=900, name="bob", color="#654321", status=pb.STATUS_AWAY, instrument=40)
+    h.run(h.core.room_event(MemberUpdated(LOBBY, 900, "bob", profile.SerializeToString()), 3, h.now))
+    assert h.kinds(ann) == []  # bob's node told ann's client already, by fan-out
+    late = seated(h, "cid", 4)
+    bob = [u for u in h.take(late, "room_state")[0].room_state.users if u.id == 900][0]
+    assert (bob.color, bob.status, bob.instrument) == ("#654321", pb.STATUS_AWAY, 40)
