@@ -272,6 +272,9 @@ class Link:
                     log.debug("Redis still unreachable: %s", e)
                     await self._drop_pubsub()
             backoff = self._backoff_initial
+            # Pooled command connections opened before Redis went away are dead: each would fail its next
+            # command once. Closing the idle ones makes the next commands connect afresh.
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
             self._mark_back()
 
     def _mark_lost(self, error: BaseException) -> None:

@@ -490,12 +490,17 @@ local uid = tonumber(user)
 local info, members = P_INFO .. room, P_MEMBERS .. room
 local current = redis.call('GET', P_MEMBER .. user)
 if current == room then
-  -- Already a member (reconnected, perhaps to another node): held by this node from now on.
+  -- Already a member (reconnected, perhaps to another node): held by this node from now on, and every node
+  -- is told so (the node that asked waits for this event to answer its player).
   local m = member(redis.call('HGET', members, user))
   redis.call('HDEL', P_NODE_MEMBERS .. m.node, user)
   redis.call('HSET', members, user, member_blob(m.joined, m.order, ORIGIN, ARGV[4], ARGV[5]))
   redis.call('HSET', P_NODE_MEMBERS .. ORIGIN, user, room)
-  return OUT
+  redis.call('SADD', ROOM_NODES, ORIGIN)
+  local crown, away, claim = crown_state(info)
+  local body = head(JOINED, room, now)
+  emit(room, body .. struct.pack('>i8i8i8i8', uid, crown, away, claim) .. s2(ORIGIN) .. s2(ARGV[4]) .. s4(ARGV[5]))
+  return finish()
 end
 local found = exists(room)
 if room ~= LOBBY then
@@ -537,6 +542,10 @@ return finish()
 _LEAVE: Final = (
     _PRELUDE
     + """
+-- Only the node that holds the member may take them out: a player who moved to another node (a newer
+-- connection there) is not taken out by the old node's connection closing.
+local blob = redis.call('HGET', P_MEMBERS .. ARGV[2], ARGV[3])
+if blob and member(blob).node ~= ORIGIN then return OUT end
 leave(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
 return finish()
 """
