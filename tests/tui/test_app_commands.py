@@ -61,19 +61,19 @@ async def test_profile_commands_change_what_everyone_sees(relay_server, relay_cl
         await wait_for(pilot, lambda: me(room).name == "anna")
 
         await command(pilot, "/color #123456")
-        update = await bob.recv(
+        await bob.recv(
             "user_updated", where=lambda m: update_of_ann(m) and m.user_updated.user.color == "#123456"
         )
         await wait_for(pilot, lambda: me(room).color == "#123456")
 
         await command(pilot, "/status away")
-        update = await bob.recv(
+        await bob.recv(
             "user_updated", where=lambda m: update_of_ann(m) and m.user_updated.user.status == pb.STATUS_AWAY
         )
         await wait_for(pilot, lambda: me(room).status == "away")
 
         await command(pilot, "/instrument violin")
-        update = await bob.recv(
+        await bob.recv(
             "user_updated", where=lambda m: update_of_ann(m) and m.user_updated.user.instrument == 40
         )
         await wait_for(pilot, lambda: me(room).instrument == 40)
