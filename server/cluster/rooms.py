@@ -387,6 +387,11 @@ local function leave(room, user, reason, now, grace)
     struct.pack('>i8Bi8i8i8B', uid, tonumber(reason), crown, away, claim, emptied and 1 or 0))
 end
 
+-- A JOINED event's fields after its head.
+local function joined_fields(uid, crown, away, claim, node, name, profile)
+  return struct.pack('>i8i8i8i8', uid, crown, away, claim) .. s2(node) .. s2(name) .. s4(profile)
+end
+
 local function enter(room, user, node, name, profile, now, grace)
   local info, members = P_INFO .. room, P_MEMBERS .. room
   local uid = tonumber(user)
@@ -413,7 +418,7 @@ local function enter(room, user, node, name, profile, now, grace)
   redis.call('SET', P_MEMBER .. user, room)
   redis.call('HSET', P_NODE_MEMBERS .. node, user, room)
   redis.call('SADD', ROOM_NODES, node)
-  emit(room, body .. struct.pack('>i8i8i8i8', uid, crown, away, claim) .. s2(node) .. s2(name) .. s4(profile))
+  emit(room, body .. joined_fields(uid, crown, away, claim, node, name, profile))
 end
 
 -- Every member `node` holds leaves their room.
@@ -499,7 +504,7 @@ if current == room then
   redis.call('SADD', ROOM_NODES, ORIGIN)
   local crown, away, claim = crown_state(info)
   local body = head(JOINED, room, now)
-  emit(room, body .. struct.pack('>i8i8i8i8', uid, crown, away, claim) .. s2(ORIGIN) .. s2(ARGV[4]) .. s4(ARGV[5]))
+  emit(room, body .. joined_fields(uid, crown, away, claim, ORIGIN, ARGV[4], ARGV[5]))
   return finish()
 end
 local found = exists(room)
