@@ -143,7 +143,12 @@ async def finish(pilot: Pilot[Any]) -> None:
 def _lobby_settled(rooms: dict[str, RoomView]) -> bool:
     others = {name: (room.players, room.owner) for name, room in rooms.items() if not room.is_lobby}
     lobby_counts = [room.players for room in rooms.values() if room.is_lobby]
-    return others == {ROOM: (1, "bob"), "secret [red]club": (1, "eve")} and lobby_counts == [1]
+    locked = {name for name, room in rooms.items() if room.locked}
+    return (
+        others == {ROOM: (1, "bob"), "secret [red]club": (1, "eve")}
+        and lobby_counts == [1]
+        and locked == {"secret [red]club"}
+    )
 
 
 async def lobby(pilot: Pilot[Any]) -> None:
@@ -155,8 +160,16 @@ async def lobby(pilot: Pilot[Any]) -> None:
     await _join(eve, "secret [red]club", password="pw", user_limit=5)
     # Not just three rows: bob and eve pass through the lobby, so its count drops back to 1 (only us) a
     # delta later, and a row captured before that has a wider Players column.
-    await wait_for(pilot, lambda: _lobby_settled(app.lobby.query_one(RoomList).rooms))
+    table = app.lobby.query_one(RoomList)
+    await wait_for(pilot, lambda: _lobby_settled(table.rooms) and _measured(table))
     await finish(pilot)
+
+
+def _measured(table: RoomList) -> bool:
+    """The table has sized its columns to the rows it holds: it does so when idle, and a busy machine once
+    captured the rows in the widths of an earlier list (the locked room's name cut, its lock not shown)."""
+    widths = {key.value: column.content_width for key, column in table.columns.items()}
+    return widths["name"] >= len("secret [red]club") and widths["locked"] >= 1
 
 
 async def room(pilot: Pilot[Any]) -> None:
