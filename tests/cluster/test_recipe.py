@@ -4,7 +4,8 @@ The lines of the README's recipe block ("### Many relay nodes on one Redis") are
 with free ports in place of 6379, 8765, 8766 and 8700, a temp dir in place of the Redis directory, a fresh
 secret: a real redis-server, two real `pianorhythm-tui --server --redis ...` nodes, and a real haproxy on
 deploy/haproxy.cfg (the same ports changed). Players come in through the balancer: real WebSocket clients,
-and the README's client line as a headless client (the same client without a screen).
+and the README's client line as a headless client (the same client without a screen). The README's HTTP-mode
+variant (nodes with --trust-proxy, deploy/haproxy-http.cfg) runs the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "### Many relay nodes on one Redis"
-CONFIG = "deploy/haproxy.cfg"
+CONFIGS = ("deploy/haproxy.cfg", "deploy/haproxy-http.cfg")
 PORTS = ("6379", "8765", "8766", "8700")  # Redis, node a, node b, the balancer
 NOTICED_S = 30.0  # a dead node's players leave their rooms within this (the issue's bound)
 
@@ -74,7 +75,8 @@ class Recipe:
         for original, port in self.ports.items():
             line = re.sub(rf"\b{original}\b", port, line)
         line = line.replace("/var/lib/pianorhythm-redis", str(self.workdir / "redis"))
-        line = line.replace(CONFIG, str(self.workdir / "haproxy.cfg"))
+        for config in CONFIGS:
+            line = line.replace(config, str(self.workdir / Path(config).name))
         line = line.replace("piano.example.org", "127.0.0.1")
         argv = shlex.split(line, comments=True)
         if argv and argv[-1] == "&":
@@ -132,10 +134,11 @@ def recipe(tmp_path: Path) -> Iterator[Recipe]:
     if not _haproxy():
         pytest.skip("haproxy is not installed (`make system` installs it)")
     run = Recipe(tmp_path, dict(zip(PORTS, free_ports(len(PORTS)), strict=True)))
-    config = (REPO / CONFIG).read_text()
-    for original, port in run.ports.items():
-        config = re.sub(rf"\b{original}\b", port, config)
-    (tmp_path / "haproxy.cfg").write_text(config)
+    for name in CONFIGS:
+        config = (REPO / name).read_text()
+        for original, port in run.ports.items():
+            config = re.sub(rf"\b{original}\b", port, config)
+        (tmp_path / Path(name).name).write_text(config)
     try:
         yield run
     finally:
@@ -143,8 +146,10 @@ def recipe(tmp_path: Path) -> Iterator[Recipe]:
 
 
 @contextlib.asynccontextmanager
-async def through(url: str, name: str, token: str = "") -> AsyncIterator[TestClient]:
-    client = await TestClient.connect(url)
+async def through(
+    url: str, name: str, token: str = "", source: str = "127.0.0.1"
+) -> AsyncIterator[TestClient]:
+    client = await TestClient.connect(url, local_addr=(source, 0))
     try:
         await client.hello(name, token)
         yield client
@@ -170,24 +175,22 @@ def connections(port: str) -> int:
     return int(str(health(port)["connections"]))
 
 
-async def test_two_players_through_the_balancer_play_and_chat_across_nodes_and_a_dead_node_is_noticed(
-    recipe: Recipe,
-) -> None:
-    servers, clients = sh_blocks((REPO / "README.md").read_text())
-    lines = [line for line in servers if not line.startswith("SECRET=")]
-    kinds = [shlex.split(line)[0] for line in lines]
-    assert kinds == ["mkdir", "redis-server", "pianorhythm-tui", "pianorhythm-tui", "haproxy"], lines
-    subprocess.run(recipe.localize(lines[0]), check=True)
-    recipe.start("redis", recipe.localize(lines[1]))
+async def start(recipe: Recipe, redis_lines: list[str], balanced: list[str]) -> tuple[dict[str, str], str]:
+    """Redis from `redis_lines` (mkdir, redis-server), then the two nodes and haproxy of `balanced`; the
+    nodes' HTTP ports by node id and the balancer's WebSocket URL, once both nodes answer behind it."""
+    kinds = [shlex.split(line)[0] for line in redis_lines + balanced]
+    assert kinds == ["mkdir", "redis-server", "pianorhythm-tui", "pianorhythm-tui", "haproxy"], kinds
+    subprocess.run(recipe.localize(redis_lines[0]), check=True)
+    recipe.start("redis", recipe.localize(redis_lines[1]))
     await redis_ready(recipe.ports["6379"])
     nodes = {"a": recipe.ports["8765"], "b": recipe.ports["8766"]}
-    for name, line in zip(nodes, lines[2:4], strict=True):
+    for name, line in zip(nodes, balanced[:2], strict=True):
         argv = recipe.localize(line)
         assert argv[argv.index("--node-id") + 1] == name
         recipe.start(name, [sys.executable, "-m", "pianorhythm.tui.cli", *argv[1:]])
     for name in nodes:
         await recipe.wait_logged(name, r"listening on ws://")
-    recipe.start("haproxy", recipe.localize(lines[4]))
+    recipe.start("haproxy", recipe.localize(balanced[2]))
     balancer = recipe.ports["8700"]
     async with asyncio.timeout(20):  # haproxy listening, both nodes taking turns behind it
         seen: set[object] = set()
@@ -196,7 +199,15 @@ async def test_two_players_through_the_balancer_play_and_chat_across_nodes_and_a
             with contextlib.suppress(OSError):
                 seen.add(health(balancer)["node_id"])
             await asyncio.sleep(0.05)
-    url = f"ws://127.0.0.1:{balancer}/api/websocket"
+    return nodes, f"ws://127.0.0.1:{balancer}/api/websocket"
+
+
+async def test_two_players_through_the_balancer_play_and_chat_across_nodes_and_a_dead_node_is_noticed(
+    recipe: Recipe,
+) -> None:
+    servers, clients, _ = sh_blocks((REPO / "README.md").read_text())
+    lines = [line for line in servers if not line.startswith("SECRET=")]
+    nodes, url = await start(recipe, lines[:2], lines[2:])
 
     async with contextlib.AsyncExitStack() as players:
         ann = await players.enter_async_context(through(url, "ann"))
@@ -247,3 +258,46 @@ async def test_two_players_through_the_balancer_play_and_chat_across_nodes_and_a
             assert again.user_id == bob.user_id, "bob back through the balancer, on the survivor, as himself"
         finally:
             cat.kill()
+
+
+async def test_in_http_mode_the_nodes_see_each_players_own_address_and_a_ban_keeps_out_only_that_one(
+    recipe: Recipe,
+) -> None:
+    servers, _, http = sh_blocks((REPO / "README.md").read_text())
+    lines = [line for line in servers if not line.startswith("SECRET=")]
+    assert all("--trust-proxy 127.0.0.1" in line for line in http[:2]), http
+    nodes, url = await start(recipe, lines[:2], http)
+
+    def addresses() -> dict[str, list[str]]:
+        return {name: re.findall(r"connect session=\d+ ip=(\S+)", recipe.log(name)) for name in nodes}
+
+    async with contextlib.AsyncExitStack() as players:
+        # Round robin: ann and cy on one node, bob and then dan on the other.
+        ann = await players.enter_async_context(through(url, "ann", source="127.0.0.2"))
+        bob = await players.enter_async_context(through(url, "bob", source="127.0.0.3"))
+        cy = await players.enter_async_context(through(url, "cy", source="127.0.0.4"))
+        seen = addresses()
+        assert sorted(seen.values()) == [["127.0.0.2", "127.0.0.4"], ["127.0.0.3"]], seen
+        for player in (ann, bob, cy):
+            await player.act(ref=5, join_room=pb.JoinRoom(name="den"))
+            await player.recv("room_state", where=lambda m: m.ref == 5)
+        await ann.recv("user_joined", where=lambda m: m.user_joined.user.id == cy.user_id)
+        await plays_and_says_hello(ann, "ann", bob, range(40, 50))
+        await plays_and_says_hello(bob, "bob", ann, range(70, 80))
+
+        await ann.act(ref=6, ban_user=pb.BanUser(user_id=cy.user_id, duration_s=600))
+        removed = (await cy.recv("removed")).removed
+        assert removed.reason == pb.REMOVAL_REASON_BANNED
+        # The ban covers cy's address, not the balancer's: a new identity from there (on the other node)
+        # stays out; bob, from another address, stays in.
+        dan = await players.enter_async_context(through(url, "dan", source="127.0.0.4"))
+        (bobs_node,) = (name for name in nodes if seen[name] == ["127.0.0.3"])
+        assert addresses()[bobs_node] == ["127.0.0.3", "127.0.0.4"], "dan, from cy's address, on bob's node"
+        await dan.act(ref=7, join_room=pb.JoinRoom(name="den"))
+        refused = await dan.recv("error", where=lambda m: m.ref == 7)
+        assert refused.error.code == pb.ERROR_CODE_BANNED
+        left = await bob.recv("user_left", where=lambda m: m.user_left.user_id == cy.user_id)
+        assert left.user_left.reason == pb.LEAVE_REASON_BANNED
+        await bob.act(ref=8, chat_send=pb.ChatSend(content="still here"))
+        said = await ann.recv("chat_message", where=lambda m: m.chat_message.user_id == bob.user_id)
+        assert said.chat_message.content == "still here"
