@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # System packages: the synth library, a GM soundfont, JACK (its dummy driver carries MIDI in tests),
-# Redis (multi-server tests), tmux (end-to-end terminal tests), openssl (TLS tests make a certificate) and
-# PulseAudio with its utilities (a null sink and parec test the desktop audio path).
-APT_PACKAGES := libfluidsynth3 timgm6mb-soundfont jackd2 redis-server tmux openssl pulseaudio pulseaudio-utils
+# Redis (multi-server tests), tmux (end-to-end terminal tests), openssl (TLS tests make a certificate),
+# PulseAudio with its utilities (a null sink and parec test the desktop audio path) and haproxy (the
+# README's two-node recipe, tests/cluster/test_recipe.py).
+APT_PACKAGES := libfluidsynth3 timgm6mb-soundfont jackd2 redis-server tmux openssl pulseaudio pulseaudio-utils haproxy
 
 .PHONY: run server test lint bench proto system venv clean
 

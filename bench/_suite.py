@@ -47,6 +47,7 @@ RUNS: dict[str, tuple[str, list[str], float]] = {
     "relay_50x50": ("relay.py", ["-n", "50", "-r", "50", "-d", "5"], 180),
     "relay_200x50": ("relay.py", ["-n", "200", "-r", "50", "-d", "10"], 180),
     "relay_500x20": ("relay.py", ["-n", "500", "-r", "20", "-d", "5"], 180),
+    "relay_nodes2": ("relay.py", ["--nodes", "2", "-n", "200", "-r", "50", "-d", "10"], 300),
     "relay_idle": ("relay.py", ["--idle", "1000"], 300),
     "relay_crowded": ("relay.py", ["--crowded", "2000", "-d", "5"], 300),
     "relay_guessing": ("relay.py", ["--guessing", "80"], 300),
@@ -77,6 +78,42 @@ def _relay(n: int, r: int, mpp_p99: float, us_target: float | None = None) -> li
             f"{run}.server_us_per_delivery", run, f"relay {n} × {r}, server CPU per delivery", "µs",
             lambda o: o["server_us_per_delivery"],
             None if us_target is None else "<=", us_target,
+        ),
+    ]  # fmt: skip
+
+
+def _nodes() -> list[Figure]:
+    """bench/relay.py --nodes 2 (200 × 50, issue 11): the listeners on node b hear the sender on node a
+    through Redis; their p99 against a's listeners and against the same load on one node."""
+    run = "relay_nodes2"
+    return [
+        Figure(
+            f"{run}.cross_node_p99_ms", run, "2 nodes, 200 × 50: p99 of the listeners on the other node",
+            "ms", lambda o: o["cross_node_p99_ms"],
+        ),
+        Figure(
+            f"{run}.cross_node_extra_ms", run, "2 nodes, 200 × 50: p99 other node − p99 sender's node", "ms",
+            lambda o: o["cross_node_extra_ms"], "<=", 5,
+        ),
+        Figure(
+            f"{run}.extra_vs_one_node_ms", run, "2 nodes, 200 × 50: p99 other node − p99 of 1 node on Redis",
+            "ms", lambda o: o["cross_node_extra_vs_one_node_ms"], "<=", 5,
+        ),
+        Figure(
+            f"{run}.lost", run, "1 and 2 nodes, 200 × 50, notes lost", "",
+            lambda o: o["lost"] + o["one_node"]["lost"], "==", 0,
+        ),
+        Figure(
+            f"{run}.a.server_us_per_delivery", run, "2 nodes, 200 × 50: sender's node, CPU/delivery", "µs",
+            lambda o: o["per_node"][0]["server_us_per_delivery"],
+        ),
+        Figure(
+            f"{run}.b.server_us_per_delivery", run, "2 nodes, 200 × 50: the other node, CPU/delivery", "µs",
+            lambda o: o["per_node"][1]["server_us_per_delivery"],
+        ),
+        Figure(
+            f"{run}.one_node.server_us_per_delivery", run, "1 node on Redis, 200 × 50: CPU/delivery", "µs",
+            lambda o: o["one_node"]["per_node"][0]["server_us_per_delivery"],
         ),
     ]  # fmt: skip
 
@@ -197,6 +234,7 @@ FIGURES: list[Figure] = [
         lambda o: o["latency_ms"]["p99"], "<=", 9,
     ),
     *_relay(500, 20, 23.5),
+    *_nodes(),
     Figure(
         "relay.idle_kib_per_connection", "relay_idle", "relay: RSS per idle connection (1,000)", "KiB",
         lambda o: o["rss_per_connection_kib"], "<=", 30,

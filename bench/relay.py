@@ -12,6 +12,12 @@ CPU seconds while playing and per delivery, and server peak RSS.
     .venv/bin/python bench/relay.py --crowded 2000     # a quiet room's p99 while a crowded lobby plays
     .venv/bin/python bench/relay.py --churn 10000      # memory drift over connect/join/chat/leave cycles
     .venv/bin/python bench/relay.py --guessing 80      # a quiet room's p99 while 80 connections guess
+    .venv/bin/python bench/relay.py --nodes 2 -n 200 -r 50   # listeners on two nodes on one Redis
+
+With `--nodes 2` the listeners are split over two `pianorhythm-tui --server --redis ...` nodes on one
+redis-server (started here, as the README's recipe runs it), the sender on node a: the p99 of b's listeners
+(notes crossing Redis) against a's, and against a run of the same load on one node on Redis (`--nodes 1`
+alone runs only that); server CPU per delivery on each node.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -165,10 +172,11 @@ async def play(url: str, rate: float, duration: float) -> int:
 # -- server process ----------------------------------------------------------------------------------
 
 
-def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(*where: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The relay with `where` it keeps its state: `--db PATH`, or `--redis URL --node-id ...`."""
     prefix = os.environ.get("RELAY_BENCH_PREFIX", "").split()  # e.g. "python -m cProfile -o out.prof"
     proc = subprocess.Popen(
-        [*prefix, str(CLI), "--server", "--port", "0", "--db", str(db), "--log-level", "info",
+        [*prefix, str(CLI), "--server", "--port", "0", *where, "--log-level", "info",
          "--max-connections-per-ip", "5000", "--admin-token", ADMIN_TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -201,7 +209,7 @@ def percentile(values: Sequence[int], q: float) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = start_server(Path(tmp) / "bench.db")
+        server, url = start_server("--db", str(Path(tmp) / "bench.db"))
         try:
             time.sleep(0.3)
             if args.idle:
@@ -278,6 +286,134 @@ def run_load(pid: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
         "load_cpu_s": round(load, 2),
         "load_us_per_delivery": round(load / delivered * 1e6, 1) if delivered else None,
         "server_peak_rss_mib": round(memory_kib(pid, "VmHWM") / 1024, 1),
+    }
+
+
+# -- many nodes on one Redis -------------------------------------------------------------------------
+
+NODE_SECRET = "bench-cluster-secret"
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """redis-server with the README recipe's settings on a free loopback port; (process, port) once it
+    answers PING."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
+         "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("redis-server exited at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc, port
+        except OSError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("redis-server did not answer within 10 s")
+
+
+def stopped(proc: subprocess.Popen[bytes], name: str) -> None:
+    """Wait for a process sent SIGTERM; after 15 s kill it and say so (a node's stop can hang:
+    bench/README.md, "Session 6, Y")."""
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        print(f"warning: {name} did not stop within 15 s of SIGTERM; killed it", file=sys.stderr, flush=True)
+        proc.kill()
+        proc.wait()
+
+
+def run_nodes(args: argparse.Namespace) -> dict[str, Any]:
+    """`--nodes 1`: the load on one node on Redis. `--nodes 2`: that, then the listeners split over two
+    nodes (the sender on a), with b's p99 against a's and against the one node's."""
+    one = nodes_load(["a"], args)
+    if args.nodes == 1:
+        return one
+    two = nodes_load(["a", "b"], args)
+    same, cross = (node["latency_ms"]["p99"] for node in two["per_node"])
+    return {
+        **two,
+        "same_node_p99_ms": same,
+        "cross_node_p99_ms": cross,
+        "cross_node_extra_ms": round(cross - same, 3),
+        "one_node": one,
+        "cross_node_extra_vs_one_node_ms": round(cross - one["per_node"][0]["latency_ms"]["p99"], 3),
+    }
+
+
+def nodes_load(node_ids: Sequence[str], args: argparse.Namespace) -> dict[str, Any]:
+    """`args.listeners` listeners split evenly over one node per id on a fresh redis-server, all in the
+    lobby (the one room without a user limit); the sender, on the first node, plays `args.rate` notes/s."""
+    procs = args.procs or 2
+    with tempfile.TemporaryDirectory() as tmp:
+        redis, port = start_redis(Path(tmp))
+        nodes: list[tuple[subprocess.Popen[bytes], str]] = []
+        crowds: list[Crowd] = []
+        try:
+            for node in node_ids:
+                nodes.append(start_server(
+                    "--redis", f"redis://127.0.0.1:{port}/0", "--node-id", node, "--secret", NODE_SECRET,
+                ))  # fmt: skip
+            time.sleep(0.3)
+            shares = [
+                args.listeners // len(nodes) + (i < args.listeners % len(nodes)) for i in range(len(nodes))
+            ]
+            for (_, url), share in zip(nodes, shares, strict=True):
+                crowd = Crowd(url, max(1, procs // len(nodes)))
+                crowds.append(crowd)
+                crowd.add(share, hello=True, room=ROOM)
+            for crowd in crowds:
+                crowd.collect()
+            before = [sum(cpu_times(proc.pid)) for proc, _ in nodes]
+            redis_before = sum(cpu_times(redis.pid))
+            sent = asyncio.run(play(nodes[0][1], args.rate, args.duration))
+            used = [sum(cpu_times(proc.pid)) - b for (proc, _), b in zip(nodes, before, strict=True)]
+            redis_used = sum(cpu_times(redis.pid)) - redis_before
+            received = [crowd.collect()[0] for crowd in crowds]
+        finally:
+            for crowd in crowds:
+                crowd.close()
+            for proc, _ in nodes:
+                proc.terminate()
+            for (proc, _), node in zip(nodes, node_ids, strict=False):
+                stopped(proc, f"node {node}")
+            redis.terminate()
+            stopped(redis, "redis-server")
+    per_node = []
+    for node, share, latencies, cpu in zip(node_ids, shares, received, used, strict=True):
+        delivered = len(latencies)
+        per_node.append({
+            "node": node,
+            "listeners": share,
+            "delivered": delivered,
+            "lost": sent * share - delivered,
+            "latency_ms": {
+                "p50": percentile(latencies, 0.50),
+                "p90": percentile(latencies, 0.90),
+                "p99": percentile(latencies, 0.99),
+                "max": max(latencies) / 1000 if latencies else float("nan"),
+            },
+            "server_cpu_s": round(cpu, 2),
+            "server_us_per_delivery": round(cpu / delivered * 1e6, 1) if delivered else None,
+        })  # fmt: skip
+    return {
+        "nodes": len(node_ids),
+        "listeners": args.listeners,
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "sent": sent,
+        "lost": sum(node["lost"] for node in per_node),
+        "per_node": per_node,
+        "redis_cpu_s": round(redis_used, 2),
     }
 
 
@@ -515,7 +651,19 @@ def main() -> None:
     )
     parser.add_argument("--churn", type=int, default=0, help="memory drift over 3 blocks of this many cycles")
     parser.add_argument("--workers", type=int, default=16, help="churn cycles at a time (one address each)")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 2),
+        default=0,
+        help="with --listeners: nodes on one redis-server (2: listeners split, compared with 1 node)",
+    )
     args = parser.parse_args()
+    if args.nodes:
+        if not args.listeners:
+            parser.error("--nodes needs --listeners N")
+        print(json.dumps(run_nodes(args), indent=2))
+        return
     one = args.listeners or args.idle or args.crowded or args.guessing or args.churn
     print(json.dumps(run(args) if one else run_anchors(args), indent=2))
 
