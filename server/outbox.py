@@ -205,10 +205,13 @@ class Mailer:
             cached = wire.get(key)
             if cached is None:
                 config = self.codec_config
-                data = b"".join(
-                    _ws_frame(codec.encode_serialized(chunk, config))
-                    for chunk in _chunks(items, self.chunk_bytes)
-                )
+                if len(items) == 1:  # a relayed note, most often: within the cap (send checked), one frame
+                    data = _ws_frame(codec.frame_payload(items[0], config))
+                else:
+                    data = b"".join(
+                        _ws_frame(codec.encode_serialized(chunk, config))
+                        for chunk in _chunks(items, self.chunk_bytes)
+                    )
                 wire[key] = (data, tuple(items))  # a copy: a discarded box clears its list
             else:
                 data = cached[0]

@@ -4,6 +4,7 @@ actions (queue bytes, close connections, storage), runs its timers and answers /
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -57,7 +58,7 @@ from pianorhythm.server.core.actions import (
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
-from pianorhythm.server.core.models import LOBBY, chat_pb
+from pianorhythm.server.core.models import LOBBY, Session, chat_pb
 from pianorhythm.server.core.records import RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
@@ -204,6 +205,7 @@ class RelayShell:
         sid = session.id
         self.connections[sid] = conn
         self.mailer.add(sid, conn)
+        conn.on_message = functools.partial(self._received, sid, session)
         log.info("connect session=%d ip=%s", sid, ip)
         loop = asyncio.get_running_loop()
         hello_deadline = loop.time() + self.core.limits.hello_timeout_s
@@ -280,6 +282,29 @@ class RelayShell:
                 self._maybe_wake()
             if actions:
                 await self._perform(actions)
+
+    def _received(self, sid: int, session: Session, data: bytes) -> bool:
+        """A binary message taken in the connection's data_received while the handler waits for one
+        (WebSocket.on_message): notes and clock pings, which never wait, are handled here as `_receive`
+        would, without waking the handler; anything else, and everything before Hello or after the session
+        closed, goes to the handler (decoded again there: rare messages)."""
+        if session.closed or not session.user_id:
+            return False
+        try:
+            messages = codec.decode_client(data, self.codec_config)
+        except codec.ProtocolError:
+            return False
+        for msg in messages:
+            which = msg.WhichOneof("action")
+            if which != "note_batch" and which != "ping":
+                return False
+        now = self.clock.now_us()
+        core = self.core
+        for msg in messages:
+            actions = core.handle(sid, msg, now)
+            if actions:
+                self._perform_nowait(actions)
+        return True
 
     async def _numbered_chat(self, sid: int, msg: pb.ClientMessage) -> None:
         """On many nodes, a message that may write chat: the core numbers its lines from ids every node

@@ -37,6 +37,8 @@ from websockets.server import ServerProtocol
 log = logging.getLogger(__name__)
 
 Handler = Callable[["WebSocket"], Awaitable[None]]
+# Takes a binary message in data_received; False hands it to recv() instead (see WebSocket.on_message).
+OnMessage = Callable[[bytes], bool]
 ProcessRequest = Callable[["WebSocket", Request], "Response | None"]
 
 
@@ -97,7 +99,15 @@ class WebSocketServer:
 
 class WebSocket(asyncio.Protocol):
     """One client connection: the handler reads with `recv()`; the outbox writes prebuilt frames with
-    `write_frames()` while `open`, and watches `writing_paused` / `buffered()` for slow readers."""
+    `write_frames()` while `open`, and watches `writing_paused` / `buffered()` for slow readers.
+
+    A handler may also set `on_message`: then a binary message that arrives while the handler waits in
+    `recv()` with nothing queued is first offered to it, in `data_received` itself; it returns True if it
+    handled the message, False to have it queued for `recv()` as usual. Messages stay in order (nothing is
+    offered while one is queued or the handler is busy with one), and a message that needs the handler's
+    awaits (a storage step) is simply declined. What it saves is the handler task's wake-up per message,
+    which costs as much as the relay core's handling of a note (bench/README.md, "Session 6, Z"). An
+    exception it raises is raised by the handler's next `recv()`, as if the handler had raised it."""
 
     def __init__(self, server: WebSocketServer) -> None:
         self._server = server
@@ -110,6 +120,8 @@ class WebSocket(asyncio.Protocol):
         self._messages: deque[str | bytes] = deque()
         self._fragments: list[Frame] = []
         self._waiter: asyncio.Future[None] | None = None
+        self.on_message: OnMessage | None = None
+        self._failed: Exception | None = None  # raised by on_message: the handler's recv() raises it
         self._reading_paused = False
         self._drainers: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
@@ -141,7 +153,9 @@ class WebSocket(asyncio.Protocol):
 
     async def recv(self) -> str | bytes:
         """The next message; ConnectionClosed once the connection is closed and every message read."""
-        while not self._messages:
+        while not self._messages or self._failed is not None:  # raised before what was queued after it
+            if self._failed is not None:
+                raise self._failed
             if self._lost.done():
                 raise self._protocol.close_exc
             self._waiter = self._loop.create_future()
@@ -309,7 +323,24 @@ class WebSocket(asyncio.Protocol):
 
     def _deliver(self, opcode: Opcode, data: bytes) -> None:
         message: str | bytes = data
-        if opcode is Opcode.TEXT:
+        waiter = self._waiter
+        # A waiter not yet woken means the handler waits in recv() with nothing queued (any queued message
+        # wakes it): offered then only, a message never overtakes one before it.
+        if (
+            opcode is Opcode.BINARY
+            and self.on_message is not None
+            and waiter is not None
+            and not waiter.done()
+            and self._failed is None
+        ):
+            try:
+                if self.on_message(data):
+                    return
+            except Exception as exc:
+                self._failed = exc
+                waiter.set_result(None)
+                return
+        elif opcode is Opcode.TEXT:
             try:
                 message = data.decode()
             except UnicodeDecodeError:

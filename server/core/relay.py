@@ -299,13 +299,14 @@ class RelayCore:
             return
         self.state.counters["note_events"] += count
         if deliveries:
-            relayed = pb.RelayedNotes(
-                user_id=session.user_id,
-                base_time_us=batch.base_time_us,
-                events=batch.events,
-                server_receive_us=now,
-            )
-            payload = pb.ServerMessage(notes=relayed).SerializeToString()
+            # Filled in place: ServerMessage(notes=RelayedNotes(...)) would copy the events twice.
+            message = pb.ServerMessage()
+            relayed = message.notes
+            relayed.user_id = session.user_id
+            relayed.base_time_us = batch.base_time_us
+            relayed.events.extend(batch.events)
+            relayed.server_receive_us = now
+            payload = message.SerializeToString()
             self.state.out.append(Broadcast(room.name, payload, session.user_id))
 
     # -- hello ---------------------------------------------------------------------------------------

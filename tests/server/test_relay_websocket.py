@@ -10,8 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pianorhythm import __version__
 from pianorhythm.server.main import RunningServer
@@ -181,3 +186,72 @@ async def test_frames_together_split_or_beside_a_control_frame_are_each_read_onc
         assert pongs == [b"live"]
     finally:
         writer.close()
+
+
+def _notes(base_time_us: int) -> pb.ClientMessage:
+    event = pb.NoteEvent(offset_us=0, note=pb.Note(key=60, velocity=100))
+    return pb.ClientMessage(note_batch=pb.NoteBatch(base_time_us=base_time_us, events=[event]))
+
+
+async def test_a_note_behind_a_message_still_being_handled_waits_its_turn(
+    relay_server: RunningServer, relay_clients: Callable[..., Awaitable[TestClient]]
+) -> None:
+    """Notes and pings are handled as their bytes are read (server/ws.py `on_message`), unless a message
+    before them is still queued or being handled: one write holds a note in the lobby, a JoinRoom (which
+    the handler takes) and a second note, which must reach the room joined, not the lobby."""
+    lobby = await relay_clients("lobbyist")
+    ann = await relay_clients("ann")
+    await ann.act(join_room=pb.JoinRoom(name="stage"))
+    await ann.recv("room_state")
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay_server.port)
+    try:
+        writer.write(_upgrade(relay_server.port))
+        async with asyncio.timeout(5):
+            assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        hello = pb.ClientMessage(hello=pb.Hello(name="bob", client_version="tests"))
+        writer.write(_client_frame(codec.encode(hello)) + _client_frame(codec.encode(pb.ClientMessage(
+            ref=7, ping=pb.Ping(client_send_us=1)))))  # fmt: skip
+        seen: list[str] = []
+        while "pong" not in seen:  # answered: bob's handler is back waiting for a message
+            for _opcode, payload in await _server_frames(reader, 1):
+                seen += [str(m.WhichOneof("event")) for m in codec.decode_server(payload)]
+        join = pb.ClientMessage(join_room=pb.JoinRoom(name="stage"))
+        writer.write(b"".join(_client_frame(codec.encode(m)) for m in (_notes(111), join, _notes(222))))
+        to_lobby = await lobby.recv("notes")
+        to_stage = await ann.recv("notes")
+        assert to_lobby.notes.base_time_us == 111 and to_stage.notes.base_time_us == 222
+        await lobby.pump(0.3)
+        await ann.pump(0.3)
+        assert lobby.take("notes") == [] and ann.take("notes") == []
+    finally:
+        writer.close()
+
+
+async def test_a_note_that_fails_in_the_relay_closes_its_connection_with_1011(
+    relay_server: RunningServer,
+    relay_clients: Callable[..., Awaitable[TestClient]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug met while handling a note where it is read ends that connection as one in the handler does
+    (1011, logged), and the relay goes on serving the others."""
+    ann = await relay_clients("ann")
+    bob = await relay_clients("bob")
+    core = relay_server.shell.core
+    handle = core.handle
+
+    def failing(session_id: int, msg: pb.ClientMessage, now: int, *rest: Any) -> list[Any]:
+        if msg.WhichOneof("action") == "note_batch":
+            raise RuntimeError("a bug in the relay")
+        return handle(session_id, msg, now, *rest)
+
+    monkeypatch.setattr(core, "handle", failing)
+    await ann.act(ref=1, ping=pb.Ping(client_send_us=1))
+    await ann.recv("pong")  # ann's handler is back waiting: the note is taken where it is read
+    with caplog.at_level(logging.ERROR, logger="pianorhythm.server.ws"):
+        await ann.send(_notes(5))
+        code, _ = await ann.closed()
+    assert code == 1011
+    assert "connection handler failed" in caplog.text and "a bug in the relay" in caplog.text
+    await bob.act(ref=2, ping=pb.Ping(client_send_us=2))
+    assert (await bob.recv("pong")).ref == 2
