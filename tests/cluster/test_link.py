@@ -135,6 +135,26 @@ async def test_a_room_is_held_while_any_local_member_is_there(nodes: tuple[Node,
     ]  # fmt: skip
 
 
+async def test_a_room_let_go_and_held_again_within_ms_is_settled_only_once_subscribed(
+    nodes: tuple[Node, Node],
+) -> None:
+    """A room dropped then held again while its UNSUBSCRIBE is in flight: settled() waits for Redis's
+    answers, and the room is subscribed again, so what is published after settled() arrives."""
+    a, b = nodes
+    for attempt in range(20):
+        b.link.join("den")
+        await b.link.settled()
+        b.link.leave("den")
+        for _ in range(attempt % 4 + 1):  # the UNSUBSCRIBE goes out; Redis has not answered yet
+            await asyncio.sleep(0)
+        b.link.join("den")
+        await b.link.settled()
+        a.link.publish("den", 0, b"%d" % attempt)
+        await b.until(lambda n=attempt + 1: len(b.got) == n)  # type: ignore[misc]
+        b.link.leave("den")
+    assert payloads(b, "den") == [b"%d" % n for n in range(20)]
+
+
 async def test_a_message_for_one_node_reaches_that_node_only(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     a.link.send_to_node("node-b", b"user 12 was replaced")

@@ -266,9 +266,6 @@ async def test_a_room_created_with_a_password_on_one_node_is_entered_with_it_fro
         # A password is checked by a slow hash, off the loop, on a machine shared with other tests.
         refused = await bob.recv("error", 10, lambda m, ref=ref: m.ref == ref)  # type: ignore[misc]
         assert refused.error.code == pb.ERROR_CODE_WRONG_PASSWORD
-    # Node b let go of vault after each refusal: holding it again within milliseconds can miss the join's
-    # event (Link.settled may count a subscription whose UNSUBSCRIBE is in flight; tests/README.md, E).
-    await asyncio.sleep(0.5)
     await bob.act(ref=4, join_room=pb.JoinRoom(name="vault", password="sesame"))
     state = (await bob.recv("room_state", 10, lambda m: m.ref == 4)).room_state
     assert state.name == "vault" and state.settings.user_limit == 3
