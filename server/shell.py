@@ -135,8 +135,10 @@ class RelayShell:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
-        for task in list(self._cluster_tasks):
+        cluster_tasks = list(self._cluster_tasks)
+        for task in cluster_tasks:
             task.cancel()
+        await asyncio.gather(*cluster_tasks, return_exceptions=True)
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self._passwords.shutdown(wait=True)
@@ -527,6 +529,8 @@ class RelayShell:
 
     async def _reap_loop(self) -> None:
         """Each beat: members of nodes that died with no survivor to reap them leave (cheap when none)."""
+        from pianorhythm.server.cluster.link import stop_if_cancelled
+
         assert self.cluster is not None
         while True:
             await asyncio.sleep(self.cluster.presence.refresh_s)
@@ -534,6 +538,7 @@ class RelayShell:
                 await self.cluster.rooms.remove_dead_nodes(self.clock.now_us())
             except Exception as exc:
                 log.warning("could not check for dead nodes' members (%s); retrying next beat", exc)
+            stop_if_cancelled()
 
     def _ask(self, ask: Ask) -> None:
         if isinstance(ask, AskJoin):
@@ -543,7 +548,7 @@ class RelayShell:
 
     async def _ask_loop(self) -> None:
         """The core's room changes, asked of Redis one at a time in its order (a leave, then a join)."""
-        from pianorhythm.server.cluster.link import LINK_ERRORS
+        from pianorhythm.server.cluster.link import LINK_ERRORS, stop_if_cancelled
 
         while True:
             ask = await self._asks.get()
@@ -564,6 +569,7 @@ class RelayShell:
                     if not self._asking[ask.room]:
                         del self._asking[ask.room]
                 self._sync_hold(ask.room)
+            stop_if_cancelled()
 
     async def _asked(self, ask: Ask) -> None:
         from pianorhythm.server.cluster import rooms as cluster_rooms

@@ -234,6 +234,7 @@ class Link:
                 except RedisError:
                     self._dropped += len(batch)
                     log.exception("Redis refused %d published messages", len(batch))
+                stop_if_cancelled()
 
     # -- the pub/sub connection --------------------------------------------------------------------------
 
@@ -287,6 +288,8 @@ class Link:
                 except LINK_ERRORS as e:
                     log.debug("Redis still unreachable: %s", e)
                     await self._drop_pubsub()
+                finally:
+                    stop_if_cancelled()
             backoff = self._backoff_initial
             # Pooled command connections opened before Redis went away are dead: each would fail its next
             # command once. Closing the idle ones makes the next commands connect afresh.
@@ -337,6 +340,7 @@ class Link:
                     raise RedisTimeoutError(f"no answer to a ping in {self._ping_interval:g} s")
                 pinged = True
                 await pubsub.ping()
+                stop_if_cancelled()
                 continue
             pinged = False
             await self._handle(message)
@@ -398,7 +402,17 @@ class Link:
                     await self._unsubscribe(pubsub, extra)
             except LINK_ERRORS as e:
                 log.debug("changing subscriptions failed (the reader reconnects): %s", e)
+            stop_if_cancelled()
             await self._notify()
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when this task was asked to stop: on Python 3.11 a cancel that arrives just as a
+    command's write completes is swallowed (redis-py writes under asyncio.wait_for, which then returns the
+    result), so a loop that talks to Redis checks after each call, or it runs on and its stop never ends."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _reason(error: BaseException) -> str:

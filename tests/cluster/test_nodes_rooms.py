@@ -166,7 +166,8 @@ async def test_a_player_who_reconnects_to_the_other_node_is_back_in_their_room(
         await settled(bob, cy)
         assert ann.welcome is not None
         token, ann_id = ann.welcome.resume_token, ann.user_id
-        await ann.close()  # her connection to a drops; she comes back through b
+        await ann.close()  # her connection to a drops; once the others saw her go, she comes back through b
+        bob.backlog.insert(0, await bob.recv("user_left", 10, lambda m: m.user_left.user_id == ann_id))
         again = await TestClient.connect(b.url)
         await again.act(hello=pb.Hello(name="ann", resume_token=token, client_version="tests"))
         welcome = (await again.recv("welcome", timeout=10)).welcome

@@ -121,8 +121,8 @@ async def two_nodes(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[
 
 
 async def stop_bounded(node: Node) -> None:
-    """Stop a node, giving up after 10 s with what it waits for logged: after a node death the survivor's
-    stop sometimes never ends (about 1 run in 5; not found yet, see tests/README.md, Issue 11, 2, E)."""
+    """Stop a node, giving up after 10 s with what it waits for logged (a survivor's stop that never ended
+    after a node's death was a cancel lost in a Redis call: `link.stop_if_cancelled`, tests/README.md)."""
     try:
         async with asyncio.timeout(10):
             await node.stop()
