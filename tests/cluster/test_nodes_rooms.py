@@ -368,16 +368,22 @@ async def test_a_node_cut_off_from_redis_catches_its_rooms_up_when_back(
             relay_nodes(tmp_path, redis_server.url, "b") as (b,),
             players((a, "ann"), (b, "bob"), (b, "cy")) as (ann, bob, cy),
         ):
-            for player in (ann, bob):
-                await join(player, "den")
-            await joined_by(ann, bob.user_id)
+            assert (await join(bob, "den")).owner_id == bob.user_id
+            await join(ann, "den")
+            await joined_by(bob, ann.user_id)
             await settled(ann, bob, cy)
             await proxy.close()
             async with asyncio.timeout(5):
                 while not a.logged("Redis link lost"):
                     await asyncio.sleep(0.05)
-            # While a is cut off: cy enters den, bob leaves it (both through b).
+            # While a is cut off (all through b): cy enters den, bob (its owner) limits it to 8, gives cy the
+            # crown and leaves.
             await join(cy, "den")
+            limit = pb.UpdateRoomSettings(settings=pb.RoomSettingsChange(user_limit=8))
+            await bob.act(ref=5, update_room_settings=limit)
+            await bob.recv("room_updated", 10, answers(5))
+            await bob.act(ref=6, give_ownership=pb.GiveOwnership(user_id=cy.user_id))
+            await bob.recv("room_updated", 10, lambda m: m.room_updated.owner_id == cy.user_id)
             await join(bob, "attic", ref=78)
             proxy = JitterProxy("127.0.0.1", redis_server.port, delay_s=0, jitter_s=0)
             await proxy.start(port=port)
@@ -388,11 +394,14 @@ async def test_a_node_cut_off_from_redis_catches_its_rooms_up_when_back(
             assert (await joined_by(ann, cy.user_id, timeout=5)).name == "cy"
             assert (await left_by(ann, bob.user_id, timeout=5)).user_id == bob.user_id
             await ann.pump(0.5)
+            updates = [m.room_updated for m in ann.take("room_updated")]
+            assert [(u.settings.user_limit, u.owner_id) for u in updates][-1] == (8, cy.user_id)
             assert [m for m in ann.backlog if m.WhichOneof("event") in ("user_joined", "user_left")] == []
             dan = await TestClient.connect(a.url)
             await dan.hello("dan")
             state = await join(dan, "den")
             assert [u.id for u in state.users] == [ann.user_id, cy.user_id, dan.user_id]
+            assert (state.owner_id, state.settings.user_limit) == (cy.user_id, 8)
             await dan.close()
             # And notes cross both ways again.
             assert await _until_heard(ann, cy, range(20, 60)) in range(20, 60)
