@@ -376,23 +376,30 @@ class RelayShell:
             return
         caught = 0
         for name in sorted(self._held):
-            try:
-                snapshot = await self.cluster.rooms.snapshot(name)
-            except Exception:
-                log.exception("room %r: could not read it again after the Redis link came back", name)
-                continue
-            room = self.core.state.rooms.get(name)
-            if snapshot is None or room is None or snapshot.seq <= room.seq:
-                continue  # not followed (yet), or nothing missed
+            # Events published since the link came back are applied as they arrive, so the copy may be at
+            # a seq past the changes it missed: the catch-up compares states, against a snapshot at least as
+            # new as the copy (read again when an event overtook the read).
+            for _ in range(3):
+                try:
+                    snapshot = await self.cluster.rooms.snapshot(name)
+                except Exception:
+                    log.exception("room %r: could not read it again after the Redis link came back", name)
+                    snapshot = None
+                    break
+                room = self.core.state.rooms.get(name)
+                if snapshot is None or room is None or snapshot.seq >= room.seq:
+                    break
+            if snapshot is None or room is None or snapshot.seq < room.seq:
+                continue  # not followed (yet: its own snapshot comes), gone, or never read
             now = self.clock.now_us()
             missed = missed_events(room, snapshot, here, core_crown(snapshot.crown), now)
             for number, event in enumerate(missed, start=room.seq + 1):
                 self._perform_nowait(self.core.room_event(event, number, now), publish=False)
             room.seq = snapshot.seq  # its next event on the channel follows the snapshot
-            caught += 1
-            log.info("room %r caught up after the Redis link was back: %d change(s)", name, len(missed))
+            caught += len(missed) > 0
+            log.info("room %r read again after the Redis link was back: %d change(s)", name, len(missed))
         self._maybe_wake()
-        log.warning("read %d room(s) again after the Redis link came back", caught)
+        log.warning("read the rooms here again after the Redis link came back: %d had changed", caught)
 
     def on_reaped(self) -> None:
         """This node was taken for dead and cleaned up: its users are online here again."""

@@ -343,6 +343,8 @@ async def test_after_redis_restarts_notes_and_chat_cross_nodes_again_within_5_s(
             await _until_said(ann, bob, 40, "back from a")
         for node in (a, b):
             assert len(node.logged("Redis link lost")) == 1 and len(node.logged("Redis link back after")) == 1
+            # Nothing changed in den while Redis restarted: read again, and no player told anything.
+            assert node.logged("read the rooms here again after the Redis link came back: 0 had changed")
         # Once and in order again: neither node subscribed twice nor lost its place.
         await settled(ann, bob)
         for key in range(100, 120):
@@ -388,8 +390,9 @@ async def test_a_node_cut_off_from_redis_catches_its_rooms_up_when_back(
             proxy = JitterProxy("127.0.0.1", redis_server.port, delay_s=0, jitter_s=0)
             await proxy.start(port=port)
             async with asyncio.timeout(10):
-                while not a.logged("Redis link back after"):
+                while not a.logged("read the rooms here again"):
                     await asyncio.sleep(0.05)
+            assert a.logged("Redis link back after") and a.logged("came back: 1 had changed")
             # a reads den again: ann is told what she missed, once each, and a gives den as it is now.
             assert (await joined_by(ann, cy.user_id, timeout=5)).name == "cy"
             assert (await left_by(ann, bob.user_id, timeout=5)).user_id == bob.user_id
