@@ -335,12 +335,12 @@ class Link:
         pinged = False
         while True:
             message = await pubsub.get_message(timeout=self._ping_interval)
+            stop_if_cancelled()
             if message is None:
                 if pinged:
                     raise RedisTimeoutError(f"no answer to a ping in {self._ping_interval:g} s")
                 pinged = True
                 await pubsub.ping()
-                stop_if_cancelled()
                 continue
             pinged = False
             await self._handle(message)
