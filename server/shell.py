@@ -4,6 +4,7 @@ actions (queue bytes, close connections, storage), runs its timers and answers /
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import gc
 import json
@@ -58,7 +59,7 @@ from pianorhythm.server.core.actions import (
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
-from pianorhythm.server.core.models import LOBBY, Session, chat_pb
+from pianorhythm.server.core.models import LOBBY, Room, Session, chat_pb
 from pianorhythm.server.core.records import RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
@@ -71,6 +72,7 @@ from pianorhythm.wire import pianorhythm_pb2 as pb
 if TYPE_CHECKING:
     from pianorhythm.server.cluster.envelope import Envelope
     from pianorhythm.server.cluster.node import ClusterNode
+    from pianorhythm.server.cluster.rooms import RoomSnapshot
 
 log = logging.getLogger("server")
 
@@ -134,8 +136,10 @@ class RelayShell:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
-        for task in list(self._cluster_tasks):
+        cluster_tasks = list(self._cluster_tasks)
+        for task in cluster_tasks:
             task.cancel()
+        await asyncio.gather(*cluster_tasks, return_exceptions=True)
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self._passwords.shutdown(wait=True)
@@ -367,7 +371,11 @@ class RelayShell:
         log.warning("lost the link to Redis: rooms go on here; players on other nodes are out of reach")
 
     def on_link_back(self, seconds: float) -> None:
-        """Chat sent on other nodes while the link was down never reached this node's players: say so."""
+        """The rooms followed here missed their events while the link was down: each is read again and
+        caught up. Chat sent on other nodes meanwhile never reached this node's players: say so."""
+        task = asyncio.get_running_loop().create_task(self._catch_up_after_blip())
+        self._cluster_tasks.append(task)  # cancelled at stop, like a snapshot
+        task.add_done_callback(self._cluster_tasks.remove)
         notice = pb.ChatMessage(
             content=f"This server lost touch with the other servers for {seconds:.0f} s: chat from players "
             "on them during that time may be missing here.",
@@ -377,6 +385,46 @@ class RelayShell:
         self.mailer.send(
             list(self._users.values()), pb.ServerMessage(chat_message=notice).SerializeToString()
         )
+
+    async def _catch_up_after_blip(self) -> None:
+        """Each room this node follows, as Redis has it now: what changed while the link was down becomes
+        the events its members here would have heard (who left, who joined, settings, bans, the crown)."""
+        from pianorhythm.server.cluster.core_events import core_crown
+
+        assert self.cluster is not None
+        here = self.cluster.link.node
+        try:
+            async with asyncio.timeout(CATCH_UP_S):
+                await self.cluster.link.settled()
+        except TimeoutError:
+            log.warning("the rooms here could not be read again after the Redis link came back")
+            return
+        caught = 0
+        for name in sorted(self._held):
+            # Events published since the link came back are applied as they arrive, so the copy may be at
+            # a seq past the changes it missed: the catch-up compares states, against a snapshot at least as
+            # new as the copy (read again when an event overtook the read).
+            for _ in range(3):
+                try:
+                    snapshot = await self.cluster.rooms.snapshot(name)
+                except Exception:
+                    log.exception("room %r: could not read it again after the Redis link came back", name)
+                    snapshot = None
+                    break
+                room = self.core.state.rooms.get(name)
+                if snapshot is None or room is None or snapshot.seq >= room.seq:
+                    break
+            if snapshot is None or room is None or snapshot.seq < room.seq:
+                continue  # not followed (yet: its own snapshot comes), gone, or never read
+            now = self.clock.now_us()
+            missed = missed_events(room, snapshot, here, core_crown(snapshot.crown), now)
+            for number, event in enumerate(missed, start=room.seq + 1):
+                self._perform_nowait(self.core.room_event(event, number, now), publish=False)
+            room.seq = snapshot.seq  # its next event on the channel follows the snapshot
+            caught += len(missed) > 0
+            log.info("room %r read again after the Redis link was back: %d change(s)", name, len(missed))
+        self._maybe_wake()
+        log.warning("read the rooms here again after the Redis link came back: %d had changed", caught)
 
     def on_reaped(self) -> None:
         """This node was taken for dead and cleaned up: its users are online here again."""
@@ -493,6 +541,7 @@ class RelayShell:
             buffered.append((event, decoded.seq))
         elif self.core.follows(room):
             self._perform_nowait(self.core.room_event(event, decoded.seq, self.clock.now_us()), publish=False)
+            self._maybe_wake()  # an event may start a timer (a departed owner's crown grace)
         elif room in self._held:  # followed again (a join asked after its last member here left)
             self._catch_up(room, [(event, decoded.seq)])
 
@@ -512,6 +561,8 @@ class RelayShell:
 
     async def _reap_loop(self) -> None:
         """Each beat: members of nodes that died with no survivor to reap them leave (cheap when none)."""
+        from pianorhythm.server.cluster.link import stop_if_cancelled
+
         assert self.cluster is not None
         while True:
             await asyncio.sleep(self.cluster.presence.refresh_s)
@@ -519,6 +570,7 @@ class RelayShell:
                 await self.cluster.rooms.remove_dead_nodes(self.clock.now_us())
             except Exception as exc:
                 log.warning("could not check for dead nodes' members (%s); retrying next beat", exc)
+            stop_if_cancelled()
 
     def _ask(self, ask: Ask) -> None:
         if isinstance(ask, AskJoin):
@@ -528,7 +580,7 @@ class RelayShell:
 
     async def _ask_loop(self) -> None:
         """The core's room changes, asked of Redis one at a time in its order (a leave, then a join)."""
-        from pianorhythm.server.cluster.link import LINK_ERRORS
+        from pianorhythm.server.cluster.link import LINK_ERRORS, stop_if_cancelled
 
         while True:
             ask = await self._asks.get()
@@ -549,6 +601,7 @@ class RelayShell:
                     if not self._asking[ask.room]:
                         del self._asking[ask.room]
                 self._sync_hold(ask.room)
+            stop_if_cancelled()
 
     async def _asked(self, ask: Ask) -> None:
         from pianorhythm.server.cluster import rooms as cluster_rooms
@@ -676,6 +729,7 @@ class RelayShell:
         self._perform_nowait(self.core.install_room(record, seq, crown, members, now, version), publish=False)
         for event, number in buffered:
             self._perform_nowait(self.core.room_event(event, number, now), publish=False)
+        self._maybe_wake()
 
     async def _password_job(self, job: VerifyPassword | HashPassword) -> None:
         loop = asyncio.get_running_loop()
@@ -764,6 +818,43 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
+
+
+def missed_events(
+    room: Room, snapshot: RoomSnapshot, here: str, crown: events.Crown, now: int
+) -> list[events.RoomEvent]:
+    """The room events that bring `room` (a replica that missed some) to `snapshot`: settings, bans, who
+    left (as LEFT: why is not known), who joined or moved node, and the crown with the last of them."""
+    name, record = room.name, snapshot.record
+    out: list[events.RoomEvent] = []
+    live = room.record
+    settings = (record.visible, record.password_hash, record.user_limit, record.chat_enabled)
+    if (
+        settings + (record.owner_only_play,)
+        != (live.visible, live.password_hash, live.user_limit, live.chat_enabled, live.owner_only_play)
+        or snapshot.version != room.version
+    ):
+        out.append(events.SettingsChanged(name, 0, *settings, record.owner_only_play, snapshot.version))
+    bans = {ban.user_id: ban for ban in record.bans}
+    out += [events.Banned(name, ban) for uid, ban in bans.items() if live.bans.get(uid) != ban]
+    lifted = tuple(uid for uid in live.bans if uid not in bans)
+    if lifted:
+        out.append(events.Unbanned(name, lifted))
+    members = {m.user_id: m for m in snapshot.members}
+    moves: list[events.Joined | events.Left] = [
+        events.Left(name, uid, pb.LEAVE_REASON_LEFT, now) for uid in room.members if uid not in members
+    ]
+    for m in snapshot.members:
+        seated = room.members.get(m.user_id)
+        if seated is None or (seated.node or here) != m.node:
+            member = events.Member(m.user_id, m.node, m.joined_us, m.name, m.profile)
+            moves.append(events.Joined(name, m.user_id, m.joined_us, member))
+    if moves:
+        last = moves.pop()
+        moves.append(dataclasses.replace(last, crown=crown))
+    elif crown[0] and crown[0] != room.owner_id:
+        out.append(events.Crowned(name, crown[0]))
+    return out + moves
 
 
 def _internal_error(ref: int) -> bytes:

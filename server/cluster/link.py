@@ -24,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -116,6 +117,9 @@ class Link:
             self._fixed.add(keys.ROOM_LIST_CHANNEL.encode())
         self._rooms: dict[bytes, _Held] = {}  # by channel
         self._confirmed: set[bytes] = set()  # channels Redis confirmed on the current connection
+        # (Un)subscriptions sent and not answered yet, by channel: until Redis answers, what it confirmed
+        # may be about to change (a room let go and held again within ms: its UNSUBSCRIBE is in flight).
+        self._in_flight: Counter[bytes] = Counter()
         self._pubsub: PubSub | None = None
         self._up = False
         self._lost_at = 0.0
@@ -188,12 +192,13 @@ class Link:
         return {held.room: held.members for held in self._rooms.values()}
 
     async def settled(self) -> None:
-        """Wait until Redis confirmed exactly the rooms held (messages published from then on arrive)."""
+        """Wait until Redis confirmed exactly the rooms held, with no change in flight (messages published
+        from then on arrive)."""
         async with self._changed:
             await self._changed.wait_for(self._in_sync)
 
     def _in_sync(self) -> bool:
-        return self._up and self._confirmed == set(self._rooms) | self._fixed
+        return self._up and not self._in_flight and self._confirmed == set(self._rooms) | self._fixed
 
     # -- publishing --------------------------------------------------------------------------------------
 
@@ -229,6 +234,7 @@ class Link:
                 except RedisError:
                     self._dropped += len(batch)
                     log.exception("Redis refused %d published messages", len(batch))
+                stop_if_cancelled()
 
     # -- the pub/sub connection --------------------------------------------------------------------------
 
@@ -236,14 +242,25 @@ class Link:
         pubsub = self.redis.pubsub()
         self._pubsub = pubsub
         self._confirmed = set()
-        # Up means Redis answered, not just that a socket opened (a frozen server still accepts).
+        self._in_flight.clear()
+        # Up means Redis answered, not just that a socket opened (a frozen server still accepts), and
+        # confirmed every channel: the rooms held are subscribed again before the link says it is back.
+        wanted = [*self._fixed, *self._rooms]
         async with asyncio.timeout(self._ping_interval):
-            await pubsub.subscribe(*self._fixed, *self._rooms)
-            while not self._fixed <= self._confirmed:
+            await self._subscribe(pubsub, wanted)
+            while self._in_flight:
                 message = await pubsub.get_message(timeout=self._ping_interval)
                 if message is not None:
                     await self._handle(message)
         return pubsub
+
+    async def _subscribe(self, pubsub: PubSub, channels: Collection[bytes]) -> None:
+        self._in_flight.update(channels)
+        await pubsub.subscribe(*channels)
+
+    async def _unsubscribe(self, pubsub: PubSub, channels: Collection[bytes]) -> None:
+        self._in_flight.update(channels)
+        await pubsub.unsubscribe(*channels)
 
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -271,6 +288,8 @@ class Link:
                 except LINK_ERRORS as e:
                     log.debug("Redis still unreachable: %s", e)
                     await self._drop_pubsub()
+                finally:
+                    stop_if_cancelled()
             backoff = self._backoff_initial
             # Pooled command connections opened before Redis went away are dead: each would fail its next
             # command once. Closing the idle ones makes the next commands connect afresh.
@@ -316,6 +335,7 @@ class Link:
         pinged = False
         while True:
             message = await pubsub.get_message(timeout=self._ping_interval)
+            stop_if_cancelled()
             if message is None:
                 if pinged:
                     raise RedisTimeoutError(f"no answer to a ping in {self._ping_interval:g} s")
@@ -329,11 +349,15 @@ class Link:
         kind, channel = message["type"], message["channel"]
         if kind == "message":
             self._deliver(channel, message["data"])
-        elif kind == "subscribe":
-            self._confirmed.add(channel)
-            await self._notify()
-        elif kind == "unsubscribe":
-            self._confirmed.discard(channel)
+        elif kind in ("subscribe", "unsubscribe"):
+            if kind == "subscribe":
+                self._confirmed.add(channel)
+            else:
+                self._confirmed.discard(channel)
+            self._in_flight[channel] -= 1
+            if self._in_flight[channel] <= 0:
+                del self._in_flight[channel]
+                self._wake_sync.set()  # held or let go again while this was in flight
             await self._notify()
 
     async def _notify(self) -> None:
@@ -367,17 +391,28 @@ class Link:
             pubsub = self._pubsub
             if pubsub is None or not self._up:
                 continue  # _connect subscribes to every room held
+            # A channel with a change in flight is decided again once Redis answered (its reply wakes this).
             wanted = set(self._rooms) | self._fixed
-            extra = self._confirmed - wanted
-            missing = wanted - self._confirmed
+            extra = self._confirmed - wanted - set(self._in_flight)
+            missing = wanted - self._confirmed - set(self._in_flight)
             try:
                 if missing:
-                    await pubsub.subscribe(*missing)
+                    await self._subscribe(pubsub, missing)
                 if extra:
-                    await pubsub.unsubscribe(*extra)
+                    await self._unsubscribe(pubsub, extra)
             except LINK_ERRORS as e:
                 log.debug("changing subscriptions failed (the reader reconnects): %s", e)
+            stop_if_cancelled()
             await self._notify()
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when this task was asked to stop: on Python 3.11 a cancel that arrives just as a
+    command's write completes is swallowed (redis-py writes under asyncio.wait_for, which then returns the
+    result), so a loop that talks to Redis checks after each call, or it runs on and its stop never ends."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _reason(error: BaseException) -> str:

@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from pianorhythm.server.cluster import keys
-from pianorhythm.server.cluster.link import LINK_ERRORS
+from pianorhythm.server.cluster.link import LINK_ERRORS, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,8 @@ class Presence:
                     log.warning("could not refresh this node's presence in Redis (%s); retrying", e)
                 self._failing = True
                 continue
+            finally:
+                stop_if_cancelled()
             if self._failing:
                 log.warning("this node's presence in Redis is refreshed again")
             self._failing = False

@@ -342,9 +342,12 @@ class RoomOps:
         log.info("leave room=%r user=%d session=%d reason=%s", room.name, uid, session.id, why)
 
     def suffix_for(self, room: Room, session: Session, name: str) -> str:
-        """ "#<user id>" when another present member already shows `name` (case-insensitive), else ""."""
+        """ "#<user id>" when another present member already shows `name` (case-insensitive), else "". By
+        user id: a member who moved node is seated over their own record from the other node."""
         folded = name.casefold()
-        taken = any(m.display_name.casefold() == folded for m in room.members.values() if m is not session)
+        taken = any(
+            m.display_name.casefold() == folded for m in room.members.values() if m.user_id != session.user_id
+        )
         return f"#{session.user_id}" if taken else ""
 
     def state_messages(self, room: Room, now: int, ref: int = 0) -> list[pb.ServerMessage]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -133,6 +134,52 @@ async def test_a_room_is_held_while_any_local_member_is_there(nodes: tuple[Node,
     assert [(r, e.payload) for r, e in b.got] == [
         ("lobby", b"one left, still held"), ("marker", b"m1"), ("marker", b"m2"),
     ]  # fmt: skip
+
+
+async def test_a_room_let_go_and_held_again_within_ms_is_settled_only_once_subscribed(
+    nodes: tuple[Node, Node],
+) -> None:
+    """A room dropped then held again while its UNSUBSCRIBE is in flight: settled() waits for Redis's
+    answers, and the room is subscribed again, so what is published after settled() arrives."""
+    a, b = nodes
+    for attempt in range(20):
+        b.link.join("den")
+        await b.link.settled()
+        b.link.leave("den")
+        for _ in range(attempt % 4 + 1):  # the UNSUBSCRIBE goes out; Redis has not answered yet
+            await asyncio.sleep(0)
+        b.link.join("den")
+        await b.link.settled()
+        a.link.publish("den", 0, b"%d" % attempt)
+        await b.until(lambda n=attempt + 1: len(b.got) == n)  # type: ignore[misc]
+        b.link.leave("den")
+    assert payloads(b, "den") == [b"%d" % n for n in range(20)]
+
+
+async def test_close_ends_even_when_a_redis_call_swallowed_the_cancel(nodes: tuple[Node, Node]) -> None:
+    """On Python 3.11 a cancel that arrives as a command's write completes is lost (redis-py writes under
+    asyncio.wait_for, which then returns the result): emulated here in the subscription task's UNSUBSCRIBE,
+    the way a survivor's stop sometimes never ended after a node's death. close() still ends."""
+    a, _ = nodes
+    a.link.join("den")
+    await a.link.settled()
+    pubsub = a.link._pubsub
+    assert pubsub is not None and pubsub.channels
+    real = pubsub.unsubscribe
+    writing = asyncio.Event()
+
+    async def unsubscribe_swallowing_the_cancel(*channels: object) -> object:
+        writing.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(WITHIN)
+        return await real(*channels)
+
+    pubsub.unsubscribe = unsubscribe_swallowing_the_cancel  # type: ignore[method-assign]
+    a.link.leave("den")
+    await writing.wait()
+    closing = asyncio.create_task(a.link.close())
+    done, _ = await asyncio.wait({closing}, timeout=WITHIN)
+    assert closing in done and closing.exception() is None
 
 
 async def test_a_message_for_one_node_reaches_that_node_only(nodes: tuple[Node, Node]) -> None:
