@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+from google.protobuf.message import DecodeError
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -44,21 +45,24 @@ from pianorhythm.server.core import (
 from pianorhythm.server.core.actions import (
     Ask,
     AskBan,
+    AskClose,
     AskCrown,
     AskCrownDue,
     AskJoin,
     AskLeave,
+    AskMute,
     AskPasswordHashed,
     AskSettings,
     AskUnban,
     AskUpdateMember,
     HashPassword,
     MemoryReport,
+    ReadRoomList,
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
 from pianorhythm.server.core.models import LOBBY, chat_pb
-from pianorhythm.server.core.records import RoomRecord, UserRecord
+from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
 from pianorhythm.server.ws import WebSocket
@@ -342,7 +346,9 @@ class RelayShell:
         log.warning("lost the link to Redis: rooms go on here; players on other nodes are out of reach")
 
     def on_link_back(self, seconds: float) -> None:
-        """Chat sent on other nodes while the link was down never reached this node's players: say so."""
+        """Chat sent on other nodes while the link was down never reached this node's players: say so. Room
+        list deltas of that time are lost too: the list is read again."""
+        self._perform_nowait(self.core.reread_room_list(), publish=False)
         notice = pb.ChatMessage(
             content=f"This server lost touch with the other servers for {seconds:.0f} s: chat from players "
             "on them during that time may be missing here.",
@@ -393,7 +399,7 @@ class RelayShell:
                 skip = action.except_user
                 self.mailer.send([sid for uid, sid in members.items() if uid != skip], action.payload)
             if publish and self.cluster is not None:  # after the local delivery: no wait on the note path
-                self.cluster.link.publish(action.room, action.except_user, action.payload)
+                self.cluster.link.publish(action.room, action.except_user, action.payload, action.chat)
         elif isinstance(action, SendTo):
             users = self._users
             self.mailer.send([users[u] for u in action.users if u in users], action.payload)
@@ -415,6 +421,8 @@ class RelayShell:
             self._spawn(self._password_job(action))
         elif isinstance(action, MemoryReport):
             self._memory_report(action)
+        elif isinstance(action, ReadRoomList):
+            self._cluster_task(self._read_room_list())
         else:  # a bare store
             self._submit(Persist(action))
         return True
@@ -446,13 +454,15 @@ class RelayShell:
         node's members of the room; a room event goes to the core, in the channel's order."""
         from pianorhythm.server.cluster import rooms as cluster_rooms
         from pianorhythm.server.cluster.core_events import core_event
-        from pianorhythm.server.cluster.envelope import EVENT
+        from pianorhythm.server.cluster.envelope import CHAT, EVENT
 
         if envelope.kind != EVENT:
             members = self._members.get(room)
             if members:
                 skip = envelope.except_user
                 self.mailer.send([sid for uid, sid in members.items() if uid != skip], envelope.payload)
+            if envelope.kind == CHAT:
+                self._chat_heard(room, envelope)
             return
         try:
             decoded = cluster_rooms.decode_event(envelope.payload)
@@ -461,8 +471,6 @@ class RelayShell:
             log.warning("room %r: dropped an unreadable room event from node %s (%s)", room, origin, exc)
             return
         event = core_event(room, decoded)
-        if event is None:
-            return
         buffered = self._catching_up.get(room)
         if buffered is not None:
             buffered.append((event, decoded.seq))
@@ -470,6 +478,52 @@ class RelayShell:
             self._perform_nowait(self.core.room_event(event, decoded.seq, self.clock.now_us()), publish=False)
         elif room in self._held:  # followed again (a join asked after its last member here left)
             self._catch_up(room, [(event, decoded.seq)])
+
+    def _chat_heard(self, room: str, envelope: Envelope) -> None:
+        """A chat line another node stored: the core's copy of the room keeps it as recent chat."""
+        try:
+            line = pb.ServerMessage.FromString(envelope.payload).chat_message
+        except DecodeError as exc:
+            log.warning(
+                "room %r: dropped an unreadable chat line from node %s (%s)", room, envelope.origin, exc
+            )
+            return
+        record = ChatRecord(
+            line.id, room, line.user_id, line.user_name, line.user_color, line.content, line.server_time_us
+        )
+        self.core.chat_heard(record)
+
+    def on_room_list(self, envelope: Envelope) -> None:
+        """A room list delta on `pr:rooms` (the link's callback): the core's list, and its subscribers here,
+        follow it in its order."""
+        from pianorhythm.server.cluster import rooms as cluster_rooms
+
+        try:
+            delta = cluster_rooms.decode_list_delta(envelope.payload)
+        except cluster_rooms.BadEvent as exc:
+            log.warning("dropped an unreadable room list delta from node %s (%s)", envelope.origin, exc)
+            return
+        now = self.clock.now_us()
+        actions = self.core.room_list_delta(delta.seq, delta.upserted, delta.removed, now)
+        self._perform_nowait(actions, publish=False)
+
+    async def _read_room_list(self) -> None:
+        """The directory's whole room list, read once the subscription to its deltas is in place (so none
+        falls between); retried while Redis cannot answer."""
+        assert self.cluster is not None
+        wait_s = 0.5
+        while True:
+            try:
+                async with asyncio.timeout(CATCH_UP_S):
+                    await self.cluster.link.settled()
+                    seq, rooms = await self.cluster.rooms.room_list()
+            except Exception as exc:
+                log.warning("could not read the room list (%s); trying again in %.1f s", exc, wait_s)
+                await asyncio.sleep(wait_s)
+                wait_s = min(wait_s * 2, CATCH_UP_S)
+                continue
+            self._perform_nowait(self.core.room_list(seq, rooms, self.clock.now_us()), publish=False)
+            return
 
     def on_node_dead(self, node: str, users: frozenset[int]) -> None:
         """Presence saw `node` die: its members leave their rooms (the Left events reach every node)."""
@@ -559,6 +613,14 @@ class RelayShell:
             await rooms.password_hashed(ask.room, ask.pending, ask.password_hash, now)
         elif isinstance(ask, AskUpdateMember):
             await rooms.update_member(ask.room, ask.user_id, ask.name, ask.profile, now)
+        elif isinstance(ask, AskClose):
+            closed = await rooms.close_room(ask.room, now, ask.by_user)
+            count = None
+            if isinstance(closed, cluster_rooms.Changed):
+                count = sum(
+                    1 for room, e in closed.events if room == ask.room and isinstance(e, cluster_rooms.Left)
+                )
+            self._perform_nowait(self.core.room_closed(ask.by_user, ask.ref, ask.room, count, now), False)
         else:
             if isinstance(ask, AskCrown) and ask.to_user:
                 outcome = await rooms.give_crown(ask.room, ask.by_user, ask.to_user, now)
@@ -571,6 +633,8 @@ class RelayShell:
                     ask.visible, ask.password_hash, ask.user_limit, ask.chat_enabled, ask.owner_only_play
                 )
                 outcome = await rooms.change_settings(ask.room, ask.by_user, ask.version, change, now)
+            elif isinstance(ask, AskMute):
+                outcome = await rooms.mute(ask.room, ask.by_user, ask.user_id, ask.until_us, now)
             else:
                 outcome = await rooms.unban(ask.room, ask.by_user, ask.user_ids, now)
             if isinstance(outcome, cluster_rooms.Refused):
@@ -593,8 +657,10 @@ class RelayShell:
         now = self.clock.now_us()
         if isinstance(ask, AskJoin):
             actions = self.core.join_refused(ask.user_id, ask.room, reason, now)
-        elif isinstance(ask, AskCrown | AskBan | AskUnban | AskSettings):
+        elif isinstance(ask, AskCrown | AskBan | AskUnban | AskSettings | AskMute | AskClose):
             actions = self.core.refused(ask.by_user, ask.ref, reason, now)
+        elif isinstance(ask, AskUpdateMember):
+            actions = self.core.member_unshared(ask.user_id, ask.room, now)
         else:
             return
         self._perform_nowait(actions, publish=False)
@@ -616,7 +682,10 @@ class RelayShell:
 
     def _catch_up(self, room: str, buffered: list[tuple[events.RoomEvent, int]]) -> None:
         self._catching_up[room] = buffered
-        task = asyncio.get_running_loop().create_task(self._snapshot(room, buffered))
+        self._cluster_task(self._snapshot(room, buffered))
+
+    def _cluster_task(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._cluster_tasks.append(task)  # cancelled at stop: a link that is down never settles
         task.add_done_callback(self._cluster_tasks.remove)
 
@@ -630,6 +699,8 @@ class RelayShell:
             async with asyncio.timeout(CATCH_UP_S):
                 await self.cluster.link.settled()
                 snapshot = await self.cluster.rooms.snapshot(room)
+                # After the snapshot: a line stored later is fanned out after it, and taken once (by id).
+                history = await self.cluster.chat.recent(room, self.core.limits.chat_history)
         except Exception:
             log.exception("room %r: could not read it from the directory", room)
             if self._catching_up.get(room) is buffered:
@@ -640,15 +711,17 @@ class RelayShell:
         del self._catching_up[room]
         now = self.clock.now_us()
         members: tuple[events.Member, ...] = ()
+        mutes: tuple[tuple[int, int], ...] = ()
         if snapshot is None:
             record, seq, crown, version = RoomRecord(room), 0, (0, 0, 0), 0
         else:
             record, seq, crown = snapshot.record, snapshot.seq, core_crown(snapshot.crown)
-            version = snapshot.version
+            version, mutes = snapshot.version, snapshot.mutes
             members = tuple(
                 events.Member(m.user_id, m.node, m.joined_us, m.name, m.profile) for m in snapshot.members
             )
-        self._perform_nowait(self.core.install_room(record, seq, crown, members, now, version), publish=False)
+        actions = self.core.install_room(record, seq, crown, members, now, version, mutes, history)
+        self._perform_nowait(actions, publish=False)
         for event, number in buffered:
             self._perform_nowait(self.core.room_event(event, number, now), publish=False)
 
