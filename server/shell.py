@@ -132,7 +132,7 @@ class RelayShell:
         loop = asyncio.get_running_loop()
         self._ticker = loop.create_task(self._tick_loop())
         if self.cluster is not None:
-            self._cluster_tasks = [loop.create_task(self._ask_loop()), loop.create_task(self._reap_loop())]
+            self._cluster_tasks += [loop.create_task(self._ask_loop()), loop.create_task(self._reap_loop())]
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -480,18 +480,28 @@ class RelayShell:
             self._catch_up(room, [(event, decoded.seq)])
 
     def _chat_heard(self, room: str, envelope: Envelope) -> None:
-        """A chat line another node stored: the core's copy of the room keeps it as recent chat."""
+        """Another node changed the room's recent chat: a line it stored, or the room's state after its
+        chat was cleared; the core's copy of the room follows."""
         try:
-            line = pb.ServerMessage.FromString(envelope.payload).chat_message
+            message = pb.ServerMessage.FromString(envelope.payload)
         except DecodeError as exc:
-            log.warning(
-                "room %r: dropped an unreadable chat line from node %s (%s)", room, envelope.origin, exc
-            )
+            origin = envelope.origin
+            log.warning("room %r: dropped an unreadable chat line from node %s (%s)", room, origin, exc)
             return
-        record = ChatRecord(
-            line.id, room, line.user_id, line.user_name, line.user_color, line.content, line.server_time_us
-        )
-        self.core.chat_heard(record)
+        if message.HasField("room_state"):
+            self.core.chat_cleared(room)
+        elif message.HasField("chat_message"):
+            line = message.chat_message
+            record = ChatRecord(
+                line.id,
+                room,
+                line.user_id,
+                line.user_name,
+                line.user_color,
+                line.content,
+                line.server_time_us,
+            )
+            self.core.chat_heard(record)
 
     def on_room_list(self, envelope: Envelope) -> None:
         """A room list delta on `pr:rooms` (the link's callback): the core's list, and its subscribers here,

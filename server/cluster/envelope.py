@@ -3,11 +3,11 @@
     version u8 | kind u8 | origin length u8 | except_user u64 (big-endian) | origin node id | payload
 
 `DATA` is fan-out (notes, typing, presence frames already encoded for clients): the node that published it
-ignores it, since it delivered to its own members before publishing. `CHAT` is fan-out of a chat line (a
-ServerMessage with its chat_message), the same but for one thing: the nodes that receive it also keep the
-line in their copy of the room's recent chat. `EVENT` is a room event in
-the room's one order (a Redis script applies a change and publishes it): every node applies it, the
-originator too. No JSON and no copy of the payload beyond the one concatenation on the note path.
+ignores it, since it delivered to its own members before publishing. `CHAT` is fan-out that changes the
+room's recent chat (a ServerMessage with a chat line, or the room's state after its chat was cleared): the
+same, and the nodes that receive it change their copy of the room's recent chat with it. `EVENT` is a room
+event in the room's one order (a Redis script applies a change and publishes it): every node applies it,
+the originator too. No JSON and no copy of the payload beyond the one concatenation on the note path.
 """
 
 from __future__ import annotations

@@ -122,8 +122,10 @@ class AdminOps:
             self.state.out.append(Persist(ClearChat(name)))
             return True, f"Cleared the chat of {name} (nobody is in it)."
         room.history.clear()
+        # As chat (on many nodes): the other nodes' copies of the room clear their recent chat with it.
         state = [
-            Broadcast(room.name, msg.SerializeToString()) for msg in self.room_ops.state_messages(room, now)
+            Broadcast(room.name, msg.SerializeToString(), chat=True)
+            for msg in self.room_ops.state_messages(room, now)
         ]
         self.state.out.append(Persist(ClearChat(room.name), tuple(state)))
         return True, f"Cleared the chat of {room.name}."

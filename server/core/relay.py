@@ -463,6 +463,12 @@ class RelayCore:
         takes it, so a RoomState from here shows what one from any node shows."""
         self.room_ops.chat_heard(record)
 
+    def chat_cleared(self, room: str) -> None:
+        """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy."""
+        followed = self.state.rooms.get(room)
+        if followed is not None:
+            followed.history.clear()
+
     def room_list(self, seq: int, rooms: Iterable[Summary], now: int) -> list[Action]:
         """The directory's whole room list, at delta `seq` (see room_list.py), as a ReadRoomList asked."""
         self.room_list_ops.install(seq, rooms)

@@ -415,3 +415,9 @@ async def test_the_recent_chat_of_a_room_is_the_same_from_either_node(
     seen = [[(c.id, c.content) for c in (await join(p, "den")).chat_history] for p in (cy, dan)]
     assert [content for _, content in seen[0]] == ["one", "two", "three"]
     assert seen[0] == seen[1]
+    clear = pb.ServerCommand(name="clear_chat", args=["den"], admin_token=ADMIN_TOKEN)
+    await ann.act(ref=30, server_command=clear)
+    assert (await ann.recv("command_result", 10, lambda m: m.ref == 30)).command_result.ok
+    await bob.recv("room_state", where=lambda m: not m.room_state.chat_history)  # node b's clients are told
+    eve = await clients(b, "eve")
+    assert list((await join(eve, "den")).chat_history) == []  # and node b's copy of den has no old lines

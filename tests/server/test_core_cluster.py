@@ -464,4 +464,7 @@ def test_the_recent_chat_of_a_room_state_is_the_rooms_stream_with_lines_from_eve
     h.core.chat_heard(ChatRecord(9, "hall", 900, "bob", "#123456", "not followed", h.now))
     h.send(ann, ref=2, join_room=pb.JoinRoom(name="den"))
     assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == [3, 5, 6, 8]
+    h.core.chat_cleared("den")  # an admin on another node cleared it
+    h.send(ann, ref=3, join_room=pb.JoinRoom(name="den"))
+    assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == []
     assert not h.core.needs_chat("hall")  # the replica comes with its chat: nothing to preload
