@@ -58,6 +58,7 @@ from pianorhythm.server.core.actions import (
     HashPassword,
     MemoryReport,
     ReadRoomList,
+    SaveChat,
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
@@ -379,6 +380,8 @@ class RelayShell:
                 except Exception:
                     log.exception("storage failed")
                     self._to_user(action.user_id, _internal_error(action.ref))
+                    if isinstance(action.store, SaveChat):  # never sent: not recent chat either
+                        self.core.chat_unsaved(action.store.messages)
                 else:
                     await self._perform(action.then, publish)
             elif isinstance(action, FetchHistory):

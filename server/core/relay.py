@@ -463,6 +463,14 @@ class RelayCore:
         takes it, so a RoomState from here shows what one from any node shows."""
         self.room_ops.chat_heard(record)
 
+    def chat_unsaved(self, records: Iterable[ChatRecord]) -> None:
+        """Chat lines storage refused (on many nodes, one that lost the race for its room's stream): they
+        were never sent, and leave the room's recent chat here."""
+        for record in records:
+            room = self.state.rooms.get(record.room)
+            if room is not None and record in room.history:
+                room.history.remove(record)
+
     def chat_cleared(self, room: str) -> None:
         """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy."""
         followed = self.state.rooms.get(room)

@@ -14,6 +14,7 @@ from pianorhythm.server.core.actions import (
     AskMute,
     AskUpdateMember,
     Broadcast,
+    SaveChat,
 )
 from pianorhythm.server.core.crypto import PENDING_PREFIX
 from pianorhythm.server.core.events import (
@@ -463,6 +464,13 @@ def test_the_recent_chat_of_a_room_state_is_the_rooms_stream_with_lines_from_eve
         h.core.chat_heard(ChatRecord(line_id, "den", 900, "bob", "#123456", f"line {line_id}", h.now))
     h.core.chat_heard(ChatRecord(9, "hall", 900, "bob", "#123456", "not followed", h.now))
     h.send(ann, ref=2, join_room=pb.JoinRoom(name="den"))
+    assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == [3, 5, 6, 8]
+    h.core.state.next_chat_id = 9  # as the shell reserves it from the directory
+    h.send(ann, ref=5, chat_send=pb.ChatSend(content="mine"))
+    assert [c.id for c in h.core.state.rooms["den"].history] == [3, 5, 6, 8, 9]
+    (saved,) = [store for store in h.stored if isinstance(store, SaveChat)]
+    h.core.chat_unsaved(saved.messages)  # its stream refused it (a lower id that lost the race): never sent
+    h.send(ann, ref=6, join_room=pb.JoinRoom(name="den"))
     assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == [3, 5, 6, 8]
     h.core.chat_cleared("den")  # an admin on another node cleared it
     h.send(ann, ref=3, join_room=pb.JoinRoom(name="den"))
