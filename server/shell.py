@@ -524,17 +524,22 @@ class RelayShell:
         """The directory's whole room list, read once the subscription to its deltas is in place (so none
         falls between); retried while Redis cannot answer."""
         assert self.cluster is not None
-        wait_s = 0.5
+        wait_s, failed = 0.5, 0
         while True:
             try:
                 async with asyncio.timeout(CATCH_UP_S):
                     await self.cluster.link.settled()
                     seq, rooms = await self.cluster.rooms.room_list()
             except Exception as exc:
-                log.warning("could not read the room list (%s); trying again in %.1f s", exc, wait_s)
+                _stop_if_cancelled()
+                if not failed:  # once: the link says when Redis is back, and so does the line below
+                    log.warning("could not read the room list (%s); trying again until it can be", exc)
+                failed += 1
                 await asyncio.sleep(wait_s)
                 wait_s = min(wait_s * 2, CATCH_UP_S)
                 continue
+            if failed:
+                log.warning("room list read after %d failed attempt(s)", failed)
             self._perform_nowait(self.core.room_list(seq, rooms, self.clock.now_us()), publish=False)
             return
 
@@ -556,6 +561,7 @@ class RelayShell:
         """Each beat: members of nodes that died with no survivor to reap them leave (cheap when none)."""
         assert self.cluster is not None
         while True:
+            _stop_if_cancelled()
             await asyncio.sleep(self.cluster.presence.refresh_s)
             try:
                 await self.cluster.rooms.remove_dead_nodes(self.clock.now_us())
@@ -573,6 +579,7 @@ class RelayShell:
         from pianorhythm.server.cluster.link import LINK_ERRORS
 
         while True:
+            _stop_if_cancelled()
             ask = await self._asks.get()
             try:
                 try:
@@ -825,6 +832,14 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
+
+
+def _stop_if_cancelled() -> None:
+    """For a loop that goes on after a failed call to Redis: redis-py can turn the task's cancellation (at
+    stop) into an error of its own, which the loop would catch and outlive, so the event loop never ends."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _internal_error(ref: int) -> bytes:

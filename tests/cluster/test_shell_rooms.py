@@ -91,9 +91,13 @@ async def start_node(url: str, name: str, ttl_s: float, refresh_s: float) -> Nod
         assert shell is not None
         shell.on_room_list(envelope)
 
+    def on_back(seconds: float) -> None:
+        assert shell is not None
+        shell.on_link_back(seconds)
+
     cluster = ClusterNode(
         url, name, "secret", on_envelope=on_envelope, on_node_dead=on_node_dead, on_room_list=on_room_list,
-        ttl_s=ttl_s, refresh_s=refresh_s,
+        on_back=on_back, ttl_s=ttl_s, refresh_s=refresh_s,
     )  # fmt: skip
     await cluster.start()
     storage = RedisDirectory(cluster)
@@ -421,3 +425,24 @@ async def test_the_recent_chat_of_a_room_is_the_same_from_either_node(
     await bob.recv("room_state", where=lambda m: not m.room_state.chat_history)  # node b's clients are told
     eve = await clients(b, "eve")
     assert list((await join(eve, "den")).chat_history) == []  # and node b's copy of den has no old lines
+
+
+async def test_room_list_deltas_lost_while_a_nodes_link_was_down_are_read_when_it_is_back(
+    redis_server: RedisServer,
+    two_nodes: tuple[Node, Node],
+    clients: Callable[[Node, str], Awaitable[TestClient]],
+) -> None:
+    a, b = two_nodes
+    ann = await clients(a, "ann")
+    await ann.act(ref=1, room_list_subscribe=pb.RoomListSubscribe())
+    shown = summaries((await ann.recv("room_list", where=lambda m: m.ref == 1)).room_list.rooms)
+    redis = b.cluster.link.redis
+    await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # both nodes' subscriptions cut
+    async with asyncio.timeout(5):
+        while a.cluster.link.up:
+            await asyncio.sleep(0.001)
+    # While node a is not subscribed (it waits 50 ms before it reconnects): a room's delta it never gets.
+    now = b.shell.clock.now_us()
+    await b.cluster.rooms.join("hall", 999, name="zed", address="10.9.9.9", now_us=now)
+    await listing_until(ann, shown, lambda s: "hall" in s)
+    assert shown["hall"] == (1, 50, False, "zed")
