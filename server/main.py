@@ -208,6 +208,7 @@ def _cluster_node(options: ServerOptions, shell: Callable[[], RelayShell | None]
             on_envelope=to_shell("on_envelope"),
             on_node_dead=to_shell("on_node_dead"),
             on_node_message=to_shell("on_node_message"),
+            on_room_list=to_shell("on_room_list"),
             on_lost=to_shell("on_link_lost"),
             on_back=to_shell("on_link_back"),
             on_reaped=to_shell("on_reaped"),

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+from google.protobuf.message import DecodeError
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -46,21 +47,25 @@ from pianorhythm.server.core import (
 from pianorhythm.server.core.actions import (
     Ask,
     AskBan,
+    AskClose,
     AskCrown,
     AskCrownDue,
     AskJoin,
     AskLeave,
+    AskMute,
     AskPasswordHashed,
     AskSettings,
     AskUnban,
     AskUpdateMember,
     HashPassword,
     MemoryReport,
+    ReadRoomList,
+    SaveChat,
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
 from pianorhythm.server.core.models import LOBBY, Room, Session, chat_pb
-from pianorhythm.server.core.records import RoomRecord, UserRecord
+from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
 from pianorhythm.server.ws import WebSocket
@@ -131,7 +136,7 @@ class RelayShell:
         loop = asyncio.get_running_loop()
         self._ticker = loop.create_task(self._tick_loop())
         if self.cluster is not None:
-            self._cluster_tasks = [loop.create_task(self._ask_loop()), loop.create_task(self._reap_loop())]
+            self._cluster_tasks += [loop.create_task(self._ask_loop()), loop.create_task(self._reap_loop())]
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -372,10 +377,12 @@ class RelayShell:
 
     def on_link_back(self, seconds: float) -> None:
         """The rooms followed here missed their events while the link was down: each is read again and
-        caught up. Chat sent on other nodes meanwhile never reached this node's players: say so."""
+        caught up, and so is the room list (its deltas of that time are lost). Chat sent on other nodes
+        meanwhile never reached this node's players: say so."""
         task = asyncio.get_running_loop().create_task(self._catch_up_after_blip())
         self._cluster_tasks.append(task)  # cancelled at stop, like a snapshot
         task.add_done_callback(self._cluster_tasks.remove)
+        self._perform_nowait(self.core.reread_room_list(), publish=False)
         notice = pb.ChatMessage(
             content=f"This server lost touch with the other servers for {seconds:.0f} s: chat from players "
             "on them during that time may be missing here.",
@@ -446,6 +453,8 @@ class RelayShell:
                 except Exception:
                     log.exception("storage failed")
                     self._to_user(action.user_id, _internal_error(action.ref))
+                    if isinstance(action.store, SaveChat):  # never sent: not recent chat either
+                        self.core.chat_unsaved(action.store.messages)
                 else:
                     await self._perform(action.then, publish)
             elif isinstance(action, FetchHistory):
@@ -466,7 +475,7 @@ class RelayShell:
                 skip = action.except_user
                 self.mailer.send([sid for uid, sid in members.items() if uid != skip], action.payload)
             if publish and self.cluster is not None:  # after the local delivery: no wait on the note path
-                self.cluster.link.publish(action.room, action.except_user, action.payload)
+                self.cluster.link.publish(action.room, action.except_user, action.payload, action.chat)
         elif isinstance(action, SendTo):
             users = self._users
             self.mailer.send([users[u] for u in action.users if u in users], action.payload)
@@ -488,6 +497,8 @@ class RelayShell:
             self._spawn(self._password_job(action))
         elif isinstance(action, MemoryReport):
             self._memory_report(action)
+        elif isinstance(action, ReadRoomList):
+            self._cluster_task(self._read_room_list())
         else:  # a bare store
             self._submit(Persist(action))
         return True
@@ -519,13 +530,15 @@ class RelayShell:
         node's members of the room; a room event goes to the core, in the channel's order."""
         from pianorhythm.server.cluster import rooms as cluster_rooms
         from pianorhythm.server.cluster.core_events import core_event
-        from pianorhythm.server.cluster.envelope import EVENT
+        from pianorhythm.server.cluster.envelope import CHAT, EVENT
 
         if envelope.kind != EVENT:
             members = self._members.get(room)
             if members:
                 skip = envelope.except_user
                 self.mailer.send([sid for uid, sid in members.items() if uid != skip], envelope.payload)
+            if envelope.kind == CHAT:
+                self._chat_heard(room, envelope)
             return
         try:
             decoded = cluster_rooms.decode_event(envelope.payload)
@@ -534,8 +547,6 @@ class RelayShell:
             log.warning("room %r: dropped an unreadable room event from node %s (%s)", room, origin, exc)
             return
         event = core_event(room, decoded)
-        if event is None:
-            return
         buffered = self._catching_up.get(room)
         if buffered is not None:
             buffered.append((event, decoded.seq))
@@ -544,6 +555,69 @@ class RelayShell:
             self._maybe_wake()  # an event may start a timer (a departed owner's crown grace)
         elif room in self._held:  # followed again (a join asked after its last member here left)
             self._catch_up(room, [(event, decoded.seq)])
+
+    def _chat_heard(self, room: str, envelope: Envelope) -> None:
+        """Another node changed the room's recent chat: a line it stored, or the room's state after its
+        chat was cleared; the core's copy of the room follows."""
+        try:
+            message = pb.ServerMessage.FromString(envelope.payload)
+        except DecodeError as exc:
+            origin = envelope.origin
+            log.warning("room %r: dropped an unreadable chat line from node %s (%s)", room, origin, exc)
+            return
+        if message.HasField("room_state"):
+            self.core.chat_cleared(room)
+        elif message.HasField("chat_message"):
+            line = message.chat_message
+            record = ChatRecord(
+                line.id,
+                room,
+                line.user_id,
+                line.user_name,
+                line.user_color,
+                line.content,
+                line.server_time_us,
+            )
+            self.core.chat_heard(record)
+
+    def on_room_list(self, envelope: Envelope) -> None:
+        """A room list delta on `pr:rooms` (the link's callback): the core's list, and its subscribers here,
+        follow it in its order."""
+        from pianorhythm.server.cluster import rooms as cluster_rooms
+
+        try:
+            delta = cluster_rooms.decode_list_delta(envelope.payload)
+        except cluster_rooms.BadEvent as exc:
+            log.warning("dropped an unreadable room list delta from node %s (%s)", envelope.origin, exc)
+            return
+        now = self.clock.now_us()
+        actions = self.core.room_list_delta(delta.seq, delta.upserted, delta.removed, now)
+        self._perform_nowait(actions, publish=False)
+
+    async def _read_room_list(self) -> None:
+        """The directory's whole room list, read once the subscription to its deltas is in place (so none
+        falls between); retried while Redis cannot answer."""
+        from pianorhythm.server.cluster.link import stop_if_cancelled
+
+        assert self.cluster is not None
+        wait_s, failed = 0.5, 0
+        while True:
+            try:
+                async with asyncio.timeout(CATCH_UP_S):
+                    await self.cluster.link.settled()
+                    seq, rooms = await self.cluster.rooms.room_list()
+            except Exception as exc:
+                stop_if_cancelled()
+                if not failed:  # once: the link says when Redis is back, and so does the line below
+                    log.warning("could not read the room list (%s); trying again until it can be", exc)
+                failed += 1
+                await asyncio.sleep(wait_s)
+                wait_s = min(wait_s * 2, CATCH_UP_S)
+                continue
+            if failed:
+                log.warning("room list read after %d failed attempt(s)", failed)
+            self._perform_nowait(self.core.room_list(seq, rooms, self.clock.now_us()), publish=False)
+            return
 
     def on_node_dead(self, node: str, users: frozenset[int]) -> None:
         """Presence saw `node` die: its members leave their rooms (the Left events reach every node)."""
@@ -589,7 +663,8 @@ class RelayShell:
                     await self._asked(ask)
                 except LINK_ERRORS as exc:
                     # After a Redis restart a pooled connection fails its first command, which never ran:
-                    # once more, on a fresh connection.
+                    # once more, on a fresh connection; not at stop, where the pool is being closed.
+                    stop_if_cancelled()
                     log.warning("room %r: asking the directory again (%s)", ask.room, exc)
                     await self._asked(ask)
             except Exception:
@@ -637,6 +712,14 @@ class RelayShell:
             await rooms.password_hashed(ask.room, ask.pending, ask.password_hash, now)
         elif isinstance(ask, AskUpdateMember):
             await rooms.update_member(ask.room, ask.user_id, ask.name, ask.profile, now)
+        elif isinstance(ask, AskClose):
+            closed = await rooms.close_room(ask.room, now, ask.by_user)
+            count = None
+            if isinstance(closed, cluster_rooms.Changed):
+                count = sum(
+                    1 for room, e in closed.events if room == ask.room and isinstance(e, cluster_rooms.Left)
+                )
+            self._perform_nowait(self.core.room_closed(ask.by_user, ask.ref, ask.room, count, now), False)
         else:
             if isinstance(ask, AskCrown) and ask.to_user:
                 outcome = await rooms.give_crown(ask.room, ask.by_user, ask.to_user, now)
@@ -649,6 +732,8 @@ class RelayShell:
                     ask.visible, ask.password_hash, ask.user_limit, ask.chat_enabled, ask.owner_only_play
                 )
                 outcome = await rooms.change_settings(ask.room, ask.by_user, ask.version, change, now)
+            elif isinstance(ask, AskMute):
+                outcome = await rooms.mute(ask.room, ask.by_user, ask.user_id, ask.until_us, now)
             else:
                 outcome = await rooms.unban(ask.room, ask.by_user, ask.user_ids, now)
             if isinstance(outcome, cluster_rooms.Refused):
@@ -671,8 +756,10 @@ class RelayShell:
         now = self.clock.now_us()
         if isinstance(ask, AskJoin):
             actions = self.core.join_refused(ask.user_id, ask.room, reason, now)
-        elif isinstance(ask, AskCrown | AskBan | AskUnban | AskSettings):
+        elif isinstance(ask, AskCrown | AskBan | AskUnban | AskSettings | AskMute | AskClose):
             actions = self.core.refused(ask.by_user, ask.ref, reason, now)
+        elif isinstance(ask, AskUpdateMember):
+            actions = self.core.member_unshared(ask.user_id, ask.room, now)
         else:
             return
         self._perform_nowait(actions, publish=False)
@@ -694,7 +781,10 @@ class RelayShell:
 
     def _catch_up(self, room: str, buffered: list[tuple[events.RoomEvent, int]]) -> None:
         self._catching_up[room] = buffered
-        task = asyncio.get_running_loop().create_task(self._snapshot(room, buffered))
+        self._cluster_task(self._snapshot(room, buffered))
+
+    def _cluster_task(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._cluster_tasks.append(task)  # cancelled at stop: a link that is down never settles
         task.add_done_callback(self._cluster_tasks.remove)
 
@@ -708,6 +798,8 @@ class RelayShell:
             async with asyncio.timeout(CATCH_UP_S):
                 await self.cluster.link.settled()
                 snapshot = await self.cluster.rooms.snapshot(room)
+                # After the snapshot: a line stored later is fanned out after it, and taken once (by id).
+                history = await self.cluster.chat.recent(room, self.core.limits.chat_history)
         except Exception:
             log.exception("room %r: could not read it from the directory", room)
             if self._catching_up.get(room) is buffered:
@@ -718,15 +810,17 @@ class RelayShell:
         del self._catching_up[room]
         now = self.clock.now_us()
         members: tuple[events.Member, ...] = ()
+        mutes: tuple[tuple[int, int], ...] = ()
         if snapshot is None:
             record, seq, crown, version = RoomRecord(room), 0, (0, 0, 0), 0
         else:
             record, seq, crown = snapshot.record, snapshot.seq, core_crown(snapshot.crown)
-            version = snapshot.version
+            version, mutes = snapshot.version, snapshot.mutes
             members = tuple(
                 events.Member(m.user_id, m.node, m.joined_us, m.name, m.profile) for m in snapshot.members
             )
-        self._perform_nowait(self.core.install_room(record, seq, crown, members, now, version), publish=False)
+        actions = self.core.install_room(record, seq, crown, members, now, version, mutes, history)
+        self._perform_nowait(actions, publish=False)
         for event, number in buffered:
             self._perform_nowait(self.core.room_event(event, number, now), publish=False)
         self._maybe_wake()

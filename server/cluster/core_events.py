@@ -6,8 +6,8 @@ from pianorhythm.server.cluster import rooms
 from pianorhythm.server.core import events
 
 
-def core_event(room: str, e: rooms.RoomEvent) -> events.RoomEvent | None:
-    """The core's form of a room event from Redis (None: one the core has no use for yet)."""
+def core_event(room: str, e: rooms.RoomEvent) -> events.RoomEvent:
+    """The core's form of a room event from Redis."""
     if isinstance(e, rooms.Joined):
         member = events.Member(e.user_id, e.node, e.at_us, e.name, e.profile)
         return events.Joined(room, e.user_id, e.at_us, member, core_crown(e.crown))
@@ -34,7 +34,9 @@ def core_event(room: str, e: rooms.RoomEvent) -> events.RoomEvent | None:
         return events.Unbanned(room, e.user_ids, e.by_user)
     if isinstance(e, rooms.MemberUpdated):
         return events.MemberUpdated(room, e.user_id, e.name, e.profile)
-    return None
+    if isinstance(e, rooms.Muted):
+        return events.Muted(room, e.user_id, e.until_us)
+    return events.Closed(room)
 
 
 def core_crown(crown: rooms.Crown) -> events.Crown:

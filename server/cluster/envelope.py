@@ -2,10 +2,12 @@
 
     version u8 | kind u8 | origin length u8 | except_user u64 (big-endian) | origin node id | payload
 
-`DATA` is fan-out (notes, chat, typing, presence frames already encoded for clients): the node that
-published it ignores it, since it delivered to its own members before publishing. `EVENT` is a room event in
-the room's one order (a Redis script applies a change and publishes it): every node applies it, the
-originator too. No JSON and no copy of the payload beyond the one concatenation on the note path.
+`DATA` is fan-out (notes, typing, presence frames already encoded for clients): the node that published it
+ignores it, since it delivered to its own members before publishing. `CHAT` is fan-out that changes the
+room's recent chat (a ServerMessage with a chat line, or the room's state after its chat was cleared): the
+same, and the nodes that receive it change their copy of the room's recent chat with it. `EVENT` is a room
+event in the room's one order (a Redis script applies a change and publishes it): every node applies it,
+the originator too. No JSON and no copy of the payload beyond the one concatenation on the note path.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Final
 VERSION: Final = 1
 DATA: Final = 0
 EVENT: Final = 1
+CHAT: Final = 2
 _HEADER: Final = struct.Struct("!BBBQ")
 HEADER_BYTES: Final = _HEADER.size
 MAX_NODE_ID_BYTES: Final = 255
@@ -62,7 +65,7 @@ def unpack(data: bytes) -> Envelope:
     version, kind, origin_len, except_user = _HEADER.unpack_from(data)
     if version != VERSION:
         raise BadEnvelope(f"envelope version {version}, this node speaks {VERSION}")
-    if kind not in (DATA, EVENT):
+    if kind not in (DATA, EVENT, CHAT):
         raise BadEnvelope(f"unknown envelope kind {kind}")
     end = HEADER_BYTES + origin_len
     if len(data) < end:

@@ -39,7 +39,16 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pianorhythm.server.cluster import keys
-from pianorhythm.server.cluster.envelope import DATA, BadEnvelope, Envelope, node_id_bytes, pack, unpack
+from pianorhythm.server.cluster.envelope import (
+    CHAT,
+    DATA,
+    EVENT,
+    BadEnvelope,
+    Envelope,
+    node_id_bytes,
+    pack,
+    unpack,
+)
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +211,11 @@ class Link:
 
     # -- publishing --------------------------------------------------------------------------------------
 
-    def publish(self, room: str, except_user: int, payload: bytes) -> None:
-        """Send `payload` to the other nodes' members of `room` (all but `except_user`); never waits."""
-        self._queue(keys.room_channel(room).encode(), pack(self._origin, except_user, payload))
+    def publish(self, room: str, except_user: int, payload: bytes, chat: bool = False) -> None:
+        """Send `payload` to the other nodes' members of `room` (all but `except_user`); never waits.
+        `chat`: a chat line (envelope.CHAT), which the other nodes also keep as the room's recent chat."""
+        kind = CHAT if chat else DATA
+        self._queue(keys.room_channel(room).encode(), pack(self._origin, except_user, payload, kind))
 
     def send_to_node(self, node: str, payload: bytes) -> None:
         """A message for one node (e.g. "your connection of user X was replaced"); never waits."""
@@ -370,7 +381,7 @@ class Link:
         except BadEnvelope as e:
             log.warning("dropped a malformed message on %r: %s", channel, e)
             return
-        if envelope.kind == DATA and envelope.origin == self.node:
+        if envelope.kind != EVENT and envelope.origin == self.node:
             return  # delivered locally before it was published
         held = self._rooms.get(channel)
         try:

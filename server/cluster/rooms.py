@@ -9,6 +9,7 @@
     await rooms.crown_due("den", now)              # any node's timer; exactly one passes the crown
     await rooms.ban("den", owner, BanRecord(...), now); await rooms.unban("den", owner, [user_id], now)
     await rooms.close_room("den", now); await rooms.update_member("den", user_id, name, profile, now)
+    await rooms.mute("den", owner, user_id, until_us, now)     # -1: until they leave; 0 unmutes
     await rooms.remove_node("node-c", now)         # a dead node's members leave every room, once
     await rooms.remove_dead_nodes(now)             # the same for every reaped node still holding members
     snapshot = await rooms.snapshot("den"); seq, listed = await rooms.room_list()
@@ -33,6 +34,8 @@ The rules are pianorhythm.server.core.rooms's, on the room as every node shares 
 - settings carry a version: a change made against an older version is refused (STALE).
 - the room list: a summary per visible room with members (and the lobby), kept in one hash; every script
   that changes a summary publishes the delta on the `pr:rooms` channel, numbered by a global list seq.
+- mutes (as the core's Room.mutes): the owner mutes a member until a time, or until they leave (-1); a
+  mute until they leave ends when they do, and all end when the room empties or is closed.
 - an empty room's record expires `room_expiry_s` after it emptied unless entered again (Redis forgets it,
   as the core's upkeep forgets unused rooms); a closed room is deleted, its seq kept an hour so a
   re-created room is numbered on.
@@ -53,6 +56,7 @@ Event payloads (after the envelope header; integers big-endian, str = u16 length
     CLOSED   by i64                      (then each member's LEFT, reason KICKED, and lobby JOINED)
     UPDATED  user i64 | name str | profile blob
     HASHED   pending str | password_hash str   (a new password's hash replaces its pending marker)
+    MUTED    by i64 | user i64 | until_us i64   (-1: until they leave; 0: unmuted)
 and on `pr:rooms`:
     LIST     format u8 | kind u8 (=7) | seq i64 (the list's) | count u16 | entries:
              op u8 (1 upsert, 0 removed) | name str [| members u32 | user_limit u32 | locked u8 | lobby u8 |
@@ -60,9 +64,10 @@ and on `pr:rooms`:
 `profile` is the caller's (e.g. the serialized pb.User): stored with the member and handed to every node.
 
 Redis keys (names in keys.py): pr:room-info:{room} (hash: settings, version, seq, owner, crown, away, claim,
-used), pr:room-members:{room} (hash user -> member), pr:room-bans:{room} (hash user -> ban), pr:member:{user}
-(the room they are in), pr:node-members:{node} (hash user -> room, for remove_node), pr:room-nodes (set:
-the nodes holding members), pr:listed (hash room -> summary), pr:listed-seq.
+used), pr:room-members:{room} (hash user -> member), pr:room-bans:{room} (hash user -> ban),
+pr:room-mutes:{room} (hash user -> until), pr:member:{user} (the room they are in), pr:node-members:{node}
+(hash user -> room, for remove_node), pr:room-nodes (set: the nodes holding members), pr:listed (hash room ->
+summary), pr:listed-seq.
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ from pianorhythm.server.core.records import BanRecord, RoomRecord
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
 FORMAT: Final = 1
-JOINED, LEFT, SETTINGS, CROWNED, BANNED, UNBANNED, LIST, CLOSED, UPDATED, HASHED = range(1, 11)
+JOINED, LEFT, SETTINGS, CROWNED, BANNED, UNBANNED, LIST, CLOSED, UPDATED, HASHED, MUTED = range(1, 12)
 GIVE, CLAIM, DUE = 1, 2, 3
 CROWN_GRACE_S: Final = 15.0  # as Limits.crown_grace_s
 CLOSED_SEQ_KEPT_MS: Final = 3_600_000  # a closed room's seq outlives it this long (see `exists` below)
@@ -208,8 +213,28 @@ class MemberUpdated:
     profile: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Muted:
+    """`user_id` may not chat here until `until_us` (-1: until they leave; 0: unmuted)."""
+
+    seq: int
+    at_us: int
+    by_user: int
+    user_id: int
+    until_us: int
+
+
 RoomEvent = (
-    Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Closed | MemberUpdated
+    Joined
+    | Left
+    | SettingsChanged
+    | PasswordHashed
+    | Crowned
+    | Banned
+    | Unbanned
+    | Closed
+    | MemberUpdated
+    | Muted
 )
 
 
@@ -250,6 +275,7 @@ class RoomSnapshot:
     seq: int
     crown: Crown
     members: tuple[Member, ...]  # in join order
+    mutes: tuple[tuple[int, int], ...] = ()  # (user, until us), by user
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,8 +317,9 @@ _PRELUDE: Final = (
     + f"""
 local FMT, JOINED, LEFT, SETTINGS, CROWNED = {FORMAT}, {JOINED}, {LEFT}, {SETTINGS}, {CROWNED}
 local BANNED, UNBANNED, LIST = {BANNED}, {UNBANNED}, {LIST}
-local CLOSED, UPDATED, HASHED = {CLOSED}, {UPDATED}, {HASHED}
+local CLOSED, UPDATED, HASHED, MUTED = {CLOSED}, {UPDATED}, {HASHED}, {MUTED}
 local P_INFO, P_MEMBERS, P_BANS = '{keys.ROOM_INFO}', '{keys.ROOM_MEMBERS}', '{keys.ROOM_BANS}'
+local P_MUTES = '{keys.ROOM_MUTES}'
 local P_MEMBER, P_NODE_MEMBERS, P_CHANNEL = '{keys.MEMBER}', '{keys.NODE_MEMBERS}', '{keys.ROOM_CHANNEL}'
 local LISTED, LISTED_SEQ, LIST_CHANNEL = '{keys.LISTED}', '{keys.LISTED_SEQ}', '{keys.ROOM_LIST_CHANNEL}'
 local ROOM_NODES, P_NODE, NODES = '{keys.ROOM_NODES}', '{keys.NODE}', '{keys.NODES}'
@@ -373,6 +400,11 @@ local function leave(room, user, reason, now, grace)
   local uid = tonumber(user)
   local crown, away, claim = crown_state(info)
   local emptied = redis.call('HLEN', members) == 0
+  if emptied then
+    redis.call('DEL', P_MUTES .. room)  -- as on one node, where the emptied room goes with its mutes
+  elseif redis.call('HGET', P_MUTES .. room, user) == '-1' then
+    redis.call('HDEL', P_MUTES .. room, user)  -- muted until they leave
+  end
   if room ~= LOBBY then
     if crown == uid then crown, away, claim = 0, uid, now + grace end
     if emptied then
@@ -679,7 +711,7 @@ for _, m in ipairs(present) do
 end
 local info = P_INFO .. room
 local seq = redis.call('HGET', info, 'seq')
-redis.call('DEL', info, P_BANS .. room)
+redis.call('DEL', info, P_BANS .. room, P_MUTES .. room)
 redis.call('HSET', info, 'seq', seq)
 redis.call('PEXPIRE', info, CLOSED_SEQ_KEPT_MS)
 DIRTY[room] = true
@@ -714,6 +746,25 @@ return finish()
 """
 )
 
+# ARGV: node, room, by, user, until (-1: until they leave, 0: unmute), now.
+_MUTE: Final = (
+    _PRELUDE
+    + """
+local room, by, user, until_us = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+if room == LOBBY or not exists(room) then return {'no', 'gone'} end
+if num(P_INFO .. room, 'crown') ~= by then return {'no', 'not_owner'} end
+if tonumber(user) == by then return {'no', 'self'} end
+if redis.call('HEXISTS', P_MEMBERS .. room, user) == 0 then return {'no', 'not_member'} end
+if until_us == 0 then
+  redis.call('HDEL', P_MUTES .. room, user)
+else
+  redis.call('HSET', P_MUTES .. room, user, D(until_us))
+end
+emit(room, head(MUTED, room, tonumber(ARGV[6])) .. struct.pack('>i8i8i8', by, tonumber(user), until_us))
+return finish()
+"""
+)
+
 # ARGV: node, the dead node, reason, now, grace.
 _REMOVE_NODE: Final = (
     _PRELUDE
@@ -736,10 +787,11 @@ return finish()
 """
 )
 
-# KEYS: info, members, bans. {info pairs, member pairs, ban pairs} or nil (no such room).
+# KEYS: info, members, bans, mutes. {info pairs, member pairs, ban pairs, mute pairs} or nil (no such room).
 _SNAPSHOT: Final = """
 if redis.call('HEXISTS', KEYS[1], 'version') == 0 then return false end
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
+  redis.call('HGETALL', KEYS[4])}
 """
 
 # KEYS: listed, listed seq. {seq, room/summary pairs}.
@@ -776,6 +828,7 @@ class Rooms:
         self._unban = script(_UNBAN)
         self._close = script(_CLOSE)
         self._update = script(_UPDATE)
+        self._mute = script(_MUTE)
         self._hashed = script(_HASHED)
         self._remove_node = script(_REMOVE_NODE)
         self._remove_dead = script(_REMOVE_DEAD)
@@ -863,6 +916,11 @@ class Rooms:
         the room later, and a MemberUpdated event in the room's order (nothing when they are not in it)."""
         return _changed(await self._update(args=[self.node, room, user_id, name, profile, now_us]))
 
+    async def mute(self, room: str, by_user: int, user_id: int, until_us: int, now_us: int) -> Outcome:
+        """The owner mutes a member until `until_us` (-1: until they leave; 0 unmutes): a Muted event, kept
+        for the nodes that read the room later (NOT_OWNER, NOT_MEMBER, SELF, GONE refused)."""
+        return _outcome(await self._mute(args=[self.node, room, by_user, user_id, until_us, now_us]))
+
     async def remove_node(
         self, node: str, now_us: int, reason: int = pb.LEAVE_REASON_DISCONNECTED
     ) -> Changed:
@@ -879,11 +937,14 @@ class Rooms:
 
     async def snapshot(self, room: str) -> RoomSnapshot | None:
         reply = await self._snapshot(
-            keys=[keys.ROOM_INFO + room, keys.ROOM_MEMBERS + room, keys.ROOM_BANS + room]
+            keys=[
+                prefix + room
+                for prefix in (keys.ROOM_INFO, keys.ROOM_MEMBERS, keys.ROOM_BANS, keys.ROOM_MUTES)
+            ]
         )
         if reply is None:
             return None
-        info_pairs, member_pairs, ban_pairs = reply
+        info_pairs, member_pairs, ban_pairs, mute_pairs = reply
         info = {k.decode(): v for k, v in _pairs_of(info_pairs)}
 
         def number(field: str) -> int:
@@ -898,7 +959,8 @@ class Rooms:
         )  # fmt: skip
         members = sorted((_member(int(u), b) for u, b in _pairs_of(member_pairs)), key=lambda m: m.order)
         crown = Crown(number("crown"), number("away"), number("claim"))
-        return RoomSnapshot(record, number("version"), number("seq"), crown, tuple(members))
+        mutes = tuple(sorted((int(u), int(until)) for u, until in _pairs_of(mute_pairs)))
+        return RoomSnapshot(record, number("version"), number("seq"), crown, tuple(members), mutes)
 
     async def room_list(self) -> tuple[int, tuple[RoomSummary, ...]]:
         """The list's seq and every listed room, by name: apply the deltas numbered after the seq."""
@@ -942,6 +1004,9 @@ def decode_event(payload: bytes) -> RoomEvent:
     if kind == UPDATED:
         (user,) = r.unpack("!q")
         return MemberUpdated(seq, at, user, r.text(), r.blob())
+    if kind == MUTED:
+        by, user, until = r.unpack("!qqq")
+        return Muted(seq, at, by, user, until)
     raise BadEvent(f"unknown room event kind {kind}")
 
 

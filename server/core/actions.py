@@ -25,6 +25,7 @@ class Broadcast:
     room: str
     payload: bytes
     except_user: int = 0
+    chat: bool = False  # a chat line: other nodes add it to their copy of the room's recent chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,33 @@ class AskUpdateMember:
     profile: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class AskMute:
+    """Many nodes: `by_user` mutes `user_id` in `room` until `until_us` (-1: until they leave, 0: unmutes);
+    the Muted event comes back. A refusal is handed to RelayCore.refused with `ref`."""
+
+    room: str
+    by_user: int
+    user_id: int
+    until_us: int
+    ref: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskClose:
+    """Many nodes: an admin (`by_user`) closes `room` for good; its members everywhere go to the lobby. The
+    outcome is handed to RelayCore.room_closed, which answers `ref`."""
+
+    room: str
+    by_user: int
+    ref: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRoomList:
+    """Many nodes: read the directory's whole room list (RelayCore.room_list); its deltas meanwhile wait."""
+
+
 Ask = (
     AskJoin
     | AskLeave
@@ -184,6 +212,8 @@ Ask = (
     | AskSettings
     | AskPasswordHashed
     | AskUpdateMember
+    | AskMute
+    | AskClose
 )
 
 
@@ -306,5 +336,6 @@ Action = (
     | VerifyPassword
     | HashPassword
     | MemoryReport
+    | ReadRoomList
     | Store
 )

@@ -12,8 +12,15 @@ import logging
 from typing import Final
 
 from pianorhythm.server.core import validate
-from pianorhythm.server.core.actions import Broadcast, ClearChat, MemoryReport, Persist, SaveChat
-from pianorhythm.server.core.models import Session, chat_pb
+from pianorhythm.server.core.actions import (
+    AskClose,
+    Broadcast,
+    ClearChat,
+    MemoryReport,
+    Persist,
+    SaveChat,
+)
+from pianorhythm.server.core.models import LOBBY, Session, chat_pb
 from pianorhythm.server.core.moderation import ModerationOps
 from pianorhythm.server.core.rooms import RoomOps
 from pianorhythm.server.core.social import SYSTEM_USER_ID, SocialOps
@@ -68,7 +75,10 @@ class AdminOps:
         elif msg.name == "clear_chat":
             answer = self.clear_chat(args, session, now)
         else:
-            answer = self.close(args, now)
+            closing = self.close(args, session, ref, now)
+            if closing is None:
+                return  # many nodes: answered when the directory has closed it (RelayCore.room_closed)
+            answer = closing
         self.answer(session, ref, answer)
 
     def token_refusal(self, given: str) -> str:
@@ -99,7 +109,7 @@ class AdminOps:
             record = self.social.new_chat(room, SYSTEM_USER_ID, "", "", content, now)
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
-            then.append(Broadcast(room.name, line))
+            then.append(Broadcast(room.name, line, chat=True))
         self.state.out.append(Persist(SaveChat(tuple(records)), tuple(then), session.user_id, ref))
         return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
 
@@ -112,21 +122,33 @@ class AdminOps:
             self.state.out.append(Persist(ClearChat(name)))
             return True, f"Cleared the chat of {name} (nobody is in it)."
         room.history.clear()
+        # As chat (on many nodes): the other nodes' copies of the room clear their recent chat with it.
         state = [
-            Broadcast(room.name, msg.SerializeToString()) for msg in self.room_ops.state_messages(room, now)
+            Broadcast(room.name, msg.SerializeToString(), chat=True)
+            for msg in self.room_ops.state_messages(room, now)
         ]
         self.state.out.append(Persist(ClearChat(room.name), tuple(state)))
         return True, f"Cleared the chat of {room.name}."
 
-    def close(self, name: str, now: int) -> Answer:
+    def close(self, name: str, session: Session, ref: int, now: int) -> Answer | None:
         if not name:
             return False, "Usage: close_room ROOM."
-        room = self.state.rooms.get(name)
-        if room is not None and room.is_lobby:
+        if name == LOBBY:
             return False, "The lobby cannot be closed."
+        if self.state.clustered:  # the room may be on other nodes only: the directory knows
+            self.state.out.append(AskClose(name, session.user_id, ref))
+            return None
+        room = self.state.rooms.get(name)
         if room is None and name not in self.state.persisted:
-            return False, f"No room named {name}."
+            return closed_answer(name, None)
         count = len(room.members) if room is not None else 0
         self.moderation.close_room(name, now)
-        who = f"{count} player{'' if count == 1 else 's'} sent to the lobby" if count else "nobody was in it"
-        return True, f"Closed {name}: {who}; its settings and bans are deleted."
+        return closed_answer(name, count)
+
+
+def closed_answer(name: str, count: int | None) -> Answer:
+    """What an admin is told of closing `name`: `count` players sent to the lobby (None: no such room)."""
+    if count is None:
+        return False, f"No room named {name}."
+    who = f"{count} player{'' if count == 1 else 's'} sent to the lobby" if count else "nobody was in it"
+    return True, f"Closed {name}: {who}; its settings and bans are deleted."

@@ -108,8 +108,8 @@ class Muted:
 
 @dataclass(frozen=True, slots=True)
 class MemberUpdated:
-    """Many nodes: a member's name or profile (a serialized pb.User) changed on their node, which told its
-    room's clients already (fan-out); the other nodes' copies of the member follow."""
+    """Many nodes: a member's name or profile (a serialized pb.User) changed on their node; every node, that
+    one too, updates its copy of the member and tells its own clients in the room, in the room's order."""
 
     room: str
     user_id: int
@@ -117,6 +117,23 @@ class MemberUpdated:
     profile: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Many nodes: an admin closed the room for good; its members' Left (reason KICKED) and lobby Joined
+    events follow."""
+
+    room: str
+
+
 RoomEvent = (
-    Joined | Left | SettingsChanged | PasswordHashed | Crowned | Banned | Unbanned | Muted | MemberUpdated
+    Joined
+    | Left
+    | SettingsChanged
+    | PasswordHashed
+    | Crowned
+    | Banned
+    | Unbanned
+    | Muted
+    | MemberUpdated
+    | Closed
 )

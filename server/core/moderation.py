@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pianorhythm.server.core.actions import AskBan, AskUnban, DeleteRoom, Persist
+from pianorhythm.server.core.actions import AskBan, AskMute, AskUnban, DeleteRoom, Persist
 from pianorhythm.server.core.events import Banned, Muted, Unbanned
 from pianorhythm.server.core.limits import US
 from pianorhythm.server.core.models import Room, Session
@@ -115,6 +115,9 @@ class ModerationOps:
             self.state.error(session, ref, pb.ERROR_CODE_INVALID_ARGUMENT, "Mute for 1-86,400 seconds.")
             return
         until = 0 if msg.unmute else now + msg.duration_s * US if msg.duration_s else -1
+        if self.state.clustered:  # every node's copy of the room is muted by the event that comes back
+            self.state.out.append(AskMute(room.name, session.user_id, target.user_id, until, ref))
+            return
         self.room_ops.apply(Muted(room.name, target.user_id, until), now)
 
     def close_room(self, name: str, now: int) -> None:
@@ -122,8 +125,6 @@ class ModerationOps:
         room = self.state.rooms.get(name)
         if room is not None:
             for member in list(room.members.values()):
-                if member.node:  # on another node (rooms.close_room is not wired yet): that node's to do
-                    continue
                 self.room_ops.leave(member, pb.LEAVE_REASON_KICKED, now)
                 removed = pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=name)
                 self.state.to(member, pb.ServerMessage(removed=removed))

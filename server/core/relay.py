@@ -30,16 +30,17 @@ from pianorhythm.server.core.actions import (
     VerifyPassword,
 )
 from pianorhythm.server.core.address import ban_scope
-from pianorhythm.server.core.admin import AdminOps
+from pianorhythm.server.core.admin import AdminOps, closed_answer
 from pianorhythm.server.core.crypto import hash_token
 from pianorhythm.server.core.events import Crown, Member, RoomEvent
 from pianorhythm.server.core.limits import US, TokenBucket
 from pianorhythm.server.core.models import LOBBY, Room, Session
 from pianorhythm.server.core.moderation import ModerationOps
 from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
+from pianorhythm.server.core.room_list import RoomListOps
 from pianorhythm.server.core.rooms import RoomOps
 from pianorhythm.server.core.social import SocialOps
-from pianorhythm.server.core.state import CoreOptions, CoreState
+from pianorhythm.server.core.state import CoreOptions, CoreState, Summary
 from pianorhythm.server.core.upkeep import UpkeepOps
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
@@ -80,6 +81,7 @@ class RelayCore:
         self.social = SocialOps(state, self.room_ops)
         self.admin = AdminOps(state, self.room_ops, self.moderation, self.social)
         self.upkeep = UpkeepOps(state)
+        self.room_list_ops = RoomListOps(state)
         self._handlers: dict[str, Handler] = {
             "join_room": self._join_handler,
             "leave_room": self.room_ops.leave_msg,
@@ -397,8 +399,13 @@ class RelayCore:
     # -- storage preloading and timers ---------------------------------------------------------------
 
     def needs_chat(self, name: str) -> bool:
-        """True when joining `name` would create the room and its chat history is not loaded yet."""
-        return name not in self.state.rooms and name not in self.state.preloaded_chat
+        """True when joining `name` would create the room and its chat history is not loaded yet (never on
+        many nodes: a replica comes with the room's recent chat, see install_room)."""
+        return (
+            not self.state.clustered
+            and name not in self.state.rooms
+            and name not in self.state.preloaded_chat
+        )
 
     def preload_chat(self, name: str, records: list[ChatRecord]) -> None:
         if name not in self.state.rooms:
@@ -407,7 +414,9 @@ class RelayCore:
             self.state.preloaded_chat[name] = records
 
     def start(self, now: int) -> list[Action]:
-        if not self.state.clustered:  # else the lobby is a replica like any room (install_room)
+        if self.state.clustered:  # the lobby is a replica like any room (install_room); the list is shared
+            self.room_list_ops.read()
+        else:
             self.room_ops.lobby()
         self.upkeep.sweep_stored(now)
         return self.state.finish()
@@ -441,10 +450,65 @@ class RelayCore:
         members: Iterable[Member],
         now: int,
         version: int = 0,
+        mutes: Iterable[tuple[int, int]] = (),
+        history: Iterable[ChatRecord] = (),
     ) -> list[Action]:
         """Start following a room from the directory's snapshot at `seq` (its events after it follow);
-        `version`: its settings' version."""
-        self.room_ops.install(record, seq, crown, members, now, version)
+        `version`: its settings' version; `mutes`: (user, until us) as Muted events left them; `history`:
+        the room's recent chat, read from its stream after the snapshot."""
+        self.room_ops.install(record, seq, crown, members, now, version, mutes, history)
+        return self.state.finish()
+
+    def chat_heard(self, record: ChatRecord) -> None:
+        """A chat line another node stored (and fanned out): this node's copy of the room's recent chat
+        takes it, so a RoomState from here shows what one from any node shows."""
+        self.room_ops.chat_heard(record)
+
+    def chat_unsaved(self, records: Iterable[ChatRecord]) -> None:
+        """Chat lines storage refused (on many nodes, one that lost the race for its room's stream): they
+        were never sent, and leave the room's recent chat here."""
+        for record in records:
+            room = self.state.rooms.get(record.room)
+            if room is not None and record in room.history:
+                room.history.remove(record)
+
+    def chat_cleared(self, room: str) -> None:
+        """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy."""
+        followed = self.state.rooms.get(room)
+        if followed is not None:
+            followed.history.clear()
+
+    def room_list(self, seq: int, rooms: Iterable[Summary], now: int) -> list[Action]:
+        """The directory's whole room list, at delta `seq` (see room_list.py), as a ReadRoomList asked."""
+        self.room_list_ops.install(seq, rooms)
+        return self.state.finish()
+
+    def room_list_delta(
+        self, seq: int, upserted: Iterable[Summary], removed: Iterable[str], now: int
+    ) -> list[Action]:
+        """A room list delta from the directory, numbered `seq` in the list's order."""
+        self.room_list_ops.delta(seq, upserted, removed)
+        return self.state.finish()
+
+    def reread_room_list(self) -> list[Action]:
+        """The link to the directory is back: deltas may have been lost meanwhile, so read the list again."""
+        self.room_list_ops.read()
+        return self.state.finish()
+
+    def room_closed(self, by_user: int, ref: int, room: str, count: int | None, now: int) -> list[Action]:
+        """The directory closed `room` (AskClose), sending `count` members to the lobby (None: it has no such
+        room): answer the admin as one node does."""
+        session = self.state.by_user.get(by_user)
+        if session is not None:
+            self.admin.answer(session, ref, closed_answer(room, count))
+        return self.state.finish()
+
+    def member_unshared(self, user_id: int, room: str, now: int) -> list[Action]:
+        """An AskUpdateMember could not reach the directory: the member's room here is told all the same."""
+        session = self.state.by_user.get(user_id)
+        if session is not None and session.room is not None and session.room.name == room:
+            user = session.user_pb(now)
+            self.state.broadcast(session.room, pb.ServerMessage(user_updated=pb.UserUpdated(user=user)))
         return self.state.finish()
 
     def room_event(self, event: RoomEvent, seq: int, now: int) -> list[Action]:
@@ -489,7 +553,8 @@ class RelayCore:
         return self.state.finish()
 
     def refused(self, user_id: int, ref: int, reason: str, now: int) -> list[Action]:
-        """The directory refused an owner's change (AskCrown, AskBan, AskUnban, AskSettings): tell
+        """The directory refused an owner's change (AskCrown, AskBan, AskUnban, AskSettings, AskMute, or an
+        AskClose it could not be asked): tell
         `user_id` why."""
         self.state.pending_unbans.pop(user_id, None)
         self.state.pending_settings.pop(user_id, None)

@@ -29,6 +29,7 @@ from pianorhythm.server.core.actions import (
 from pianorhythm.server.core.crypto import pending_hash
 from pianorhythm.server.core.events import (
     Banned,
+    Closed,
     Crown,
     Crowned,
     Joined,
@@ -42,7 +43,7 @@ from pianorhythm.server.core.events import (
 )
 from pianorhythm.server.core.limits import US, TokenBucket
 from pianorhythm.server.core.models import LOBBY, Room, RoomConfig, Session, chat_pb, summary_pb
-from pianorhythm.server.core.records import BanRecord, RoomRecord
+from pianorhythm.server.core.records import BanRecord, ChatRecord, RoomRecord
 from pianorhythm.server.core.state import CoreState
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
@@ -126,14 +127,18 @@ class RoomOps:
         members: Iterable[Member],
         now: int,
         version: int = 0,
+        mutes: Iterable[tuple[int, int]] = (),
+        history: Iterable[ChatRecord] = (),
     ) -> None:
-        """A room's replica from the directory's snapshot (at `seq`): its members here get its state (their
+        """A room's replica from the directory's snapshot (at `seq`), with its mutes (user, until) and its
+        recent chat (the room's stream, read after the snapshot): its members here get its state (their
         joins were answered by it), the others become member records."""
         if record.name in self.state.rooms:
             return
         room = Room(RoomConfig.of(record), is_lobby=record.name == LOBBY, seq=seq, version=version)
         self.set_crown(room, crown)
-        room.history.extend(self.state.preloaded_chat.pop(room.name, []))
+        room.mutes.update(mutes)
+        room.history.extend(history)
         self.state.rooms[room.name] = room
         arrived: list[Session] = []
         for member in members:
@@ -167,18 +172,49 @@ class RoomOps:
         ]
         self.state.to(session, pb.ServerMessage(ref=ref, ban_list=pb.BanList(bans=entries)))
 
-    def _member_updated(self, room: Room, event: MemberUpdated) -> None:
+    def _member_updated(self, room: Room, event: MemberUpdated, now: int) -> None:
+        """Many nodes: this node's copy of a member on another node follows the event (a member here is up to
+        date already), and only then are the clients here told: one who joins meanwhile gets the member as
+        the others were told."""
         member = room.members.get(event.user_id)
-        if member is None or not member.node:  # a member here is up to date already
+        if member is None:
             return
-        fresh = remote_member(
-            Member(event.user_id, member.node, member.joined_room_us, event.name, event.profile)
-        )
-        member.name, member.color, member.status = fresh.name, fresh.color, fresh.status
-        member.position, member.instrument = fresh.position, fresh.instrument
-        member.uplink_shared_us = fresh.uplink_shared_us
-        member.suffix = self.suffix_for(room, member, member.name)
-        self.state.dirty_rooms.add(room.name)
+        if member.node:
+            fresh = remote_member(
+                Member(event.user_id, member.node, member.joined_room_us, event.name, event.profile)
+            )
+            member.name, member.color, member.status = fresh.name, fresh.color, fresh.status
+            member.position, member.instrument = fresh.position, fresh.instrument
+            member.uplink_shared_us = fresh.uplink_shared_us
+            member.suffix = self.suffix_for(room, member, member.name)
+            self.state.dirty_rooms.add(room.name)
+        self.state.broadcast(room, pb.ServerMessage(user_updated=pb.UserUpdated(user=member.user_pb(now))))
+
+    def closed(self, room: Room) -> None:
+        """Many nodes: an admin closed the room: its members here hear it; the directory moves them to the
+        lobby (their Left and Joined events follow), which this node then follows for them."""
+        for member in room.members.values():
+            if not member.node:
+                removed = pb.Removed(reason=pb.REMOVAL_REASON_ROOM_CLOSED, room=room.name)
+                self.state.to(member, pb.ServerMessage(removed=removed))
+                self.state.pending_joins[member.user_id] = (LOBBY, 0)
+        room.record.bans.clear()
+
+    def chat_heard(self, record: ChatRecord) -> None:
+        """Many nodes: a chat line stored by another node joins this node's copy of the room's recent chat, in
+        id order (the stream's), once."""
+        room = self.state.rooms.get(record.room)
+        if room is None:
+            return
+        history = room.history
+        if not history or record.id > history[-1].id:
+            history.append(record)
+        elif all(line.id != record.id for line in history) and (
+            len(history) < (history.maxlen or 0) or record.id > history[0].id
+        ):
+            lines = sorted((*history, record), key=lambda line: line.id)
+            history.clear()
+            history.extend(lines)
 
     def removed(self, room: Room, event: Banned, now: int) -> None:
         """Many nodes: a member here banned or kicked hears it; the directory moves them to the lobby (its
@@ -267,7 +303,9 @@ class RoomOps:
             if self.state.clustered:
                 self.removed(room, event, now)
         elif isinstance(event, MemberUpdated):
-            self._member_updated(room, event)
+            self._member_updated(room, event, now)
+        elif isinstance(event, Closed):
+            self.closed(room)
         elif isinstance(event, Unbanned):
             for uid in event.user_ids:
                 room.record.bans.pop(uid, None)
@@ -280,10 +318,11 @@ class RoomOps:
                 room.mutes[event.user_id] = event.until_us
             else:
                 room.mutes.pop(event.user_id, None)
-            member = room.members[event.user_id]
-            self.state.broadcast(
-                room, pb.ServerMessage(user_updated=pb.UserUpdated(user=member.user_pb(now)))
-            )
+            member = room.members.get(event.user_id)
+            if member is not None:
+                self.state.broadcast(
+                    room, pb.ServerMessage(user_updated=pb.UserUpdated(user=member.user_pb(now)))
+                )
 
     def _joined(self, room: Room, event: Joined, now: int) -> None:
         session = self._arriving(room, event)

@@ -59,9 +59,8 @@ class SocialOps:
             self.state.typists.discard(session)
             typing = pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=False))
             then.append(Broadcast(room.name, typing.SerializeToString(), session.user_id))
-        then.append(
-            Broadcast(room.name, pb.ServerMessage(chat_message=message).SerializeToString(), session.user_id)
-        )
+        line = pb.ServerMessage(chat_message=message).SerializeToString()
+        then.append(Broadcast(room.name, line, session.user_id, chat=True))
         then.append(
             SendTo((session.user_id,), pb.ServerMessage(ref=ref, chat_message=message).SerializeToString())
         )
@@ -114,13 +113,18 @@ class SocialOps:
     # -- presence ------------------------------------------------------------------------------------
 
     def user_updated(self, session: Session, now: int) -> None:
-        if session.room is not None:
-            user = session.user_pb(now)
-            self.state.broadcast(session.room, pb.ServerMessage(user_updated=pb.UserUpdated(user=user)))
-            if self.state.clustered:  # for the other nodes' copies of this member
-                user.name = session.name
-                blob = user.SerializeToString()
-                self.state.out.append(AskUpdateMember(session.room.name, session.user_id, session.name, blob))
+        room = session.room
+        if room is None:
+            return
+        user = session.user_pb(now)
+        if self.state.clustered:
+            # Told when the MemberUpdated event comes back, on every node as its copy of the member changes
+            # (RoomOps._member_updated): a fan-out now would overtake the other nodes' copies.
+            user.name = session.name
+            blob = user.SerializeToString()
+            self.state.out.append(AskUpdateMember(room.name, session.user_id, session.name, blob))
+            return
+        self.state.broadcast(room, pb.ServerMessage(user_updated=pb.UserUpdated(user=user)))
 
     def status(self, session: Session, msg: pb.UpdateStatus, ref: int, now: int) -> None:
         if msg.status not in (pb.STATUS_ONLINE, pb.STATUS_AWAY, pb.STATUS_BUSY):

@@ -25,6 +25,9 @@ from pianorhythm.wire import pianorhythm_pb2 as pb
 
 SWEEP_US = 60 * US  # how often throttle buckets that refilled are forgotten
 
+Summary = tuple[str, int, int, bool, str, bool]
+"""A room as listed (models.Room.summary): name, members, limit, locked, owner's name, lobby."""
+
 
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
@@ -54,7 +57,7 @@ class CoreState:
         self.preloaded_chat: dict[str, list[ChatRecord]] = {}
         self.subscribers: set[int] = set()  # user ids
         self.typists: set[Session] = set()  # sessions shown as typing: the timer looks at these only
-        self.listed: dict[str, tuple[str, int, int, bool, str, bool]] = {}  # what subscribers last saw
+        self.listed: dict[str, Summary] = {}  # what subscribers last saw
         self.dirty_rooms: set[str] = set()
         self.recent_rooms: dict[int, tuple[str, int]] = {}  # user id -> (room, left at us), oldest first
         self.store_sweep_due_us = 0  # next sweep of stored rooms and users (upkeep.py)
@@ -76,6 +79,10 @@ class CoreState:
         self.pending_joins: dict[int, tuple[str, int]] = {}  # many nodes: user -> (room, ref) asked for
         self.pending_unbans: dict[int, int] = {}  # many nodes: user -> ref of the unban they asked for
         self.pending_settings: dict[int, int] = {}  # many nodes: user -> ref of the settings they changed
+        # Many nodes: the room list is the directory's (room_list.py): the seq of its last delta applied here
+        # (None while the whole list is being read), and the deltas that came meanwhile.
+        self.list_seq: int | None = None
+        self.list_waiting: list[tuple[int, tuple[Summary, ...], tuple[str, ...]]] = []
 
     # -- output helpers ------------------------------------------------------------------------------
 
@@ -127,6 +134,8 @@ class CoreState:
         if not self.dirty_rooms:
             return
         dirty, self.dirty_rooms = self.dirty_rooms, set()
+        if self.clustered:  # the directory's deltas say what changed, for rooms on every node (room_list.py)
+            return
         if not self.subscribers:
             for name in dirty:
                 self.refresh_listing(name)
@@ -140,12 +149,15 @@ class CoreState:
                 removed.append(name)
             elif after is not None and after != before:
                 upserted.append(summary_pb(after))
-        if upserted or removed:
+        self.tell_subscribers(upserted, removed)
+
+    def tell_subscribers(self, upserted: list[pb.RoomSummary], removed: list[str]) -> None:
+        if self.subscribers and (upserted or removed):
             users = tuple(sorted(self.subscribers))
             for delta in paging.room_list_deltas(upserted, removed, self.limits.page_bytes):
                 self.out.append(SendTo(users, delta.SerializeToString()))
 
-    def refresh_listing(self, name: str) -> tuple[str, int, int, bool, str, bool] | None:
+    def refresh_listing(self, name: str) -> Summary | None:
         room = self.rooms.get(name)
         if room is None or not room.record.visible:
             self.listed.pop(name, None)

@@ -19,7 +19,9 @@ from pianorhythm.server.cluster.rooms import (
     GONE,
     LIST_CHUNK,
     LOCKED,
+    NOT_MEMBER,
     NOT_OWNER,
+    SELF,
     STALE,
     TAKEN,
     BadEvent,
@@ -31,6 +33,7 @@ from pianorhythm.server.cluster.rooms import (
     Left,
     ListDelta,
     MemberUpdated,
+    Muted,
     Outcome,
     PasswordHashed,
     Refused,
@@ -456,6 +459,40 @@ async def test_a_closed_room_sends_its_members_to_the_lobby_and_is_gone(nodes: t
     again = joined(await b.join("den", 3, T0 + 5))  # a new room of that name, without the old ban
     assert again.events[0][1].seq == closed.events[4][1].seq + 1  # numbered on: no node sees seq 1 twice
     await b.until(lambda: b.seen("den")[-1].seq == again.events[-1][1].seq)
+
+
+async def test_a_mute_made_on_one_node_is_published_and_kept_in_the_snapshot_while_it_lasts(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    await b.hold("den")
+    for user, node in ((1, a), (2, b), (3, b)):
+        joined(await node.join("den", user, T0 + user))
+    until = T0 + 60 * 10**6
+    muted = joined(await a.rooms.mute("den", 1, 2, until, T0 + 5))
+    assert [(e.by_user, e.user_id, e.until_us) for _, e in muted.events if isinstance(e, Muted)] == [
+        (1, 2, until)
+    ]
+    joined(await a.rooms.mute("den", 1, 3, -1, T0 + 6))  # until they leave
+    assert await b.rooms.mute("den", 2, 3, -1, T0 + 7) == Refused(NOT_OWNER)
+    assert await a.rooms.mute("den", 1, 9, -1, T0 + 7) == Refused(NOT_MEMBER)
+    assert await a.rooms.mute("den", 1, 1, -1, T0 + 7) == Refused(SELF)
+    assert await a.rooms.mute("lobby", 1, 2, -1, T0 + 7) == Refused(GONE)
+    den = await b.rooms.snapshot("den")
+    assert den is not None and den.mutes == ((2, until), (3, -1))
+    await b.until(lambda: sum(isinstance(e, Muted) for e in b.seen("den")) == 2)
+    # Leaving ends a mute until they leave, not a timed one; unmuting ends it; an emptied room keeps none.
+    await b.rooms.leave("den", 3, pb.LEAVE_REASON_LEFT, T0 + 8)
+    await b.rooms.leave("den", 2, pb.LEAVE_REASON_LEFT, T0 + 8)
+    joined(await b.join("den", 2, T0 + 9))
+    assert (den := await a.rooms.snapshot("den")) is not None and den.mutes == ((2, until),)
+    joined(await a.rooms.mute("den", 1, 2, 0, T0 + 10))
+    assert (den := await a.rooms.snapshot("den")) is not None and den.mutes == ()
+    joined(await a.rooms.mute("den", 1, 2, until, T0 + 11))
+    for user, node in ((1, a), (2, b)):
+        await node.rooms.leave("den", user, pb.LEAVE_REASON_LEFT, T0 + 12)
+    joined(await a.join("den", 1, T0 + 13))
+    assert (den := await a.rooms.snapshot("den")) is not None and den.mutes == ()
 
 
 async def test_a_member_update_is_stored_and_published_in_order(nodes: tuple[Node, Node]) -> None:

@@ -26,6 +26,7 @@ from pianorhythm.server.core.actions import (
     Action,
     Ask,
     HashPassword,
+    ReadRoomList,
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password
@@ -66,6 +67,7 @@ class Harness:
         self.stored: list[Any] = []
         self.history_requests: list[FetchHistory] = []
         self.asks: list[Ask] = []
+        self.list_reads = 0  # ReadRoomList actions (many nodes)
         self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
         self.user_ids = itertools.count(1)  # the directory's user ids
         # The shell's delivery maps, kept by the core's Route actions: user -> session, room -> members.
@@ -104,6 +106,8 @@ class Harness:
                 self.history_requests.append(action)
             elif isinstance(action, Ask):
                 self.asks.append(action)
+            elif isinstance(action, ReadRoomList):
+                self.list_reads += 1
             elif isinstance(action, VerifyPassword | HashPassword):
                 self.password_jobs.append(action)
                 if not self.defer_passwords:

@@ -6,20 +6,32 @@ them."""
 
 from __future__ import annotations
 
-from pianorhythm.server.core.actions import AskCrownDue, AskJoin, AskLeave, AskUpdateMember, Broadcast
+from pianorhythm.server.core.actions import (
+    AskClose,
+    AskCrownDue,
+    AskJoin,
+    AskLeave,
+    AskMute,
+    AskUpdateMember,
+    Broadcast,
+    SaveChat,
+)
 from pianorhythm.server.core.crypto import PENDING_PREFIX
 from pianorhythm.server.core.events import (
     Banned,
+    Closed,
     Crowned,
     Joined,
     Left,
     Member,
     MemberUpdated,
+    Muted,
     SettingsChanged,
     Unbanned,
 )
 from pianorhythm.server.core.models import LOBBY
-from pianorhythm.server.core.records import BanRecord, RoomRecord
+from pianorhythm.server.core.records import BanRecord, ChatRecord, RoomRecord
+from pianorhythm.server.core.state import Summary
 from pianorhythm.wire import pianorhythm_pb2 as pb
 from tests.server.core_harness import SEC, Harness, notes
 
@@ -282,7 +294,7 @@ def test_a_join_that_may_create_a_room_carries_its_settings_and_an_unchecked_pas
     assert [type(job).__name__ for job in h.password_jobs] == ["HashPassword"]
 
 
-def test_a_members_updates_reach_the_other_nodes_copies_without_a_second_message() -> None:
+def test_a_members_update_is_told_on_each_node_with_its_copy_so_a_joiner_never_gets_it_stale() -> None:
     h = Harness(node=NODE)
     ann = seated(h, "ann", 1)
     h.run(h.core.room_event(Joined(LOBBY, 900, h.now, remote(900, "bob", h.now), (0, 0, 0)), 2, h.now))
@@ -292,10 +304,175 @@ def test_a_members_updates_reach_the_other_nodes_copies_without_a_second_message
     (asked,) = h.asks
     assert isinstance(asked, AskUpdateMember) and (asked.room, asked.name) == (LOBBY, "ann")
     assert pb.User.FromString(asked.profile).instrument == 19
-    h.clear(ann)  # her own user_updated (to the whole room, her too, as on one node)
+    assert h.kinds(ann) == []  # told when the event comes back, as every node tells its own clients
+    h.run(h.core.room_event(MemberUpdated(LOBBY, h.user_id(ann), "ann", asked.profile), 3, h.now))
+    assert [m.user_updated.user.instrument for m in h.take(ann, "user_updated")] == [19]
+    # bob's update, from node b: no client here hears of it before this node's copy of bob has it, so a
+    # player who enters between the two (the race of a fan-out a few ms ahead) cannot get bob as he was.
     profile = pb.User(id=900, name="bob", color="#654321", status=pb.STATUS_AWAY, instrument=40)
-    h.run(h.core.room_event(MemberUpdated(LOBBY, 900, "bob", profile.SerializeToString()), 3, h.now))
-    assert h.kinds(ann) == []  # bob's node told ann's client already, by fan-out
-    late = seated(h, "cid", 4)
+    h.run(h.core.room_event(MemberUpdated(LOBBY, 900, "bob", profile.SerializeToString()), 4, h.now))
+    told = h.take(ann, "user_updated")[0].user_updated.user
+    assert (told.id, told.color, told.status, told.instrument) == (900, "#654321", pb.STATUS_AWAY, 40)
+    late = seated(h, "cid", 5)
     bob = [u for u in h.take(late, "room_state")[0].room_state.users if u.id == 900][0]
     assert (bob.color, bob.status, bob.instrument) == ("#654321", pb.STATUS_AWAY, 40)
+
+
+def test_a_members_update_the_directory_could_not_take_is_told_here_all_the_same() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    cid = seated(h, "cid", 2)
+    h.clear(ann, cid)
+    h.send(ann, update_status=pb.UpdateStatus(status=pb.STATUS_BUSY))
+    assert h.kinds(cid) == []
+    h.run(h.core.member_unshared(h.user_id(ann), LOBBY, h.now))
+    told = h.take(cid, "user_updated")[0].user_updated.user
+    assert (told.id, told.status) == (h.user_id(ann), pb.STATUS_BUSY)
+    h.run(h.core.member_unshared(h.user_id(ann), "den", h.now))  # she is not in den: nothing
+    assert h.kinds(cid) == []
+
+
+def summary(name: str, count: int, owner: str = "", *, limit: int = 50, locked: bool = False) -> Summary:
+    return (name, count, 0 if name == LOBBY else limit, locked, owner, name == LOBBY)
+
+
+def listed(message: pb.ServerMessage) -> list[tuple[str, int, int, bool, str]]:
+    rooms = message.room_list.rooms if message.HasField("room_list") else message.room_list_delta.upserted
+    return [(r.name, r.member_count, r.user_limit, r.locked, r.owner_name) for r in rooms]
+
+
+def test_the_room_list_is_the_directorys_read_at_start_and_followed_by_its_deltas() -> None:
+    h = Harness(node=NODE)
+    assert h.list_reads == 1  # at start
+    ann = seated(h, "ann", 1)
+    h.send(ann, ref=3, room_list_subscribe=pb.RoomListSubscribe())
+    assert listed(h.take(ann, "room_list")[0]) == []  # not read yet: nothing of this node's own
+    h.clear(ann)
+    # The list as read: den has members on node b only, locked, owned by bob; a delta that came while it
+    # was read (seq 8) waits for it, one already in it (seq 7) changes nothing.
+    h.run(h.core.room_list_delta(8, [summary("den", 2, "bob", locked=True)], [], h.now))
+    h.run(h.core.room_list_delta(7, [summary("den", 9, "bob")], [], h.now))
+    assert h.kinds(ann) == []
+    h.run(h.core.room_list(7, [summary(LOBBY, 2), summary("den", 1, "bob", locked=True, limit=8)], h.now))
+    first, then = h.take(ann, "room_list_delta")
+    assert listed(first) == [("den", 1, 8, True, "bob"), (LOBBY, 2, 0, False, "")]
+    assert listed(then) == [("den", 2, 50, True, "bob")]
+    # Live: a delta numbered on is told; this node's own changes make none (the directory's say it all).
+    h.run(h.core.room_list_delta(9, [], ["den"], h.now))
+    assert list(h.take(ann, "room_list_delta")[0].room_list_delta.removed) == ["den"]
+    h.send(ann, join_room=pb.JoinRoom(name="attic"))
+    h.run(h.core.install_room(RoomRecord("attic"), 1, (h.user_id(ann), 0, 0), (local(h, ann),), h.now))
+    assert h.take(ann, "room_list_delta") == []
+    late = seated(h, "cid", 2)
+    h.send(late, ref=4, room_list_subscribe=pb.RoomListSubscribe())
+    assert listed(h.take(late, "room_list")[0]) == [(LOBBY, 2, 0, False, "")]
+
+
+def test_a_lost_room_list_delta_or_a_link_back_reads_the_list_again() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.run(h.core.room_list(3, [summary(LOBBY, 1), summary("den", 1, "bob")], h.now))
+    h.send(ann, room_list_subscribe=pb.RoomListSubscribe())
+    h.clear(ann)
+    h.run(h.core.room_list_delta(5, [summary("hall", 1, "cy")], [], h.now))  # 4 never came
+    assert h.list_reads == 2 and h.kinds(ann) == []
+    h.run(h.core.room_list(6, [summary(LOBBY, 1), summary("hall", 1, "cy")], h.now))
+    delta = h.take(ann, "room_list_delta")[0].room_list_delta
+    assert [r.name for r in delta.upserted] == ["hall"] and list(delta.removed) == ["den"]
+    h.run(h.core.room_list(4, [summary(LOBBY, 1)], h.now))  # an older read, answered late: ignored
+    assert h.kinds(ann) == [] and sorted(h.core.state.listed) == ["hall", LOBBY]
+    h.run(h.core.reread_room_list())
+    assert h.list_reads == 3
+    h.run(h.core.room_list(6, [summary(LOBBY, 1), summary("hall", 1, "cy")], h.now))
+    assert h.kinds(ann) == []  # nothing changed meanwhile: nothing to tell
+
+
+def test_an_admins_close_is_asked_and_its_members_here_are_told_and_follow_to_the_lobby() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    admin = seated(h, "root", 9)
+    h.asks.clear()
+    command = pb.ServerCommand(name="close_room", args=["den"], admin_token="secret")
+    h.send(admin, ref=12, server_command=command)
+    assert h.asks == [AskClose("den", h.user_id(admin), 12)]
+    assert h.take(admin, "command_result") == []  # answered when the directory has closed it
+    h.run(h.core.room_event(Closed("den"), 5, h.now))
+    removed = h.take(ann, "removed")[0].removed
+    assert (removed.reason, removed.room) == (pb.REMOVAL_REASON_ROOM_CLOSED, "den")
+    assert h.core.needs(LOBBY)
+    for seq, who in ((6, uid), (7, 900)):
+        h.run(h.core.room_event(Left("den", who, pb.LEAVE_REASON_KICKED, h.now, (0, 0, 0)), seq, h.now))
+    h.run(h.core.room_event(Joined(LOBBY, uid, h.now, local(h, ann), (0, 0, 0)), 10, h.now))
+    assert h.take(ann, "room_state")[0].room_state.name == LOBBY
+    h.run(h.core.room_closed(h.user_id(admin), 12, "den", 2, h.now))
+    result = h.take(admin, "command_result")[0]
+    assert result.ref == 12 and result.command_result.ok
+    assert (
+        result.command_result.output
+        == "Closed den: 2 players sent to the lobby; its settings and bans are deleted."
+    )
+    h.run(h.core.room_closed(h.user_id(admin), 13, "nowhere", None, h.now))
+    assert h.take(admin, "command_result")[0].command_result.output == "No room named nowhere."
+    h.send(
+        admin, ref=14, server_command=pb.ServerCommand(name="close_room", args=[LOBBY], admin_token="secret")
+    )
+    assert not h.take(admin, "command_result")[0].command_result.ok and len(h.asks) == 1
+
+
+def test_a_mute_is_asked_and_holds_here_when_its_event_comes_back_also_from_a_snapshot() -> None:
+    h = Harness(node=NODE)
+    ann, uid = in_den_owned_by_ann(h)
+    h.send(ann, ref=2, mute_user=pb.MuteUser(user_id=900, duration_s=60))
+    assert h.asks == [AskMute("den", uid, 900, h.now + 60 * SEC, 2)]
+    assert not h.core.state.rooms["den"].is_muted(900, h.now)  # not until it comes back
+    h.run(h.core.room_event(Muted("den", 900, h.now + 60 * SEC), 5, h.now))
+    assert h.take(ann, "user_updated")[0].user_updated.user.muted
+    # A member here muted from node b: refused chat and typing here, on her node.
+    cid = seated(h, "cid", 2)
+    h.send(cid, join_room=pb.JoinRoom(name="den"))
+    h.run(h.core.room_event(Joined("den", h.user_id(cid), h.now, local(h, cid), None), 6, h.now))
+    h.run(h.core.room_event(Muted("den", h.user_id(cid), -1), 7, h.now))
+    h.clear(ann, cid)
+    h.send(cid, ref=3, chat_send=pb.ChatSend(content="hello"))
+    assert h.take(cid, "error")[0].error.code == pb.ERROR_CODE_MUTED
+    h.run(h.core.refused(uid, 2, "not_member", h.now))
+    assert h.take(ann, "error")[0].error.code == pb.ERROR_CODE_USER_NOT_FOUND
+    # A node that starts following den later reads the mutes with its snapshot.
+    other = Harness(node=NODE)
+    dan = seated(other, "dan", 1)
+    other.send(dan, join_room=pb.JoinRoom(name="den"))
+    other.clear(dan)
+    members = (remote(900, "bob", other.now), local(other, dan))
+    mutes = ((900, other.now + 60 * SEC),)
+    other.run(other.core.install_room(RoomRecord("den"), 9, (0, 0, 0), members, other.now, 1, mutes))
+    state = other.take(dan, "room_state")[0].room_state
+    assert [(u.id, u.muted) for u in state.users] == [(900, True), (other.user_id(dan), False)]
+
+
+def test_the_recent_chat_of_a_room_state_is_the_rooms_stream_with_lines_from_every_node() -> None:
+    h = Harness(node=NODE)
+    ann = seated(h, "ann", 1)
+    h.send(ann, ref=1, join_room=pb.JoinRoom(name="den"))
+    h.clear(ann)
+    stream = [ChatRecord(i, "den", 900, "bob", "#123456", f"line {i}", h.now) for i in (3, 5)]
+    members = (remote(900, "bob", h.now), local(h, ann))
+    h.run(h.core.install_room(RoomRecord("den"), 4, (900, 0, 0), members, h.now, history=stream))
+    state = h.take(ann, "room_state")[0].room_state
+    assert [c.id for c in state.chat_history] == [3, 5]
+    # Lines other nodes stored come in id order, once, whatever order they arrive in.
+    for line_id in (8, 6, 5, 8):
+        h.core.chat_heard(ChatRecord(line_id, "den", 900, "bob", "#123456", f"line {line_id}", h.now))
+    h.core.chat_heard(ChatRecord(9, "hall", 900, "bob", "#123456", "not followed", h.now))
+    h.send(ann, ref=2, join_room=pb.JoinRoom(name="den"))
+    assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == [3, 5, 6, 8]
+    h.core.state.next_chat_id = 9  # as the shell reserves it from the directory
+    h.send(ann, ref=5, chat_send=pb.ChatSend(content="mine"))
+    assert [c.id for c in h.core.state.rooms["den"].history] == [3, 5, 6, 8, 9]
+    (saved,) = [store for store in h.stored if isinstance(store, SaveChat)]
+    h.core.chat_unsaved(saved.messages)  # its stream refused it (a lower id that lost the race): never sent
+    h.send(ann, ref=6, join_room=pb.JoinRoom(name="den"))
+    assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == [3, 5, 6, 8]
+    h.core.chat_cleared("den")  # an admin on another node cleared it
+    h.send(ann, ref=3, join_room=pb.JoinRoom(name="den"))
+    assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == []
+    assert not h.core.needs_chat("hall")  # the replica comes with its chat: nothing to preload
