@@ -16,15 +16,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pianorhythm.server.core.actions import Store
+from pianorhythm.server.core.actions import SaveChat, Store
 from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
 
 
 @dataclass(slots=True)
 class Startup:
-    """What the core starts from: the next chat id and the stored rooms (with their bans)."""
+    """What the core starts from: the stored rooms (with their bans)."""
 
-    next_chat_id: int
     rooms: list[RoomRecord] = field(default_factory=list)
 
 
@@ -45,9 +44,10 @@ class Directory(Protocol):
         """Make `store` durable (users, rooms and their bans, chat); returns once it is."""
         ...
 
-    async def chat_ids(self, count: int) -> int | None:
-        """The first of `count` chat ids reserved for this node's next lines, or None where the core's own
-        counter is the truth (one node)."""
+    async def save_chat(self, save: SaveChat) -> list[ChatRecord]:
+        """Store `save.lines`, each numbered as it is stored (one counter for every room and node, so a
+        room's lines are stored in id order); returns them numbered once they are durable. On many nodes
+        the same step puts each line on its room's channel (see pianorhythm.server.cluster.chat)."""
         ...
 
     async def recent_chat(self, room: str, limit: int) -> list[ChatRecord]: ...

@@ -134,7 +134,6 @@ async def start_server(options: ServerOptions) -> RunningServer:
             limits,
             started_us=clock.now_us(),
             node=options.node_id if cluster is not None else "",
-            next_chat_id=startup.next_chat_id,
             admin_token=options.admin_token or "",
             server_version=f"pianorhythm-tui/{__version__}",
             token_factory=lambda: secrets.token_urlsafe(32),

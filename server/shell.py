@@ -65,7 +65,7 @@ from pianorhythm.server.core.actions import (
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
 from pianorhythm.server.core.models import LOBBY, Room, Session, chat_pb
-from pianorhythm.server.core.records import ChatRecord, RoomRecord, UserRecord
+from pianorhythm.server.core.records import RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
 from pianorhythm.server.ws import WebSocket
@@ -120,7 +120,6 @@ class RelayShell:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        self._chat_order = asyncio.Lock()  # on many nodes: chat numbered and stored one message at a time
         self._ticker: asyncio.Task[None] | None = None
         self._deadline: int | None = None
         self.codec_config = codec.CodecConfig(max_payload=core.limits.max_frame_bytes)
@@ -281,9 +280,6 @@ class RelayShell:
                 elif which == "join_room":
                     await self._preload(msg.join_room.name.strip())
                     now = self.clock.now_us()
-                elif which in ("chat_send", "server_command") and self.cluster is not None:
-                    await self._numbered_chat(sid, msg)
-                    continue
                 greeting = which == "hello" and self._greeting(sid)
                 actions = core.handle(sid, msg, now, resumed, new_user_id)
                 if greeting and self.cluster is not None:
@@ -314,24 +310,6 @@ class RelayShell:
             if actions:
                 self._perform_nowait(actions)
         return True
-
-    async def _numbered_chat(self, sid: int, msg: pb.ClientMessage) -> None:
-        """On many nodes, a message that may write chat: the core numbers its lines from ids every node
-        shares (an announcement writes one in each room), and this node stores them in id order (one at a
-        time: a room's stream refuses a lower id after a higher one)."""
-        count = 1 if msg.WhichOneof("action") == "chat_send" else max(1, len(self.core.state.rooms))
-        async with self._chat_order:
-            try:
-                first = await self.directory.chat_ids(count)
-            except Exception:
-                log.exception("no chat id for session %d", sid)
-                self.mailer.send((sid,), _internal_error(msg.ref))
-                return
-            if first is not None:
-                self.core.state.next_chat_id = first
-            actions = self.core.handle(sid, msg, self.clock.now_us())
-            self._maybe_wake()
-            await self._perform(actions)
 
     def _greeting(self, sid: int) -> bool:
         """Whether a Hello on `sid` would be its first (the core refuses any other, needing no user)."""
@@ -453,12 +431,26 @@ class RelayShell:
                 except Exception:
                     log.exception("storage failed")
                     self._to_user(action.user_id, _internal_error(action.ref))
-                    if isinstance(action.store, SaveChat):  # never sent: not recent chat either
-                        self.core.chat_unsaved(action.store.messages)
                 else:
                     await self._perform(action.then, publish)
+            elif isinstance(action, SaveChat):
+                await self._save_chat(action)
             elif isinstance(action, FetchHistory):
                 await self._history(action)
+
+    async def _save_chat(self, save: SaveChat) -> None:
+        """Store chat lines (numbered as they are stored), then send them. On many nodes storing them put
+        them on their rooms' channels, and they are sent as they come back there (on_envelope), in the
+        channel's order, which is the stream's: a line said here at the same instant as one on another
+        node cannot overtake it."""
+        try:
+            records = await self.directory.save_chat(save)
+        except Exception:
+            log.exception("chat not stored")
+            self._to_user(save.user_id, _internal_error(save.ref))
+            return
+        if self.cluster is None:
+            await self._perform(self.core.chat_stored(records, save.sender, save.ref))
 
     def _perform_nowait(self, actions: Sequence[Action], publish: bool = True) -> None:
         for index, action in enumerate(actions):
@@ -491,7 +483,7 @@ class RelayShell:
             if action.then:
                 return False
             self._submit(action)
-        elif isinstance(action, FetchHistory):
+        elif isinstance(action, SaveChat | FetchHistory):
             return False
         elif isinstance(action, VerifyPassword | HashPassword):
             self._spawn(self._password_job(action))
@@ -530,8 +522,11 @@ class RelayShell:
         node's members of the room; a room event goes to the core, in the channel's order."""
         from pianorhythm.server.cluster import rooms as cluster_rooms
         from pianorhythm.server.cluster.core_events import core_event
-        from pianorhythm.server.cluster.envelope import CHAT, EVENT
+        from pianorhythm.server.cluster.envelope import CHAT, EVENT, LINE
 
+        if envelope.kind == LINE:
+            self._line_heard(room, envelope)
+            return
         if envelope.kind != EVENT:
             members = self._members.get(room)
             if members:
@@ -556,29 +551,32 @@ class RelayShell:
         elif room in self._held:  # followed again (a join asked after its last member here left)
             self._catch_up(room, [(event, decoded.seq)])
 
+    def _line_heard(self, room: str, envelope: Envelope) -> None:
+        """A chat line stored in the room's stream (by this node or another), in the stream's order: the
+        core adds it to the room's recent chat and sends it to the members here; its sender, if they said
+        it here, has it as their answer."""
+        from pianorhythm.server.cluster.chat import BadLine, decode_line
+
+        try:
+            record, ref = decode_line(room, envelope.payload)
+        except BadLine as exc:
+            origin = envelope.origin
+            log.warning("room %r: dropped an unreadable chat line from node %s (%s)", room, origin, exc)
+            return
+        said_here = self.cluster is not None and envelope.origin == self.cluster.link.node
+        sender = envelope.except_user if said_here else 0
+        self._perform_nowait(self.core.chat_stored((record,), sender, ref), publish=False)
+
     def _chat_heard(self, room: str, envelope: Envelope) -> None:
-        """Another node changed the room's recent chat: a line it stored, or the room's state after its
-        chat was cleared; the core's copy of the room follows."""
+        """Another node cleared the room's chat (an admin's clear_chat): the core's copy follows."""
         try:
             message = pb.ServerMessage.FromString(envelope.payload)
         except DecodeError as exc:
             origin = envelope.origin
-            log.warning("room %r: dropped an unreadable chat line from node %s (%s)", room, origin, exc)
+            log.warning("room %r: dropped an unreadable chat change from node %s (%s)", room, origin, exc)
             return
         if message.HasField("room_state"):
             self.core.chat_cleared(room)
-        elif message.HasField("chat_message"):
-            line = message.chat_message
-            record = ChatRecord(
-                line.id,
-                room,
-                line.user_id,
-                line.user_name,
-                line.user_color,
-                line.content,
-                line.server_time_us,
-            )
-            self.core.chat_heard(record)
 
     def on_room_list(self, envelope: Envelope) -> None:
         """A room list delta on `pr:rooms` (the link's callback): the core's list, and its subscribers here,

@@ -156,8 +156,7 @@ class Storage:
             log.info("migrating %s to schema %d", self.path, number + 1)
             db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
         self._db = db
-        chats = db.execute("SELECT COALESCE(MAX(id), 0) FROM chat").fetchone()[0]
-        return Startup(chats + 1, self._rooms())
+        return Startup(self._rooms())
 
     def _close(self) -> None:
         try:
@@ -208,9 +207,6 @@ class Storage:
 
     async def release(self, address: str) -> None:
         """Nothing counted elsewhere to give back (connection_closed keeps the count)."""
-
-    async def chat_ids(self, count: int) -> int | None:
-        return None  # one node: the core's counter, started from the stored chat, is the truth
 
     def census(self) -> dict[str, int]:
         return {"addresses": len(self._addresses)}
@@ -265,6 +261,29 @@ class Storage:
 
     # -- writes --------------------------------------------------------------------------------------
 
+    async def save_chat(self, save: SaveChat) -> list[ChatRecord]:
+        return await self._run(self._save_chat, save.lines)
+
+    def _save_chat(self, lines: tuple[ChatRecord, ...]) -> list[ChatRecord]:
+        """The lines stored, each numbered with its row's id (the highest stored, plus one: in storing
+        order), in one transaction committed before the caller goes on."""
+        db = self.db
+        sql = (
+            "INSERT INTO chat (room, user_id, user_name, user_color, content, server_time_us)"
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+        )
+        with db:
+            db.execute("BEGIN")
+            return [
+                dataclasses.replace(
+                    c,
+                    id=db.execute(
+                        sql, (c.room, c.user_id, c.user_name, c.user_color, c.content, c.server_time_us)
+                    ).fetchone()[0],
+                )
+                for c in lines
+            ]
+
     async def apply(self, store: Store) -> None:
         await self._run(self._apply, store)
 
@@ -272,15 +291,7 @@ class Storage:
         db = self.db
         with db:  # one transaction, committed before the caller goes on
             db.execute("BEGIN")
-            if isinstance(store, SaveChat):
-                db.executemany(
-                    "INSERT INTO chat VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (c.id, c.room, c.user_id, c.user_name, c.user_color, c.content, c.server_time_us)
-                        for c in store.messages
-                    ],
-                )
-            elif isinstance(store, SaveUser):
+            if isinstance(store, SaveUser):
                 u = store.user
                 if store.token_hash is not None:
                     db.execute(

@@ -1,12 +1,16 @@
-"""Chat history in Redis: a capped stream per room, the same from every node.
+"""Chat in Redis: a capped stream per room, the same from every node, and each line on its room's channel.
 
-    streams = ChatStreams(link.redis)
-    record = await streams.append("lobby", user_id, name, color, "hi", now_us)   # answer the sender after
+    streams = ChatStreams(link.redis, "node-a")
+    record = await streams.append(line, sender, ref)   # `line` numbered: stored and published
     page, more = await streams.history("lobby", before_id=0, after_id=0, limit=50)
 
 A chat id is the protocol's ChatMessage.id: one counter (`pr:chat-ids`) for every room and node, so ids
-increase with time across the server as the protocol says. A line is stored as the stream entry `0-{id}`;
-one script takes the id and adds the entry, so a room's entries are in id order whichever node wrote them.
+increase with time across the server as the protocol says. A line is stored as the stream entry `0-{id}`,
+and one script takes the id, adds the entry and publishes the line on the room's channel (an envelope of
+kind LINE, see `line_payload`): Redis runs scripts one at a time, so a room's stream and its channel hold
+its lines in id order whichever nodes said them at the same instant, and nothing is refused for it. Every
+node, the one the line was said on too, sends the room's members the lines in the channel's order
+(RelayCore.chat_stored); the sender is answered there, once the line is in the stream.
 The stream keeps exactly the last `cap` lines: trimming exactly costs Redis next to nothing at chat rates
 (one entry marked deleted per append), and "the last 1,000" is then the same answer on every node.
 `history` pages as pianorhythm.server.storage.Storage.history does, so the core cannot tell them apart.
@@ -17,70 +21,54 @@ from __future__ import annotations
 from typing import Final, cast
 
 import redis.asyncio as aioredis
+from google.protobuf.message import DecodeError
 
 from pianorhythm.server.cluster import keys
+from pianorhythm.server.cluster.envelope import LINE, node_id_bytes, pack
+from pianorhythm.server.core.models import chat_pb
 from pianorhythm.server.core.records import ChatRecord
+from pianorhythm.wire import pianorhythm_pb2 as pb
 
 CAP: Final = 1000
 
-# KEYS: the room's stream, the chat id counter. ARGV: cap, user id, name, colour, content, server time (µs).
+# KEYS: the room's stream, the chat id counter. ARGV: cap, user id, name, colour, content, server time (µs),
+# the room's channel, the envelope's header, the rest of its payload (after the id).
 _APPEND: Final = """
 local id = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[1], '0-' .. id,
            'u', ARGV[2], 'n', ARGV[3], 'c', ARGV[4], 'm', ARGV[5], 't', ARGV[6])
+redis.call('PUBLISH', ARGV[7], ARGV[8] .. id .. ' ' .. ARGV[9])
 return id
-"""
-
-# KEYS: the room's stream. ARGV: cap, chat id, user id, name, colour, content, server time (µs).
-# 1 when stored; 0 when the stream already holds a line with a higher id (nothing stored).
-_APPEND_AT: Final = """
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if top and tonumber(string.match(top[1], '-(%d+)$')) >= tonumber(ARGV[2]) then return 0 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[2],
-           'u', ARGV[3], 'n', ARGV[4], 'c', ARGV[5], 'm', ARGV[6], 't', ARGV[7])
-return 1
 """
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-class OutOfOrder(Exception):
-    """A line reached its room's stream after a line with a higher id (reserved later on another node)."""
+class BadLine(ValueError):
+    """A LINE envelope's payload that is not `{id} {ref} {ChatMessage}` (logged and dropped)."""
 
 
 class ChatStreams:
-    def __init__(self, redis: aioredis.Redis, cap: int = CAP) -> None:
+    def __init__(self, redis: aioredis.Redis, node: str, cap: int = CAP) -> None:
         self.redis = redis
         self.cap = cap
+        self._origin = node_id_bytes(node)
         self._append = redis.register_script(_APPEND)
-        self._append_at = redis.register_script(_APPEND_AT)
 
-    async def append(
-        self, room: str, user_id: int, user_name: str, user_color: str, content: str, server_time_us: int
-    ) -> ChatRecord:
-        """Store a line; returns once Redis has it (with its chat id). Raises redis errors: not stored."""
+    async def append(self, line: ChatRecord, sender: int, ref: int) -> ChatRecord:
+        """Store `line` (its id is taken here) and publish it on its room's channel, for `sender` (0: none)
+        to be answered with `ref`; returns it numbered once Redis has it. Raises redis errors: not stored."""
         chat_id = await self._append(
-            keys=[keys.chat(room), keys.CHAT_IDS],
-            args=[self.cap, user_id, user_name, user_color, content, server_time_us],
-        )
-        return ChatRecord(int(chat_id), room, user_id, user_name, user_color, content, server_time_us)
-
-    async def reserve_ids(self, count: int) -> int:
-        """The first of `count` chat ids no other call gets (for lines numbered before they are stored)."""
-        return int(await self.redis.incrby(keys.CHAT_IDS, count)) - count + 1
-
-    async def append_record(self, record: ChatRecord) -> None:
-        """Store a line numbered from `reserve_ids`; returns once Redis has it. OutOfOrder when the room's
-        stream holds a higher id already (not stored: the stream stays in id order); redis errors."""
-        stored = await self._append_at(
-            keys=[keys.chat(record.room)],
+            keys=[keys.chat(line.room), keys.CHAT_IDS],
             args=[
-                self.cap, record.id, record.user_id, record.user_name, record.user_color, record.content,
-                record.server_time_us,
+                self.cap, line.user_id, line.user_name, line.user_color, line.content, line.server_time_us,
+                keys.room_channel(line.room), pack(self._origin, sender, b"", LINE), line_payload(line, ref),
             ],
         )  # fmt: skip
-        if not int(stored):
-            raise OutOfOrder(f"chat line {record.id} of room {record.room!r} came after a later one")
+        return ChatRecord(
+            int(chat_id), line.room, line.user_id, line.user_name, line.user_color, line.content,
+            line.server_time_us,
+        )  # fmt: skip
 
     async def history(
         self, room: str, before_id: int, after_id: int, limit: int
@@ -119,3 +107,25 @@ def _record(room: str, entry: Entry) -> ChatRecord:
         content=fields[b"m"].decode(),
         server_time_us=int(fields[b"t"]),
     )
+
+
+def line_payload(line: ChatRecord, ref: int) -> bytes:
+    """A LINE envelope's payload but its leading `{id} ` (the script puts that in front): the ref the sender
+    is answered with, then the line as a ChatMessage without its id."""
+    return b"%d " % ref + chat_pb(line).SerializeToString()
+
+
+def decode_line(room: str, payload: bytes) -> tuple[ChatRecord, int]:
+    """The line a LINE envelope carries, and the ref its sender is answered with."""
+    parts = payload.split(b" ", 2)
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise BadLine("no id and ref in front of the line")
+    try:
+        message = pb.ChatMessage.FromString(parts[2])
+    except DecodeError as exc:
+        raise BadLine(f"not a ChatMessage ({exc})") from exc
+    record = ChatRecord(
+        int(parts[0]), room, message.user_id, message.user_name, message.user_color, message.content,
+        message.server_time_us,
+    )  # fmt: skip
+    return record, int(parts[1])

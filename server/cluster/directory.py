@@ -4,14 +4,10 @@ ids, chat history and per-address connection counts, the same answer from every 
     directory = RedisDirectory(cluster_node)
     startup = await directory.open()          # nothing to load: every fact is asked for when needed
 
-Chat ids. The core numbers chat lines from its own counter; on many nodes that counter must agree, so the
-shell reserves the next ids from Redis (`chat_ids`, the stream's counter `pr:chat-ids`) just before it feeds
-the core a message that may write chat, and the core numbers the lines with them. Storing a line then adds
-it to the room's stream under that id (`ChatStreams.append_record`) and returns once Redis has it, which is
-when the sender is answered. A node numbers and stores its chat one message at a time, so its own lines
-reach a stream in id order; two NODES whose lines for one room race (ids reserved in one order, stored in
-the other) cannot both store: the later-stored, lower id is refused and its sender told to try again, so the
-stream stays in id order and the same from every node.
+Chat ids. A line is numbered where it is stored: `save_chat` runs one script per line that takes the next
+id from the counter, adds the line to its room's stream and publishes it on the room's channel
+(pianorhythm.server.cluster.chat), so a room's lines are in id order in its stream and on its channel, and
+every node, this one too, sends them to its members as they come on the channel (RelayShell.on_envelope).
 
 Connections per address. The check before the WebSocket upgrade cannot wait for Redis, so it asks this
 node's own count (`connections_from`: a lower bound of the cluster's, enough to turn away what this node
@@ -46,8 +42,7 @@ class RedisDirectory:
         self._releases = 0  # Redis decrements in flight (census: none may leak)
 
     async def open(self) -> Startup:
-        # The core's own chat counter is never used unreserved: the shell reserves ids before chat.
-        return Startup(next_chat_id=0)
+        return Startup()
 
     async def close(self) -> None:
         """Nothing of its own to close: the ClusterNode it uses is closed by whoever started it."""
@@ -62,9 +57,8 @@ class RedisDirectory:
 
     # -- chat ----------------------------------------------------------------------------------------
 
-    async def chat_ids(self, count: int) -> int | None:
-        """The first of `count` chat ids no node uses again (the core numbers its next lines with them)."""
-        return await self.node.chat.reserve_ids(count)
+    async def save_chat(self, save: SaveChat) -> list[ChatRecord]:
+        return [await self.node.chat.append(line, save.sender, save.ref) for line in save.lines]
 
     async def recent_chat(self, room: str, limit: int) -> list[ChatRecord]:
         return await self.node.chat.recent(room, limit)
@@ -77,10 +71,7 @@ class RedisDirectory:
     # -- writes --------------------------------------------------------------------------------------
 
     async def apply(self, store: Store) -> None:
-        if isinstance(store, SaveChat):
-            for record in store.messages:
-                await self.node.chat.append_record(record)
-        elif isinstance(store, SaveUser):
+        if isinstance(store, SaveUser):
             await self.node.identity.save_user(store.user, store.token_hash)
         elif isinstance(store, ClearChat):
             await self.node.chat.clear(store.room)

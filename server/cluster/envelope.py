@@ -5,9 +5,12 @@
 `DATA` is fan-out (notes, typing, presence frames already encoded for clients): the node that published it
 ignores it, since it delivered to its own members before publishing. `CHAT` is fan-out that changes the
 room's recent chat (a ServerMessage with a chat line, or the room's state after its chat was cleared): the
-same, and the nodes that receive it change their copy of the room's recent chat with it. `EVENT` is a room
-event in the room's one order (a Redis script applies a change and publishes it): every node applies it,
-the originator too. No JSON and no copy of the payload beyond the one concatenation on the note path.
+same, and the nodes that receive it change their copy of the room's recent chat with it (an admin cleared
+it). `EVENT` is a room event in the room's one order (a Redis script applies a change and publishes it):
+every node applies it, the originator too. `LINE` is a chat line in the room's one order (the script that
+stores it publishes it, pianorhythm.server.cluster.chat): every node sends it to its members, the
+originator too, and `except_user` is its sender. No JSON and no copy of the payload beyond the one
+concatenation on the note path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ VERSION: Final = 1
 DATA: Final = 0
 EVENT: Final = 1
 CHAT: Final = 2
+LINE: Final = 3
 _HEADER: Final = struct.Struct("!BBBQ")
 HEADER_BYTES: Final = _HEADER.size
 MAX_NODE_ID_BYTES: Final = 255
@@ -65,7 +69,7 @@ def unpack(data: bytes) -> Envelope:
     version, kind, origin_len, except_user = _HEADER.unpack_from(data)
     if version != VERSION:
         raise BadEnvelope(f"envelope version {version}, this node speaks {VERSION}")
-    if kind not in (DATA, EVENT, CHAT):
+    if kind not in (DATA, EVENT, CHAT, LINE):
         raise BadEnvelope(f"unknown envelope kind {kind}")
     end = HEADER_BYTES + origin_len
     if len(data) < end:

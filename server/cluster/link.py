@@ -42,7 +42,6 @@ from pianorhythm.server.cluster import keys
 from pianorhythm.server.cluster.envelope import (
     CHAT,
     DATA,
-    EVENT,
     BadEnvelope,
     Envelope,
     node_id_bytes,
@@ -381,7 +380,7 @@ class Link:
         except BadEnvelope as e:
             log.warning("dropped a malformed message on %r: %s", channel, e)
             return
-        if envelope.kind != EVENT and envelope.origin == self.node:
+        if envelope.kind in (DATA, CHAT) and envelope.origin == self.node:
             return  # delivered locally before it was published
         held = self._rooms.get(channel)
         try:

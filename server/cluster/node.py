@@ -71,7 +71,7 @@ class ClusterNode:
         self.presence = Presence(
             redis, node, on_node_dead=on_node_dead, on_reaped=on_reaped, ttl_s=ttl_s, refresh_s=refresh_s
         )
-        self.chat = ChatStreams(redis, chat_cap)
+        self.chat = ChatStreams(redis, node, chat_cap)
         self.identity = Identity(redis, secret, expiry_s=user_expiry_s)
         self.rooms = Rooms(redis, node, crown_grace_s=crown_grace_s)
         self.addresses = AddressCounts(redis, node)

@@ -247,11 +247,6 @@ class DeleteRoom:
 
 
 @dataclass(frozen=True, slots=True)
-class SaveChat:
-    messages: tuple[ChatRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class ClearChat:
     room: str
 
@@ -264,7 +259,7 @@ class PruneUsers:
     keep: frozenset[int] = frozenset()
 
 
-Store = SaveUser | SaveRoom | DeleteRoom | SaveChat | ClearChat | PruneUsers
+Store = SaveUser | SaveRoom | DeleteRoom | ClearChat | PruneUsers
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +273,22 @@ class Persist:
     then: tuple[Action, ...] = ()
     user_id: int = 0
     ref: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SaveChat:
+    """Store chat `lines`, each numbered where it is stored (their `id` here is 0), then feed the numbered
+    records to `RelayCore.chat_stored(records, sender, ref)`, which acknowledges them to `sender` (0: an
+    announcement, nobody) with `ref` and sends them to the room. On many nodes the store puts each line on
+    its room's channel in the same step, and every node (this one too) feeds it to chat_stored as it comes.
+
+    If storing fails, `user_id` (the sender, or the admin who announced) gets an INTERNAL error echoing
+    `ref`, and nothing is sent."""
+
+    lines: tuple[ChatRecord, ...]
+    sender: int
+    user_id: int
+    ref: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +343,7 @@ Action = (
     | Ask
     | Close
     | Persist
+    | SaveChat
     | FetchHistory
     | VerifyPassword
     | HashPassword

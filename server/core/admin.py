@@ -20,10 +20,10 @@ from pianorhythm.server.core.actions import (
     Persist,
     SaveChat,
 )
-from pianorhythm.server.core.models import LOBBY, Session, chat_pb
+from pianorhythm.server.core.models import LOBBY, Session
 from pianorhythm.server.core.moderation import ModerationOps
 from pianorhythm.server.core.rooms import RoomOps
-from pianorhythm.server.core.social import SYSTEM_USER_ID, SocialOps
+from pianorhythm.server.core.social import SYSTEM_USER_ID, SocialOps, unnumbered
 from pianorhythm.server.core.state import CoreState
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
@@ -104,14 +104,11 @@ class AdminOps:
             )
         except validate.Invalid as exc:
             return False, f"Nothing sent: {exc}"
-        records, then = [], []
-        for room in self.state.rooms.values():
-            record = self.social.new_chat(room, SYSTEM_USER_ID, "", "", content, now)
-            records.append(record)
-            line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
-            then.append(Broadcast(room.name, line, chat=True))
-        self.state.out.append(Persist(SaveChat(tuple(records)), tuple(then), session.user_id, ref))
-        return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
+        lines = tuple(
+            unnumbered(room.name, SYSTEM_USER_ID, "", "", content, now) for room in self.state.rooms.values()
+        )
+        self.state.out.append(SaveChat(lines, 0, session.user_id, ref))
+        return True, f"Sent to {len(lines)} room{'' if len(lines) == 1 else 's'}."
 
     def clear_chat(self, name: str, session: Session, now: int) -> Answer:
         room = self.state.rooms.get(name) if name else session.room

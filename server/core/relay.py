@@ -459,18 +459,13 @@ class RelayCore:
         self.room_ops.install(record, seq, crown, members, now, version, mutes, history)
         return self.state.finish()
 
-    def chat_heard(self, record: ChatRecord) -> None:
-        """A chat line another node stored (and fanned out): this node's copy of the room's recent chat
-        takes it, so a RoomState from here shows what one from any node shows."""
-        self.room_ops.chat_heard(record)
-
-    def chat_unsaved(self, records: Iterable[ChatRecord]) -> None:
-        """Chat lines storage refused (on many nodes, one that lost the race for its room's stream): they
-        were never sent, and leave the room's recent chat here."""
-        for record in records:
-            room = self.state.rooms.get(record.room)
-            if room is not None and record in room.history:
-                room.history.remove(record)
+    def chat_stored(self, records: Iterable[ChatRecord], sender: int, ref: int) -> list[Action]:
+        """Chat lines storage numbered (a SaveChat done): each joins its room's recent chat and goes to the
+        room's members here; `sender` (0: nobody, as for an announcement) has theirs as the answer to `ref`.
+        On many nodes every node feeds the lines it hears on a room's channel, in the channel's order (the
+        stream's): `sender` only where the line was said."""
+        self.social.stored(records, sender, ref)
+        return self.state.finish()
 
     def chat_cleared(self, room: str) -> None:
         """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy."""

@@ -200,12 +200,9 @@ class RoomOps:
                 self.state.pending_joins[member.user_id] = (LOBBY, 0)
         room.record.bans.clear()
 
-    def chat_heard(self, record: ChatRecord) -> None:
-        """Many nodes: a chat line stored by another node joins this node's copy of the room's recent chat, in
-        id order (the stream's), once."""
-        room = self.state.rooms.get(record.room)
-        if room is None:
-            return
+    def remember_chat(self, room: Room, record: ChatRecord) -> None:
+        """A stored chat line joins the room's recent chat, in id order (the stream's), once: on many nodes
+        a replica installed from a snapshot may already hold it."""
         history = room.history
         if not history or record.id > history[-1].id:
             history.append(record)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pianorhythm.server.core import validate
 from pianorhythm.server.core.actions import (
-    Action,
     AskUpdateMember,
     Broadcast,
     FetchHistory,
@@ -13,13 +14,18 @@ from pianorhythm.server.core.actions import (
     SaveUser,
     SendTo,
 )
-from pianorhythm.server.core.models import Room, Session, chat_pb
+from pianorhythm.server.core.models import Session, chat_pb
 from pianorhythm.server.core.records import ChatRecord
 from pianorhythm.server.core.rooms import RoomOps
 from pianorhythm.server.core.state import CoreState
 from pianorhythm.wire import pianorhythm_pb2 as pb
 
 SYSTEM_USER_ID = 0  # chat from the server itself: ChatMessage.system, shown as a notice, under no name
+
+
+def unnumbered(room: str, user_id: int, name: str, color: str, content: str, now: int) -> ChatRecord:
+    """A chat line before storage gives it its id (SaveChat)."""
+    return ChatRecord(0, room, user_id, name, color, content, now)
 
 
 class SocialOps:
@@ -51,27 +57,28 @@ class SocialOps:
         if not session.chat.take(1, now, rate, self.state.limits.chat_messages):
             self.state.limited(session, ref, now)
             return
-        record = self.new_chat(room, session.user_id, session.display_name, session.color, content, now)
-        message = chat_pb(record)
-        then: list[Action] = []
         if session.typing_until_us:
             session.typing_until_us = 0
             self.state.typists.discard(session)
             typing = pb.ServerMessage(typing=pb.Typing(user_id=session.user_id, typing=False))
-            then.append(Broadcast(room.name, typing.SerializeToString(), session.user_id))
-        line = pb.ServerMessage(chat_message=message).SerializeToString()
-        then.append(Broadcast(room.name, line, session.user_id, chat=True))
-        then.append(
-            SendTo((session.user_id,), pb.ServerMessage(ref=ref, chat_message=message).SerializeToString())
-        )
-        self.state.out.append(Persist(SaveChat((record,)), tuple(then), session.user_id, ref))
+            self.state.broadcast(room, typing, session.user_id)
+        line = unnumbered(room.name, session.user_id, session.display_name, session.color, content, now)
+        self.state.out.append(SaveChat((line,), session.user_id, session.user_id, ref))
         self.state.counters["chat_messages"] += 1
 
-    def new_chat(self, room: Room, uid: int, name: str, color: str, content: str, now: int) -> ChatRecord:
-        record = ChatRecord(self.state.next_chat_id, room.name, uid, name, color, content, now)
-        self.state.next_chat_id += 1
-        room.history.append(record)
-        return record
+    def stored(self, records: Iterable[ChatRecord], sender: int, ref: int) -> None:
+        """Chat lines as storage numbered them: each joins its room's recent chat (in id order) and goes to
+        the room; `sender` (0: none) has theirs as the answer to `ref`."""
+        for record in records:
+            room = self.state.rooms.get(record.room)
+            if room is not None:
+                self.room_ops.remember_chat(room, record)
+            message = chat_pb(record)
+            line = pb.ServerMessage(chat_message=message).SerializeToString()
+            self.state.out.append(Broadcast(record.room, line, sender))
+            if sender:
+                answer = pb.ServerMessage(ref=ref, chat_message=message).SerializeToString()
+                self.state.out.append(SendTo((sender,), answer))
 
     def typing_start(self, session: Session, msg: pb.TypingStart, ref: int, now: int) -> None:
         room = session.room

@@ -33,7 +33,6 @@ Summary = tuple[str, int, int, bool, str, bool]
 class CoreOptions:
     limits: Limits
     started_us: int
-    next_chat_id: int = 1
     admin_token: str = ""
     server_version: str = ""
     token_factory: Callable[[], str] = lambda: ""
@@ -62,7 +61,6 @@ class CoreState:
         self.recent_rooms: dict[int, tuple[str, int]] = {}  # user id -> (room, left at us), oldest first
         self.store_sweep_due_us = 0  # next sweep of stored rooms and users (upkeep.py)
         self.next_session_id = 1
-        self.next_chat_id = options.next_chat_id
         self.counters: Counter[str] = Counter()
         lim = self.limits
         # Password guessing: attempts by address (ban scope), failures by room, hashes in flight.

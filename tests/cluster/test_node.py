@@ -6,11 +6,12 @@ import asyncio
 
 import pytest
 
-from pianorhythm.server.cluster.envelope import Envelope
+from pianorhythm.server.cluster.chat import decode_line
+from pianorhythm.server.cluster.envelope import DATA, LINE, Envelope
 from pianorhythm.server.cluster.node import ClusterNode
 from pianorhythm.server.cluster.presence import NodeIdInUse
 from pianorhythm.server.core.crypto import hash_token
-from pianorhythm.server.core.records import UserRecord
+from pianorhythm.server.core.records import ChatRecord, UserRecord
 from tests.fixtures.redis import RedisServer
 
 SECRET = "shared"
@@ -40,12 +41,17 @@ async def test_two_nodes_share_rooms_identity_history_presence_and_counts(redis_
         assert await a.presence.claim(user.id) is None
         b.link.join("lobby")
         await b.link.settled()
-        line = await a.chat.append("lobby", user.id, user.name, user.color, "hi", 1)
+        said = ChatRecord(0, "lobby", user.id, user.name, user.color, "hi", 1)
+        line = await a.chat.append(said, user.id, 0)
         a.link.publish("lobby", user.id, b"chat frame")
         async with asyncio.timeout(5):
-            while not got_b:
+            while len(got_b) < 2:
                 await asyncio.sleep(0.01)
-        assert got_b[0][1].payload == b"chat frame"
+        by_kind = {envelope.kind: envelope for _, envelope in got_b}
+        assert by_kind[DATA].payload == b"chat frame"  # and the line, published as it was stored:
+        assert (
+            decode_line("lobby", by_kind[LINE].payload) == (line, 0) and by_kind[LINE].except_user == user.id
+        )
         assert await b.chat.recent("lobby", 50) == [line]
         assert await b.identity.user_by_token(hash_token("t")) == user
         assert await b.presence.claim(user.id) == "node-a"

@@ -77,8 +77,7 @@ async def test_notes_and_chat_cross_nodes_once_and_in_order(
         for key in range(30):
             await ann.act(note_batch=batch(30 + key))
             await bob.act(note_batch=batch(60 + key))
-        # Chat takes turns, each line acknowledged before the next: lines from both nodes at the same instant
-        # can be refused (the lower id stored second; tests/README.md, Issue 11, "Found, not fixed (P)").
+        # Chat takes turns, each line acknowledged before the next (lines said at once: the next test).
         for line in range(3):
             for ref, speaker, name in ((100 + line, ann, "ann"), (200 + line, bob, "bob")):
                 await speaker.act(ref=ref, chat_send=pb.ChatSend(content=f"{name} {line}"))
@@ -111,6 +110,52 @@ async def test_notes_and_chat_cross_nodes_once_and_in_order(
                     f"{n} {line}" for line in range(3) for n in ("ann", "bob")
                 ]
                 assert [c.id for c in chats] == sorted({c.id for c in chats})
+
+
+async def test_chat_said_on_both_nodes_at_once_is_all_stored_once_and_heard_in_id_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    rounds, per = 4, 2  # each player says `per` lines at once per round (the chat rate allows 4 per 4 s)
+    async with (
+        relay_nodes(tmp_path, redis_server.url, "a", "b") as (a, b),
+        players((a, "ann"), (a, "dan"), (b, "bob"), (b, "cy")) as everyone,
+    ):
+        for player in everyone:
+            await join(player, "den")
+        for watcher in everyone[:3]:
+            await joined_by(watcher, everyone[3].user_id)
+        await settled(*everyone)
+        names = dict(zip(everyone, ("ann", "dan", "bob", "cy"), strict=True))
+        heard: dict[TestClient, list[pb.ChatMessage]] = {player: [] for player in everyone}
+        for turn in range(rounds):
+            # Every line of the round is sent before any answer is read: both nodes store at the same time.
+            for number, player in enumerate(everyone):
+                for line in range(per):
+                    ref = 1000 * (number + 1) + 10 * turn + line
+                    content = f"{names[player]} {turn}.{line}"
+                    await player.act(ref=ref, chat_send=pb.ChatSend(content=content))
+            said = len(everyone) * per * (turn + 1)
+            for player in everyone:
+                async with asyncio.timeout(15):
+                    while len(heard[player]) < said and not player.take("error"):
+                        await player.pump(0.05)
+                        heard[player] += [m.chat_message for m in player.take("chat_message")]
+                assert len(heard[player]) == said, f"{names[player]}: a line was refused"
+            await asyncio.sleep(per)  # the chat rate refills
+        await asyncio.gather(*(player.pump(0.5) for player in everyone))  # anything twice would be here
+        contents = sorted(f"{names[p]} {t}.{n}" for p in everyone for t in range(rounds) for n in range(per))
+        order = [(c.id, c.content) for c in heard[everyone[0]]]
+        for player in everyone:
+            assert not player.take("chat_message") and not player.take("error")
+            lines = heard[player]
+            assert sorted(c.content for c in lines) == contents  # every line once, one's own as its answer
+            assert [(c.id, c.content) for c in lines] == order  # the same order for everyone
+        assert [line_id for line_id, _ in order] == sorted({line_id for line_id, _ in order})  # id order
+        # Stored once each, in that order, as either node reads the room's history.
+        for player in (everyone[0], everyone[2]):
+            await player.act(ref=9, chat_history_request=pb.ChatHistoryRequest(limit=50))
+            page = (await player.recv("chat_history_page", timeout=10)).chat_history_page
+            assert [(c.id, c.content) for c in page.messages] == order
 
 
 async def test_every_node_lists_the_same_members_in_the_lobby_and_the_room(

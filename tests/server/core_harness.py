@@ -27,6 +27,7 @@ from pianorhythm.server.core.actions import (
     Ask,
     HashPassword,
     ReadRoomList,
+    SaveChat,
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password
@@ -66,6 +67,8 @@ class Harness:
         self.closed: dict[int, tuple[int, str]] = {}
         self.stored: list[Any] = []
         self.history_requests: list[FetchHistory] = []
+        self.chat_ids = itertools.count(1)  # storage's chat ids
+        self.fail_chat = False  # storage refuses chat (the shell tells the sender: not the core's part)
         self.asks: list[Ask] = []
         self.list_reads = 0  # ReadRoomList actions (many nodes)
         self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
@@ -102,6 +105,12 @@ class Harness:
             elif isinstance(action, Persist):
                 self.stored.append(action.store)
                 self.run(list(action.then))
+            elif isinstance(action, SaveChat):
+                self.stored.append(action)
+                if not self.fail_chat:  # storage numbers each line (on many nodes: its room's channel
+                    # brings it back, numbered, to this node as to every other)
+                    lines = [dataclasses.replace(line, id=next(self.chat_ids)) for line in action.lines]
+                    self.run(self.core.chat_stored(lines, action.sender, action.ref))
             elif isinstance(action, FetchHistory):
                 self.history_requests.append(action)
             elif isinstance(action, Ask):

@@ -147,14 +147,38 @@ def test_chat_is_stored_before_it_is_broadcast() -> None:
     actions = h.core.handle(
         a, pb.ClientMessage(ref=5, chat_send=pb.ChatSend(content="  hi\x07 there \n")), h.now
     )
-    [persist] = actions
-    assert isinstance(persist.store, SaveChat)  # type: ignore[union-attr]
+    [save] = actions  # nothing is sent before storage has numbered the line
+    assert isinstance(save, SaveChat) and [line.id for line in save.lines] == [0]
+    assert (save.sender, save.user_id, save.ref) == (h.user_id(a), h.user_id(a), 5)
+    assert list(h.core.state.rooms["lobby"].history) == []
     h.run(actions)
     [mine] = h.take(a, "chat_message")
     [theirs] = h.take(b, "chat_message")
     assert mine.ref == 5 and theirs.ref == 0
-    assert mine.chat_message.content == "hi there"
+    assert mine.chat_message.content == "hi there" and mine.chat_message.id == 1  # storage's id
     assert mine.chat_message == theirs.chat_message
+    assert [c.id for c in h.core.state.rooms["lobby"].history] == [1]
+
+
+def test_lines_stored_late_go_out_in_the_order_storage_numbered_them() -> None:
+    h = Harness()
+    a, b = h.connect("a"), h.connect("b")
+    h.send(a, typing_start=pb.TypingStart())
+    h.clear(a, b)
+    first = h.core.handle(a, pb.ClientMessage(ref=1, chat_send=pb.ChatSend(content="one")), h.now)
+    h.run(h.core.handle(b, pb.ClientMessage(ref=2, chat_send=pb.ChatSend(content="two")), h.now))
+    assert [type(action).__name__ for action in first] == ["Broadcast", "SaveChat"]  # not typing: at once
+    h.run(first)  # stored second: numbered after b's line
+    assert [(m.ref, m.chat_message.id, m.chat_message.content) for m in h.take(a, "chat_message")] == [
+        (0, 1, "two"),
+        (1, 2, "one"),
+    ]
+    assert [c.id for c in h.core.state.rooms["lobby"].history] == [1, 2]
+    h.clear(a, b)
+    h.fail_chat = True  # storage refused it: the shell tells the sender; the core sends nothing
+    h.send(a, ref=3, chat_send=pb.ChatSend(content="lost"))
+    assert h.take(a, "chat_message") == h.take(b, "chat_message") == []
+    assert [c.id for c in h.core.state.rooms["lobby"].history] == [1, 2]
 
 
 def test_chat_rate_is_4_per_4_s() -> None:
