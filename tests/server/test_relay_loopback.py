@@ -389,3 +389,36 @@ async def test_a_new_user_id_that_cannot_be_had_is_an_error_and_the_connection_s
         await client.close()
     finally:
         await server.close()
+
+
+async def test_chat_that_cannot_be_stored_is_an_error_and_sent_to_nobody(tmp_path: Path) -> None:
+    """A line is numbered where it is stored: while the real SQLite file cannot store it, its sender is told
+    to try again (ERROR_CODE_INTERNAL), nobody gets it, it is not recent chat; once it can, chat goes on."""
+    db = tmp_path / "chat.db"
+    server = await start_test_server(db)
+    try:
+        ann, bob = await TestClient.connect(server.url), await TestClient.connect(server.url)
+        await ann.hello("ann")
+        await bob.hello("bob")
+        await ann.pump(0.2)
+        with contextlib.closing(sqlite3.connect(db)) as other:
+            other.execute("ALTER TABLE chat RENAME TO chat_away")
+        await ann.act(ref=4, chat_send=pb.ChatSend(content="lost"))
+        error = (await ann.recv("error", where=answers(4))).error
+        assert error.code == pb.ERROR_CODE_INTERNAL and "try again" in error.message
+        with contextlib.closing(sqlite3.connect(db)) as other:
+            other.execute("ALTER TABLE chat_away RENAME TO chat")
+        await ann.act(ref=5, chat_send=pb.ChatSend(content="kept"))
+        mine = (await ann.recv("chat_message", where=answers(5))).chat_message
+        theirs = (await bob.recv("chat_message")).chat_message
+        assert mine == theirs and (mine.id, mine.content) == (1, "kept")  # the lost line took no id
+        await bob.pump(0.2)
+        assert bob.take("chat_message") == []  # "lost" never came
+        cy = await TestClient.connect(server.url)
+        await cy.act(hello=pb.Hello(name="cy", client_version="tests"))
+        lobby = (await cy.recv("room_state")).room_state
+        assert [c.content for c in lobby.chat_history] == ["kept"]
+        for client in (ann, bob, cy):
+            await client.close()
+    finally:
+        await server.close()
