@@ -18,6 +18,7 @@ The stream keeps exactly the last `cap` lines: trimming exactly costs Redis next
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final, cast
 
 import redis.asyncio as aioredis
@@ -65,10 +66,7 @@ class ChatStreams:
                 keys.room_channel(line.room), pack(self._origin, sender, b"", LINE), line_payload(line, ref),
             ],
         )  # fmt: skip
-        return ChatRecord(
-            int(chat_id), line.room, line.user_id, line.user_name, line.user_color, line.content,
-            line.server_time_us,
-        )  # fmt: skip
+        return dataclasses.replace(line, id=int(chat_id))
 
     async def history(
         self, room: str, before_id: int, after_id: int, limit: int
