@@ -12,7 +12,7 @@ kick, ban, mute, close), SocialOps (social.py: chat, typing, presence), AdminOps
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from pianorhythm.server.core import validate
@@ -518,6 +518,17 @@ class RelayCore:
         if room is not None and seq > room.seq:
             room.seq = seq
             self.room_ops.apply(event, now)
+        return self.state.finish()
+
+    def caught_up(self, name: str, missed: Sequence[RoomEvent], seq: int, now: int) -> list[Action]:
+        """A replica that missed events while the link was down, brought to the directory's snapshot at
+        `seq`: the difference (`missed`, pianorhythm.server.cluster.core_events.missed_events) applied in
+        order, its members here told; its next event on the channel follows the snapshot."""
+        room = self.state.rooms.get(name)
+        if room is not None and seq >= room.seq:
+            for event in missed:
+                self.room_ops.apply(event, now)
+            room.seq = seq
         return self.state.finish()
 
     def drop_room(self, name: str) -> list[Action]:
