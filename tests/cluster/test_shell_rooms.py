@@ -452,6 +452,40 @@ async def test_the_recent_chat_of_a_room_is_the_same_from_either_node(
     assert list((await join(eve, "den")).chat_history) == []  # and node b's copy of den has no old lines
 
 
+async def test_an_admins_broadcast_and_clear_chat_reach_a_room_whose_players_are_all_on_the_other_node(
+    two_nodes: tuple[Node, Node], clients: Clients
+) -> None:
+    a, b = two_nodes
+    root = await clients(a, "root")
+    await root.act(ref=1, room_list_subscribe=pb.RoomListSubscribe())
+    shown = summaries((await root.recv("room_list", where=lambda m: m.ref == 1)).room_list.rooms)
+    bob = await clients(b, "bob")
+    await join(bob, "hall")
+    await bob.act(ref=2, chat_send=pb.ChatSend(content="before"))
+    await bob.recv("chat_message", 10, lambda m: m.ref == 2)
+    await listing_until(root, shown, lambda s: "hall" in s)  # node a has no copy of hall, only its listing
+
+    async def command(ref: int, name: str, *args: str) -> pb.CommandResult:
+        await root.act(
+            ref=ref, server_command=pb.ServerCommand(name=name, args=args, admin_token=ADMIN_TOKEN)
+        )
+        return (await root.recv("command_result", 10, lambda m: m.ref == ref)).command_result
+
+    said = await command(3, "broadcast", "maintenance at noon")
+    assert (said.ok, said.output) == (True, "Sent to 2 rooms.")  # the lobby, and hall on node b
+    notice = await bob.recv("chat_message", where=lambda m: m.chat_message.content == "maintenance at noon")
+    assert notice.chat_message.user_id == 0
+    assert (await root.recv("chat_message")).chat_message.content == "maintenance at noon"  # in the lobby
+    cleared = await command(4, "clear_chat", "hall")
+    assert (cleared.ok, cleared.output) == (True, "Cleared the chat of hall.")
+    state = (await bob.recv("room_state", where=lambda m: m.room_state.name == "hall")).room_state
+    assert [u.id for u in state.users] == [bob.user_id] and list(state.chat_history) == []
+    cy = await clients(b, "cy")
+    assert list((await join(cy, "hall")).chat_history) == []  # node b's copy has none either
+    missing = await command(5, "clear_chat", "nowhere")
+    assert (missing.ok, missing.output) == (False, "No room named nowhere.")
+
+
 async def test_room_list_deltas_lost_while_a_nodes_link_was_down_are_read_when_it_is_back(
     redis_server: RedisServer,
     two_nodes: tuple[Node, Node],
