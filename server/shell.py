@@ -317,7 +317,7 @@ class RelayShell:
         """On many nodes, a message that may write chat: the core numbers its lines from ids every node
         shares (an announcement writes one in each room), and this node stores them in id order (one at a
         time: a room's stream refuses a lower id after a higher one)."""
-        count = 1 if msg.WhichOneof("action") == "chat_send" else max(1, len(self.core.state.rooms))
+        count = 1 if msg.WhichOneof("action") == "chat_send" else max(1, len(self.core.state.every_room()))
         async with self._chat_order:
             try:
                 first = await self.directory.chat_ids(count)
@@ -528,13 +528,11 @@ class RelayShell:
         from pianorhythm.server.cluster.core_events import core_event
         from pianorhythm.server.cluster.envelope import CHAT, EVENT
 
+        if envelope.kind == CHAT:
+            self._chat_heard(room, envelope)
+            return
         if envelope.kind != EVENT:
-            members = self._members.get(room)
-            if members:
-                skip = envelope.except_user
-                self.mailer.send([sid for uid, sid in members.items() if uid != skip], envelope.payload)
-            if envelope.kind == CHAT:
-                self._chat_heard(room, envelope)
+            self._forward(room, envelope)
             return
         try:
             decoded = cluster_rooms.decode_event(envelope.payload)
@@ -552,9 +550,16 @@ class RelayShell:
         elif room in self._held:  # followed again (a join asked after its last member here left)
             self._catch_up(room, [(event, decoded.seq)])
 
+    def _forward(self, room: str, envelope: Envelope) -> None:
+        members = self._members.get(room)
+        if members:
+            skip = envelope.except_user
+            self.mailer.send([sid for uid, sid in members.items() if uid != skip], envelope.payload)
+
     def _chat_heard(self, room: str, envelope: Envelope) -> None:
-        """Another node changed the room's recent chat: a line it stored, or the room's state after its
-        chat was cleared; the core's copy of the room follows."""
+        """Another node changed the room's recent chat: a line it stored (for the members here, and the
+        core's copy of the room), or the room's state after its chat was cleared (the core's copy clears
+        and its members here are sent the state this node has: the other node may have no copy)."""
         try:
             message = pb.ServerMessage.FromString(envelope.payload)
         except DecodeError as exc:
@@ -562,8 +567,9 @@ class RelayShell:
             log.warning("room %r: dropped an unreadable chat line from node %s (%s)", room, origin, exc)
             return
         if message.HasField("room_state"):
-            self.core.chat_cleared(room)
+            self._perform_nowait(self.core.chat_cleared(room, self.clock.now_us()), publish=False)
         elif message.HasField("chat_message"):
+            self._forward(room, envelope)
             line = message.chat_message
             record = ChatRecord(
                 line.id,

@@ -105,16 +105,26 @@ class AdminOps:
         except validate.Invalid as exc:
             return False, f"Nothing sent: {exc}"
         records, then = [], []
-        for room in self.state.rooms.values():
-            record = self.social.new_chat(room, SYSTEM_USER_ID, "", "", content, now)
+        for name in self.state.every_room():
+            room = self.state.rooms.get(name)
+            if room is not None:
+                record = self.social.new_chat(room, SYSTEM_USER_ID, "", "", content, now)
+            else:  # on other nodes only: the line reaches its members through the room's channel
+                record = self.social.unheld_chat(name, SYSTEM_USER_ID, "", "", content, now)
             records.append(record)
             line = pb.ServerMessage(chat_message=chat_pb(record)).SerializeToString()
-            then.append(Broadcast(room.name, line, chat=True))
+            then.append(Broadcast(name, line, chat=True))
         self.state.out.append(Persist(SaveChat(tuple(records)), tuple(then), session.user_id, ref))
         return True, f"Sent to {len(records)} room{'' if len(records) == 1 else 's'}."
 
     def clear_chat(self, name: str, session: Session, now: int) -> Answer:
         room = self.state.rooms.get(name) if name else session.room
+        if room is None and self.state.clustered and name in self.state.listed:
+            # Its members are all on other nodes: each clears its copy and tells its own members (the
+            # room's state, as below), on this bare RoomState going out as chat.
+            cleared = pb.ServerMessage(room_state=pb.RoomState(name=name)).SerializeToString()
+            self.state.out.append(Persist(ClearChat(name), (Broadcast(name, cleared, chat=True),)))
+            return True, f"Cleared the chat of {name}."
         if room is None:
             if name not in self.state.persisted:
                 return False, f"No room named {name}."
@@ -122,7 +132,8 @@ class AdminOps:
             self.state.out.append(Persist(ClearChat(name)))
             return True, f"Cleared the chat of {name} (nobody is in it)."
         room.history.clear()
-        # As chat (on many nodes): the other nodes' copies of the room clear their recent chat with it.
+        # As chat (on many nodes): the other nodes clear their copies of the room's recent chat on it, and
+        # tell their own members the room's state as their copy has it (RelayCore.chat_cleared).
         state = [
             Broadcast(room.name, msg.SerializeToString(), chat=True)
             for msg in self.room_ops.state_messages(room, now)

@@ -472,11 +472,15 @@ class RelayCore:
             if room is not None and record in room.history:
                 room.history.remove(record)
 
-    def chat_cleared(self, room: str) -> None:
-        """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy."""
+    def chat_cleared(self, room: str, now: int) -> list[Action]:
+        """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy, and its
+        members here are sent the room's state without it (to be carried out with no publishing)."""
         followed = self.state.rooms.get(room)
         if followed is not None:
             followed.history.clear()
+            for message in self.room_ops.state_messages(followed, now):
+                self.state.out.append(Broadcast(room, message.SerializeToString()))
+        return self.state.finish()
 
     def room_list(self, seq: int, rooms: Iterable[Summary], now: int) -> list[Action]:
         """The directory's whole room list, at delta `seq` (see room_list.py), as a ReadRoomList asked."""

@@ -73,6 +73,12 @@ class SocialOps:
         room.history.append(record)
         return record
 
+    def unheld_chat(self, room: str, uid: int, name: str, color: str, content: str, now: int) -> ChatRecord:
+        """Many nodes: a line for a room this node has no copy of (an admin's broadcast): numbered as any."""
+        record = ChatRecord(self.state.next_chat_id, room, uid, name, color, content, now)
+        self.state.next_chat_id += 1
+        return record
+
     def typing_start(self, session: Session, msg: pb.TypingStart, ref: int, now: int) -> None:
         room = session.room
         if room is None or room.is_muted(session.user_id, now):

@@ -67,6 +67,7 @@ class Harness:
         self.stored: list[Any] = []
         self.history_requests: list[FetchHistory] = []
         self.asks: list[Ask] = []
+        self.broadcasts: list[Broadcast] = []  # every Broadcast carried out (many nodes: also published)
         self.list_reads = 0  # ReadRoomList actions (many nodes)
         self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
         self.user_ids = itertools.count(1)  # the directory's user ids
@@ -82,6 +83,7 @@ class Harness:
         for action in actions:
             assert immutable(action), f"{action!r} holds data the core may still change"
             if isinstance(action, Broadcast):
+                self.broadcasts.append(action)
                 members = self.members[action.room]
                 self.deliver([s for u, s in members.items() if u != action.except_user], action.payload)
             elif isinstance(action, SendTo):
