@@ -322,8 +322,8 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def stopped(proc: subprocess.Popen[bytes], name: str) -> None:
-    """Wait for a process sent SIGTERM; after 15 s kill it and say so (a node's stop can hang:
-    bench/README.md, "Session 6, Y")."""
+    """Wait for a process sent SIGTERM; after 15 s kill it and say so, so that a stop that hangs (one did:
+    bench/README.md, "Session 6, Y") is reported, not waited for."""
     try:
         proc.wait(15)
     except subprocess.TimeoutExpired:

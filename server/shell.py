@@ -4,7 +4,6 @@ actions (queue bytes, close connections, storage), runs its timers and answers /
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import gc
 import json
@@ -64,7 +63,7 @@ from pianorhythm.server.core.actions import (
     VerifyPassword,
 )
 from pianorhythm.server.core.crypto import check_password, hash_password, hash_token
-from pianorhythm.server.core.models import LOBBY, Room, Session, chat_pb
+from pianorhythm.server.core.models import LOBBY, Session, chat_pb
 from pianorhythm.server.core.records import RoomRecord, UserRecord
 from pianorhythm.server.directory import Directory
 from pianorhythm.server.outbox import Mailer
@@ -77,7 +76,6 @@ from pianorhythm.wire import pianorhythm_pb2 as pb
 if TYPE_CHECKING:
     from pianorhythm.server.cluster.envelope import Envelope
     from pianorhythm.server.cluster.node import ClusterNode
-    from pianorhythm.server.cluster.rooms import RoomSnapshot
 
 log = logging.getLogger("server")
 
@@ -374,7 +372,7 @@ class RelayShell:
     async def _catch_up_after_blip(self) -> None:
         """Each room this node follows, as Redis has it now: what changed while the link was down becomes
         the events its members here would have heard (who left, who joined, settings, bans, the crown)."""
-        from pianorhythm.server.cluster.core_events import core_crown
+        from pianorhythm.server.cluster.core_events import missed_events
 
         assert self.cluster is not None
         here = self.cluster.link.node
@@ -402,10 +400,8 @@ class RelayShell:
             if snapshot is None or room is None or snapshot.seq < room.seq:
                 continue  # not followed (yet: its own snapshot comes), gone, or never read
             now = self.clock.now_us()
-            missed = missed_events(room, snapshot, here, core_crown(snapshot.crown), now)
-            for number, event in enumerate(missed, start=room.seq + 1):
-                self._perform_nowait(self.core.room_event(event, number, now), publish=False)
-            room.seq = snapshot.seq  # its next event on the channel follows the snapshot
+            missed = missed_events(room, snapshot, here, now)
+            self._perform_nowait(self.core.caught_up(name, missed, snapshot.seq, now), publish=False)
             caught += len(missed) > 0
             log.info("room %r read again after the Redis link was back: %d change(s)", name, len(missed))
         self._maybe_wake()
@@ -527,13 +523,11 @@ class RelayShell:
         if envelope.kind == LINE:
             self._line_heard(room, envelope)
             return
+        if envelope.kind == CHAT:
+            self._chat_heard(room, envelope)
+            return
         if envelope.kind != EVENT:
-            members = self._members.get(room)
-            if members:
-                skip = envelope.except_user
-                self.mailer.send([sid for uid, sid in members.items() if uid != skip], envelope.payload)
-            if envelope.kind == CHAT:
-                self._chat_heard(room, envelope)
+            self._forward(room, envelope)
             return
         try:
             decoded = cluster_rooms.decode_event(envelope.payload)
@@ -567,8 +561,15 @@ class RelayShell:
         sender = envelope.except_user if said_here else 0
         self._perform_nowait(self.core.chat_stored((record,), sender, ref), publish=False)
 
+    def _forward(self, room: str, envelope: Envelope) -> None:
+        members = self._members.get(room)
+        if members:
+            skip = envelope.except_user
+            self.mailer.send([sid for uid, sid in members.items() if uid != skip], envelope.payload)
+
     def _chat_heard(self, room: str, envelope: Envelope) -> None:
-        """Another node cleared the room's chat (an admin's clear_chat): the core's copy follows."""
+        """Another node cleared the room's chat (an admin's clear_chat): the core's copy clears and its
+        members here are sent the room's state as this node has it (the other node may have no copy)."""
         try:
             message = pb.ServerMessage.FromString(envelope.payload)
         except DecodeError as exc:
@@ -576,7 +577,10 @@ class RelayShell:
             log.warning("room %r: dropped an unreadable chat change from node %s (%s)", room, origin, exc)
             return
         if message.HasField("room_state"):
-            self.core.chat_cleared(room)
+            self._perform_nowait(self.core.chat_cleared(room, self.clock.now_us()), publish=False)
+        else:
+            origin = envelope.origin
+            log.warning("room %r: dropped a chat change from node %s: not a room state", room, origin)
 
     def on_room_list(self, envelope: Envelope) -> None:
         """A room list delta on `pr:rooms` (the link's callback): the core's list, and its subscribers here,
@@ -910,43 +914,6 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
-
-
-def missed_events(
-    room: Room, snapshot: RoomSnapshot, here: str, crown: events.Crown, now: int
-) -> list[events.RoomEvent]:
-    """The room events that bring `room` (a replica that missed some) to `snapshot`: settings, bans, who
-    left (as LEFT: why is not known), who joined or moved node, and the crown with the last of them."""
-    name, record = room.name, snapshot.record
-    out: list[events.RoomEvent] = []
-    live = room.record
-    settings = (record.visible, record.password_hash, record.user_limit, record.chat_enabled)
-    if (
-        settings + (record.owner_only_play,)
-        != (live.visible, live.password_hash, live.user_limit, live.chat_enabled, live.owner_only_play)
-        or snapshot.version != room.version
-    ):
-        out.append(events.SettingsChanged(name, 0, *settings, record.owner_only_play, snapshot.version))
-    bans = {ban.user_id: ban for ban in record.bans}
-    out += [events.Banned(name, ban) for uid, ban in bans.items() if live.bans.get(uid) != ban]
-    lifted = tuple(uid for uid in live.bans if uid not in bans)
-    if lifted:
-        out.append(events.Unbanned(name, lifted))
-    members = {m.user_id: m for m in snapshot.members}
-    moves: list[events.Joined | events.Left] = [
-        events.Left(name, uid, pb.LEAVE_REASON_LEFT, now) for uid in room.members if uid not in members
-    ]
-    for m in snapshot.members:
-        seated = room.members.get(m.user_id)
-        if seated is None or (seated.node or here) != m.node:
-            member = events.Member(m.user_id, m.node, m.joined_us, m.name, m.profile)
-            moves.append(events.Joined(name, m.user_id, m.joined_us, member))
-    if moves:
-        last = moves.pop()
-        moves.append(dataclasses.replace(last, crown=crown))
-    elif crown[0] and crown[0] != room.owner_id:
-        out.append(events.Crowned(name, crown[0]))
-    return out + moves
 
 
 def _internal_error(ref: int) -> bytes:

@@ -26,6 +26,7 @@ Redis layout (keys.py builds the names):
     pr:room-members:{room} hash: user -> member (node, joined at, join seq, name, profile)
     pr:room-bans:{room}    hash: user -> ban (until, kick, name, address scope)
     pr:member:{user}       string: the room the user is in
+    pr:member-scopes       hash: user -> their address's ban scope while in a room (for bans from other nodes)
     pr:node-members:{node} hash: user -> room, for the users that node holds in rooms
     pr:room-nodes          set: the nodes holding room members (a dead one's are removed by any sweep)
     pr:listed, pr:listed-seq  hash room -> summary, and the room list's delta counter

@@ -3,14 +3,14 @@
     version u8 | kind u8 | origin length u8 | except_user u64 (big-endian) | origin node id | payload
 
 `DATA` is fan-out (notes, typing, presence frames already encoded for clients): the node that published it
-ignores it, since it delivered to its own members before publishing. `CHAT` is fan-out that changes the
-room's recent chat (a ServerMessage with a chat line, or the room's state after its chat was cleared): the
-same, and the nodes that receive it change their copy of the room's recent chat with it (an admin cleared
-it). `EVENT` is a room event in the room's one order (a Redis script applies a change and publishes it):
-every node applies it, the originator too. `LINE` is a chat line in the room's one order (the script that
-stores it publishes it, pianorhythm.server.cluster.chat): every node sends it to its members, the
-originator too, and `except_user` is its sender. No JSON and no copy of the payload beyond the one
-concatenation on the note path.
+ignores it, since it delivered to its own members before publishing. `CHAT` says an admin cleared the room's
+chat (a ServerMessage with the room's state, bare when the clearing node has no copy of the room): the
+originator ignores it too, and the nodes that receive it clear their copy of the room's recent chat and send
+their members the room's state as they have it. `EVENT` is a room event in the room's one order (a Redis
+script applies a change and publishes it): every node applies it, the originator too. `LINE` is a chat line in
+the room's one order (the script that stores it publishes it, pianorhythm.server.cluster.chat): every node
+sends it to its members, the originator too, and `except_user` is its sender. No JSON and no copy of the
+payload beyond the one concatenation on the note path.
 """
 
 from __future__ import annotations

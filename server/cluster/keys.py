@@ -24,6 +24,9 @@ ROOM_MEMBERS: Final = PREFIX + "room-members:"
 ROOM_BANS: Final = PREFIX + "room-bans:"
 ROOM_MUTES: Final = PREFIX + "room-mutes:"
 MEMBER: Final = PREFIX + "member:"
+MEMBER_SCOPES: Final = (
+    PREFIX + "member-scopes"
+)  # user -> the ban scope of their address (never sent to clients)
 NODE_MEMBERS: Final = PREFIX + "node-members:"
 ROOM_NODES: Final = PREFIX + "room-nodes"
 LISTED: Final = PREFIX + "listed"

@@ -212,7 +212,8 @@ class Link:
 
     def publish(self, room: str, except_user: int, payload: bytes, chat: bool = False) -> None:
         """Send `payload` to the other nodes' members of `room` (all but `except_user`); never waits.
-        `chat`: a chat line (envelope.CHAT), which the other nodes also keep as the room's recent chat."""
+        `chat`: the room's chat was cleared (envelope.CHAT): the other nodes clear their copies and tell
+        their members."""
         kind = CHAT if chat else DATA
         self._queue(keys.room_channel(room).encode(), pack(self._origin, except_user, payload, kind))
 

@@ -65,7 +65,9 @@ and on `pr:rooms`:
 
 Redis keys (names in keys.py): pr:room-info:{room} (hash: settings, version, seq, owner, crown, away, claim,
 used), pr:room-members:{room} (hash user -> member), pr:room-bans:{room} (hash user -> ban),
-pr:room-mutes:{room} (hash user -> until), pr:member:{user} (the room they are in), pr:node-members:{node}
+pr:room-mutes:{room} (hash user -> until), pr:member:{user} (the room they are in), pr:member-scopes
+(hash user -> their address's ban scope while they are in a room: what a ban asked by a node that does not
+hold them covers; never in an event's member or a snapshot), pr:node-members:{node}
 (hash user -> room, for remove_node), pr:room-nodes (set: the nodes holding members), pr:listed (hash room ->
 summary), pr:listed-seq.
 """
@@ -321,6 +323,7 @@ local CLOSED, UPDATED, HASHED, MUTED = {CLOSED}, {UPDATED}, {HASHED}, {MUTED}
 local P_INFO, P_MEMBERS, P_BANS = '{keys.ROOM_INFO}', '{keys.ROOM_MEMBERS}', '{keys.ROOM_BANS}'
 local P_MUTES = '{keys.ROOM_MUTES}'
 local P_MEMBER, P_NODE_MEMBERS, P_CHANNEL = '{keys.MEMBER}', '{keys.NODE_MEMBERS}', '{keys.ROOM_CHANNEL}'
+local SCOPES = '{keys.MEMBER_SCOPES}'
 local LISTED, LISTED_SEQ, LIST_CHANNEL = '{keys.LISTED}', '{keys.LISTED_SEQ}', '{keys.ROOM_LIST_CHANNEL}'
 local ROOM_NODES, P_NODE, NODES = '{keys.ROOM_NODES}', '{keys.NODE}', '{keys.NODES}'
 local LOBBY = '{LOBBY}'
@@ -393,7 +396,10 @@ local function leave(room, user, reason, now, grace)
   if not blob then return end
   local m = member(blob)
   redis.call('HDEL', members, user)
-  if redis.call('GET', P_MEMBER .. user) == room then redis.call('DEL', P_MEMBER .. user) end
+  if redis.call('GET', P_MEMBER .. user) == room then
+    redis.call('DEL', P_MEMBER .. user)
+    redis.call('HDEL', SCOPES, user)
+  end
   if redis.call('HGET', P_NODE_MEMBERS .. m.node, user) == room then
     redis.call('HDEL', P_NODE_MEMBERS .. m.node, user)
   end
@@ -424,7 +430,9 @@ local function joined_fields(uid, crown, away, claim, node, name, profile)
   return struct.pack('>i8i8i8i8', uid, crown, away, claim) .. s2(node) .. s2(name) .. s4(profile)
 end
 
-local function enter(room, user, node, name, profile, now, grace)
+-- `scope`: the ban scope of the member's address, kept while they are in a room so that an owner's ban
+-- made on another node (whose copy of the member has no address) covers it too.
+local function enter(room, user, node, name, profile, now, grace, scope)
   local info, members = P_INFO .. room, P_MEMBERS .. room
   local uid = tonumber(user)
   local crown, away, claim = crown_state(info)
@@ -448,6 +456,7 @@ local function enter(room, user, node, name, profile, now, grace)
   local body, seq = head(JOINED, room, now)
   redis.call('HSET', members, user, member_blob(now, seq, node, name, profile))
   redis.call('SET', P_MEMBER .. user, room)
+  if scope ~= '' then redis.call('HSET', SCOPES, user, scope) end
   redis.call('HSET', P_NODE_MEMBERS .. node, user, room)
   redis.call('SADD', ROOM_NODES, node)
   emit(room, body .. joined_fields(uid, crown, away, claim, node, name, profile))
@@ -465,13 +474,13 @@ local function remove_members(node, reason, now, grace)
   redis.call('SREM', ROOM_NODES, node)
 end
 
-local function to_lobby(user, node, name, profile, now, grace)
+local function to_lobby(user, node, name, profile, now, grace, scope)
   if not exists(LOBBY) then
     redis.call('HSET', P_INFO .. LOBBY, 'version', '1', 'owner', '0', 'used', D(now), 'visible', '1',
       'pw', '', 'limit', '0', 'chat', '1', 'oop', '0')
     settings_event(LOBBY, 0, now)
   end
-  enter(LOBBY, user, node, name, profile, now, grace)
+  enter(LOBBY, user, node, name, profile, now, grace, scope)
 end
 
 local function summary(room)
@@ -534,6 +543,7 @@ if current == room then
   redis.call('HSET', members, user, member_blob(m.joined, m.order, ORIGIN, ARGV[4], ARGV[5]))
   redis.call('HSET', P_NODE_MEMBERS .. ORIGIN, user, room)
   redis.call('SADD', ROOM_NODES, ORIGIN)
+  if ARGV[6] ~= '' then redis.call('HSET', SCOPES, user, ARGV[6]) end
   local crown, away, claim = crown_state(info)
   local body = head(JOINED, room, now)
   emit(room, body .. joined_fields(uid, crown, away, claim, ORIGIN, ARGV[4], ARGV[5]))
@@ -566,10 +576,10 @@ if room ~= LOBBY then
 end
 if current then leave(current, user, LEAVE_LEFT, now, grace) end
 if room == LOBBY then
-  to_lobby(user, ORIGIN, ARGV[4], ARGV[5], now, grace)
+  to_lobby(user, ORIGIN, ARGV[4], ARGV[5], now, grace, ARGV[6])
 else
   if not found then create(room, uid, now, 12) end
-  enter(room, user, ORIGIN, ARGV[4], ARGV[5], now, grace)
+  enter(room, user, ORIGIN, ARGV[4], ARGV[5], now, grace, ARGV[6])
 end
 return finish()
 """
@@ -654,14 +664,18 @@ local info, members = P_INFO .. room, P_MEMBERS .. room
 if room == LOBBY or not exists(room) then return {'no', 'gone'} end
 if num(info, 'crown') ~= by then return {'no', 'not_owner'} end
 if tonumber(user) == by then return {'no', 'self'} end
-local ban = struct.pack('>i8B', tonumber(ARGV[7]), tonumber(ARGV[8])) .. s2(ARGV[5]) .. s2(ARGV[6])
+-- The asking node knows the address of its own connections only: for a user on another node, the scope
+-- stored when they joined.
+local stored = redis.call('HGET', SCOPES, user) or ''
+local scope = ARGV[6] ~= '' and ARGV[6] or stored
+local ban = struct.pack('>i8B', tonumber(ARGV[7]), tonumber(ARGV[8])) .. s2(ARGV[5]) .. s2(scope)
 redis.call('HSET', P_BANS .. room, user, ban)
 emit(room, head(BANNED, room, now) .. struct.pack('>i8i8', by, tonumber(user)) .. ban)
 local blob = redis.call('HGET', members, user)
 if blob then
   local m = member(blob)
   leave(room, user, ARGV[11], now, grace)
-  to_lobby(user, m.node, m.name, m.profile, now, grace)
+  to_lobby(user, m.node, m.name, m.profile, now, grace, stored)
 end
 return finish()
 """
@@ -706,8 +720,9 @@ for i = 1, #all, 2 do
 end
 table.sort(present, function(x, y) return x.order < y.order end)
 for _, m in ipairs(present) do
+  local scope = redis.call('HGET', SCOPES, m.user) or ''
   leave(room, m.user, LEAVE_KICKED, now, grace)
-  to_lobby(m.user, m.node, m.name, m.profile, now, grace)
+  to_lobby(m.user, m.node, m.name, m.profile, now, grace, scope)
 end
 local info = P_INFO .. room
 local seq = redis.call('HGET', info, 'seq')
@@ -890,7 +905,8 @@ class Rooms:
 
     async def ban(self, room: str, by_user: int, ban: BanRecord, now_us: int) -> Outcome:
         """Ban (or, `ban.kick`, kick) `ban.user_id`: a member is moved to the lobby (left reason BANNED or
-        KICKED). `ban.address` is the user's address or its scope, when known."""
+        KICKED). `ban.address` is the user's address or its scope, when this node knows it; else the scope
+        stored when the user joined (from any node) is banned with them."""
         reason = pb.LEAVE_REASON_KICKED if ban.kick else pb.LEAVE_REASON_BANNED
         scope = ban_scope(ban.address) if ban.address else ""
         reply = await self._ban(

@@ -25,7 +25,7 @@ class Broadcast:
     room: str
     payload: bytes
     except_user: int = 0
-    chat: bool = False  # a chat line: other nodes add it to their copy of the room's recent chat
+    chat: bool = False  # the room's chat cleared: other nodes clear their copies (RelayCore.chat_cleared)
 
 
 @dataclass(frozen=True, slots=True)

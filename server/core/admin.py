@@ -104,14 +104,22 @@ class AdminOps:
             )
         except validate.Invalid as exc:
             return False, f"Nothing sent: {exc}"
+        # On many nodes also the rooms with no member here: each line is stored and published on its room's
+        # channel like any other, and the nodes holding the room send it to their members.
         lines = tuple(
-            unnumbered(room.name, SYSTEM_USER_ID, "", "", content, now) for room in self.state.rooms.values()
+            unnumbered(name, SYSTEM_USER_ID, "", "", content, now) for name in self.state.every_room()
         )
         self.state.out.append(SaveChat(lines, 0, session.user_id, ref))
         return True, f"Sent to {len(lines)} room{'' if len(lines) == 1 else 's'}."
 
     def clear_chat(self, name: str, session: Session, now: int) -> Answer:
         room = self.state.rooms.get(name) if name else session.room
+        if room is None and self.state.clustered and name in self.state.listed:
+            # Its members are all on other nodes: each clears its copy and tells its own members (the
+            # room's state, as below), on this bare RoomState going out as chat.
+            cleared = pb.ServerMessage(room_state=pb.RoomState(name=name)).SerializeToString()
+            self.state.out.append(Persist(ClearChat(name), (Broadcast(name, cleared, chat=True),)))
+            return True, f"Cleared the chat of {name}."
         if room is None:
             if name not in self.state.persisted:
                 return False, f"No room named {name}."
@@ -119,7 +127,8 @@ class AdminOps:
             self.state.out.append(Persist(ClearChat(name)))
             return True, f"Cleared the chat of {name} (nobody is in it)."
         room.history.clear()
-        # As chat (on many nodes): the other nodes' copies of the room clear their recent chat with it.
+        # As chat (on many nodes): the other nodes clear their copies of the room's recent chat on it, and
+        # tell their own members the room's state as their copy has it (RelayCore.chat_cleared).
         state = [
             Broadcast(room.name, msg.SerializeToString(), chat=True)
             for msg in self.room_ops.state_messages(room, now)

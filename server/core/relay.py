@@ -12,7 +12,7 @@ kick, ban, mute, close), SocialOps (social.py: chat, typing, presence), AdminOps
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from pianorhythm.server.core import validate
@@ -467,11 +467,15 @@ class RelayCore:
         self.social.stored(records, sender, ref)
         return self.state.finish()
 
-    def chat_cleared(self, room: str) -> None:
-        """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy."""
+    def chat_cleared(self, room: str, now: int) -> list[Action]:
+        """Another node cleared the room's chat (the admin's clear_chat): so does this node's copy, and its
+        members here are sent the room's state without it (to be carried out with no publishing)."""
         followed = self.state.rooms.get(room)
         if followed is not None:
             followed.history.clear()
+            for message in self.room_ops.state_messages(followed, now):
+                self.state.out.append(Broadcast(room, message.SerializeToString()))
+        return self.state.finish()
 
     def room_list(self, seq: int, rooms: Iterable[Summary], now: int) -> list[Action]:
         """The directory's whole room list, at delta `seq` (see room_list.py), as a ReadRoomList asked."""
@@ -513,6 +517,17 @@ class RelayCore:
         if room is not None and seq > room.seq:
             room.seq = seq
             self.room_ops.apply(event, now)
+        return self.state.finish()
+
+    def caught_up(self, name: str, missed: Sequence[RoomEvent], seq: int, now: int) -> list[Action]:
+        """A replica that missed events while the link was down, brought to the directory's snapshot at
+        `seq`: the difference (`missed`, pianorhythm.server.cluster.core_events.missed_events) applied in
+        order, its members here told; its next event on the channel follows the snapshot."""
+        room = self.state.rooms.get(name)
+        if room is not None and seq >= room.seq:
+            for event in missed:
+                self.room_ops.apply(event, now)
+            room.seq = seq
         return self.state.finish()
 
     def drop_room(self, name: str) -> list[Action]:

@@ -82,6 +82,14 @@ class CoreState:
         self.list_seq: int | None = None
         self.list_waiting: list[tuple[int, tuple[Summary, ...], tuple[str, ...]]] = []
 
+    def every_room(self) -> list[str]:
+        """The rooms an admin's broadcast reaches: those here and, on many nodes, every room the directory
+        lists (rooms whose members are all on other nodes; a hidden one is not listed, so not reached)."""
+        names = list(self.rooms)
+        if self.clustered:
+            names += sorted(name for name in self.listed if name not in self.rooms)
+        return names
+
     # -- output helpers ------------------------------------------------------------------------------
 
     def broadcast(self, room: Room, message: pb.ServerMessage, except_user: int = 0) -> None:

@@ -209,12 +209,17 @@ async def test_a_killed_nodes_connections_stop_counting_against_their_address(
         assert b.logged("node 'a' stopped refreshing its presence")
 
 
-async def test_players_are_told_chat_may_be_missing_after_redis_was_killed_and_came_back(
+async def test_while_redis_is_down_a_nodes_rooms_play_on_and_players_hear_chat_may_be_missing(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     async with relay_nodes(tmp_path, redis_server.url, "a") as (a,):
         ann = await TestClient.connect(a.url)
         await ann.hello("ann")
+        bob = await TestClient.connect(a.url)
+        await bob.hello("bob")
+        for player in (ann, bob):
+            await player.act(join_room=pb.JoinRoom(name="den"))
+            await player.recv("room_state", where=lambda m: m.room_state.name == "den")
         assert redis_server.process is not None
         redis_server.process.send_signal(signal.SIGKILL)
         redis_server.process.wait()
@@ -225,6 +230,12 @@ async def test_players_are_told_chat_may_be_missing_after_redis_was_killed_and_c
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("/healthz never said the Redis link was down")
+        # The room on this node keeps working meanwhile: ann's notes reach bob.
+        for key in range(60, 65):
+            note = pb.NoteEvent(offset_us=0, note=pb.Note(key=key, velocity=90))
+            await ann.act(note_batch=pb.NoteBatch(base_time_us=0, events=[note]))
+        heard = [(await bob.recv("notes", timeout=5)).notes.events[0].note.key for _ in range(5)]
+        assert heard == list(range(60, 65))
         await ann.act(ref=1, chat_send=pb.ChatSend(content="lost?"))
         error = (await ann.recv("error", timeout=10, where=answers(1))).error
         assert error.code == pb.ERROR_CODE_INTERNAL  # not acknowledged: it is not in the stream
@@ -237,3 +248,4 @@ async def test_players_are_told_chat_may_be_missing_after_redis_was_killed_and_c
         assert (await _say(ann, 2, "back")).content == "back"
         assert [c for _, _, c in await _history(ann, 3)] == ["back"]
         await ann.close()
+        await bob.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from pianorhythm.server.cluster import keys
 from pianorhythm.server.cluster.envelope import EVENT, Envelope
 from pianorhythm.server.cluster.link import Link
 from pianorhythm.server.cluster.presence import Presence
@@ -202,6 +203,34 @@ async def test_a_ban_made_on_one_node_holds_on_the_other_also_for_a_fresh_identi
     unbanned = joined(await a.rooms.unban("den", 1, [2, 99], until + 2))
     assert [e for _, e in unbanned.events if isinstance(e, Unbanned)][0].user_ids == (2,)
     joined(await b.join("den", 2, until + 3))
+
+
+async def test_a_ban_asked_by_a_node_that_does_not_hold_the_member_covers_the_scope_they_joined_from(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    joined(await a.join("den", 1))
+    joined(await b.join("den", 2, address="2001:db8:1:2::7"))
+    joined(await b.join("den", 3, address="2001:db8:9:9::1"))
+    until = T0 + 3600 * 1_000_000
+    # Node a's copy of member 2 has no address: the ban names none, the scope stored at the join is banned.
+    changed = joined(await a.rooms.ban("den", 1, BanRecord(2, "u2", "", until), T0))
+    [banned] = [e for _, e in changed.events if isinstance(e, Banned)]
+    assert banned.ban == BanRecord(2, "u2", "2001:db8:1:2::/64", until)
+    fresh = await a.join("den", 77, T0 + 1, address="2001:db8:1:2:aaaa::1")  # a new identity, same /64
+    assert isinstance(fresh, Refused) and fresh.reason == BANNED_HERE and fresh.ban and fresh.ban.user_id == 2
+    joined(await a.join("den", 78, T0 + 1, address="2001:db8:1:3::1"))  # another /64
+    # A kick the same way, of a member who went on to the lobby and then another room: still their scope.
+    joined(await b.join("jam", 3, T0 + 2, address="2001:db8:9:9::1"))
+    joined(await b.join("den", 3, T0 + 3, address="2001:db8:9:9::1"))
+    kicked = joined(await a.rooms.ban("den", 1, BanRecord(3, "u3", "", until, kick=True), T0 + 4))
+    assert [e.ban.address for _, e in kicked.events if isinstance(e, Banned)] == ["2001:db8:9:9::/64"]
+    # The scope goes with the member: once they left every room, a ban of them names no address.
+    joined(await b.rooms.leave("lobby", 2, pb.LEAVE_REASON_DISCONNECTED, T0 + 5))
+    late = joined(await a.rooms.ban("den", 1, BanRecord(2, "u2", "", until), T0 + 6))
+    assert [e.ban.address for _, e in late.events if isinstance(e, Banned)] == [""]
+    joined(await b.join("den", 79, T0 + 7, address="2001:db8:1:2::8"))  # the stored scope is not banned now
+    assert not await a.link.redis.hexists(keys.MEMBER_SCOPES, 2)
 
 
 async def test_a_stale_settings_change_is_refused(nodes: tuple[Node, Node]) -> None:

@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import pytest_asyncio
 
@@ -132,12 +133,18 @@ async def stop_bounded(node: Node) -> None:
         log.warning("node %s did not stop within 10 s; pending tasks:\n%s", node.name, stacks)
 
 
+class Clients(Protocol):
+    """Connect a player to a node from a loopback source address (127.0.0.x: one address per player)."""
+
+    def __call__(self, node: Node, name: str, source: str = ...) -> Awaitable[TestClient]: ...
+
+
 @pytest_asyncio.fixture
-async def clients() -> AsyncIterator[Callable[[Node, str], Awaitable[TestClient]]]:
+async def clients() -> AsyncIterator[Clients]:
     made: list[TestClient] = []
 
-    async def make(node: Node, name: str) -> TestClient:
-        client = await TestClient.connect(node.url)
+    async def make(node: Node, name: str, source: str = "127.0.0.1") -> TestClient:
+        client = await TestClient.connect(node.url, local_addr=(source, 0))
         made.append(client)
         await client.hello(name)
         return client
@@ -153,7 +160,7 @@ async def join(client: TestClient, room: str) -> pb.RoomState:
 
 
 async def test_players_on_two_nodes_meet_and_hear_each_other_once_in_order(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -186,7 +193,7 @@ async def test_players_on_two_nodes_meet_and_hear_each_other_once_in_order(
 
 
 async def test_a_dead_nodes_players_leave_the_room_on_the_survivor(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -205,7 +212,7 @@ async def test_a_dead_nodes_players_leave_the_room_on_the_survivor(
 
 
 async def test_a_ban_settings_and_the_crown_made_on_one_node_hold_on_the_other(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -244,8 +251,29 @@ async def test_a_ban_settings_and_the_crown_made_on_one_node_hold_on_the_other(
     assert (await join(bob, "den")).name == "den"
 
 
+async def test_an_owners_ban_of_a_player_on_the_other_node_keeps_out_a_new_identity_from_their_address(
+    two_nodes: tuple[Node, Node], clients: Clients
+) -> None:
+    a, b = two_nodes
+    ann = await clients(a, "ann", "127.0.0.2")
+    bob = await clients(b, "bob", "127.0.0.3")
+    await join(ann, "den")
+    await join(bob, "den")
+    await ann.recv("user_joined", where=lambda m: m.user_joined.user.id == bob.user_id)
+    await ann.act(ref=5, ban_user=pb.BanUser(user_id=bob.user_id, duration_s=600))
+    assert (await bob.recv("removed")).removed.reason == pb.REMOVAL_REASON_BANNED
+    for node in (a, b):  # a new identity from bob's address, on either node
+        fresh = await clients(node, "bob2", "127.0.0.3")
+        await fresh.act(ref=6, join_room=pb.JoinRoom(name="den"))
+        refused = await fresh.recv("error", where=lambda m: m.ref == 6)
+        assert refused.error.code == pb.ERROR_CODE_BANNED
+    for node in (a, b):
+        other = await clients(node, "cy", "127.0.0.4")
+        assert (await join(other, "den")).name == "den"
+
+
 async def test_a_room_created_with_a_password_on_one_node_is_entered_with_it_from_the_other(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -273,7 +301,7 @@ async def test_a_room_created_with_a_password_on_one_node_is_entered_with_it_fro
 
 
 async def test_a_members_update_on_one_node_is_in_the_room_state_the_other_node_gives(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -311,7 +339,7 @@ async def listing_until(client: TestClient, shown: Listing, done: Callable[[List
 async def test_every_node_lists_the_same_rooms_and_a_node_started_later_reads_them(
     redis_server: RedisServer,
     two_nodes: tuple[Node, Node],
-    clients: Callable[[Node, str], Awaitable[TestClient]],
+    clients: Clients,
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -347,7 +375,7 @@ async def test_every_node_lists_the_same_rooms_and_a_node_started_later_reads_th
 
 
 async def test_an_admins_close_made_on_one_node_sends_every_member_to_the_lobby(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -375,7 +403,7 @@ async def test_an_admins_close_made_on_one_node_sends_every_member_to_the_lobby(
 
 
 async def test_a_mute_made_on_one_node_holds_on_the_other(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -399,7 +427,7 @@ async def test_a_mute_made_on_one_node_holds_on_the_other(
 
 
 async def test_the_recent_chat_of_a_room_is_the_same_from_either_node(
-    two_nodes: tuple[Node, Node], clients: Callable[[Node, str], Awaitable[TestClient]]
+    two_nodes: tuple[Node, Node], clients: Clients
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")
@@ -424,10 +452,44 @@ async def test_the_recent_chat_of_a_room_is_the_same_from_either_node(
     assert list((await join(eve, "den")).chat_history) == []  # and node b's copy of den has no old lines
 
 
+async def test_an_admins_broadcast_and_clear_chat_reach_a_room_whose_players_are_all_on_the_other_node(
+    two_nodes: tuple[Node, Node], clients: Clients
+) -> None:
+    a, b = two_nodes
+    root = await clients(a, "root")
+    await root.act(ref=1, room_list_subscribe=pb.RoomListSubscribe())
+    shown = summaries((await root.recv("room_list", where=lambda m: m.ref == 1)).room_list.rooms)
+    bob = await clients(b, "bob")
+    await join(bob, "hall")
+    await bob.act(ref=2, chat_send=pb.ChatSend(content="before"))
+    await bob.recv("chat_message", 10, lambda m: m.ref == 2)
+    await listing_until(root, shown, lambda s: "hall" in s)  # node a has no copy of hall, only its listing
+
+    async def command(ref: int, name: str, *args: str) -> pb.CommandResult:
+        await root.act(
+            ref=ref, server_command=pb.ServerCommand(name=name, args=args, admin_token=ADMIN_TOKEN)
+        )
+        return (await root.recv("command_result", 10, lambda m: m.ref == ref)).command_result
+
+    said = await command(3, "broadcast", "maintenance at noon")
+    assert (said.ok, said.output) == (True, "Sent to 2 rooms.")  # the lobby, and hall on node b
+    notice = await bob.recv("chat_message", where=lambda m: m.chat_message.content == "maintenance at noon")
+    assert notice.chat_message.user_id == 0
+    assert (await root.recv("chat_message")).chat_message.content == "maintenance at noon"  # in the lobby
+    cleared = await command(4, "clear_chat", "hall")
+    assert (cleared.ok, cleared.output) == (True, "Cleared the chat of hall.")
+    state = (await bob.recv("room_state", where=lambda m: m.room_state.name == "hall")).room_state
+    assert [u.id for u in state.users] == [bob.user_id] and list(state.chat_history) == []
+    cy = await clients(b, "cy")
+    assert list((await join(cy, "hall")).chat_history) == []  # node b's copy has none either
+    missing = await command(5, "clear_chat", "nowhere")
+    assert (missing.ok, missing.output) == (False, "No room named nowhere.")
+
+
 async def test_room_list_deltas_lost_while_a_nodes_link_was_down_are_read_when_it_is_back(
     redis_server: RedisServer,
     two_nodes: tuple[Node, Node],
-    clients: Callable[[Node, str], Awaitable[TestClient]],
+    clients: Clients,
 ) -> None:
     a, b = two_nodes
     ann = await clients(a, "ann")

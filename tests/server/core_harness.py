@@ -70,6 +70,7 @@ class Harness:
         self.chat_ids = itertools.count(1)  # storage's chat ids
         self.fail_chat = False  # storage refuses chat (the shell tells the sender: not the core's part)
         self.asks: list[Ask] = []
+        self.broadcasts: list[Broadcast] = []  # every Broadcast carried out (many nodes: also published)
         self.list_reads = 0  # ReadRoomList actions (many nodes)
         self.users: dict[str, UserRecord] = {}  # token -> record, as the shell's storage would hold
         self.user_ids = itertools.count(1)  # the directory's user ids
@@ -85,6 +86,7 @@ class Harness:
         for action in actions:
             assert immutable(action), f"{action!r} holds data the core may still change"
             if isinstance(action, Broadcast):
+                self.broadcasts.append(action)
                 members = self.members[action.room]
                 self.deliver([s for u, s in members.items() if u != action.except_user], action.payload)
             elif isinstance(action, SendTo):

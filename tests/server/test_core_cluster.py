@@ -16,6 +16,8 @@ from pianorhythm.server.core.actions import (
     AskMute,
     AskUpdateMember,
     Broadcast,
+    ClearChat,
+    SaveChat,
 )
 from pianorhythm.server.core.crypto import PENDING_PREFIX
 from pianorhythm.server.core.events import (
@@ -476,7 +478,39 @@ def test_the_recent_chat_of_a_room_state_is_the_rooms_stream_with_lines_from_eve
     h.fail_chat = True  # Redis down: never stored, so never sent, nor recent chat here
     h.send(ann, ref=6, chat_send=pb.ChatSend(content="lost"))
     assert h.take(ann, "chat_message") == [] and len(h.core.state.rooms["den"].history) == 5
-    h.core.chat_cleared("den")  # an admin on another node cleared it
+    h.run(h.core.chat_cleared("den", h.now))  # an admin on another node cleared it: ann is told here
+    cleared = h.take(ann, "room_state")[0].room_state
+    assert cleared.name == "den" and len(cleared.users) == 2 and list(cleared.chat_history) == []
     h.send(ann, ref=3, join_room=pb.JoinRoom(name="den"))
     assert [c.id for c in h.take(ann, "room_state")[0].room_state.chat_history] == []
     assert not h.core.needs_chat("hall")  # the replica comes with its chat: nothing to preload
+
+
+def test_an_admins_broadcast_and_clear_chat_reach_rooms_whose_members_are_all_on_other_nodes() -> None:
+    h = Harness(node=NODE)
+    root = seated(h, "root", 1)
+    h.run(h.core.room_list(3, [summary(LOBBY, 2), summary("hall", 1, "cy")], h.now))
+    h.chat_ids = itertools.count(40)  # the directory's counter, shared by every node
+    h.clear(root)
+
+    def command(ref: int, name: str, *args: str) -> str:
+        h.send(root, ref=ref, server_command=pb.ServerCommand(name=name, args=args, admin_token="secret"))
+        return h.take(root, "command_result")[0].command_result.output
+
+    assert command(5, "broadcast", "maintenance at noon") == "Sent to 2 rooms."
+    # One line per room, hall's too: storing it publishes it on hall's channel, for node b's members.
+    (saved,) = [store for store in h.stored if isinstance(store, SaveChat)]
+    assert [(r.id, r.room, r.user_id, r.content) for r in saved.lines] == [
+        (0, LOBBY, 0, "maintenance at noon"), (0, "hall", 0, "maintenance at noon")
+    ]  # numbered where they are stored  # fmt: skip
+    assert (saved.sender, saved.user_id, saved.ref) == (0, h.user_id(root), 5)
+    assert [m.chat_message.id for m in h.take(root, "chat_message")] == [40]
+    assert [c.id for c in h.core.state.rooms[LOBBY].history] == [40]
+    assert "hall" not in h.core.state.rooms  # no copy of it made here
+    h.broadcasts.clear()
+    assert command(6, "clear_chat", "hall") == "Cleared the chat of hall."
+    assert h.stored[-1] == ClearChat("hall")
+    [cleared] = h.broadcasts  # its nodes clear their copies and tell their members (RelayCore.chat_cleared)
+    assert cleared.room == "hall" and cleared.chat
+    assert pb.ServerMessage.FromString(cleared.payload).room_state.name == "hall"
+    assert command(7, "clear_chat", "nowhere") == "No room named nowhere."  # not listed: as on one node
