@@ -195,6 +195,30 @@ async def test_every_node_lists_the_same_members_in_the_lobby_and_the_room(
                 await late.hello(name)
                 state = await join(late, "den")
                 assert [u.id for u in state.users][:4] == order and state.owner_id == order[0]
+            # The room list is the same from either node: den with its 6 players and ann as owner, and the
+            # watchers in the lobby (gus, then gus and hal).
+            for in_lobby, (node, name) in enumerate(((a, "gus"), (b, "hal")), start=1):
+                watcher = await TestClient.connect(node.url)
+                stack.push_async_callback(watcher.close)
+                await watcher.hello(name)
+                expected = {"lobby": (in_lobby, ""), "den": (6, "ann")}
+                assert await _listed(watcher, expected) == expected
+
+
+async def _listed(client: TestClient, expected: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+    """The room list `client` is shown (member count, owner), its deltas applied until it is `expected` or
+    10 s have passed: a player's own arrival in the lobby may reach their node's list a delta later."""
+    await client.act(ref=90, room_list_subscribe=pb.RoomListSubscribe())
+    rooms = (await client.recv("room_list", timeout=10, where=answers(90))).room_list.rooms
+    shown = {r.name: (r.member_count, r.owner_name) for r in rooms}
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10):
+            while shown != expected:
+                delta = (await client.recv("room_list_delta", timeout=10)).room_list_delta
+                shown.update({r.name: (r.member_count, r.owner_name) for r in delta.upserted})
+                for name in delta.removed:
+                    shown.pop(name, None)
+    return shown
 
 
 async def test_a_player_who_reconnects_to_the_other_node_is_back_in_their_room(
