@@ -93,8 +93,10 @@ async def test_chat_rewraps_when_the_terminal_is_resized(relay_server, config_di
     async with app.run_test(size=(80, 24)) as pilot:
         room = await _in_room(pilot, app)
         log = room.query_one(ChatLog)
+        # Written before the log knows its size, a line waits for it (RichLog defers it): a clean run's log
+        # had no line 5 s after the write. Widths, not line counts: a system line may arrive meanwhile.
+        await wait_for(pilot, lambda: log.scrollable_content_region.width > 0)
         log.add(ChatLine(time_us=T0_US, text="word " * 40, author="bob", color="#3cb44b", id=1))
-        # Widths, not line counts: a system line arriving meanwhile (a join) would add to the count.
         await wait_for(pilot, lambda: bool(log.lines))
         assert max(line.cell_length for line in log.lines) <= 80
         await pilot.resize_terminal(160, 24)
