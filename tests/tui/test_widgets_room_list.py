@@ -45,3 +45,23 @@ async def test_lobby_first_then_fullest_rooms_with_counts_locks_and_owners():
         await pilot.pause()
         assert rooms.selected_name == "quiet"
         assert [row[0] for row in row_texts(rooms)] == ["lobby", "new", "quiet"]
+
+
+
+def shown_lines(rooms: RoomList) -> list[str]:
+    return [rooms.render_line(y).text for y in range(rooms.size.height)]
+
+
+async def test_a_frame_drawn_before_the_table_idles_shows_the_whole_list():
+    """A frame can be drawn between a change and the table's idle: its lines must already fit the new rows
+    (the table cached the old widths' lines and a lobby kept showing a cut name with no lock)."""
+    app = ListApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        rooms = app.query_one(RoomList)
+        rooms.set_rooms([RoomView("jam", 1, 20, False, "bob")])
+        await pilot.pause()
+        rooms.update_rooms([RoomView("secret [red]club", 1, 5, True, "eve")], removed=[])
+        shown_lines(rooms)  # the frame drawn before the idle
+        await pilot.pause(0.2)
+        row = next(line for line in shown_lines(rooms) if "eve" in line)
+        assert "secret [red]club" in row and LOCK in row

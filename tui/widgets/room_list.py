@@ -21,7 +21,14 @@ def players_text(room: RoomView) -> str:
 
 
 class RoomList(DataTable[Text]):
-    """Rooms sorted by players (most first), then name. Keys of rows are room names."""
+    """Rooms sorted by players (most first), then name. Keys of rows are room names.
+
+    Column widths are set from the rows on every redraw rather than measured by the table: it measures on
+    its own idle, and a frame drawn before that is cached and kept (a lobby showed a name cut and no lock
+    until the next change).
+    """
+
+    COLUMNS = (("Room", "name"), ("Players", "players"), ("", "locked"), ("Owner", "owner"))
 
     DEFAULT_CSS = """
     RoomList {
@@ -41,10 +48,7 @@ class RoomList(DataTable[Text]):
         self.rooms: dict[str, RoomView] = {}
 
     def on_mount(self) -> None:
-        self.add_column("Room", key="name")
-        self.add_column("Players", key="players")
-        self.add_column("", key="locked")
-        self.add_column("Owner", key="owner")
+        self._redraw()
 
     def set_rooms(self, rooms: Iterable[RoomView]) -> None:
         self.rooms = {room.name: room for room in rooms}
@@ -59,17 +63,22 @@ class RoomList(DataTable[Text]):
 
     def _redraw(self) -> None:
         selected = self.selected_name
-        self.clear()
+        self.clear(columns=True)
         ordered = sorted(self.rooms.values(), key=lambda r: (not r.is_lobby, -r.players, r.name.lower()))
-        for room in ordered:
-            name = plain(room.name, "bold" if room.is_lobby else "")
-            self.add_row(
-                name,
+        rows = [
+            (
+                plain(room.name, "bold" if room.is_lobby else ""),
                 Text(players_text(room), justify="right"),
                 Text(LOCK if room.locked else ""),
                 plain(room.owner) if room.owner else Text("–", style="dim"),
-                key=room.name,
             )
+            for room in ordered
+        ]
+        for index, (label, key) in enumerate(self.COLUMNS):
+            width = max([len(label), *(row[index].cell_len for row in rows)])
+            self.add_column(label, key=key, width=width)
+        for room, row in zip(ordered, rows, strict=True):
+            self.add_row(*row, key=room.name)
         if selected in self.rooms:
             self.move_cursor(row=self.get_row_index(selected))
 
