@@ -47,7 +47,6 @@ async def test_lobby_first_then_fullest_rooms_with_counts_locks_and_owners():
         assert [row[0] for row in row_texts(rooms)] == ["lobby", "new", "quiet"]
 
 
-
 def shown_lines(rooms: RoomList) -> list[str]:
     return [rooms.render_line(y).text for y in range(rooms.size.height)]
 
