@@ -9,15 +9,15 @@ STAMP := $(VENV)/.installed
 # README's two-node recipe, tests/cluster/test_recipe.py).
 APT_PACKAGES := libfluidsynth3 timgm6mb-soundfont jackd2 redis-server tmux openssl pulseaudio pulseaudio-utils haproxy
 
-.PHONY: run server test lint bench proto system venv clean
+.PHONY: run server test lint bench proto system venv lock clean
 
 system:
 	@scripts/install_system.sh $(APT_PACKAGES)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -40,6 +40,15 @@ test: system venv lint
 # BENCH_ARGS="--only relay_200x50 capacity" runs some (bench/_suite.py lists them).
 bench: system venv
 	$(BIN)/python bench/_suite.py $(BENCH_ARGS)
+
+# The newest versions pyproject.toml allows, written to constraints.txt (then run `make test` on them).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | { head -2 constraints.txt; cat; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 proto: venv
 	PYTHON=$(BIN)/python scripts/proto_codegen.sh
