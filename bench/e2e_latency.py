@@ -25,9 +25,13 @@ Scenarios (each with fresh engines, room and JACK capture):
 - wan: both players on a long jittery path (issue 14): A's uplink through one proxy of base ± jitter
   (`--path`, default 150:60 ms, up only, in A's loop) and B's downlink through another (down only, in B's
   loop), balanced preset (targets: every note heard, IOI error p99 <= 3 ms over all notes). A starts playing
-  LEAD_IN_S after both are in the room, as bench/network.py does. The sound arrives later than the next
-  chords' captures, so each chord's onset is looked for from ANCHOR_LEAD_NS before its due time (what B's
-  playout asked the synth for) up to the next chord's; the other scenarios keep the capture-time window.
+  LEAD_IN_S after both are in the room, as bench/network.py does. A proxy's seed fixes the delay each chunk
+  draws, so one seed pair is one realisation of the path and repeated runs replay it (the pair 7/11 put a
+  transit 1 ms under the path's very top on the same chunk in every run): `--wan-seeds N` runs N pairs
+  (default 3) and the figures are over all of them, each run's own under "runs". The sound arrives later
+  than the next chords' captures, so each chord's onset is looked for from ANCHOR_LEAD_NS before its due
+  time (what B's playout asked the synth for) up to the next chord's; the other scenarios keep the
+  capture-time window.
 - floor: no network: B plays the song itself (engine.play_local, straight to the synth), the set-up's floor.
 
 Figures are given for all note-ons and for the steady state after the first WARMUP events (the playout
@@ -37,7 +41,7 @@ capture: the first note-on's, and the median of the last SETTLED_NOTES), against
 (B's synth call - capture).
 
     .venv/bin/python bench/e2e_latency.py [--song FILE.mid] [--scenario loopback jitter wan floor]
-        [--path 150:60]
+        [--path 150:60] [--wan-seeds 3]
 """
 
 from __future__ import annotations
@@ -91,6 +95,10 @@ ANCHOR_LEAD_NS = 20_000_000  # wan: a chord's window opens this long before its 
 SETTLED_NOTES = 20  # the settled delay: median over the last note-ons, as bench/network.py
 LEAD_IN_S = 1.0  # both in the room -> first note: the clock burst is over
 WAN_LEAD_IN_S = 2.0  # as bench/network.py: the clock exchanges have crossed the slow path a few times
+# The proxies' seeds: the jitter scenario's, and the wan scenario's first pair (run k adds k to both). A seed
+# fixes the delays each chunk draws, so repeated runs of one pair replay one realisation of the path.
+UP_SEED = 7
+DOWN_SEED = 11
 TUNED = True  # --untuned: the listener runs without the entry point's interpreter settings (to compare)
 CAPTURE = str(Path(__file__).with_name("_jack_capture.py"))
 T = TypeVar("T")
@@ -267,12 +275,20 @@ def url_port(url: str) -> int:
 
 
 async def sender(
-    url: str, room: str, song_path: str, base_ms: float, jitter_ms: float, lead_in_s: float, out: str
+    url: str,
+    room: str,
+    song_path: str,
+    base_ms: float,
+    jitter_ms: float,
+    lead_in_s: float,
+    out: str,
+    seed: int = UP_SEED,
 ) -> None:
     """The child process: engine A (and the jitter proxy on its path) plays the song; stamps go to `out`."""
     proxy = None
     if jitter_ms:
-        proxy = JitterProxy("127.0.0.1", url_port(url), base_ms / 1000, jitter_ms / 1000, seed=7, down=False)
+        port = url_port(url)
+        proxy = JitterProxy("127.0.0.1", port, base_ms / 1000, jitter_ms / 1000, seed=seed, down=False)
         await proxy.start()
         url = proxy.url()
     a = Engine(EngineConfig(url, "player", room=room, save_token=False), synth=NullSynth())
@@ -337,8 +353,9 @@ def sound_figures(
     capture: Any,
     due_of_onset: list[int | None],
     anchor_on_due: bool = False,
-) -> dict[str, Any]:
-    """Latency, IOI error and the scheduler's error, from the onsets found in the capture."""
+) -> tuple[dict[str, Any], list[float]]:
+    """Latency, IOI error and the scheduler's error, from the onsets found in the capture; and the IOI
+    errors themselves (ms, one per interval between heard note-ons)."""
     playback_ns = int(capture["playback_latency"]) * 1e9 / RATE
     note_ons = [(i, s[0]) for i, s in enumerate(sent) if s[3]]
     chords: list[list[int]] = []  # indices into note_ons
@@ -370,7 +387,7 @@ def sound_figures(
     ioi = [abs((b1 - b0) - (a1 - a0)) / 1e6 for (a0, b0), (a1, b1) in zip(heard, heard[1:], strict=False)]
     steady_onsets = sum(1 for i, _ in note_ons if i < WARMUP)
     delays = [ms for _, ms in latency]
-    return {
+    figures = {
         "chords": len(chords),
         "onsets_missed": sum(1 for f in found if f is None),
         "notes_sent": len(note_ons),
@@ -389,6 +406,7 @@ def sound_figures(
         "sound_minus_due_ms": summary(scheduler_error),
         "sound_minus_due_ms_min": round(min(scheduler_error), 3) if scheduler_error else None,
     }
+    return figures, ioi
 
 
 def run_scenario(
@@ -400,8 +418,10 @@ def run_scenario(
     tmp: Path,
     font: Path,
     down: tuple[float, float] | None = None,
-) -> dict[str, Any]:
-    """`up`: A's uplink (base, jitter) ms, (0, 0) for none; `down`: B's downlink (base, jitter), or None."""
+    seeds: tuple[int, int] = (UP_SEED, DOWN_SEED),
+) -> tuple[dict[str, Any], list[float]]:
+    """`up`: A's uplink (base, jitter) ms, (0, 0) for none; `down`: B's downlink (base, jitter), or None;
+    `seeds`: the uplink's and the downlink's proxy. The figures, and the IOI errors (sound_figures)."""
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     loop = LoopThread("B")
@@ -409,7 +429,9 @@ def run_scenario(
     proxy = None
     b_url = url
     if down is not None:
-        proxy = JitterProxy("127.0.0.1", url_port(url), down[0] / 1000, down[1] / 1000, seed=11, up=False)
+        proxy = JitterProxy(
+            "127.0.0.1", url_port(url), down[0] / 1000, down[1] / 1000, seed=seeds[1], up=False
+        )
         loop.run(proxy.start())
         b_url = proxy.url()
     config = EngineConfig(b_url, "listener", room=room, save_token=False, preset=preset)
@@ -435,6 +457,8 @@ def run_scenario(
         str(lead_in),
         "--out",
         str(out),
+        "--seed",
+        str(seeds[0]),
     ]
     capture = Capture(tmp / f"{room}.npz", 120)
     cpu0, wall0 = time.process_time(), time.monotonic()
@@ -472,9 +496,10 @@ def run_scenario(
     assert all((g.number, g.value) == (s[1], s[2]) for (_, g, _), s in zip(got, sent, strict=True))
     # The due time of each note-on: the event's time_ns as scheduled (what play_at got, or B's stamp).
     due = [g.time_ns if d is None else d for (_, g, d), s in zip(got, sent, strict=True) if s[3]]
-    figures = sound_figures(sent, audio, list(due), anchor_on_due=down is not None)
+    figures, ioi = sound_figures(sent, audio, list(due), anchor_on_due=down is not None)
     transit = [(t - s[0]) / 1e6 for (t, _, _), s in zip(got, sent, strict=True)]
-    return {
+    result = {
+        "seeds": list(seeds) if up[1] or down is not None else None,
         "events": len(sent),
         "onsets": sum(1 for s in sent if s[3]),
         "jitter_ms": up[1],
@@ -493,6 +518,43 @@ def run_scenario(
         if report["clock_error_ms"] is not None
         else None,
         "listener_clock_error_ms": round(b_clock_error, 3) if b_clock_error is not None else None,
+    }
+    return result, ioi
+
+
+def pooled(runs: list[tuple[dict[str, Any], list[float]]]) -> dict[str, Any]:
+    """The wan scenario over several seed pairs: each is one realisation of the path (the delay every chunk
+    draws), so the issue's figures are taken over all of them (IOI error over every run's intervals, late
+    events over every run's events), with each run's own figures under "runs"."""
+    figures = [f for f, _ in runs]
+
+    def span(key: str) -> list[float] | None:
+        values = [f[key] for f in figures if f.get(key) is not None]
+        return [min(values), max(values)] if values else None
+
+    late = sum(f["late_events"] or 0 for f in figures)
+    events = sum(f["events"] for f in figures)
+    return {
+        "runs": figures,
+        "seeds": [f["seeds"] for f in figures],
+        "path_up_ms": figures[0]["path_up_ms"],
+        "path_down_ms": figures[0]["path_down_ms"],
+        "notes_sent": sum(f["notes_sent"] for f in figures),
+        "notes_heard": sum(f["notes_heard"] for f in figures),
+        "onsets_missed": sum(f["onsets_missed"] for f in figures),
+        "ioi_error_ms": summary([ms for _, ioi in runs for ms in ioi]),
+        "ioi_error_ms_first10": max((f["ioi_error_ms_first10"] or 0.0) for f in figures),
+        "ioi_error_p99_ms_per_run": [f["ioi_error_ms"].get("p99") for f in figures],
+        "late_events": late,
+        "events": events,
+        "late_percent": round(100 * late / max(1, events), 2),
+        "first_note_delay_ms": span("first_note_delay_ms"),
+        "settled_delay_ms": span("settled_delay_ms"),
+        "largest_transit_ms": span("largest_transit_ms"),
+        "settled_over_largest_ms": [
+            round(min(f["settled_delay_ms"] - f["largest_transit_ms"] for f in figures), 2),
+            round(max(f["settled_delay_ms"] - f["largest_transit_ms"] for f in figures), 2),
+        ],
     }
 
 
@@ -521,7 +583,7 @@ def run_floor(song: str, tmp: Path, font: Path) -> dict[str, Any]:
     loop.run(b.close())
     loop.stop()
     synth.close()
-    figures = sound_figures(sent, audio, [None] * sum(1 for s in sent if s[3]))
+    figures, _ = sound_figures(sent, audio, [None] * sum(1 for s in sent if s[3]))
     return {"events": len(sent), **figures}
 
 
@@ -537,6 +599,12 @@ def main() -> None:
     parser.add_argument(
         "--path", default="150:60", help="wan: BASE:JITTER ms of A's uplink and of B's downlink (each)"
     )
+    parser.add_argument(
+        "--wan-seeds",
+        type=int,
+        default=3,
+        help="wan: run the path with this many seed pairs (run k: uplink 7+k, downlink 11+k) and pool them",
+    )
     parser.add_argument("--preset", default="balanced", choices=[p.value for p in LatencyPreset])
     parser.add_argument("--role", default="main", choices=["main", "sender"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -545,6 +613,7 @@ def main() -> None:
     parser.add_argument("--jitter-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--lead-in-s", type=float, default=LEAD_IN_S, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=UP_SEED, help=argparse.SUPPRESS)
     parser.add_argument(
         "--untuned", action="store_true", help="listener: without tuned_interpreter() (no gc.freeze)"
     )
@@ -553,7 +622,16 @@ def main() -> None:
     TUNED = not args.untuned
     if args.role == "sender":
         asyncio.run(
-            sender(args.url, args.room, args.song, args.base_ms, args.jitter_ms, args.lead_in_s, args.out)
+            sender(
+                args.url,
+                args.room,
+                args.song,
+                args.base_ms,
+                args.jitter_ms,
+                args.lead_in_s,
+                args.out,
+                args.seed,
+            )
         )
         return
     base_text, _, jitter_text = args.path.partition(":")
@@ -583,12 +661,24 @@ def main() -> None:
                 room = f"bench-{name}"
                 if name == "wan":
                     path = (base, jitter)
-                    results[name] = run_scenario(
-                        url, args.song, room, path, preset, Path(tmp), font, down=path
-                    )
+                    runs = [
+                        run_scenario(
+                            url,
+                            args.song,
+                            f"{room}-{k}",
+                            path,
+                            preset,
+                            Path(tmp),
+                            font,
+                            down=path,
+                            seeds=(UP_SEED + k, DOWN_SEED + k),
+                        )
+                        for k in range(args.wan_seeds)
+                    ]
+                    results[name] = pooled(runs)
                     continue
                 up = (15.0, 15.0) if name == "jitter" else (0.0, 0.0)
-                results[name] = run_scenario(url, args.song, room, up, preset, Path(tmp), font)
+                results[name], _ = run_scenario(url, args.song, room, up, preset, Path(tmp), font)
         finally:
             proc.terminate()
             proc.wait(10)

@@ -56,8 +56,8 @@ SETTLE_PINGS: Final = 16  # after the burst, one every SETTLE_INTERVAL_S: the bo
 SETTLE_INTERVAL_S: Final = 0.5
 PING_INTERVAL_S: Final = 5.0
 # How fast the note offset follows the estimate once notes depend on it: a 1 s interval moves by 0.2 ms at
-# most on either side (the playout's steps leave 0.5 ms of the 3 ms), 10 ms of correction takes
-# 50 s, and quartz clocks drift at a tenth of this.
+# most on either side (the playout leaves room for it beside its steps and the synth's block), 10 ms of
+# correction takes 50 s, and quartz clocks drift at a tenth of this.
 SLEW_PPM: Final = 200
 
 

@@ -17,12 +17,14 @@ late, the phrase stays where that event put it (the delay takes its transit) and
 one outlier stretches one interval instead of stretching one and squashing the next; a stall snaps back.
 
 Changing the delay must not reorder or squash a player's events. Growing stretches the interval before the
-event it applies to, so it goes by GROW_STEP_MAX_US (2.5 ms) per event while that still covers the event; an
+event it applies to, so it goes by GROW_STEP_MAX_US (1.5 ms) per event while that still covers the event; an
 event that would be late even so takes the whole step at once (worth one stretched interval, and its
 neighbours then need none), so a burst of jitter raises the delay within a few events. Shrinking only happens
-across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-2.5 ms per gap, so
+across a gap of at least PHRASE_GAP_US between captures, by a quarter of the excess but 1-1.5 ms per gap, so
 a shorter delay never pulls an event before its predecessor (or squashes a chord) and no interval changes by
-more than the issue's 3 ms with the clocks' slew and rounding added (pianorhythm.clock); and a burst leaves
+more than the issue's 3 ms as heard: with the synth's block (FluidSynth plays a note in its 64-frame block,
+1.33 ms at 48 kHz, so a heard interval is off by up to a block more than its due times) and the clocks' slew
+and rounding added (pianorhythm.clock); and a burst leaves
 the window only after ~200 more events: the delay comes down slowly, over a few rests.
 
 The path is known before the first note: the relay measures each member's uplink spread and floor from their
@@ -64,12 +66,13 @@ FLOOR_US: Final = 3_000
 CEILING_US: Final = 500_000
 PHRASE_GAP_US: Final = 100_000
 SHRINK_STEP_MIN_US: Final = 1_000
-# The issue bounds a stretched interval at 3 ms; the steps stop 0.5 ms short, for the clocks' slew
-# (pianorhythm.clock.SLEW_PPM) and the µs rounding of the stamps, which add to the step.
-SHRINK_STEP_MAX_US: Final = 2_500  # as much as growing may stretch
-GROW_STEP_MAX_US: Final = 2_500  # an interval stretched by this much is not heard as a hiccup
-# A late event shifts the phrase; up to this much the shift stays and glides back 1-2.5 ms per rest, more (a
-# stall) goes at the next rest: gliding back from 200 ms would take 80 rests.
+# The issue bounds a stretched interval at 3 ms as heard: the synth adds up to one block (1.33 ms at 48 kHz)
+# to a step, the clocks' slew (pianorhythm.clock.SLEW_PPM) and the µs rounding of the stamps a little more.
+# With 2.5 ms steps, heard through FluidSynth at 150 ± 60 ms, the glide's intervals came out at 3.3-4.0 ms.
+SHRINK_STEP_MAX_US: Final = 1_500  # as much as growing may stretch
+GROW_STEP_MAX_US: Final = 1_500  # an interval stretched by this much is not heard as a hiccup
+# A late event shifts the phrase; up to this much the shift stays and glides back 1-1.5 ms per rest, more (a
+# stall) goes at the next rest: gliding back from 200 ms would take 130 rests.
 LATE_KEPT_US: Final = 50_000
 PATH_EVENTS: Final = 100  # the path's spread sizes the delay until the window holds this many transits
 # Intervals up to this long are never shortened; a glide shortens a longer rest to this at the most.
