@@ -206,6 +206,11 @@ FIGURES: list[Figure] = [
         lambda o: sum(r["lost"] for r in o["runs"]), "==", 0,
     ),
     Figure(
+        "network.settled_over_largest_ms", "network",
+        "network paths, settled delay − the largest transit seen (worst path)", "ms",
+        lambda o: max(r["settled_over_largest_ms"] for r in o["runs"]), "<=", 10,
+    ),
+    Figure(
         "midi_out.ioi_error_p99_ms", "midi_out", "MIDI out at a JACK port (32 frames), IOI error p99", "ms",
         lambda o: o["runs"][0]["ioi_error_ms"]["p99"], "<=", 3,
     ),
