@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -306,7 +307,16 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "relay_event_loop": relay_event_loop(),
     }
+
+
+def relay_event_loop() -> str:
+    """The loop the relay benchmarks run on: --loop auto's choice (server/main.py), with its version."""
+    try:
+        return f"uvloop {importlib.metadata.version('uvloop')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "asyncio"
 
 
 def commit() -> str:

@@ -36,7 +36,7 @@ from _loadgen import Crowd, Listener, Tally, client_frame, cpu_times, upgrade_re
 from relay import ROOM, memory_kib, percentile  # noqa: E402
 
 from pianorhythm.server.core.limits import Limits  # noqa: E402
-from pianorhythm.server.main import ServerOptions, start_server  # noqa: E402
+from pianorhythm.server.main import ServerOptions, loop_factory, start_server  # noqa: E402
 from pianorhythm.wire import codec  # noqa: E402
 from pianorhythm.wire import pianorhythm_pb2 as pb  # noqa: E402
 
@@ -56,8 +56,9 @@ BENCH_LIMITS = Limits(
 )
 
 
-def serve(db: Path) -> None:
-    """The relay with BENCH_LIMITS, in this process (run as `capacity.py --serve DB`)."""
+def serve(db: Path, loop: str) -> None:
+    """The relay with BENCH_LIMITS on event loop `loop` (as --server --loop picks it), in this process (run
+    as `capacity.py --serve DB --loop LOOP`)."""
     logging.basicConfig(level=logging.INFO)
 
     async def main() -> None:
@@ -65,12 +66,15 @@ def serve(db: Path) -> None:
         await start_server(options)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(main())
 
 
-def spawn_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
+def spawn_server(db: Path, loop: str) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, __file__, "--serve", str(db), "--loop", loop],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
     while line := proc.stderr.readline().decode():
@@ -289,17 +293,23 @@ def main() -> None:
         default=[5.0],
         help="many rooms: notes/s per player, one measurement each, in turn until p99 > 50 ms",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the relay's event loop (as --server --loop; default auto: uvloop when installed)",
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.loop)
         return
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"loop": args.loop}
     for name, run in (("one_room", one_room), ("many_rooms", many_rooms)):
         if (name == "many_rooms" and not args.rooms) or (name == "one_room" and not args.max):
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            server, url = spawn_server(Path(tmp) / "bench.db")
+            server, url = spawn_server(Path(tmp) / "bench.db", args.loop)
             try:
                 time.sleep(0.3)
                 result[name] = run(url, server.pid, args)

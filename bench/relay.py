@@ -172,11 +172,12 @@ async def play(url: str, rate: float, duration: float) -> int:
 # -- server process ----------------------------------------------------------------------------------
 
 
-def start_server(*where: str) -> tuple[subprocess.Popen[bytes], str]:
-    """The relay with `where` it keeps its state: `--db PATH`, or `--redis URL --node-id ...`."""
+def start_server(loop: str, *where: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The relay on event loop `loop` (`--loop`) with `where` it keeps its state: `--db PATH`, or `--redis
+    URL --node-id ...`."""
     prefix = os.environ.get("RELAY_BENCH_PREFIX", "").split()  # e.g. "python -m cProfile -o out.prof"
     proc = subprocess.Popen(
-        [*prefix, str(CLI), "--server", "--port", "0", *where, "--log-level", "info",
+        [*prefix, str(CLI), "--server", "--port", "0", "--loop", loop, *where, "--log-level", "info",
          "--max-connections-per-ip", "5000", "--admin-token", ADMIN_TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -209,7 +210,7 @@ def percentile(values: Sequence[int], q: float) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = start_server("--db", str(Path(tmp) / "bench.db"))
+        server, url = start_server(args.loop, "--db", str(Path(tmp) / "bench.db"))
         try:
             time.sleep(0.3)
             if args.idle:
@@ -361,7 +362,8 @@ def nodes_load(node_ids: Sequence[str], args: argparse.Namespace) -> dict[str, A
         try:
             for node in node_ids:
                 nodes.append(start_server(
-                    "--redis", f"redis://127.0.0.1:{port}/0", "--node-id", node, "--secret", NODE_SECRET,
+                    args.loop, "--redis", f"redis://127.0.0.1:{port}/0",
+                    "--node-id", node, "--secret", NODE_SECRET,
                 ))  # fmt: skip
             time.sleep(0.3)
             shares = [
@@ -658,14 +660,20 @@ def main() -> None:
         default=0,
         help="with --listeners: nodes on one redis-server (2: listeners split, compared with 1 node)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the relay's event loop (its --loop; default auto: uvloop when installed)",
+    )
     args = parser.parse_args()
     if args.nodes:
         if not args.listeners:
             parser.error("--nodes needs --listeners N")
-        print(json.dumps(run_nodes(args), indent=2))
+        print(json.dumps({"loop": args.loop, **run_nodes(args)}, indent=2))
         return
     one = args.listeners or args.idle or args.crowded or args.guessing or args.churn
-    print(json.dumps(run(args) if one else run_anchors(args), indent=2))
+    print(json.dumps({"loop": args.loop, **(run(args) if one else run_anchors(args))}, indent=2))
 
 
 if __name__ == "__main__":

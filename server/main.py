@@ -26,7 +26,7 @@ from pianorhythm.server.clock import ServerClock
 from pianorhythm.server.core import CoreOptions, Limits, RelayCore
 from pianorhythm.server.dblock import DatabaseInUse
 from pianorhythm.server.directory import Directory
-from pianorhythm.server.shell import WS_PATH, RelayShell
+from pianorhythm.server.shell import WS_PATH, RelayShell, loop_name
 from pianorhythm.server.storage import Storage
 from pianorhythm.server.tls import TLSConfigError, server_context
 from pianorhythm.server.ws import Settings, WebSocketServer
@@ -44,6 +44,28 @@ SHUTDOWN_REASON = "server shutting down"
 # behind shows in the outbox within a second or two instead of after megabytes of kernel autotuned buffer.
 SEND_BUFFER_BYTES = 64 * 1024
 WRITE_LIMIT_BYTES = 64 * 1024
+
+
+class LoopUnavailable(Exception):
+    """`--loop uvloop` on a machine without uvloop (the message says how to get it)."""
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the event loop `--loop choice` runs the relay on: uvloop (libuv; its polls, reads and
+    writes in C: bench/README.md "Session 7, U") when importable and not refused, else asyncio's own.
+    LoopUnavailable if uvloop is asked for by name and cannot be imported."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError as exc:
+            if choice == "uvloop":
+                raise LoopUnavailable(
+                    f"--loop uvloop needs the uvloop package, which cannot be imported here ({exc}): "
+                    "install it (pip install uvloop) or use --loop asyncio."
+                ) from exc
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 def default_db_path() -> Path:
@@ -161,11 +183,12 @@ async def start_server(options: ServerOptions) -> RunningServer:
         directory.advertise(running.url)
     proxies = ", ".join(map(str, options.trusted_proxies))
     log.info(
-        "listening on %s (%s)%s",
+        "listening on %s (%s; event loop %s)%s",
         running.url,
         f"database {directory.path}"
         if isinstance(directory, Storage)
         else f"node {options.node_id!r} on Redis",
+        loop_name(asyncio.get_running_loop()),
         f"; forwarded client addresses believed from {proxies}" if proxies else "",
     )
     return running
@@ -283,7 +306,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         # The relay logs its own line per connect/disconnect; websockets' lines would say it twice.
         logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
-        return asyncio.run(_serve_until_signal(options))
+        factory = loop_factory(args.loop or "auto")
+    except LoopUnavailable as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(_serve_until_signal(options))
     except (TLSConfigError, DatabaseInUse, ClusterStartError) as exc:
         log.error("%s", exc)
         return 1
@@ -298,14 +327,15 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 async def _serve_until_signal(options: ServerOptions) -> int:
-    running = await start_server(options)
-    raise_open_file_limit()  # once serving, so that a start-up error stays the only line printed
-    settle_gc()  # everything built so far lives as long as the process (pianorhythm.interpreter)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    # Before listening: a signal that comes as soon as "listening on" is logged still stops it cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    running = await start_server(options)
+    raise_open_file_limit()  # once serving, so that a start-up error stays the only line printed
+    settle_gc()  # everything built so far lives as long as the process (pianorhythm.interpreter)
     await stop.wait()
     log.info("shutting down")
     await running.close()

@@ -176,6 +176,7 @@ class RelayShell:
         now = self.clock.now_us()
         return {
             "status": "ok",
+            "event_loop": loop_name(asyncio.get_running_loop()),
             "uptime_s": round((now - self.core.options.started_us) / 1e6, 1),
             "connections": len(self.core.state.sessions),
             **self.core.census(),
@@ -914,6 +915,11 @@ class RelayShell:
                 pass
             self._wake.clear()
             self._perform_nowait(self.core.tick(self.clock.now_us()))
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """The package whose event loop this is, "uvloop" or "asyncio" (logged at start, and in /healthz)."""
+    return type(loop).__module__.split(".", 1)[0]
 
 
 def _internal_error(ref: int) -> bytes:

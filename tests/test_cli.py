@@ -37,6 +37,7 @@ def test_help_lists_every_mode_and_option() -> None:
         "--certfile",
         "--keyfile",
         "--trust-proxy",
+        "--loop",
         "--insecure",
     ):
         assert option in out
@@ -62,6 +63,7 @@ def test_bad_option_is_one_clear_error() -> None:
         (["--server", "--certfile", "c.pem"], "--certfile and --keyfile go together"),
         (["--headless", "--certfile", "c.pem", "--keyfile", "k.pem"], "--certfile is for hosting"),
         (["--trust-proxy", "10.0.0.1"], "--trust-proxy is for hosting"),
+        (["--headless", "--loop", "uvloop"], "--loop is for hosting: use it with --server."),
         (
             ["--server", "--trust-proxy", "proxy.example"],
             "argument --trust-proxy: 'proxy.example' is not an IP",

@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "address for per-address limits, bans and logs; from any other peer those headers are ignored",
     )
     host.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        help="event loop: uvloop (faster, when installed) or asyncio's own (default auto: uvloop if it can "
+        "be imported)",
+    )
+    host.add_argument(
         "--redis",
         metavar="URL",
         help="one of many relay nodes sharing redis://HOST:PORT/DB (users, chat history, per-address "
@@ -183,7 +189,7 @@ def _color(text: str) -> str:
 
 def _check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse flags that would do nothing in the chosen mode, and a certificate without its key."""
-    hosting = ("certfile", "keyfile", "trust_proxy", "redis", "node_id", "secret")
+    hosting = ("certfile", "keyfile", "trust_proxy", "redis", "node_id", "secret", "loop")
     server_only = [flag for flag in hosting if getattr(args, flag)]
     if server_only and not args.server:
         parser.error(f"--{server_only[0].replace('_', '-')} is for hosting: use it with --server.")
