@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from pianorhythm.tui.midi.fileplayer import read_midi_file
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 CLI = [sys.executable, "-m", "pianorhythm.tui.cli"]
@@ -81,3 +83,29 @@ def headless(workdir: Path, url: str, name: str, *extra: str, env: dict[str, str
     return Proc(
         args, workdir, name, env={"PIANORHYTHM_CONFIG_DIR": str(workdir / f"cfg-{name}"), **(env or {})}
     )
+
+
+def note_ons(path: Path) -> list[tuple[float, int, int]]:
+    """A MIDI file's note-ons: (seconds, key, velocity), in order."""
+    return [
+        (t.seconds, t.event.number, t.event.value) for t in read_midi_file(path).events if t.event.is_note_on
+    ]
+
+
+def stuck_notes(path: Path) -> int:
+    """Note-ons in a recording with no note-off (0 when every note that went down came up again)."""
+    events = read_midi_file(path).events
+    return sum(1 for t in events if t.event.is_note_on) - sum(1 for t in events if t.event.is_note_off)
+
+
+def ioi_errors(got: list[tuple[float, int, int]], want: list[tuple[float, int, int]]) -> list[float]:
+    """How far each interval between consecutive note-ons in `got` is from the same interval in `want`
+    (seconds), sorted."""
+    return sorted(
+        abs((g1[0] - g0[0]) - (w1[0] - w0[0]))
+        for g0, g1, w0, w1 in zip(got, got[1:], want, want[1:], strict=False)
+    )
+
+
+def p99(sorted_values: list[float]) -> float:
+    return sorted_values[int(0.99 * (len(sorted_values) - 1))]

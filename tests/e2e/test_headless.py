@@ -10,17 +10,20 @@ import re
 
 import pytest
 
-from pianorhythm.tui.midi.fileplayer import read_midi_file
-from tests.e2e.headless_procs import DATA, Proc, headless, start_server
+from tests.e2e.headless_procs import (
+    DATA,
+    Proc,
+    headless,
+    ioi_errors,
+    note_ons,
+    p99,
+    start_server,
+    stuck_notes,
+)
 
 SONG = DATA / "m21-test02.mid"
 
 pytestmark = pytest.mark.slow
-
-
-def onsets(path, track=None):
-    data = read_midi_file(path)
-    return [(t.seconds, t.event.number, t.event.value) for t in data.events if t.event.is_note_on]
 
 
 def test_a_plays_a_file_and_b_records_the_same_notes_in_time(tmp_path):
@@ -45,23 +48,16 @@ def test_a_plays_a_file_and_b_records_the_same_notes_in_time(tmp_path):
     # Issue 14, item 3: while alice's notes come, bob logs her playout delay, late notes and path spread.
     assert re.search(r"received/s=\d+ .*delays=\[alice:\d+\.\dms/late\d+/spread\d+\.\dms\]", b.stdout)
 
-    want = onsets(SONG)
-    got = onsets(recording)
+    want = note_ons(SONG)
+    got = note_ons(recording)
     assert len(got) == len(want) == 163
     assert [(k, v) for _, k, v in got] == [(k, v) for _, k, v in want]
-    errors = sorted(
-        abs((g1[0] - g0[0]) - (w1[0] - w0[0]))
-        for g0, g1, w0, w1 in zip(got, got[1:], want, want[1:], strict=False)
-    )
-    p99 = errors[int(0.99 * (len(errors) - 1))]
+    errors = ioi_errors(got, want)
     median = errors[len(errors) // 2]
-    print(f"IOI error p50 {median * 1e3:.2f} ms p99 {p99 * 1e3:.2f} ms max {errors[-1] * 1e3:.2f} ms")
-    assert p99 <= 0.003, errors[-5:]
+    print(f"IOI error p50 {median * 1e3:.2f} ms p99 {p99(errors) * 1e3:.2f} ms max {errors[-1] * 1e3:.2f} ms")
+    assert p99(errors) <= 0.003, errors[-5:]
     # Every note that went down came up again in the recording (no stuck notes).
-    data = read_midi_file(recording)
-    assert sum(1 for t in data.events if t.event.is_note_off) == sum(
-        1 for t in data.events if t.event.is_note_on
-    )
+    assert stuck_notes(recording) == 0
 
 
 def test_headless_needs_connect(tmp_path):
