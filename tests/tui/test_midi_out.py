@@ -31,19 +31,32 @@ NOTE_ON, NOTE_OFF, CONTROL, PROGRAM = 0x90, 0x80, 0xB0, 0xC0
 
 
 class Synth:
-    """A JACK virtual MIDI input standing in for a hardware synth: records (arrival ns, message)."""
+    """A JACK virtual MIDI input standing in for a hardware synth: records (arrival ns, message).
+
+    It reads RtMidi's queue from a thread of its own rather than through a callback: a callback runs Python in
+    JACK's process thread, which then waits for the GIL, while python-rtmidi holds the GIL through its JACK
+    calls (opening, closing ports) that can wait on that same cycle. The tests hung and lost messages on that;
+    a hardware synth, outside our process, never takes our GIL.
+    """
 
     def __init__(self) -> None:
         self.received: list[tuple[int, list[int]]] = []
         self._lock = threading.Lock()
-        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=SYNTH_CLIENT)
-        self.port.set_callback(self._on_message)
+        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=SYNTH_CLIENT, queue_size_limit=4096)
         self.port.open_virtual_port(SYNTH_PORT)
         self.open = True
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="test-synth", daemon=True)
+        self._reader.start()
 
-    def _on_message(self, message: tuple[list[int], float], _data: object = None) -> None:
-        with self._lock:
-            self.received.append((time.perf_counter_ns(), message[0]))
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            message = self.port.get_message()
+            if message is None:
+                self._stop.wait(0.001)
+                continue
+            with self._lock:
+                self.received.append((time.perf_counter_ns(), message[0]))
 
     def messages(self) -> list[list[int]]:
         with self._lock:
@@ -55,7 +68,8 @@ class Synth:
     def unplug(self) -> None:
         if self.open:  # rtmidi crashes on a port used after delete()
             self.open = False
-            self.port.cancel_callback()
+            self._stop.set()
+            self._reader.join()
             self.port.close_port()
             self.port.delete()
 
@@ -98,7 +112,12 @@ def test_every_note_of_a_played_file_arrives_in_order_on_the_players_channel(syn
         listener.wait_for(r"join ann")
         assert player.wait(90) == 0, player.stderr
         listener.wait_for(r"leave ann")
-        time.sleep(0.5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+            m[0] & 0xF0 == CONTROL and m[1] == ALL_NOTES_OFF for m in synth.messages()
+        ):
+            time.sleep(0.05)
+        time.sleep(0.3)  # and nothing after it
         left = synth.messages()
         assert listener.interrupt() == 0, listener.stderr
     finally:
@@ -116,7 +135,9 @@ def test_every_note_of_a_played_file_arrives_in_order_on_the_players_channel(syn
     assert left.index([PROGRAM | channel, 0]) < left.index(ons[0])
     offs = [m for m in left if m[0] & 0xF0 == NOTE_OFF or (m[0] & 0xF0 == NOTE_ON and m[2] == 0)]
     assert len(offs) >= len(ons)  # every key came up
-    assert left[-1] == [CONTROL | channel, ALL_NOTES_OFF, 0]  # and on leave: all notes off
+    endings = [i for i, m in enumerate(left) if m[0] & 0xF0 == CONTROL and m[1] == ALL_NOTES_OFF]
+    last = [CONTROL | channel, ALL_NOTES_OFF, 0]
+    assert left[-1] == last, f"last: {left[-8:]}; All Notes Off at {endings} of {len(left)}"  # and on leave
 
 
 async def test_held_notes_and_pedal_are_released_on_exit(synth, relay_server):

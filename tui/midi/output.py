@@ -40,6 +40,12 @@ PROGRAM_CHANGE: Final = 0xC0
 ALL_NOTES_OFF: Final = 123
 PEDALS: Final = (64, 66, 67)  # sustain, sostenuto, soft
 MIDI_CHANNELS: Final = 16
+# How long the last messages get to leave before the port closes. RtMidi's JACK backend passes messages to
+# its process callback through a ring buffer, and its closePort waits for at most one cycle before it
+# unregisters the port: messages written during that cycle, or not yet read by the client on the other end,
+# were lost (the exit's pedal-up and note-offs, about 1 run in 12 of tests/tui/test_midi_out.py). A tenth of
+# a second is several periods at any usual JACK buffer size; it is spent once, at exit.
+CLOSE_LINGER_S: Final = 0.1
 _RELEASE: Final = -1  # a queue entry's kind: release this channel now
 _PROGRAM: Final = -2  # a queue entry's kind: program change now
 
@@ -247,6 +253,8 @@ class MidiOut:
     def _shut_down(self) -> None:
         for midi in sorted(set(self._held) | set(self._pedals)):
             self._silence(midi)
+        if self._port is not None:
+            time.sleep(CLOSE_LINGER_S)
         try:
             self._client.close_port()
         finally:
