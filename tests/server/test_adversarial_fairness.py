@@ -1,5 +1,5 @@
 """Fair rooms: a lobby of 2,000 members with one of them playing at its note limit leaves a quiet room's
-note p99 under 2x its baseline (+1 ms).
+note p99 under 2x its baseline (+3 ms).
 
 The crowd is a separate process (bench/_crowd.py: lean clients from 127.0.1.x, waiting for their Welcome
 only), so this test process only runs the probe. The baseline is measured before the crowd arrives. The
@@ -22,9 +22,11 @@ from tests.fixtures.relay_process import Latency, note_latency, relay_process
 CROWD = Path(__file__).resolve().parents[2] / "bench" / "_crowd.py"
 MEMBERS = 2000
 TRIES = 3
-# A p99 of 100 notes is about their largest: on a ~1 ms baseline one scheduler hiccup of the shared machine
-# moves it by a millisecond. Unfair fan-out costs tens of ms (86 ms measured without the room budget).
-SLACK_MS = 1.0
+# A p99 of 100 notes is about their largest: on a ~1 ms baseline a few scheduler hiccups of the shared
+# machine move it by milliseconds (in full-suite runs the loaded p99 came to 3.4-4.8 ms on a 0.95-1.12 ms
+# baseline, p50 unchanged; alone, 0.9-3.1 ms). Unfair fan-out costs tens of ms (86 ms measured without the
+# room budget). The password-guessing test allows the same 3 ms; bench/ holds the figure (1.4x baseline).
+SLACK_MS = 3.0
 
 
 def _held(baseline: Latency, loaded: Latency) -> bool:
@@ -43,7 +45,7 @@ async def _command(crowd: asyncio.subprocess.Process, command: str, timeout: flo
 async def test_a_crowded_lobby_at_quota_keeps_a_quiet_rooms_p99_under_twice_its_baseline(
     tmp_path: Path,
 ) -> None:
-    """Figure: quiet room note p99 (20 notes/s, 100 notes) < 2x baseline + 1 ms, 0 lost, with 2,000 lobby
+    """Figure: quiet room note p99 (20 notes/s, 100 notes) < 2x baseline + 3 ms, 0 lost, with 2,000 lobby
     members and one of them sending 200 note batches/s (the lobby gets the shared budget, 2,000
     deliveries/s, while the quiet room plays)."""
     async with relay_process(tmp_path) as server:
