@@ -35,8 +35,8 @@ class Synth:
 
     It reads RtMidi's queue from a thread of its own rather than through a callback: a callback runs Python in
     JACK's process thread, which then waits for the GIL, while python-rtmidi holds the GIL through its JACK
-    calls (opening, closing ports) that can wait on that same cycle. The tests hung and lost messages on that;
-    a hardware synth, outside our process, never takes our GIL.
+    calls (opening, closing ports) that can wait on that same cycle. The tests hung on that; a hardware
+    synth, outside our process, never takes our GIL.
     """
 
     def __init__(self) -> None:

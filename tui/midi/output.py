@@ -43,8 +43,8 @@ MIDI_CHANNELS: Final = 16
 # How long the last messages get to leave before the port closes. RtMidi's JACK backend passes messages to
 # its process callback through a ring buffer, and its closePort waits for at most one cycle before it
 # unregisters the port: messages written during that cycle, or not yet read by the client on the other end,
-# were lost (the exit's pedal-up and note-offs, about 1 run in 12 of tests/tui/test_midi_out.py). A tenth of
-# a second is several periods at any usual JACK buffer size; it is spent once, at exit.
+# were lost (the exit's pedal-up and note-offs, 3 runs in 40 of tests/tui/test_midi_out.py). A tenth of a
+# second is several periods at any usual JACK buffer size; it is spent only when the port is closed.
 CLOSE_LINGER_S: Final = 0.1
 _RELEASE: Final = -1  # a queue entry's kind: release this channel now
 _PROGRAM: Final = -2  # a queue entry's kind: program change now
