@@ -74,6 +74,11 @@ class Synth:
             self.port.delete()
 
 
+def endings(messages: list[list[int]]) -> list[int]:
+    """Where All Notes Off came in `messages`."""
+    return [i for i, m in enumerate(messages) if m[0] & 0xF0 == CONTROL and m[1] == ALL_NOTES_OFF]
+
+
 @pytest.fixture
 def synth():
     s = Synth()
@@ -113,9 +118,7 @@ def test_every_note_of_a_played_file_arrives_in_order_on_the_players_channel(syn
         assert player.wait(90) == 0, player.stderr
         listener.wait_for(r"leave ann")
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not any(
-            m[0] & 0xF0 == CONTROL and m[1] == ALL_NOTES_OFF for m in synth.messages()
-        ):
+        while time.monotonic() < deadline and not endings(synth.messages()):
             time.sleep(0.05)
         time.sleep(0.3)  # and nothing after it
         left = synth.messages()
@@ -135,9 +138,8 @@ def test_every_note_of_a_played_file_arrives_in_order_on_the_players_channel(syn
     assert left.index([PROGRAM | channel, 0]) < left.index(ons[0])
     offs = [m for m in left if m[0] & 0xF0 == NOTE_OFF or (m[0] & 0xF0 == NOTE_ON and m[2] == 0)]
     assert len(offs) >= len(ons)  # every key came up
-    endings = [i for i, m in enumerate(left) if m[0] & 0xF0 == CONTROL and m[1] == ALL_NOTES_OFF]
-    last = [CONTROL | channel, ALL_NOTES_OFF, 0]
-    assert left[-1] == last, f"last: {left[-8:]}; All Notes Off at {endings} of {len(left)}"  # and on leave
+    last = [CONTROL | channel, ALL_NOTES_OFF, 0]  # and on leave: all notes off
+    assert left[-1] == last, f"last: {left[-8:]}; All Notes Off at {endings(left)} of {len(left)}"
 
 
 async def test_held_notes_and_pedal_are_released_on_exit(synth, relay_server):
